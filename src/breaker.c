@@ -1,0 +1,1 @@
+/* breaker: being written; see src/meson.build */

@@ -1,0 +1,1 @@
+/* cancel_event: being written; see src/meson.build */

@@ -1,0 +1,1 @@
+/* cloudevent: being written; see src/meson.build */

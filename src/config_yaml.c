@@ -1,0 +1,1 @@
+/* config_yaml: being written; see src/meson.build */

@@ -1,0 +1,1 @@
+/* dlq: being written; see src/meson.build */

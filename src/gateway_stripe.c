@@ -1,0 +1,1 @@
+/* gateway_stripe: being written; see src/meson.build */

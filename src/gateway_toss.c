@@ -1,0 +1,1 @@
+/* gateway_toss: being written; see src/meson.build */

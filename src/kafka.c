@@ -1,0 +1,1 @@
+/* kafka: being written; see src/meson.build */

@@ -1,0 +1,1 @@
+/* migrate: being written; see src/meson.build */

@@ -1,0 +1,1 @@
+/* retry_policy: being written; see src/meson.build */

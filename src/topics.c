@@ -1,0 +1,1 @@
+/* topics: being written; see src/meson.build */

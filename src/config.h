@@ -26,7 +26,7 @@ enum jitter_mode { JITTER_NONE = 0, JITTER_FULL = 1 };
 
 /* Idempotency-key lifetimes the gateways document; a configured ttl may be
  * shorter, never longer. */
-#define CONFIG_TOSS_KEY_TTL_MS (15LL * 24 * 3600 * 1000)
+#define CONFIG_TOSS_KEY_TTL_MS   (15LL * 24 * 3600 * 1000)
 #define CONFIG_STRIPE_KEY_TTL_MS (24LL * 3600 * 1000)
 
 /* One "key: value" of a pass-through map (the kafka: section). */
@@ -37,11 +37,11 @@ struct config_kv {
 };
 
 struct config_database {
-    char *dsn;                     /* libpq conninfo or URI (may hold a password) */
-    int64_t connect_timeout_ms;    /* default 5s */
-    int64_t reconnect_min_ms;      /* first back-off step, default 200ms */
-    int64_t reconnect_max_ms;      /* back-off cap, default 30s */
-    int64_t statement_timeout_ms;  /* default 30s; 0 = none */
+    char *dsn;                    /* libpq conninfo or URI (may hold a password) */
+    int64_t connect_timeout_ms;   /* default 5s */
+    int64_t reconnect_min_ms;     /* first back-off step, default 200ms */
+    int64_t reconnect_max_ms;     /* back-off cap, default 30s */
+    int64_t statement_timeout_ms; /* default 30s; 0 = none */
 };
 
 struct config_kafka {
@@ -51,8 +51,8 @@ struct config_kafka {
 
 struct config_topic {
     char *name;
-    int partitions;          /* >= 1 */
-    int replication_factor;  /* >= 1 */
+    int partitions;         /* >= 1 */
+    int replication_factor; /* >= 1 */
 };
 
 struct config_topics {
@@ -63,13 +63,13 @@ struct config_topics {
 };
 
 struct retry_policy {
-    int max_attempts;             /* >= 1, default 5 */
-    int64_t initial_delay_ms;     /* default 30s */
-    double backoff_coefficient;   /* >= 1.0, default 2.0 */
-    int64_t max_delay_ms;         /* >= initial_delay, default 30m */
-    enum jitter_mode jitter;      /* default full */
-    int64_t deadline_ms;          /* total budget from acceptance, default 12h */
-    char **non_retryable_codes;   /* gateway error codes never retried */
+    int max_attempts;           /* >= 1, default 5 */
+    int64_t initial_delay_ms;   /* default 30s */
+    double backoff_coefficient; /* >= 1.0, default 2.0 */
+    int64_t max_delay_ms;       /* >= initial_delay, default 30m */
+    enum jitter_mode jitter;    /* default full */
+    int64_t deadline_ms;        /* total budget from acceptance, default 12h */
+    char **non_retryable_codes; /* gateway error codes never retried */
     size_t n_non_retryable_codes;
 };
 
@@ -79,27 +79,28 @@ struct config_rate_limit {
 };
 
 struct config_breaker {
-    bool enabled;          /* default true */
-    double failure_ratio;  /* (0,1], default 0.5 */
-    int min_requests;      /* calls in the window before the ratio counts, default 20 */
-    int64_t window_ms;     /* default 30s */
-    int64_t open_ms;       /* how long it stays open before a half-open probe, default 30s */
-    int half_open_probes;  /* successes needed to close again, default 3 */
+    bool enabled;         /* default true */
+    double failure_ratio; /* (0,1], default 0.5 */
+    int min_requests;     /* calls in the window before the ratio counts, default 20 */
+    int64_t window_ms;    /* default 30s */
+    int64_t open_ms;      /* how long it stays open before a half-open probe, default 30s */
+    int half_open_probes; /* successes needed to close again, default 3 */
 };
 
 struct config_gateway {
-    char *name;                 /* the map key under gateways:, used in events */
+    char *name; /* the map key under gateways:, used in events */
     enum gateway_kind kind;
-    char *base_url;             /* default by kind: https://api.tosspayments.com, https://api.stripe.com */
-    char *secret_key;           /* required; secret: never log it */
-    int64_t connect_timeout_ms; /* default 3s */
-    int64_t timeout_ms;         /* whole request, default 10s */
+    char *base_url;   /* default by kind: https://api.tosspayments.com, https://api.stripe.com */
+    char *secret_key; /* required; secret: never log it */
+    int64_t connect_timeout_ms;     /* default 3s */
+    int64_t timeout_ms;             /* whole request, default 10s */
     int64_t idempotency_key_ttl_ms; /* default and maximum: the kind's documented lifetime */
-    bool tls_verify;            /* default true */
-    char *ca_file;              /* optional CA bundle */
+    bool tls_verify;                /* default true */
+    char *ca_file;                  /* optional CA bundle */
     struct config_rate_limit rate_limit;
     struct config_breaker breaker;
-    struct retry_policy retry;  /* effective policy: top-level retry: with this gateway's overrides */
+    struct retry_policy
+        retry; /* effective policy: top-level retry: with this gateway's overrides */
 };
 
 struct config_slack_route {
@@ -110,14 +111,14 @@ struct config_slack_route {
 
 struct config_slack {
     bool enabled;
-    char *webhook_url;            /* secret; required when enabled */
-    char **statuses;              /* outcome statuses that alert, default FAILED, EXHAUSTED */
+    char *webhook_url; /* secret; required when enabled */
+    char **statuses;   /* outcome statuses that alert, default FAILED, EXHAUSTED */
     size_t n_statuses;
-    double rate_per_second;       /* default 1 */
-    int burst;                    /* default 3 */
-    int digest_threshold;         /* more alerts than this within digest_window -> one digest; default 10 */
-    int64_t digest_window_ms;     /* default 60s */
-    int64_t timeout_ms;           /* HTTP timeout, default 10s */
+    double rate_per_second; /* default 1 */
+    int burst;              /* default 3 */
+    int digest_threshold; /* more alerts than this within digest_window -> one digest; default 10 */
+    int64_t digest_window_ms; /* default 60s */
+    int64_t timeout_ms;       /* HTTP timeout, default 10s */
     struct config_slack_route *routes;
     size_t nroutes;
 };
@@ -135,9 +136,9 @@ struct config_intake {
 };
 
 struct config_retry_consumer {
-    char *group_id;        /* default cancel-retry-retry */
-    int max_in_flight;     /* concurrent gateway calls per process, default 32 */
-    int64_t lease_ms;      /* claim lease, > every gateway timeout; default 2m */
+    char *group_id;    /* default cancel-retry-retry */
+    int max_in_flight; /* concurrent gateway calls per process, default 32 */
+    int64_t lease_ms;  /* claim lease, > every gateway timeout; default 2m */
 };
 
 struct config_alert_consumer {
@@ -151,11 +152,11 @@ struct config_consumers {
 };
 
 struct config_relay {
-    int batch_size;              /* rows per publish batch, default 500 */
-    int64_t poll_interval_ms;    /* longest sleep without a NOTIFY, default 5s */
-    int64_t retention_ms;        /* published rows kept this long, default 7d */
+    int batch_size;                /* rows per publish batch, default 500 */
+    int64_t poll_interval_ms;      /* longest sleep without a NOTIFY, default 5s */
+    int64_t retention_ms;          /* published rows kept this long, default 7d */
     int64_t reconcile_interval_ms; /* default 30s */
-    int64_t flush_timeout_ms;    /* on shutdown, default 10s */
+    int64_t flush_timeout_ms;      /* on shutdown, default 10s */
 };
 
 struct config {

@@ -63,8 +63,7 @@ bool duration_parse(const char *s, int64_t *out_ms, char *err, size_t errlen)
             p++;
         int64_t mult = unit_ms(unit_start, (size_t)(p - unit_start));
         if (mult == 0) {
-            snprintf(err, errlen, "invalid duration \"%s\": unit must be one of ms, s, m, h, d",
-                     s);
+            snprintf(err, errlen, "invalid duration \"%s\": unit must be one of ms, s, m, h, d", s);
             return false;
         }
         total += value * (double)mult;

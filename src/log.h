@@ -31,7 +31,10 @@ struct log_ctx {
     json_t *fields; /* borrowed object: extra keys merged into the line */
 };
 
-#define LOG_CTX_INIT {NULL, NULL, NULL, -1, -1, NULL}
+#define LOG_CTX_INIT                                                                               \
+    {                                                                                              \
+        NULL, NULL, NULL, -1, -1, NULL                                                             \
+    }
 
 /* Set the service name printed on every line (borrowed, must outlive logging)
  * and the minimum level. May be called again, e.g. after a config reload. */
@@ -53,8 +56,8 @@ void log_syslog_level(int syslog_level, const char *facility, const char *client
                       const char *message);
 
 #define log_debug(...) log_emit(LOG_DEBUG, NULL, __VA_ARGS__)
-#define log_info(...) log_emit(LOG_INFO, NULL, __VA_ARGS__)
-#define log_warn(...) log_emit(LOG_WARN, NULL, __VA_ARGS__)
+#define log_info(...)  log_emit(LOG_INFO, NULL, __VA_ARGS__)
+#define log_warn(...)  log_emit(LOG_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_emit(LOG_ERROR, NULL, __VA_ARGS__)
 
 /* Write into out a copy of a libpq conninfo string or URI with any password

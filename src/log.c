@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +18,11 @@ static const char *log_service = "cancel-retry";
 static volatile int log_min_level = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* syslog(3) severities as librdkafka passes them. <syslog.h> is deliberately
+ * not included: it #defines LOG_DEBUG and LOG_INFO, which would silently
+ * replace our enum log_level constants of the same names in this file. */
+enum { SYSLOG_ERR = 3, SYSLOG_WARNING = 4, SYSLOG_INFO = 6 };
 
 void log_init(const char *service, enum log_level min_level)
 {
@@ -153,11 +157,11 @@ void log_syslog_level(int syslog_level, const char *facility, const char *client
     enum log_level level;
     char text[2048];
 
-    if (syslog_level <= LOG_ERR)
+    if (syslog_level <= SYSLOG_ERR)
         level = LOG_ERROR;
-    else if (syslog_level == LOG_WARNING)
+    else if (syslog_level == SYSLOG_WARNING)
         level = LOG_WARN;
-    else if (syslog_level <= LOG_INFO)
+    else if (syslog_level <= SYSLOG_INFO)
         level = LOG_INFO;
     else
         level = LOG_DEBUG;
@@ -173,61 +177,108 @@ void log_syslog_level(int syslog_level, const char *facility, const char *client
     json_decref(fields);
 }
 
-void log_redact_dsn(const char *dsn, char *out, size_t outlen)
-{
-    size_t o = 0;
-    const char *p = dsn ? dsn : "";
+/* Bounded output for log_redact_dsn: appends what fits, always NUL-terminated. */
+struct redact_out {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
 
-    if (outlen == 0)
-        return;
-    /* URI form: scheme://user:password@host -> scheme://user:***@host */
-    const char *scheme = strstr(p, "://");
-    if (scheme != NULL) {
-        const char *auth_start = scheme + 3;
-        const char *at = strchr(auth_start, '@');
-        const char *colon = at ? memchr(auth_start, ':', (size_t)(at - auth_start)) : NULL;
+static void redact_put(struct redact_out *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && o->len + 1 < o->cap; i++)
+        o->buf[o->len++] = s[i];
+    o->buf[o->len] = '\0';
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* URI form (postgresql://user:password@host/db?password=...): libpq takes the
+ * credentials from before the first '@' that comes ahead of any '/', and also
+ * accepts password=... among the query parameters; both are masked. */
+static void redact_uri(const char *p, const char *auth_start, struct redact_out *o)
+{
+    const char *q = auth_start;
+    while (*q != '\0' && *q != '@' && *q != '/')
+        q++;
+    if (*q == '@') {
+        const char *colon = memchr(auth_start, ':', (size_t)(q - auth_start));
         if (colon != NULL) {
-            snprintf(out, outlen, "%.*s:***%s", (int)(colon - p), p, at);
-            return;
+            redact_put(o, p, (size_t)(colon - p));
+            redact_put(o, ":***", 4);
+            p = q;
         }
-        snprintf(out, outlen, "%s", p);
+    }
+    const char *query = strchr(p, '?');
+    if (query == NULL) {
+        redact_put(o, p, strlen(p));
         return;
     }
-    /* key=value form: replace the value of password=... */
-    while (*p != '\0' && o + 1 < outlen) {
-        if (strncmp(p, "password", 8) == 0 && (p == dsn || p[-1] == ' ')) {
+    redact_put(o, p, (size_t)(query - p) + 1);
+    p = query + 1;
+    while (*p != '\0') {
+        size_t n = strcspn(p, "&");
+        if (n >= 9 && strncmp(p, "password=", 9) == 0)
+            redact_put(o, "password=***", 12);
+        else
+            redact_put(o, p, n);
+        p += n;
+        if (*p == '&')
+            redact_put(o, p++, 1);
+    }
+}
+
+/* key=value form: the value of every "password" keyword (bare or quoted,
+ * spaces allowed around '=') becomes ***. */
+static void redact_keywords(const char *dsn, struct redact_out *o)
+{
+    const char *p = dsn;
+    while (*p != '\0') {
+        if (strncmp(p, "password", 8) == 0 && (p == dsn || is_space(p[-1]))) {
             const char *q = p + 8;
-            while (*q == ' ')
+            while (is_space(*q))
                 q++;
             if (*q == '=') {
                 q++;
-                while (*q == ' ')
+                while (is_space(*q))
                     q++;
-                int n = snprintf(out + o, outlen - o, "password=***");
-                o += (n > 0) ? (size_t)n : 0;
-                if (o >= outlen) {
-                    o = outlen - 1;
-                    break;
-                }
-                /* skip the value: quoted or up to the next space */
+                redact_put(o, "password=***", 12);
                 if (*q == '\'') {
-                    q++;
-                    while (*q != '\0' && *q != '\'') {
+                    for (q++; *q != '\0' && *q != '\''; q++) {
                         if (*q == '\\' && q[1] != '\0')
                             q++;
-                        q++;
                     }
                     if (*q == '\'')
                         q++;
                 } else {
-                    while (*q != '\0' && *q != ' ')
+                    while (*q != '\0' && !is_space(*q))
                         q++;
                 }
                 p = q;
                 continue;
             }
         }
-        out[o++] = *p++;
+        redact_put(o, p++, 1);
     }
-    out[o] = '\0';
+}
+
+void log_redact_dsn(const char *dsn, char *out, size_t outlen)
+{
+    struct redact_out o = {out, 0, outlen};
+    const char *p = dsn ? dsn : "";
+
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    /* libpq treats a conninfo as a URI only when it starts with one of these
+     * prefixes; "://" elsewhere is just part of some value. */
+    if (strncmp(p, "postgresql://", 13) == 0)
+        redact_uri(p, p + 13, &o);
+    else if (strncmp(p, "postgres://", 11) == 0)
+        redact_uri(p, p + 11, &o);
+    else
+        redact_keywords(p, &o);
 }

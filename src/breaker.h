@@ -1,0 +1,48 @@
+/*
+ * breaker: a per-gateway circuit breaker, so that a gateway that is down is
+ * left alone for a while instead of burning every request's attempt budget.
+ *
+ * closed -> open when, over the sliding window, at least min_requests calls
+ * were recorded and the failure ratio reached failure_ratio; open for open_ms,
+ * then half-open: up to half_open_probes calls at once are let through;
+ * half_open_probes successes close it, one failure opens it again.
+ *
+ * What a failure is belongs to the caller (gateway_answer_counts_as_failure():
+ * timeouts, connection errors, 5xx, 429; never business 4xx answers).
+ * Time is passed in (milliseconds, monotonic), so tests use a fake clock.
+ * Not thread-safe: one owner.
+ */
+#ifndef CR_BREAKER_H
+#define CR_BREAKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum breaker_state { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
+
+struct breaker;
+
+/* A closed breaker with a copy of cfg. Returns NULL only when out of memory.
+ * A disabled breaker (cfg->enabled false) always allows. */
+struct breaker *breaker_new(const struct config_breaker *cfg);
+
+void breaker_free(struct breaker *br);
+
+/* May a call start at now_ms? True: go ahead, and report its result with
+ * breaker_record(). False (open, or half-open with every probe slot taken):
+ * *retry_at_ms (if not NULL) gets the time to try again; the caller
+ * re-schedules the request for then without spending an attempt. */
+bool breaker_allow(struct breaker *br, int64_t now_ms, int64_t *retry_at_ms);
+
+/* Record the result of a call that breaker_allow() let through. */
+void breaker_record(struct breaker *br, int64_t now_ms, bool success);
+
+/* The state at now_ms (open turns half-open once open_ms has passed). */
+enum breaker_state breaker_state(const struct breaker *br, int64_t now_ms);
+
+/* "closed", "open", "half_open". */
+const char *breaker_state_name(enum breaker_state st);
+
+#endif

@@ -1,1 +1,459 @@
-/* gateway: being written; see src/meson.build */
+/*
+ * gateway: refund calls and the classification of their answers. See
+ * gateway.h; the per-kind wire formats live in gateway_toss.c and
+ * gateway_stripe.c.
+ */
+#include "gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_internal.h"
+#include "log.h"
+
+struct gateway_client {
+    const struct config_gateway *cfg; /* borrowed */
+    struct http_client *http;         /* borrowed */
+    char *base_url;                   /* cfg->base_url without trailing slashes */
+    char *auth_header;                /* "Authorization: ..." (secret: never logged) */
+    CURL *esc;                        /* only for curl_easy_escape */
+};
+
+/* One refund or inquiry on its way; owned by the HTTP callbacks. */
+struct gateway_call {
+    struct gateway_client *gc;
+    gateway_done_cb done_cb;   /* refund */
+    gateway_inquiry_cb inq_cb; /* inquiry */
+    void *arg;
+    char *request_id;
+    char *payment_key;
+    int64_t amount;
+    bool partial;
+    struct gateway_answer answer; /* the refund answer while an inquiry confirms it */
+};
+
+void gateway_call_spec_clear(struct gateway_call_spec *spec)
+{
+    free(spec->url);
+    for (size_t i = 0; i < spec->nheaders; i++) {
+        /* The Authorization line holds the secret: wipe before freeing. */
+        memset(spec->headers[i], 0, strlen(spec->headers[i]));
+        free(spec->headers[i]);
+    }
+    free(spec->body);
+    memset(spec, 0, sizeof(*spec));
+}
+
+bool gateway_call_spec_add_header(struct gateway_call_spec *spec, const char *name,
+                                  const char *value)
+{
+    if (spec->nheaders >= GATEWAY_MAX_HEADERS)
+        return false;
+    size_t n = strlen(name) + 2 + strlen(value) + 1;
+    char *line = malloc(n);
+    if (line == NULL)
+        return false;
+    snprintf(line, n, "%s: %s", name, value);
+    spec->headers[spec->nheaders++] = line;
+    return true;
+}
+
+const char *gateway_verdict_name(enum gateway_verdict v)
+{
+    switch (v) {
+    case GATEWAY_SUCCEEDED:
+        return "SUCCEEDED";
+    case GATEWAY_ALREADY_REFUNDED:
+        return "ALREADY_REFUNDED";
+    case GATEWAY_RETRYABLE:
+        return "RETRYABLE";
+    case GATEWAY_PERMANENT:
+        return "PERMANENT";
+    case GATEWAY_CONFIG_FAULT:
+        return "CONFIG_FAULT";
+    }
+    return "UNKNOWN";
+}
+
+bool gateway_answer_counts_as_failure(const struct gateway_answer *a)
+{
+    if (a->verdict != GATEWAY_RETRYABLE)
+        return false;
+    return !a->answered || a->http_status >= 500 || a->http_status == 429;
+}
+
+/* A transfer that got no HTTP answer. Everything is retryable (the
+ * Idempotency-Key makes a resend safe even if the gateway did act) except
+ * what only a config change fixes. */
+static void classify_transport(int curl_code, const char *curl_error, struct gateway_answer *out)
+{
+    const char *code = "CONNECTION_ERROR";
+    enum gateway_verdict v = GATEWAY_RETRYABLE;
+
+    switch ((CURLcode)curl_code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        code = "TIMEOUT";
+        break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        code = "INVALID_URL";
+        v = GATEWAY_CONFIG_FAULT;
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        code = "TLS_ERROR";
+        v = GATEWAY_CONFIG_FAULT;
+        break;
+    default:
+        break;
+    }
+    out->verdict = v;
+    snprintf(out->code, sizeof(out->code), "%s", code);
+    snprintf(out->message, sizeof(out->message), "%s",
+             curl_error != NULL && curl_error[0] != '\0' ? curl_error
+                                                         : curl_easy_strerror((CURLcode)curl_code));
+}
+
+static bool code_is_non_retryable(const struct retry_policy *policy, const char *code)
+{
+    /* Same rule as config_retry_code_is_non_retryable(), kept here so the
+     * classification stays a leaf that tests link without the config code. */
+    if (policy == NULL || code[0] == '\0')
+        return false;
+    for (size_t i = 0; i < policy->n_non_retryable_codes; i++) {
+        if (policy->non_retryable_codes[i] != NULL &&
+            strcmp(policy->non_retryable_codes[i], code) == 0)
+            return true;
+    }
+    return false;
+}
+
+void gateway_classify(enum gateway_kind kind, long status, const char *body, int curl_code,
+                      const char *curl_error, const struct retry_policy *policy,
+                      struct gateway_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->retry_after_ms = -1;
+    out->http_status = status;
+
+    if (status == 0) {
+        out->answered = false;
+        classify_transport(curl_code, curl_error, out);
+    } else {
+        out->answered = true;
+        if (status >= 200 && status < 300) {
+            out->verdict = GATEWAY_SUCCEEDED;
+            return;
+        }
+        if (kind == GATEWAY_STRIPE) {
+            gateway_stripe_parse_error(body, out->code, sizeof(out->code), out->message,
+                                       sizeof(out->message));
+            out->verdict = gateway_stripe_classify_status(status, out->code);
+        } else {
+            gateway_toss_parse_error(body, out->code, sizeof(out->code), out->message,
+                                     sizeof(out->message));
+            out->verdict = gateway_toss_classify_status(status, out->code);
+        }
+        if (out->message[0] == '\0')
+            snprintf(out->message, sizeof(out->message), "http status %ld", status);
+    }
+    /* The operator's list wins over our defaults, but only to stop retries:
+     * it never turns a failure into a success or hides a config fault. */
+    if (out->verdict == GATEWAY_RETRYABLE && code_is_non_retryable(policy, out->code))
+        out->verdict = GATEWAY_PERMANENT;
+}
+
+/* A gateway might echo the key back in a message ("invalid key sk_..."):
+ * make sure it never leaves this module. */
+static void scrub_secret(char *text, const char *secret)
+{
+    size_t slen = secret != NULL ? strlen(secret) : 0;
+    char *p;
+    if (slen < 4)
+        return;
+    while ((p = strstr(text, secret)) != NULL) {
+        size_t tail = strlen(p + slen);
+        memcpy(p, "***", 3);
+        memmove(p + 3, p + slen, tail + 1);
+    }
+}
+
+struct gateway_client *gateway_client_new(const struct config_gateway *cfg,
+                                          struct http_client *http, char *err, size_t errlen)
+{
+    struct gateway_client *gc = NULL;
+
+    if (cfg->base_url == NULL || cfg->base_url[0] == '\0' || cfg->secret_key == NULL ||
+        cfg->secret_key[0] == '\0') {
+        snprintf(err, errlen,
+                 "cannot create gateway client %s: base_url and secret_key are required",
+                 cfg->name != NULL ? cfg->name : "?");
+        return NULL;
+    }
+    gc = calloc(1, sizeof(*gc));
+    if (gc == NULL)
+        goto oom;
+    gc->cfg = cfg;
+    gc->http = http;
+    gc->base_url = strdup(cfg->base_url);
+    if (gc->base_url == NULL)
+        goto oom;
+    size_t len = strlen(gc->base_url);
+    while (len > 0 && gc->base_url[len - 1] == '/')
+        gc->base_url[--len] = '\0';
+    gc->auth_header = cfg->kind == GATEWAY_STRIPE ? gateway_stripe_auth_header(cfg->secret_key)
+                                                  : gateway_toss_auth_header(cfg->secret_key);
+    if (gc->auth_header == NULL)
+        goto oom;
+    gc->esc = curl_easy_init();
+    if (gc->esc == NULL)
+        goto oom;
+    return gc;
+oom:
+    snprintf(err, errlen, "could not create gateway client %s: out of memory",
+             cfg->name != NULL ? cfg->name : "?");
+    gateway_client_free(gc);
+    return NULL;
+}
+
+void gateway_client_free(struct gateway_client *gc)
+{
+    if (gc == NULL)
+        return;
+    if (gc->auth_header != NULL) {
+        memset(gc->auth_header, 0, strlen(gc->auth_header));
+        free(gc->auth_header);
+    }
+    free(gc->base_url);
+    if (gc->esc != NULL)
+        curl_easy_cleanup(gc->esc);
+    free(gc);
+}
+
+const char *gateway_client_name(const struct gateway_client *gc)
+{
+    if (gc->cfg->name != NULL)
+        return gc->cfg->name;
+    return gc->cfg->kind == GATEWAY_STRIPE ? "stripe" : "toss";
+}
+
+static void call_free(struct gateway_call *call)
+{
+    if (call == NULL)
+        return;
+    free(call->request_id);
+    free(call->payment_key);
+    free(call);
+}
+
+static struct gateway_call *call_new(struct gateway_client *gc, const char *request_id,
+                                     const char *payment_key)
+{
+    struct gateway_call *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        return NULL;
+    call->gc = gc;
+    call->request_id = strdup(request_id != NULL ? request_id : "");
+    call->payment_key = strdup(payment_key);
+    if (call->request_id == NULL || call->payment_key == NULL) {
+        call_free(call);
+        return NULL;
+    }
+    return call;
+}
+
+/* Hand a built call to the HTTP engine with the gateway's timeouts and TLS
+ * settings. The spec is cleared either way. */
+static bool submit_spec(struct gateway_client *gc, struct gateway_call_spec *spec, http_done_cb cb,
+                        struct gateway_call *call, char *err, size_t errlen)
+{
+    struct http_request req = HTTP_REQUEST_INIT;
+    req.method = spec->method;
+    req.url = spec->url;
+    req.headers = (const char *const *)spec->headers;
+    req.nheaders = spec->nheaders;
+    req.body = spec->body;
+    req.body_len = spec->body_len;
+    req.connect_timeout_ms = gc->cfg->connect_timeout_ms;
+    req.timeout_ms = gc->cfg->timeout_ms;
+    req.tls_verify = gc->cfg->tls_verify;
+    req.ca_file = gc->cfg->ca_file;
+    bool ok = http_client_submit(gc->http, &req, cb, call, err, errlen);
+    gateway_call_spec_clear(spec);
+    return ok;
+}
+
+static void log_answer(const struct gateway_call *call, const char *what,
+                       const struct gateway_answer *a)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "gateway", json_string(gateway_client_name(call->gc)));
+    json_object_set_new(f, "paymentKey", json_string(call->payment_key));
+    json_object_set_new(f, "verdict", json_string(gateway_verdict_name(a->verdict)));
+    json_object_set_new(f, "httpStatus", json_integer(a->http_status));
+    if (a->code[0] != '\0')
+        json_object_set_new(f, "code", json_string(a->code));
+    if (a->message[0] != '\0')
+        json_object_set_new(f, "error", json_string(a->message));
+    if (a->retry_after_ms >= 0)
+        json_object_set_new(f, "retryAfterMs", json_integer(a->retry_after_ms));
+    json_object_set_new(f, "latencyMs", json_integer(a->latency_ms));
+    json_object_set_new(f, "replayed", json_boolean(a->replayed));
+    struct log_ctx ctx = LOG_CTX_INIT;
+    ctx.request_id = call->request_id[0] != '\0' ? call->request_id : NULL;
+    ctx.fields = f;
+    enum log_level level = a->verdict == GATEWAY_SUCCEEDED || a->verdict == GATEWAY_ALREADY_REFUNDED
+                               ? LOG_INFO
+                               : LOG_WARN;
+    log_emit(level, &ctx, "gateway %s answered: %s", what, gateway_verdict_name(a->verdict));
+    json_decref(f);
+}
+
+/* The inquiry's view of the payment, from its HTTP response. */
+static void payment_from_response(const struct gateway_client *gc, const struct http_response *resp,
+                                  struct gateway_payment *p)
+{
+    memset(p, 0, sizeof(*p));
+    gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
+                     resp->curl_error, NULL, &p->answer);
+    p->answer.latency_ms = resp->latency_ms;
+    p->answer.retry_after_ms = resp->retry_after_ms;
+    if (p->answer.verdict == GATEWAY_SUCCEEDED && !gateway_toss_parse_payment(resp->body, p)) {
+        p->answer.verdict = GATEWAY_PERMANENT;
+        snprintf(p->answer.code, sizeof(p->answer.code), "INVALID_RESPONSE");
+        snprintf(p->answer.message, sizeof(p->answer.message),
+                 "payment inquiry answer is not a payment object");
+    }
+    scrub_secret(p->answer.message, gc->cfg->secret_key);
+}
+
+static void finish_refund(struct gateway_call *call)
+{
+    log_answer(call, "refund", &call->answer);
+    call->done_cb(&call->answer, call->arg);
+    call_free(call);
+}
+
+static void on_confirm_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct gateway_payment p;
+    payment_from_response(call->gc, resp, &p);
+    gateway_toss_resolve_already_refunded(&p, call->partial, call->amount, &call->answer);
+    call->answer.latency_ms += resp->latency_ms;
+    finish_refund(call);
+}
+
+static void on_refund_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct gateway_client *gc = call->gc;
+    struct gateway_answer *a = &call->answer;
+
+    gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
+                     resp->curl_error, &gc->cfg->retry, a);
+    a->retry_after_ms = resp->retry_after_ms;
+    a->latency_ms = resp->latency_ms;
+    a->replayed = resp->idempotent_replayed;
+    scrub_secret(a->message, gc->cfg->secret_key);
+
+    if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->cfg->kind == GATEWAY_TOSS) {
+        /* Toss says "already canceled" both when our earlier attempt did it
+         * and when someone else cancelled a different amount: only the
+         * payment itself tells which. */
+        char err[256];
+        struct gateway_call_spec spec;
+        struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+        if (gateway_toss_build_inquiry(&ctx, call->payment_key, &spec, err, sizeof(err)) &&
+            submit_spec(gc, &spec, on_confirm_http, call, err, sizeof(err)))
+            return;
+        a->verdict = GATEWAY_RETRYABLE;
+        snprintf(a->code, sizeof(a->code), "INQUIRY_FAILED");
+        snprintf(a->message, sizeof(a->message),
+                 "could not confirm already-canceled payment: %.200s", err);
+    }
+    finish_refund(call);
+}
+
+bool gateway_refund_start(struct gateway_client *gc, const struct refund_request *req,
+                          gateway_done_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct gateway_call_spec spec;
+    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+    bool built;
+
+    if (req->request_id == NULL || req->request_id[0] == '\0' || req->payment_key == NULL ||
+        req->payment_key[0] == '\0') {
+        snprintf(err, errlen, "cannot start refund: request id and payment key are required");
+        return false;
+    }
+    if (req->partial && req->amount <= 0) {
+        snprintf(err, errlen, "cannot start partial refund of %lld: amount must be positive",
+                 (long long)req->amount);
+        return false;
+    }
+    struct gateway_call *call = call_new(gc, req->request_id, req->payment_key);
+    if (call == NULL) {
+        snprintf(err, errlen, "could not start refund: out of memory");
+        return false;
+    }
+    call->done_cb = cb;
+    call->arg = arg;
+    call->amount = req->amount;
+    call->partial = req->partial;
+
+    if (gc->cfg->kind == GATEWAY_STRIPE)
+        built = gateway_stripe_build_refund(&ctx, req, &spec, err, errlen);
+    else
+        built = gateway_toss_build_refund(&ctx, req, &spec, err, errlen);
+    if (!built || !submit_spec(gc, &spec, on_refund_http, call, err, errlen)) {
+        call_free(call);
+        return false;
+    }
+    return true;
+}
+
+static void on_inquiry_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct gateway_payment p;
+    payment_from_response(call->gc, resp, &p);
+    log_answer(call, "inquiry", &p.answer);
+    call->inq_cb(&p, call->arg);
+    call_free(call);
+}
+
+bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
+                           gateway_inquiry_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct gateway_call_spec spec;
+    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+
+    if (gc->cfg->kind != GATEWAY_TOSS) {
+        snprintf(err, errlen, "cannot inquire payments on gateway %s: its kind has no inquiry",
+                 gateway_client_name(gc));
+        return false;
+    }
+    if (payment_key == NULL || payment_key[0] == '\0') {
+        snprintf(err, errlen, "cannot start inquiry: payment key is required");
+        return false;
+    }
+    struct gateway_call *call = call_new(gc, "", payment_key);
+    if (call == NULL) {
+        snprintf(err, errlen, "could not start inquiry: out of memory");
+        return false;
+    }
+    call->inq_cb = cb;
+    call->arg = arg;
+    if (!gateway_toss_build_inquiry(&ctx, payment_key, &spec, err, errlen) ||
+        !submit_spec(gc, &spec, on_inquiry_http, call, err, errlen)) {
+        call_free(call);
+        return false;
+    }
+    return true;
+}

@@ -1,1 +1,435 @@
-/* http: being written; see src/meson.build */
+/*
+ * http: libcurl multi engine. See http.h.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+struct http_transfer {
+    struct http_client *client;
+    CURL *easy;
+    struct curl_slist *headers;
+    http_done_cb cb;
+    void *arg;
+    char *body; /* received, NUL-terminated */
+    size_t body_len;
+    size_t body_cap;
+    bool body_truncated;
+    int64_t retry_after_ms;
+    bool replayed;
+    int64_t started_ms;
+    char errbuf[CURL_ERROR_SIZE];
+    struct http_transfer *prev, *next; /* the client's in-flight list */
+};
+
+struct http_client {
+    CURLM *multi;
+    struct http_transfer *transfers; /* in flight, doubly linked */
+    size_t in_flight;
+    bool closing; /* http_client_free() is aborting transfers */
+};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct http_client *http_client_new(char *err, size_t errlen)
+{
+    /* Reference-counted inside libcurl and thread-safe since 7.84; each
+     * client holds one reference. */
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "could not initialise libcurl: %s", curl_easy_strerror(rc));
+        return NULL;
+    }
+    struct http_client *client = calloc(1, sizeof(*client));
+    if (client == NULL) {
+        snprintf(err, errlen, "could not allocate http client: out of memory");
+        curl_global_cleanup();
+        return NULL;
+    }
+    client->multi = curl_multi_init();
+    if (client->multi == NULL) {
+        snprintf(err, errlen, "could not create libcurl multi handle");
+        free(client);
+        curl_global_cleanup();
+        return NULL;
+    }
+    return client;
+}
+
+static void transfer_unlink(struct http_transfer *t)
+{
+    struct http_client *c = t->client;
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        c->transfers = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    c->in_flight--;
+}
+
+static void transfer_free(struct http_transfer *t)
+{
+    if (t == NULL)
+        return;
+    if (t->easy != NULL)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t->body);
+    free(t);
+}
+
+/* Remove a finished (or aborted) transfer, call its callback, free it. */
+static void transfer_finish(struct http_transfer *t, CURLcode code)
+{
+    struct http_client *c = t->client;
+    struct http_response resp;
+    long status = 0;
+
+    curl_multi_remove_handle(c->multi, t->easy);
+    transfer_unlink(t);
+
+    if (code == CURLE_OK || code == CURLE_OPERATION_TIMEDOUT)
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    /* A timeout after the status line (slow body) still is no answer we can
+     * act on: report it as no answer. */
+    if (code != CURLE_OK)
+        status = 0;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.status = status;
+    resp.body = t->body != NULL ? t->body : "";
+    resp.body_len = t->body_len;
+    resp.body_truncated = t->body_truncated;
+    resp.retry_after_ms = status != 0 ? t->retry_after_ms : -1;
+    resp.idempotent_replayed = status != 0 && t->replayed;
+    resp.curl_code = code;
+    if (code == CURLE_OK)
+        resp.curl_error = "";
+    else if (t->errbuf[0] != '\0')
+        resp.curl_error = t->errbuf;
+    else
+        resp.curl_error = curl_easy_strerror(code);
+    resp.latency_ms = monotonic_ms() - t->started_ms;
+
+    t->cb(&resp, t->arg);
+    transfer_free(t);
+}
+
+void http_client_free(struct http_client *client)
+{
+    if (client == NULL)
+        return;
+    client->closing = true;
+    while (client->transfers != NULL) {
+        struct http_transfer *t = client->transfers;
+        snprintf(t->errbuf, sizeof(t->errbuf), "http client closed before the answer came");
+        transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
+    }
+    curl_multi_cleanup(client->multi);
+    free(client);
+    curl_global_cleanup();
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_transfer *t = userdata;
+    size_t n = size * nmemb;
+    size_t room = HTTP_BODY_MAX - t->body_len;
+    size_t take = n < room ? n : room;
+
+    if (take < n)
+        t->body_truncated = true; /* keep reading: returning less aborts */
+    if (take == 0)
+        return n;
+    if (t->body_len + take + 1 > t->body_cap) {
+        size_t cap = t->body_cap == 0 ? 4096 : t->body_cap;
+        while (cap < t->body_len + take + 1)
+            cap *= 2;
+        if (cap > HTTP_BODY_MAX + 1)
+            cap = HTTP_BODY_MAX + 1;
+        char *nb = realloc(t->body, cap);
+        if (nb == NULL)
+            return 0; /* libcurl fails the transfer with CURLE_WRITE_ERROR */
+        t->body = nb;
+        t->body_cap = cap;
+    }
+    memcpy(t->body + t->body_len, data, take);
+    t->body_len += take;
+    t->body[t->body_len] = '\0';
+    return n;
+}
+
+/* Trim spaces and CR/LF at both ends of [s, s+len) in place; returns start. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 &&
+           (s[len - 1] == '\r' || s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+        s[--len] = '\0';
+    return s;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_transfer *t = userdata;
+    size_t n = size * nmemb;
+    char line[512];
+
+    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* A new status line (after a 100 Continue, say): forget earlier headers. */
+        t->retry_after_ms = -1;
+        t->replayed = false;
+        return n;
+    }
+    if (n >= sizeof(line))
+        return n; /* not a header we care about */
+    memcpy(line, data, n);
+    line[n] = '\0';
+    char *colon = strchr(line, ':');
+    if (colon == NULL)
+        return n;
+    *colon = '\0';
+    char *name = trim(line);
+    char *value = trim(colon + 1);
+    if (strcasecmp(name, "Retry-After") == 0) {
+        int64_t ms;
+        if (http_parse_retry_after(value, time(NULL), &ms))
+            t->retry_after_ms = ms;
+    } else if (strcasecmp(name, "Idempotent-Replayed") == 0) {
+        t->replayed = strcasecmp(value, "true") == 0;
+    }
+    return n;
+}
+
+bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms)
+{
+    if (value == NULL || *value == '\0')
+        return false;
+    const char *p = value;
+    while (isdigit((unsigned char)*p))
+        p++;
+    if (p != value && *p == '\0') {
+        errno = 0;
+        long long secs = strtoll(value, NULL, 10);
+        if (errno == ERANGE || secs > INT64_MAX / 1000)
+            return false;
+        *out_ms = (int64_t)secs * 1000;
+        return true;
+    }
+    time_t when = curl_getdate(value, NULL);
+    if (when == (time_t)-1)
+        return false;
+    *out_ms = when > now ? (int64_t)(when - now) * 1000 : 0;
+    return true;
+}
+
+void http_redact_header(const char *line, char *out, size_t outlen)
+{
+    const char *colon = strchr(line, ':');
+    if (colon != NULL) {
+        size_t nlen = (size_t)(colon - line);
+        if ((nlen == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
+            (nlen == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)) {
+            snprintf(out, outlen, "%.*s: ***", (int)nlen, line);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%s", line);
+}
+
+/* Debug trace of what is sent: method, URL and header lines, redacted. Never
+ * the body (it may carry personal data) and never libcurl's verbose mode,
+ * which would print the Authorization header. */
+static void log_request(const struct http_request *req, const char *method)
+{
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    json_t *fields = json_object();
+    json_t *hdrs = json_array();
+    char buf[256];
+    for (size_t i = 0; i < req->nheaders; i++) {
+        http_redact_header(req->headers[i], buf, sizeof(buf));
+        json_array_append_new(hdrs, json_string(buf));
+    }
+    json_object_set_new(fields, "method", json_string(method));
+    json_object_set_new(fields, "url", json_string(req->url));
+    json_object_set_new(fields, "headers", hdrs);
+    struct log_ctx ctx = LOG_CTX_INIT;
+    ctx.fields = fields;
+    log_emit(LOG_DEBUG, &ctx, "http request");
+    json_decref(fields);
+}
+
+bool http_client_submit(struct http_client *client, const struct http_request *req, http_done_cb cb,
+                        void *arg, char *err, size_t errlen)
+{
+    const char *method = req->method != NULL ? req->method : "GET";
+    struct http_transfer *t = NULL;
+    CURLcode rc = CURLE_OK;
+
+    if (client->closing) {
+        snprintf(err, errlen, "cannot submit http request: client is closing");
+        return false;
+    }
+    if (req->url == NULL || cb == NULL) {
+        snprintf(err, errlen, "cannot submit http request: url and callback are required");
+        return false;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        goto oom;
+    t->client = client;
+    t->cb = cb;
+    t->arg = arg;
+    t->retry_after_ms = -1;
+    t->easy = curl_easy_init();
+    if (t->easy == NULL)
+        goto oom;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        struct curl_slist *l = curl_slist_append(t->headers, req->headers[i]);
+        if (l == NULL)
+            goto oom;
+        t->headers = l;
+    }
+    /* Never wait for "100 Continue": our bodies are small and a 1 s stall
+     * per call would dominate the latency. */
+    struct curl_slist *l = curl_slist_append(t->headers, "Expect:");
+    if (l == NULL)
+        goto oom;
+    t->headers = l;
+
+    CURL *e = t->easy;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if ((rc = curl_easy_setopt(e, opt, val)) != CURLE_OK)                                      \
+            goto setopt_failed;                                                                    \
+    } while (0)
+    SET(CURLOPT_URL, req->url);
+    /* Threads and SIGALRM do not mix: never let libcurl use signals. */
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_HTTPHEADER, t->headers);
+    SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, t);
+    SET(CURLOPT_PRIVATE, t);
+    SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
+    if (req->ca_file != NULL && req->ca_file[0] != '\0')
+        SET(CURLOPT_CAINFO, req->ca_file);
+    if (req->connect_timeout_ms > 0)
+        SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+    if (req->timeout_ms > 0)
+        SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+
+    if (strcmp(method, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        if (strcmp(method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+        if (req->body != NULL || strcmp(method, "POST") == 0) {
+            /* Size first: COPYPOSTFIELDS copies POSTFIELDSIZE bytes. */
+            SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body != NULL ? req->body_len : 0));
+            SET(CURLOPT_COPYPOSTFIELDS, req->body != NULL ? req->body : "");
+        }
+    }
+#undef SET
+
+    log_request(req, method);
+    t->started_ms = monotonic_ms();
+    CURLMcode mrc = curl_multi_add_handle(client->multi, e);
+    if (mrc != CURLM_OK) {
+        snprintf(err, errlen, "could not start http request: %s", curl_multi_strerror(mrc));
+        transfer_free(t);
+        return false;
+    }
+    t->next = client->transfers;
+    if (client->transfers != NULL)
+        client->transfers->prev = t;
+    client->transfers = t;
+    client->in_flight++;
+    return true;
+
+setopt_failed:
+    snprintf(err, errlen, "could not set up http request: %s", curl_easy_strerror(rc));
+    transfer_free(t);
+    return false;
+oom:
+    snprintf(err, errlen, "could not set up http request: out of memory");
+    transfer_free(t);
+    return false;
+}
+
+/* Call back every transfer libcurl reports as done. */
+static int dispatch_done(struct http_client *client)
+{
+    int done = 0;
+    int queued;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(client->multi, &queued)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct http_transfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode code = msg->data.result;
+        /* msg is invalid once the handle is removed: copy first. */
+        transfer_finish(t, code);
+        done++;
+    }
+    return done;
+}
+
+int http_client_run(struct http_client *client, int timeout_ms, char *err, size_t errlen)
+{
+    int running = 0;
+    CURLMcode mrc = curl_multi_perform(client->multi, &running);
+    if (mrc != CURLM_OK)
+        goto failed;
+    int done = dispatch_done(client);
+    if (done > 0)
+        timeout_ms = 0; /* let the caller react to the answers first */
+    if (timeout_ms > 0) {
+        int numfds = 0;
+        mrc = curl_multi_poll(client->multi, NULL, 0, timeout_ms, &numfds);
+        if (mrc != CURLM_OK)
+            goto failed;
+        mrc = curl_multi_perform(client->multi, &running);
+        if (mrc != CURLM_OK)
+            goto failed;
+        done += dispatch_done(client);
+    }
+    return done;
+failed:
+    snprintf(err, errlen, "could not drive http transfers: %s", curl_multi_strerror(mrc));
+    return -1;
+}
+
+size_t http_client_in_flight(const struct http_client *client)
+{
+    return client->in_flight;
+}
+
+void http_client_wakeup(struct http_client *client)
+{
+    curl_multi_wakeup(client->multi);
+}

@@ -1,0 +1,69 @@
+/*
+ * gateway_internal: what gateway.c shares with the per-kind files
+ * (gateway_toss.c, gateway_stripe.c). Not for use outside src/gateway*.c.
+ */
+#ifndef CR_GATEWAY_INTERNAL_H
+#define CR_GATEWAY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "gateway.h"
+
+#define GATEWAY_MAX_HEADERS 4
+
+/* One HTTP call to make, fully built; every pointer owned by the spec. */
+struct gateway_call_spec {
+    const char *method; /* static string */
+    char *url;
+    char *headers[GATEWAY_MAX_HEADERS]; /* "Name: value" */
+    size_t nheaders;
+    char *body; /* NULL for GET */
+    size_t body_len;
+};
+
+/* What a builder needs from the client; all borrowed. */
+struct gateway_build_ctx {
+    const char *base_url;    /* without a trailing slash */
+    const char *auth_header; /* "Authorization: ..." (secret inside) */
+    CURL *esc;               /* handle for curl_easy_escape */
+};
+
+void gateway_call_spec_clear(struct gateway_call_spec *spec);
+
+/* Append a copy of "name: value" to spec's headers; false when out of memory
+ * or full. */
+bool gateway_call_spec_add_header(struct gateway_call_spec *spec, const char *name,
+                                  const char *value);
+
+/* The Authorization header line for a secret key, malloc'd, or NULL. */
+char *gateway_toss_auth_header(const char *secret);
+char *gateway_stripe_auth_header(const char *secret);
+
+/* Build a refund call (Toss cancel / Stripe refund) into spec (cleared on
+ * failure). */
+bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
+                               const struct refund_request *req, struct gateway_call_spec *spec,
+                               char *err, size_t errlen);
+bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
+                                 const struct refund_request *req, struct gateway_call_spec *spec,
+                                 char *err, size_t errlen);
+
+/* Toss payment inquiry: GET {base}/v1/payments/{paymentKey}. */
+bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char *payment_key,
+                                struct gateway_call_spec *spec, char *err, size_t errlen);
+
+/* Read the error code and message of a non-2xx answer body into code and
+ * message ("" when absent). */
+void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char *message,
+                              size_t msglen);
+void gateway_stripe_parse_error(const char *body, char *code, size_t codelen, char *message,
+                                size_t msglen);
+
+/* Verdict of a non-2xx HTTP answer with the parsed code. */
+enum gateway_verdict gateway_toss_classify_status(long status, const char *code);
+enum gateway_verdict gateway_stripe_classify_status(long status, const char *code);
+
+#endif

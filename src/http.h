@@ -1,0 +1,103 @@
+/*
+ * http: many concurrent HTTP calls on one thread, over libcurl's multi
+ * interface. Used by the gateway clients and the Slack alert consumer; knows
+ * nothing about either.
+ *
+ * The owner submits requests and calls http_client_run() in its loop; every
+ * finished transfer calls its callback from inside http_client_run(), on the
+ * owner's thread. Only http_client_wakeup() may be called from another thread.
+ *
+ * Redaction: the Authorization header of a request is never logged (it
+ * carries gateway secrets); neither is any header value or body at info level.
+ */
+#ifndef CR_HTTP_H
+#define CR_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+/* Response bodies beyond this are cut (and body_truncated set): gateway and
+ * Slack answers are small, a huge one is a bug or an attack. */
+#define HTTP_BODY_MAX (1024 * 1024)
+
+struct http_request {
+    const char *method;         /* "GET", "POST", ...; NULL = GET */
+    const char *url;            /* absolute http(s) URL */
+    const char *const *headers; /* "Name: value" lines, nheaders of them */
+    size_t nheaders;
+    const char *body; /* may be NULL; body_len bytes are sent */
+    size_t body_len;
+    int64_t connect_timeout_ms; /* 0 = libcurl's default */
+    int64_t timeout_ms;         /* whole transfer; 0 = none (avoid) */
+    bool tls_verify;            /* peer and host verification; on in HTTP_REQUEST_INIT */
+    const char *ca_file;        /* optional CA bundle, NULL = system default */
+};
+
+/* Start every request from this: TLS verification on, everything else empty. */
+#define HTTP_REQUEST_INIT                                                                          \
+    {                                                                                              \
+        NULL, NULL, NULL, 0, NULL, 0, 0, 0, true, NULL                                             \
+    }
+
+struct http_response {
+    long status;              /* HTTP status, 0 if no answer came */
+    const char *body;         /* NUL-terminated, "" if none; valid during the callback only */
+    size_t body_len;          /* bytes in body (at most HTTP_BODY_MAX) */
+    bool body_truncated;      /* the answer was longer than HTTP_BODY_MAX */
+    int64_t retry_after_ms;   /* from Retry-After (seconds or HTTP date), -1 if absent */
+    bool idempotent_replayed; /* "Idempotent-Replayed: true" was in the answer */
+    CURLcode curl_code;       /* CURLE_OK when the transfer completed */
+    const char *curl_error;   /* human-readable transfer error, "" if none */
+    int64_t latency_ms;       /* from submit to completion */
+};
+
+/* Called once per submitted request, with a response that lives only during
+ * the call. The callback may submit new requests. */
+typedef void (*http_done_cb)(const struct http_response *resp, void *arg);
+
+struct http_client;
+
+/* A client with no transfers. Returns NULL and writes err on failure. */
+struct http_client *http_client_new(char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Abort every transfer still in flight, calling its callback with status 0 and
+ * curl_code CURLE_ABORTED_BY_CALLBACK so owners can release their arg (no new
+ * submit is accepted from those callbacks), then free everything.
+ * http_client_free(NULL) is a no-op. */
+void http_client_free(struct http_client *client);
+
+/* Queue req; the client copies everything it needs (url, headers, body), so
+ * req may be released on return. cb(resp, arg) runs later from
+ * http_client_run(). Returns false and writes err if the transfer could not
+ * be set up (cb will then never be called). */
+bool http_client_submit(struct http_client *client, const struct http_request *req, http_done_cb cb,
+                        void *arg, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Drive the transfers: do whatever I/O is ready, wait up to timeout_ms for
+ * more (less if a transfer times out sooner, or if http_client_wakeup() is
+ * called), and call the callback of every transfer that finished. Waits even
+ * with nothing in flight, so it can be a loop's only sleep. Returns the number
+ * of callbacks called, or -1 (err written) if libcurl failed. */
+int http_client_run(struct http_client *client, int timeout_ms, char *err, size_t errlen);
+
+/* Transfers submitted whose callback has not run yet. */
+size_t http_client_in_flight(const struct http_client *client);
+
+/* Make a concurrent or later http_client_run() return early. Safe from any
+ * thread (curl_multi_wakeup). */
+void http_client_wakeup(struct http_client *client);
+
+/* Parse a Retry-After value: delta-seconds ("120") or an HTTP date, relative
+ * to now (seconds since the epoch). Stores milliseconds (0 for a date in the
+ * past) in *out_ms and returns true; false if the value is neither. */
+bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms);
+
+/* Copy a "Name: value" header line into out for logging, with the value of
+ * Authorization (and Proxy-Authorization) replaced by "***". */
+void http_redact_header(const char *line, char *out, size_t outlen);
+
+#endif

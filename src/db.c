@@ -316,6 +316,26 @@ static bool listen_now(struct db *db, const char *channel, char *err, size_t err
     return ok;
 }
 
+/* Server notices (RAISE NOTICE, "relation already exists, skipping") would
+ * otherwise go to stderr as bare text, breaking the one-JSON-object-per-line
+ * log: route them into the log at debug level (warnings at warn). */
+static void notice_to_log(void *arg, const PGresult *res)
+{
+    (void)arg;
+    char msg[1024];
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    enum log_level level =
+        (severity != NULL && strcmp(severity, "WARNING") == 0) ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    one_line(PQresultErrorMessage(res), msg, sizeof(msg));
+    struct log_ctx ctx = LOG_CTX_INIT;
+    json_t *fields = json_pack("{s:s}", "component", "postgresql");
+    ctx.fields = fields;
+    log_emit(level, &ctx, "%s", msg);
+    json_decref(fields);
+}
+
 bool db_connect_once(struct db *db, char *err, size_t errlen)
 {
     char timeout_s[24], why[512];
@@ -349,6 +369,7 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
         set_last(db, DB_ERR_CONNECTION, NULL);
         return false;
     }
+    PQsetNoticeReceiver(db->conn, notice_to_log, NULL);
     char stmt_timeout[32];
     snprintf(stmt_timeout, sizeof(stmt_timeout), "%lld", (long long)db->statement_timeout_ms);
     const char *const params[] = {stmt_timeout, db->application_name};

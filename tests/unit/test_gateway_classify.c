@@ -1,0 +1,358 @@
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <string.h>
+
+#include "gateway.h"
+#include "gateway_internal.h"
+#include "http.h"
+
+/* Criterion re-executes the binary per test: inline arrays, no pointers. */
+struct ccase {
+    int kind;
+    long status;
+    char body[200];
+    int curl_code;
+    int verdict;
+    char code[64];
+    bool answered;
+    bool breaker_failure;
+};
+
+#define TOSS   GATEWAY_TOSS
+#define STRIPE GATEWAY_STRIPE
+#define OK     CURLE_OK
+
+ParameterizedTestParameters(classify, table)
+{
+    static struct ccase cases[] = {
+        /* Toss */
+        {TOSS, 200, "{\"paymentKey\":\"p\",\"status\":\"CANCELED\",\"balanceAmount\":0}", OK,
+         GATEWAY_SUCCEEDED, "", true, false},
+        {TOSS, 201, "", OK, GATEWAY_SUCCEEDED, "", true, false},
+        {TOSS, 400, "{\"code\":\"ALREADY_CANCELED_PAYMENT\",\"message\":\"m\"}", OK,
+         GATEWAY_ALREADY_REFUNDED, "ALREADY_CANCELED_PAYMENT", true, false},
+        {TOSS, 400, "{\"code\":\"NOT_CANCELABLE_AMOUNT\",\"message\":\"m\"}", OK, GATEWAY_PERMANENT,
+         "NOT_CANCELABLE_AMOUNT", true, false},
+        {TOSS, 404, "{\"code\":\"NOT_FOUND_PAYMENT\",\"message\":\"m\"}", OK, GATEWAY_PERMANENT,
+         "NOT_FOUND_PAYMENT", true, false},
+        {TOSS, 422, "{\"code\":\"INVALID_IDEMPOTENCY_KEY_REUSE\",\"message\":\"m\"}", OK,
+         GATEWAY_PERMANENT, "INVALID_IDEMPOTENCY_KEY_REUSE", true, false},
+        {TOSS, 401, "{\"code\":\"UNAUTHORIZED_KEY\",\"message\":\"m\"}", OK, GATEWAY_CONFIG_FAULT,
+         "UNAUTHORIZED_KEY", true, false},
+        {TOSS, 403, "{\"code\":\"FORBIDDEN_REQUEST\",\"message\":\"m\"}", OK, GATEWAY_CONFIG_FAULT,
+         "FORBIDDEN_REQUEST", true, false},
+        {TOSS, 500, "{\"code\":\"PROVIDER_ERROR\",\"message\":\"m\"}", OK, GATEWAY_RETRYABLE,
+         "PROVIDER_ERROR", true, true},
+        {TOSS, 400, "{\"code\":\"PROVIDER_ERROR\",\"message\":\"m\"}", OK, GATEWAY_RETRYABLE,
+         "PROVIDER_ERROR", true, false},
+        {TOSS, 409, "{\"code\":\"IDEMPOTENT_REQUEST_PROCESSING\",\"message\":\"m\"}", OK,
+         GATEWAY_RETRYABLE, "IDEMPOTENT_REQUEST_PROCESSING", true, false},
+        {TOSS, 429, "{\"code\":\"TOO_MANY_REQUESTS\",\"message\":\"m\"}", OK, GATEWAY_RETRYABLE,
+         "TOO_MANY_REQUESTS", true, true},
+        {TOSS, 503, "", OK, GATEWAY_RETRYABLE, "", true, true},
+        {TOSS, 502, "<html>bad gateway</html>", OK, GATEWAY_RETRYABLE, "", true, true},
+        {TOSS, 400, "not json", OK, GATEWAY_PERMANENT, "", true, false},
+        {TOSS, 301, "", OK, GATEWAY_CONFIG_FAULT, "", true, false},
+        {TOSS, 0, "", CURLE_OPERATION_TIMEDOUT, GATEWAY_RETRYABLE, "TIMEOUT", false, true},
+        {TOSS, 0, "", CURLE_COULDNT_CONNECT, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false, true},
+        {TOSS, 0, "", CURLE_GOT_NOTHING, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false, true},
+        {TOSS, 0, "", CURLE_RECV_ERROR, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false, true},
+        {TOSS, 0, "", CURLE_COULDNT_RESOLVE_HOST, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false,
+         true},
+        {TOSS, 0, "", CURLE_URL_MALFORMAT, GATEWAY_CONFIG_FAULT, "INVALID_URL", false, false},
+        {TOSS, 0, "", CURLE_PEER_FAILED_VERIFICATION, GATEWAY_CONFIG_FAULT, "TLS_ERROR", false,
+         false},
+        /* Stripe */
+        {STRIPE, 200, "{\"id\":\"re_1\",\"object\":\"refund\",\"status\":\"succeeded\"}", OK,
+         GATEWAY_SUCCEEDED, "", true, false},
+        {STRIPE, 400,
+         "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"charge_already_refunded\","
+         "\"message\":\"m\"}}",
+         OK, GATEWAY_ALREADY_REFUNDED, "charge_already_refunded", true, false},
+        {STRIPE, 400,
+         "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"amount_too_large\","
+         "\"message\":\"m\"}}",
+         OK, GATEWAY_PERMANENT, "amount_too_large", true, false},
+        {STRIPE, 404,
+         "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"resource_missing\","
+         "\"message\":\"m\"}}",
+         OK, GATEWAY_PERMANENT, "resource_missing", true, false},
+        {STRIPE, 401, "{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"bad key\"}}",
+         OK, GATEWAY_CONFIG_FAULT, "invalid_request_error", true, false},
+        {STRIPE, 409,
+         "{\"error\":{\"type\":\"idempotency_error\",\"code\":\"idempotency_key_in_use\","
+         "\"message\":\"m\"}}",
+         OK, GATEWAY_RETRYABLE, "idempotency_key_in_use", true, false},
+        {STRIPE, 400, "{\"error\":{\"type\":\"idempotency_error\",\"message\":\"reused\"}}", OK,
+         GATEWAY_PERMANENT, "idempotency_error", true, false},
+        {STRIPE, 409,
+         "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"resource_already_exists\","
+         "\"message\":\"m\"}}",
+         OK, GATEWAY_PERMANENT, "resource_already_exists", true, false},
+        {STRIPE, 429,
+         "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"rate_limit\",\"message\":"
+         "\"m\"}}",
+         OK, GATEWAY_RETRYABLE, "rate_limit", true, true},
+        {STRIPE, 500, "{\"error\":{\"type\":\"api_error\",\"message\":\"m\"}}", OK,
+         GATEWAY_RETRYABLE, "api_error", true, true},
+        {STRIPE, 0, "", CURLE_OPERATION_TIMEDOUT, GATEWAY_RETRYABLE, "TIMEOUT", false, true},
+        {STRIPE, 0, "", CURLE_SEND_ERROR, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false, true},
+    };
+    return cr_make_param_array(struct ccase, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct ccase *c, classify, table)
+{
+    struct gateway_answer a;
+    gateway_classify((enum gateway_kind)c->kind, c->status, c->body, c->curl_code, NULL, NULL, &a);
+    const char *what = c->kind == STRIPE ? "stripe" : "toss";
+    cr_expect_eq(a.verdict, c->verdict, "%s %ld %s curl %d: %s, want %s", what, c->status, c->body,
+                 c->curl_code, gateway_verdict_name(a.verdict),
+                 gateway_verdict_name((enum gateway_verdict)c->verdict));
+    cr_expect_str_eq(a.code, c->code, "%s %ld %s", what, c->status, c->body);
+    cr_expect_eq(a.answered, c->answered);
+    cr_expect_eq(a.http_status, c->status);
+    cr_expect_eq(a.retry_after_ms, -1);
+    cr_expect_eq(gateway_answer_counts_as_failure(&a), c->breaker_failure,
+                 "%s %ld curl %d: breaker failure", what, c->status, c->curl_code);
+    if (c->verdict != GATEWAY_SUCCEEDED)
+        cr_expect_neq(a.message[0], '\0', "%s %ld: no message", what, c->status);
+}
+
+Test(classify, messages_come_from_the_body_or_libcurl)
+{
+    struct gateway_answer a;
+    gateway_classify(GATEWAY_TOSS, 404, "{\"code\":\"NOT_FOUND_PAYMENT\",\"message\":\"no such\"}",
+                     CURLE_OK, NULL, NULL, &a);
+    cr_expect_str_eq(a.message, "no such");
+    gateway_classify(GATEWAY_STRIPE, 500, "", CURLE_OK, NULL, NULL, &a);
+    cr_expect_str_eq(a.message, "http status 500");
+    gateway_classify(GATEWAY_TOSS, 0, NULL, CURLE_OPERATION_TIMEDOUT,
+                     "Operation timed out after 10001 milliseconds", NULL, &a);
+    cr_expect_str_eq(a.message, "Operation timed out after 10001 milliseconds");
+    gateway_classify(GATEWAY_TOSS, 0, NULL, CURLE_COULDNT_CONNECT, NULL, NULL, &a);
+    cr_expect_str_eq(a.message, curl_easy_strerror(CURLE_COULDNT_CONNECT));
+}
+
+Test(classify, non_retryable_codes_stop_retries_only)
+{
+    char *codes[] = {"PROVIDER_ERROR", "TIMEOUT", "api_error", "ALREADY_CANCELED_PAYMENT",
+                     "UNAUTHORIZED_KEY"};
+    struct retry_policy p = {0};
+    p.non_retryable_codes = codes;
+    p.n_non_retryable_codes = sizeof(codes) / sizeof(codes[0]);
+    struct gateway_answer a;
+
+    gateway_classify(GATEWAY_TOSS, 500, "{\"code\":\"PROVIDER_ERROR\",\"message\":\"m\"}", CURLE_OK,
+                     NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_PERMANENT);
+    gateway_classify(GATEWAY_TOSS, 0, NULL, CURLE_OPERATION_TIMEDOUT, NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_PERMANENT);
+    gateway_classify(GATEWAY_STRIPE, 500, "{\"error\":{\"type\":\"api_error\"}}", CURLE_OK, NULL,
+                     &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_PERMANENT);
+    /* Codes not listed keep their default. */
+    gateway_classify(GATEWAY_TOSS, 503, "", CURLE_OK, NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_RETRYABLE);
+    gateway_classify(GATEWAY_TOSS, 409,
+                     "{\"code\":\"IDEMPOTENT_REQUEST_PROCESSING\",\"message\":\"m\"}", CURLE_OK,
+                     NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_RETRYABLE);
+    /* Listing a code never hides an already-refunded or a config fault. */
+    gateway_classify(GATEWAY_TOSS, 400, "{\"code\":\"ALREADY_CANCELED_PAYMENT\",\"message\":\"m\"}",
+                     CURLE_OK, NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_ALREADY_REFUNDED);
+    gateway_classify(GATEWAY_TOSS, 401, "{\"code\":\"UNAUTHORIZED_KEY\",\"message\":\"m\"}",
+                     CURLE_OK, NULL, &p, &a);
+    cr_expect_eq(a.verdict, GATEWAY_CONFIG_FAULT);
+}
+
+Test(classify, verdict_names)
+{
+    cr_expect_str_eq(gateway_verdict_name(GATEWAY_SUCCEEDED), "SUCCEEDED");
+    cr_expect_str_eq(gateway_verdict_name(GATEWAY_ALREADY_REFUNDED), "ALREADY_REFUNDED");
+    cr_expect_str_eq(gateway_verdict_name(GATEWAY_RETRYABLE), "RETRYABLE");
+    cr_expect_str_eq(gateway_verdict_name(GATEWAY_PERMANENT), "PERMANENT");
+    cr_expect_str_eq(gateway_verdict_name(GATEWAY_CONFIG_FAULT), "CONFIG_FAULT");
+}
+
+/* --- Toss ALREADY_CANCELED_PAYMENT confirmation by inquiry --- */
+
+struct rcase {
+    long inq_status;
+    int inq_curl;
+    char inq_body[240];
+    bool partial;
+    long long amount;
+    int verdict;
+    char code[64];
+};
+
+#define PAYMENT(balance, cancels)                                                                  \
+    "{\"paymentKey\":\"pk\",\"status\":\"PARTIAL_CANCELED\",\"totalAmount\":10000,"                \
+    "\"balanceAmount\":" #balance ",\"currency\":\"KRW\",\"cancels\":[" cancels "]}"
+
+ParameterizedTestParameters(toss_already_refunded, resolve)
+{
+    static struct rcase cases[] = {
+        /* full cancel: confirmed only by a zero balance */
+        {200, OK, PAYMENT(0, "{\"cancelAmount\":10000}"), false, 10000, GATEWAY_ALREADY_REFUNDED,
+         "ALREADY_CANCELED_PAYMENT"},
+        {200, OK, PAYMENT(4000, "{\"cancelAmount\":6000}"), false, 10000, GATEWAY_PERMANENT,
+         "ALREADY_REFUNDED_UNCONFIRMED"},
+        /* partial: the cancels' total covers this request's amount */
+        {200, OK, PAYMENT(7000, "{\"cancelAmount\":2000},{\"cancelAmount\":1000}"), true, 3000,
+         GATEWAY_ALREADY_REFUNDED, "ALREADY_CANCELED_PAYMENT"},
+        {200, OK, PAYMENT(9000, "{\"cancelAmount\":1000}"), true, 3000, GATEWAY_PERMANENT,
+         "ALREADY_REFUNDED_UNCONFIRMED"},
+        {200, OK, PAYMENT(10000, ""), true, 3000, GATEWAY_PERMANENT,
+         "ALREADY_REFUNDED_UNCONFIRMED"},
+        /* the inquiry itself failed */
+        {0, CURLE_OPERATION_TIMEDOUT, "", false, 10000, GATEWAY_RETRYABLE, "INQUIRY_FAILED"},
+        {0, CURLE_COULDNT_CONNECT, "", true, 100, GATEWAY_RETRYABLE, "INQUIRY_FAILED"},
+        {503, OK, "", false, 10000, GATEWAY_RETRYABLE, "INQUIRY_FAILED"},
+        {401, OK, "{\"code\":\"UNAUTHORIZED_KEY\",\"message\":\"m\"}", false, 10000,
+         GATEWAY_CONFIG_FAULT, "UNAUTHORIZED_KEY"},
+        {404, OK, "{\"code\":\"NOT_FOUND_PAYMENT\",\"message\":\"m\"}", false, 10000,
+         GATEWAY_PERMANENT, "ALREADY_REFUNDED_UNCONFIRMED"},
+        {200, OK, "{\"unexpected\":true}", false, 10000, GATEWAY_PERMANENT,
+         "ALREADY_REFUNDED_UNCONFIRMED"},
+    };
+    return cr_make_param_array(struct rcase, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct rcase *c, toss_already_refunded, resolve)
+{
+    struct gateway_answer a;
+    gateway_classify(GATEWAY_TOSS, 400,
+                     "{\"code\":\"ALREADY_CANCELED_PAYMENT\",\"message\":\"already\"}", CURLE_OK,
+                     NULL, NULL, &a);
+    cr_assert_eq(a.verdict, GATEWAY_ALREADY_REFUNDED);
+
+    /* What gateway.c does with the inquiry's HTTP response. */
+    struct gateway_payment p;
+    memset(&p, 0, sizeof(p));
+    gateway_classify(GATEWAY_TOSS, c->inq_status, c->inq_body, c->inq_curl, NULL, NULL, &p.answer);
+    if (p.answer.verdict == GATEWAY_SUCCEEDED && !gateway_toss_parse_payment(c->inq_body, &p)) {
+        p.answer.verdict = GATEWAY_PERMANENT;
+        strcpy(p.answer.code, "INVALID_RESPONSE");
+    }
+    gateway_toss_resolve_already_refunded(&p, c->partial, c->amount, &a);
+    cr_expect_eq(a.verdict, c->verdict, "inquiry %ld %s, %s %lld: %s", c->inq_status, c->inq_body,
+                 c->partial ? "partial" : "full", c->amount, gateway_verdict_name(a.verdict));
+    cr_expect_str_eq(a.code, c->code);
+    cr_expect_neq(a.message[0], '\0');
+}
+
+Test(toss_already_refunded, parses_the_payment_object)
+{
+    struct gateway_payment p;
+    memset(&p, 0, sizeof(p));
+    cr_assert(gateway_toss_parse_payment(
+        PAYMENT(7000, "{\"cancelAmount\":2000},{\"cancelAmount\":1000}"), &p));
+    cr_expect_eq(p.balance_amount, 7000);
+    cr_expect_eq(p.total_amount, 10000);
+    cr_expect_eq(p.canceled_amount, 3000);
+    cr_expect_str_eq(p.status, "PARTIAL_CANCELED");
+    cr_expect_str_eq(p.currency, "KRW");
+    cr_expect_not(gateway_toss_parse_payment("nope", &p));
+    cr_expect_not(gateway_toss_parse_payment(NULL, &p));
+}
+
+/* --- the wire formats --- */
+
+Test(wire, toss_cancel_request)
+{
+    CURL *esc = curl_easy_init();
+    char *auth = gateway_toss_auth_header("test_sk_toss_local");
+    cr_assert_not_null(auth);
+    cr_expect_str_eq(auth, "Authorization: Basic dGVzdF9za190b3NzX2xvY2FsOg==");
+    struct gateway_build_ctx ctx = {"http://127.0.0.1:1", auth, esc};
+    struct refund_request req = {"req-1", "pay/ key?", 3000, "KRW", true, "customer \"asked\""};
+    struct gateway_call_spec spec;
+    char err[128];
+
+    cr_assert(gateway_toss_build_refund(&ctx, &req, &spec, err, sizeof(err)), "%s", err);
+    cr_expect_str_eq(spec.method, "POST");
+    cr_expect_str_eq(spec.url, "http://127.0.0.1:1/v1/payments/pay%2F%20key%3F/cancel");
+    cr_expect_str_eq(spec.body,
+                     "{\"cancelReason\":\"customer \\\"asked\\\"\",\"cancelAmount\":3000}");
+    cr_expect_eq(spec.body_len, strlen(spec.body));
+    cr_expect_eq(spec.nheaders, 3);
+    cr_expect_str_eq(spec.headers[0], "Content-Type: application/json");
+    cr_expect_str_eq(spec.headers[1], "Idempotency-Key: req-1");
+    cr_expect_str_eq(spec.headers[2], auth);
+    gateway_call_spec_clear(&spec);
+
+    req.partial = false;
+    cr_assert(gateway_toss_build_refund(&ctx, &req, &spec, err, sizeof(err)), "%s", err);
+    cr_expect_str_eq(spec.body, "{\"cancelReason\":\"customer \\\"asked\\\"\"}",
+                     "no cancelAmount for a full cancel");
+    gateway_call_spec_clear(&spec);
+
+    cr_assert(gateway_toss_build_inquiry(&ctx, "pk_1", &spec, err, sizeof(err)), "%s", err);
+    cr_expect_str_eq(spec.method, "GET");
+    cr_expect_str_eq(spec.url, "http://127.0.0.1:1/v1/payments/pk_1");
+    cr_expect_null(spec.body);
+    gateway_call_spec_clear(&spec);
+    free(auth);
+    curl_easy_cleanup(esc);
+}
+
+Test(wire, stripe_refund_request)
+{
+    CURL *esc = curl_easy_init();
+    char *auth = gateway_stripe_auth_header("sk_test_stripe_local");
+    cr_expect_str_eq(auth, "Authorization: Bearer sk_test_stripe_local");
+    struct gateway_build_ctx ctx = {"https://api.example", auth, esc};
+    struct refund_request req = {"req-2", "pi_123&x=1", 1500, "USD", true, "a b"};
+    struct gateway_call_spec spec;
+    char err[128];
+
+    cr_assert(gateway_stripe_build_refund(&ctx, &req, &spec, err, sizeof(err)), "%s", err);
+    cr_expect_str_eq(spec.url, "https://api.example/v1/refunds");
+    cr_expect_str_eq(spec.body, "payment_intent=pi_123%26x%3D1&amount=1500"
+                                "&metadata%5Bcancel_reason%5D=a%20b");
+    cr_expect_str_eq(spec.headers[0], "Content-Type: application/x-www-form-urlencoded");
+    cr_expect_str_eq(spec.headers[1], "Idempotency-Key: req-2");
+    gateway_call_spec_clear(&spec);
+
+    req.partial = false;
+    req.reason = "";
+    cr_assert(gateway_stripe_build_refund(&ctx, &req, &spec, err, sizeof(err)), "%s", err);
+    cr_expect_str_eq(spec.body, "payment_intent=pi_123%26x%3D1", "no amount for a full refund");
+    gateway_call_spec_clear(&spec);
+    free(auth);
+    curl_easy_cleanup(esc);
+}
+
+/* --- http helpers --- */
+
+Test(http, retry_after_seconds_and_dates)
+{
+    int64_t ms = -1;
+    cr_expect(http_parse_retry_after("2", 0, &ms));
+    cr_expect_eq(ms, 2000);
+    cr_expect(http_parse_retry_after("0", 0, &ms));
+    cr_expect_eq(ms, 0);
+    /* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 30, &ms));
+    cr_expect_eq(ms, 30000);
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 30, &ms));
+    cr_expect_eq(ms, 0, "a date in the past means now");
+    cr_expect_not(http_parse_retry_after("", 0, &ms));
+    cr_expect_not(http_parse_retry_after("soon", 0, &ms));
+    cr_expect_not(http_parse_retry_after("-5", 0, &ms));
+}
+
+Test(http, authorization_is_redacted)
+{
+    char out[128];
+    http_redact_header("Authorization: Bearer sk_live_secret", out, sizeof(out));
+    cr_expect_str_eq(out, "Authorization: ***");
+    http_redact_header("authorization: Basic abc", out, sizeof(out));
+    cr_expect_str_eq(out, "authorization: ***");
+    http_redact_header("Idempotency-Key: req-1", out, sizeof(out));
+    cr_expect_str_eq(out, "Idempotency-Key: req-1");
+}

@@ -106,18 +106,27 @@ const char *db_display_dsn(const struct db *db)
 static void one_line(const char *msg, char *out, size_t outlen)
 {
     size_t o = 0;
-    bool space = false;
+    int gap = 0; /* 0 none, 1 space, 2 line break */
 
     if (outlen == 0)
         return;
     for (const char *p = msg ? msg : ""; *p != '\0' && o + 1 < outlen; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
-            space = (o > 0);
+        if (*p == '\n' || *p == '\r') {
+            gap = (o > 0) ? 2 : 0;
             continue;
         }
-        if (space && o + 2 < outlen)
+        if (*p == '\t' || *p == ' ') {
+            if (gap == 0 && o > 0)
+                gap = 1;
+            continue;
+        }
+        if (gap == 2 && o + 3 < outlen) {
+            out[o++] = ';';
             out[o++] = ' ';
-        space = false;
+        } else if (gap == 1 && o + 2 < outlen) {
+            out[o++] = ' ';
+        }
+        gap = 0;
         out[o++] = *p;
     }
     out[o] = '\0';

@@ -98,6 +98,7 @@ static bool read_metadata(rd_kafka_t *rk, const struct config *cfg, int timeout_
                  rd_kafka_err2str(e));
         return false;
     }
+    r->answered = true;
     for (size_t i = 0; i < r->n; i++) {
         struct topic_report *tr = &r->topics[i];
         tr->actual_partitions = -1;

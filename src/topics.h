@@ -42,6 +42,7 @@ struct topics_report {
     struct topic_report topics[4];
     size_t n;
     int n_created, n_missing, n_more, n_fewer;
+    bool answered; /* the broker's metadata was read: the states mean something */
 };
 
 /* Describe the configured topics on the broker of cfg without changing

@@ -1,0 +1,83 @@
+/*
+ * cancelctl: the operator's tool. main.c parses the global options and
+ * dispatches to one command; each command lives in cmd_<name>.c and defines
+ * a const struct cancelctl_cmd named cancelctl_cmd_<name>.
+ *
+ * Adding a command: write cmd_<name>.c, add X(<name>) to CANCELCTL_COMMANDS
+ * below and '<name>' to the list in meson.build.
+ *
+ * Exit codes, the same for every command: 0 success, 1 operational failure
+ * (database or broker unreachable, bad config, a check that found a
+ * problem), 2 usage error (unknown command or flag, missing argument).
+ */
+#ifndef CR_CANCELCTL_H
+#define CR_CANCELCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "db.h"
+
+/* The command table, in the order `cancelctl --help` lists them. */
+#define CANCELCTL_COMMANDS(X)                                                                      \
+    X(migrate)                                                                                     \
+    X(topics)
+
+enum { CANCELCTL_EXIT_OK = 0, CANCELCTL_EXIT_FAILURE = 1, CANCELCTL_EXIT_USAGE = 2 };
+
+/* What every command gets from the global options. */
+struct cancelctl_ctx {
+    const char *config_path; /* --config, $CANCEL_RETRY_CONFIG, or config/cancel-retry.yaml */
+    bool json;               /* --json: one JSON document on stdout */
+    int verbose;             /* -v (info logs), -vv (debug logs) */
+};
+
+struct cancelctl_cmd {
+    const char *name;
+    /* argv[0] is the command's name; options are parsed with getopt_long
+     * (the global options were already taken out by main). Returns an exit
+     * code. */
+    int (*run)(struct cancelctl_ctx *ctx, int argc, char **argv);
+    const char *summary; /* one line for `cancelctl --help` */
+    const char *help;    /* usage, options and examples for `cancelctl NAME --help` */
+};
+
+#define CANCELCTL_DECLARE(name) extern const struct cancelctl_cmd cancelctl_cmd_##name;
+CANCELCTL_COMMANDS(CANCELCTL_DECLARE)
+#undef CANCELCTL_DECLARE
+
+/* ---- helpers shared by the commands (cli.c) ---- */
+
+/* Load ctx->config_path. On failure prints the loader's message
+ * ("FILE:LINE: key: reason") and returns NULL: the command exits 1. */
+struct config *cancelctl_load_config(const struct cancelctl_ctx *ctx);
+
+/* Connect to cfg's database, failing after a couple of attempts instead of
+ * waiting forever as the daemons do. On failure prints why and returns NULL. */
+struct db *cancelctl_connect_db(const struct cancelctl_ctx *ctx, const struct config *cfg);
+
+/* Report a failure: "cancelctl: message" on stderr and, with --json,
+ * {"ok": false, "error": message} on stdout. Returns CANCELCTL_EXIT_FAILURE. */
+int cancelctl_fail(const struct cancelctl_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Report a usage error for cmd (NULL: the global usage): "cancelctl: message"
+ * and the command's usage on stderr. Returns CANCELCTL_EXIT_USAGE. */
+int cancelctl_usage_error(const struct cancelctl_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print cmd's help to out. */
+void cancelctl_print_help(const struct cancelctl_cmd *cmd, FILE *out);
+
+/* Print doc (stolen) as indented JSON on stdout with a final newline. */
+void cancelctl_print_json(json_t *doc);
+
+/* Report what getopt_long complained about, given its return c (':' for a
+ * missing value, '?' for an unknown option; commands pass an optstring
+ * starting with ':' and set opterr = 0). Returns CANCELCTL_EXIT_USAGE. */
+int cancelctl_bad_option(const struct cancelctl_cmd *cmd, int c, int argc, char **argv);
+
+#endif

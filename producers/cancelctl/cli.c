@@ -1,0 +1,103 @@
+/*
+ * cli: helpers shared by the cancelctl commands. See cancelctl.h.
+ */
+#include "cancelctl.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* A tool fails fast: a database that is down for the operator is news, not
+ * something to wait out. Two attempts ride over a momentary blip. */
+#define CANCELCTL_DB_ATTEMPTS 2
+
+struct config *cancelctl_load_config(const struct cancelctl_ctx *ctx)
+{
+    char err[1024];
+    struct config *cfg = config_load(ctx->config_path, err, sizeof(err));
+    if (cfg == NULL)
+        cancelctl_fail(ctx, "%s", err);
+    return cfg;
+}
+
+struct db *cancelctl_connect_db(const struct cancelctl_ctx *ctx, const struct config *cfg)
+{
+    char err[1024];
+    struct db *db = db_new(&cfg->database, "cancelctl");
+    if (db == NULL) {
+        cancelctl_fail(ctx, "could not connect to the database: out of memory");
+        return NULL;
+    }
+    if (!db_connect_retry(db, CANCELCTL_DB_ATTEMPTS, err, sizeof(err))) {
+        cancelctl_fail(ctx, "%s (%s)", err, db_display_dsn(db));
+        db_free(db);
+        return NULL;
+    }
+    return db;
+}
+
+int cancelctl_fail(const struct cancelctl_ctx *ctx, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cancelctl: %s\n", msg);
+    if (ctx != NULL && ctx->json)
+        cancelctl_print_json(json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+    return CANCELCTL_EXIT_FAILURE;
+}
+
+void cancelctl_print_help(const struct cancelctl_cmd *cmd, FILE *out)
+{
+    fprintf(out, "%s\n", cmd->help);
+    fprintf(out, "\nGlobal options: --config FILE, --json, -v/--verbose, -h/--help\n");
+}
+
+int cancelctl_usage_error(const struct cancelctl_cmd *cmd, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cancelctl: %s\n", msg);
+    if (cmd != NULL) {
+        /* Only the usage lines (up to the first blank line) of the help. */
+        const char *end = strstr(cmd->help, "\n\n");
+        int len = end ? (int)(end - cmd->help) : (int)strlen(cmd->help);
+        fprintf(stderr, "%.*s\nTry \"cancelctl %s --help\".\n", len, cmd->help, cmd->name);
+    } else {
+        fprintf(stderr, "Try \"cancelctl --help\".\n");
+    }
+    return CANCELCTL_EXIT_USAGE;
+}
+
+void cancelctl_print_json(json_t *doc)
+{
+    if (doc == NULL)
+        return;
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text != NULL) {
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        free(text);
+    }
+    json_decref(doc);
+}
+
+int cancelctl_bad_option(const struct cancelctl_cmd *cmd, int c, int argc, char **argv)
+{
+    /* getopt_long leaves the offending word at optind - 1. */
+    const char *word = (optind > 0 && optind - 1 < argc) ? argv[optind - 1] : "?";
+    if (c == ':')
+        return cancelctl_usage_error(cmd, "option %s needs a value", word);
+    return cancelctl_usage_error(cmd, "unknown option %s", word);
+}

@@ -1,0 +1,188 @@
+/*
+ * admin: the /_sim/ API. See admin.h and docs/gateway-sim.md.
+ */
+#include "admin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "faults.h"
+#include "ledger.h"
+#include "log.h"
+
+#define ADMIN_PREFIX "/_sim/"
+
+static void bad_request(struct sim_response *resp, const char *message)
+{
+    sim_respond_json(resp, 400, json_pack("{s:s}", "error", message));
+}
+
+static void not_found(struct sim_response *resp, const char *message)
+{
+    sim_respond_json(resp, 404, json_pack("{s:s}", "error", message));
+}
+
+static void method_not_allowed(struct sim_response *resp)
+{
+    sim_respond_json(resp, 405, json_pack("{s:s}", "error", "method not allowed"));
+}
+
+/* Parse the request body as a JSON object; on failure answer 400 and
+ * return NULL. New reference. */
+static json_t *body_object(const struct sim_request *req, struct sim_response *resp)
+{
+    json_error_t jerr;
+    char msg[300];
+
+    json_t *obj = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (obj == NULL) {
+        snprintf(msg, sizeof(msg), "cannot parse request body: %s", jerr.text);
+        bad_request(resp, msg);
+        return NULL;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        bad_request(resp, "request body must be a JSON object");
+        return NULL;
+    }
+    return obj;
+}
+
+static void post_payment(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    char err[256];
+    enum sim_gateway gateway;
+    json_t *obj = body_object(req, resp);
+
+    if (obj == NULL)
+        return;
+    const json_t *jamount = json_object_get(obj, "amount");
+    const json_t *jrefunded = json_object_get(obj, "refunded");
+    const json_t *jcurrency = json_object_get(obj, "currency");
+    const json_t *jorder = json_object_get(obj, "orderId");
+    const char *key = json_string_value(json_object_get(obj, "paymentKey"));
+    if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
+        bad_request(resp, "gateway must be \"toss\" or \"stripe\"");
+    } else if (key == NULL) {
+        bad_request(resp, "paymentKey must be a non-empty string");
+    } else if (!json_is_integer(jamount)) {
+        bad_request(resp, "amount must be a positive integer");
+    } else if (jrefunded != NULL && !json_is_integer(jrefunded)) {
+        bad_request(resp, "refunded must be an integer");
+    } else if (jcurrency != NULL &&
+               (!json_is_string(jcurrency) || strlen(json_string_value(jcurrency)) != 3)) {
+        bad_request(resp, "currency must be a 3-letter code");
+    } else if (jorder != NULL && !json_is_string(jorder)) {
+        bad_request(resp, "orderId must be a string");
+    } else if (!ledger_put_payment(
+                   sim->ledger, gateway, key, json_string_value(jorder),
+                   json_integer_value(jamount), jcurrency ? json_string_value(jcurrency) : "KRW",
+                   jrefunded ? json_integer_value(jrefunded) : 0, err, sizeof(err))) {
+        bad_request(resp, err);
+    } else {
+        log_info("payment %s added (%s)", key, sim_gateway_name(gateway));
+        sim_respond_json(resp, 201, ledger_payment_json(sim->ledger, key));
+    }
+    json_decref(obj);
+}
+
+static void faults_endpoint(struct sim *sim, const struct sim_request *req,
+                            struct sim_response *resp)
+{
+    char err[256];
+    int id;
+
+    if (strcmp(req->method, "GET") == 0) {
+        sim_respond_json(resp, 200, faults_json(sim->faults));
+    } else if (strcmp(req->method, "DELETE") == 0) {
+        faults_clear(sim->faults, false);
+        log_info("faults cleared");
+        sim_respond_json(resp, 200, json_pack("{s:b}", "cleared", 1));
+    } else if (strcmp(req->method, "POST") == 0) {
+        json_t *obj = body_object(req, resp);
+        if (obj == NULL)
+            return;
+        if (faults_add_json(sim->faults, obj, &id, err, sizeof(err))) {
+            log_info("fault %d added: %s", id, json_string_value(json_object_get(obj, "type")));
+            sim_respond_json(resp, 201, json_pack("{s:i}", "id", id));
+        } else {
+            bad_request(resp, err);
+        }
+        json_decref(obj);
+    } else {
+        method_not_allowed(resp);
+    }
+}
+
+static void latency_endpoint(struct sim *sim, const struct sim_request *req,
+                             struct sim_response *resp)
+{
+    char err[256];
+
+    if (strcmp(req->method, "PUT") != 0 && strcmp(req->method, "POST") != 0) {
+        method_not_allowed(resp);
+        return;
+    }
+    json_t *obj = body_object(req, resp);
+    if (obj == NULL)
+        return;
+    if (faults_set_latency_json(sim->faults, obj, err, sizeof(err))) {
+        /* Answer with the range now in force. */
+        json_t *all = faults_json(sim->faults);
+        json_t *latency = json_incref(json_object_get(all, "latency"));
+        json_decref(all);
+        sim_respond_json(resp, 200, latency);
+    } else {
+        bad_request(resp, err);
+    }
+    json_decref(obj);
+}
+
+void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    const char *what = req->path + strlen(ADMIN_PREFIX);
+    bool get = strcmp(req->method, "GET") == 0;
+    bool post = strcmp(req->method, "POST") == 0;
+
+    if (strcmp(what, "health") == 0) {
+        sim_respond_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (strcmp(what, "payments") == 0) {
+        if (post)
+            post_payment(sim, req, resp);
+        else
+            method_not_allowed(resp);
+    } else if (strcmp(what, "faults") == 0) {
+        faults_endpoint(sim, req, resp);
+    } else if (strcmp(what, "latency") == 0) {
+        latency_endpoint(sim, req, resp);
+    } else if (strcmp(what, "ledger") == 0) {
+        if (get)
+            sim_respond_json(resp, 200, ledger_json(sim->ledger));
+        else
+            method_not_allowed(resp);
+    } else if (strncmp(what, "ledger/", 7) == 0 && what[7] != '\0') {
+        json_t *p = get ? ledger_payment_json(sim->ledger, what + 7) : NULL;
+        if (!get)
+            method_not_allowed(resp);
+        else if (p == NULL)
+            not_found(resp, "no such payment");
+        else
+            sim_respond_json(resp, 200, p);
+    } else if (strcmp(what, "calls") == 0) {
+        if (get)
+            sim_respond_json(resp, 200, ledger_calls_json(sim->ledger, req->query_payment_key));
+        else
+            method_not_allowed(resp);
+    } else if (strcmp(what, "reset") == 0) {
+        if (post) {
+            ledger_reset(sim->ledger);
+            faults_clear(sim->faults, true);
+            log_info("simulator reset");
+            sim_respond_json(resp, 200, json_pack("{s:b}", "reset", 1));
+        } else {
+            method_not_allowed(resp);
+        }
+    } else {
+        not_found(resp, "no such admin endpoint");
+    }
+}

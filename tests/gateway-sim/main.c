@@ -1,0 +1,234 @@
+/*
+ * gateway-sim: a local payment gateway for the demo and the tests.
+ *
+ * THIS PROGRAM IS NEVER DEPLOYED. It speaks just enough of the Toss Payments
+ * cancel API and the Stripe refunds API, with their idempotency rules, for
+ * cancel-retry to be exercised end to end on one machine, and lets a test
+ * inject the failures real gateways produce (5xx, 429, hangs, answers lost
+ * after the refund was applied). It listens on loopback only, has no TLS and
+ * its secrets are well-known test values.
+ *
+ * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
+ *                    [--stripe-secret S] [--port-file F] [--log-level L]
+ *
+ * PORT 0 picks an ephemeral port, written to the port file once the server
+ * listens. The API is described in docs/gateway-sim.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "signals.h"
+#include "sim.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 58080
+
+struct options {
+    char host[64];
+    uint16_t port;
+    const char *toss_secret;   /* borrowed from argv/environ */
+    const char *stripe_secret; /* borrowed from argv/environ */
+    const char *port_file;
+    enum log_level log_level;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S] [--stripe-secret S]\n"
+            "                   [--port-file FILE] [--log-level debug|info|warn|error]\n"
+            "\n"
+            "A local Toss/Stripe refund gateway for tests and the demo; never deployed.\n"
+            "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
+            "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
+            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET, then %s / %s.\n",
+            DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET);
+}
+
+/* Parse a port number 0..65535. */
+static bool parse_port(const char *s, uint16_t *out)
+{
+    char *end;
+
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > 65535)
+        return false;
+    *out = (uint16_t)v;
+    return true;
+}
+
+/* "HOST:PORT" -> host, port. Only loopback IPv4 addresses are accepted:
+ * the simulator must never be reachable from another machine. */
+static bool parse_listen(const char *s, struct options *o, char *err, size_t errlen)
+{
+    const char *colon = strrchr(s, ':');
+
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(o->host)) {
+        snprintf(err, errlen, "--listen: expected 127.0.0.1:PORT, got \"%s\"", s);
+        return false;
+    }
+    snprintf(o->host, sizeof(o->host), "%.*s", (int)(colon - s), s);
+    if (strcmp(o->host, "localhost") == 0)
+        snprintf(o->host, sizeof(o->host), "%s", DEFAULT_HOST);
+    if (strncmp(o->host, "127.", 4) != 0) {
+        snprintf(err, errlen, "--listen: cannot listen on \"%s\": loopback addresses only",
+                 o->host);
+        return false;
+    }
+    if (!parse_port(colon + 1, &o->port)) {
+        snprintf(err, errlen, "--listen: bad port \"%s\"", colon + 1);
+        return false;
+    }
+    return true;
+}
+
+/* Returns 0 to run, 1 on a usage error (message printed), 2 for --help. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"toss-secret", required_argument, NULL, 't'},
+        {"stripe-secret", required_argument, NULL, 's'},
+        {"port-file", required_argument, NULL, 'p'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    char err[256];
+    int c;
+
+    snprintf(o->host, sizeof(o->host), "%s", DEFAULT_HOST);
+    o->port = DEFAULT_PORT;
+    const char *env_port = getenv("CR_GATEWAY_SIM_PORT");
+    if (env_port != NULL && env_port[0] != '\0' && !parse_port(env_port, &o->port)) {
+        fprintf(stderr, "gateway-sim: CR_GATEWAY_SIM_PORT: bad port \"%s\"\n", env_port);
+        return 1;
+    }
+    o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
+    o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
+    o->log_level = LOG_INFO;
+
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (!parse_listen(optarg, o, err, sizeof(err))) {
+                fprintf(stderr, "gateway-sim: %s\n", err);
+                return 1;
+            }
+            break;
+        case 't':
+            o->toss_secret = optarg;
+            break;
+        case 's':
+            o->stripe_secret = optarg;
+            break;
+        case 'p':
+            o->port_file = optarg;
+            break;
+        case 'L':
+            if (!log_level_parse(optarg, &o->log_level)) {
+                fprintf(stderr, "gateway-sim: --log-level: unknown level \"%s\"\n", optarg);
+                return 1;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 2;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gateway-sim: unexpected argument \"%s\"\n", argv[optind]);
+        return 1;
+    }
+    if (o->toss_secret != NULL && o->toss_secret[0] == '\0')
+        o->toss_secret = NULL;
+    if (o->stripe_secret != NULL && o->stripe_secret[0] == '\0')
+        o->stripe_secret = NULL;
+    return 0;
+}
+
+/* Write "PORT\n" to path through a temporary file and rename(2), so a reader
+ * polling for the file never sees it half-written. */
+static bool write_port_file(const char *path, uint16_t port, char *err, size_t errlen)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        snprintf(err, errlen, "cannot write port file: path too long");
+        return false;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "could not create \"%.300s\": %s", tmp, strerror(errno));
+        return false;
+    }
+    bool ok = fprintf(f, "%u\n", (unsigned)port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "could not write \"%s\": %s", path, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts = {0};
+    char err[512];
+    int status = 1;
+    struct sim *sim = NULL;
+    struct server *server = NULL;
+
+    int rc = parse_args(argc, argv, &opts);
+    if (rc != 0)
+        return rc == 2 ? 0 : 2;
+    log_init("gateway-sim", opts.log_level);
+    signals_install();
+
+    sim = sim_new(opts.toss_secret, opts.stripe_secret);
+    if (sim == NULL) {
+        log_error("could not start: out of memory");
+        goto out;
+    }
+    server = server_start(sim, opts.host, opts.port, err, sizeof(err));
+    if (server == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    uint16_t port = server_port(server);
+    if (opts.port_file != NULL && !write_port_file(opts.port_file, port, err, sizeof(err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    /* Which secrets are in use is worth a line; their values never are. */
+    log_info("listening on %s:%u (toss secret %s, stripe secret %s)", opts.host, (unsigned)port,
+             opts.toss_secret ? "custom" : "default", opts.stripe_secret ? "custom" : "default");
+
+    while (!signals_stop_requested()) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 100L * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    log_info("stopping");
+    status = 0;
+out:
+    if (sim != NULL)
+        atomic_store(&sim->stopping, true);
+    server_stop(server);
+    sim_free(sim);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}

@@ -1,0 +1,207 @@
+/*
+ * pipeline: the common steps of a simulated gateway call. See pipeline.h.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "log.h"
+
+/* How each fault type answers, per gateway. status is the default when the
+ * fault gives none; toss_code and stripe_code likewise for "code". */
+struct fault_answer {
+    int status;
+    const char *toss_code;
+    const char *stripe_type;
+    const char *stripe_code;
+    const char *message;
+};
+
+static const struct fault_answer fault_answers[] = {
+    [FAULT_ERROR_5XX] = {503, "SERVICE_UNAVAILABLE", "api_error", NULL,
+                         "the gateway is temporarily unavailable"},
+    [FAULT_PROVIDER_ERROR] = {500, "PROVIDER_ERROR", "api_error", NULL,
+                              "the card company could not process the request"},
+    [FAULT_RATE_LIMITED] = {429, "TOO_MANY_REQUESTS", "invalid_request_error", "rate_limit",
+                            "too many requests: retry later"},
+    [FAULT_HANG] = {504, "GATEWAY_TIMEOUT", "api_error", NULL, "the gateway timed out"},
+    [FAULT_APPLY_THEN_HANG] = {504, "GATEWAY_TIMEOUT", "api_error", NULL, "the gateway timed out"},
+    [FAULT_APPLY_THEN_DROP] = {0, NULL, NULL, NULL, NULL},
+    [FAULT_PERMANENT] = {400, "INVALID_REQUEST", "invalid_request_error", NULL,
+                         "the request cannot be processed"},
+    [FAULT_BAD_CREDENTIALS] = {401, "UNAUTHORIZED_KEY", "invalid_request_error", NULL,
+                               "invalid API key provided"},
+};
+
+/* Fault types that act before the idempotency layer, like a load balancer
+ * or an authentication front end: nothing is applied or stored. */
+static bool acts_before(enum fault_type type)
+{
+    return type != FAULT_APPLY_THEN_HANG && type != FAULT_APPLY_THEN_DROP;
+}
+
+/* Fill resp with the answer of fault f. */
+static void fault_response(enum sim_gateway gateway, const struct fault *f,
+                           struct sim_response *resp)
+{
+    const struct fault_answer *a = &fault_answers[f->type];
+    int status = f->status ? f->status : a->status;
+    const char *code =
+        f->code ? f->code : (gateway == SIM_GATEWAY_TOSS ? a->toss_code : a->stripe_code);
+    const char *message = f->message ? f->message : a->message;
+
+    if (f->type == FAULT_BAD_CREDENTIALS)
+        status = 401;
+    sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+    if (f->type == FAULT_RATE_LIMITED)
+        resp->retry_after = f->retry_after;
+}
+
+static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
+{
+    if (gateway == SIM_GATEWAY_TOSS)
+        sim_respond_error(resp, gateway, 401, NULL, "UNAUTHORIZED_KEY",
+                          "unauthorized secret key or client key");
+    else
+        /* Stripe puts no code on authentication errors. */
+        sim_respond_error(resp, gateway, 401, "invalid_request_error", NULL,
+                          "Invalid API Key provided");
+}
+
+static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
+{
+    if (gateway == SIM_GATEWAY_TOSS)
+        sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
+                          "a request with this idempotency key is still being processed");
+    else
+        sim_respond_error(resp, gateway, 409, "idempotency_error", "idempotency_key_in_use",
+                          "There is currently another in-progress request using this "
+                          "Idempotent Key (that probably means you submitted twice, and the "
+                          "other request is still going through). Please retry your request.");
+}
+
+static void mismatch(enum sim_gateway gateway, struct sim_response *resp)
+{
+    if (gateway == SIM_GATEWAY_TOSS)
+        sim_respond_error(resp, gateway, 422, NULL, "INVALID_IDEMPOTENCY_KEY_REUSE",
+                          "this idempotency key was already used with a different request");
+    else
+        sim_respond_error(resp, gateway, 400, "idempotency_error", NULL,
+                          "Keys for idempotent requests can only be used with the same "
+                          "parameters they were first used with.");
+}
+
+/* Append the call to the ledger's call log and log one line about it. */
+static void record(struct sim *sim, const struct sim_request *req, const struct pipeline_call *call,
+                   const char *key, int status, const char *fault, bool replayed)
+{
+    struct ledger_call c = {
+        .method = req->method,
+        .path = req->path,
+        .gateway = call->gateway,
+        .payment_key = call->payment_key,
+        .idempotency_key = key,
+        .status = status,
+        .fault = fault,
+        .replayed = replayed,
+    };
+    ledger_call_record(sim->ledger, &c);
+
+    struct log_ctx ctx = LOG_CTX_INIT;
+    json_t *fields = json_pack("{s:s, s:s, s:s}", "gateway", sim_gateway_name(call->gateway),
+                               "method", req->method, "path", req->path);
+    if (fields != NULL) {
+        json_object_set_new(fields, "status", status ? json_integer(status) : json_null());
+        if (fault != NULL)
+            json_object_set_new(fields, "fault", json_string(fault));
+        if (replayed)
+            json_object_set_new(fields, "replayed", json_true());
+    }
+    ctx.request_id = key; /* the Idempotency-Key is the requestId of cancel-retry */
+    ctx.fields = fields;
+    log_emit(fault ? LOG_WARN : LOG_INFO, &ctx, "gateway call answered");
+    json_decref(fields);
+}
+
+void pipeline_run(struct sim *sim, const struct sim_request *req, const struct pipeline_call *call,
+                  struct sim_response *resp)
+{
+    struct fault f;
+    const char *fault_name = NULL;
+    bool owns_key = false;
+    const char *key = NULL;
+
+    if (call->fingerprint != NULL && req->idempotency_key != NULL && req->idempotency_key[0])
+        key = req->idempotency_key;
+
+    int64_t latency = faults_pick_latency(sim->faults);
+    if (latency > 0)
+        sim_sleep_ms(sim, latency);
+
+    bool have_fault = faults_match(sim->faults, call->gateway, call->op, call->payment_key, &f);
+    if (have_fault)
+        fault_name = fault_type_name(f.type);
+
+    if (have_fault && acts_before(f.type)) {
+        fault_response(call->gateway, &f, resp);
+        record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
+        if (f.type == FAULT_HANG)
+            sim_sleep_ms(sim, f.delay_ms);
+        goto out;
+    }
+    if (!call->authorized) {
+        /* A delivery fault matched by a call with bad credentials is spent
+         * without effect: the call never reached the point it acts on. */
+        unauthorized(call->gateway, resp);
+        record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
+        goto out;
+    }
+
+    if (key != NULL) {
+        int status;
+        char *body;
+        switch (
+            ledger_idem_begin(sim->ledger, call->gateway, key, call->fingerprint, &status, &body)) {
+        case LEDGER_IDEM_REPLAY:
+            resp->status = status;
+            resp->body = body;
+            resp->replayed = true;
+            break;
+        case LEDGER_IDEM_IN_FLIGHT:
+            in_flight(call->gateway, resp);
+            break;
+        case LEDGER_IDEM_MISMATCH:
+            mismatch(call->gateway, resp);
+            break;
+        case LEDGER_IDEM_NEW:
+            owns_key = true;
+            call->process(sim, req, call->arg, resp);
+            ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
+            break;
+        }
+    } else {
+        call->process(sim, req, call->arg, resp);
+    }
+
+    if (have_fault && f.type == FAULT_APPLY_THEN_HANG) {
+        /* The work is done and stored, but the answer never makes it: the
+         * client waits and then sees a gateway timeout. The key stays in
+         * flight meanwhile, as on a gateway still finishing the request. */
+        record(sim, req, call, req->idempotency_key, 504, fault_name, resp->replayed);
+        sim_sleep_ms(sim, f.delay_ms);
+        sim_response_clear(resp);
+        fault_response(call->gateway, &f, resp);
+    } else if (have_fault && f.type == FAULT_APPLY_THEN_DROP) {
+        record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
+        resp->drop = true;
+    } else {
+        record(sim, req, call, req->idempotency_key, resp->status, NULL, resp->replayed);
+    }
+out:
+    if (owns_key)
+        ledger_idem_release(sim->ledger, call->gateway, key);
+    if (have_fault)
+        fault_clear(&f);
+}

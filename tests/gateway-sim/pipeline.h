@@ -1,0 +1,44 @@
+/*
+ * pipeline: the steps every simulated gateway call goes through, in the
+ * order the API contract fixes:
+ *
+ *   latency -> injected fault (5xx, 429, hang, permanent, 401: nothing stored)
+ *           -> credentials (401) -> idempotency (replay, 409, mismatch)
+ *           -> the handler's own work -> store the response for the key
+ *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
+ *
+ * Toss and Stripe differ only in how they parse a request, check
+ * credentials and word their answers; those parts come in as a
+ * struct pipeline_call.
+ */
+#ifndef GATEWAY_SIM_PIPELINE_H
+#define GATEWAY_SIM_PIPELINE_H
+
+#include <stdbool.h>
+
+#include "faults.h"
+#include "sim.h"
+
+/* The handler's own work: fill resp (status and body). Runs at most once per
+ * call, only after credentials and idempotency passed. arg is
+ * pipeline_call.arg. */
+typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *req, void *arg,
+                                    struct sim_response *resp);
+
+struct pipeline_call {
+    enum sim_gateway gateway;
+    enum fault_op op;
+    const char *payment_key; /* for fault matching and the call log; may be NULL */
+    const char *fingerprint; /* the parameters under the Idempotency-Key; NULL = no
+                                idempotency for this call (inquiries) */
+    bool authorized;         /* the credentials were right */
+    pipeline_process_fn process;
+    void *arg;
+};
+
+/* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May
+ * sleep (latency, hang faults). */
+void pipeline_run(struct sim *sim, const struct sim_request *req, const struct pipeline_call *call,
+                  struct sim_response *resp);
+
+#endif

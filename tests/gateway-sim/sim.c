@@ -1,0 +1,152 @@
+/*
+ * sim: context, routing and small helpers of the gateway simulator. See sim.h.
+ */
+#include "sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin.h"
+#include "faults.h"
+#include "ledger.h"
+#include "stripe.h"
+#include "toss.h"
+
+/* Sleep slice: how quickly an injected sleep notices a shutdown. */
+#define SIM_SLEEP_SLICE_MS 50
+
+struct sim *sim_new(const char *toss_secret, const char *stripe_secret)
+{
+    struct sim *sim = calloc(1, sizeof(*sim));
+    if (sim == NULL)
+        return NULL;
+    atomic_init(&sim->stopping, false);
+    sim->ledger = ledger_new();
+    sim->faults = faults_new();
+    sim->toss_secret = strdup(toss_secret ? toss_secret : SIM_DEFAULT_TOSS_SECRET);
+    sim->stripe_secret = strdup(stripe_secret ? stripe_secret : SIM_DEFAULT_STRIPE_SECRET);
+    if (sim->ledger == NULL || sim->faults == NULL || sim->toss_secret == NULL ||
+        sim->stripe_secret == NULL) {
+        sim_free(sim);
+        return NULL;
+    }
+    return sim;
+}
+
+void sim_free(struct sim *sim)
+{
+    if (sim == NULL)
+        return;
+    ledger_free(sim->ledger);
+    faults_free(sim->faults);
+    free(sim->toss_secret);
+    free(sim->stripe_secret);
+    free(sim);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    if (has_prefix(req->path, "/_sim/"))
+        admin_handle(sim, req, resp);
+    else if (strcmp(req->path, "/v1/refunds") == 0 || has_prefix(req->path, "/v1/refunds/"))
+        stripe_handle(sim, req, resp);
+    else if (has_prefix(req->path, "/v1/payments/"))
+        toss_handle(sim, req, resp);
+    else
+        sim_respond_json(resp, 404,
+                         json_pack("{s:s, s:s}", "code", "NOT_FOUND", "message",
+                                   "no such endpoint on the gateway simulator"));
+}
+
+void sim_respond_json(struct sim_response *resp, int status, json_t *obj)
+{
+    sim_response_clear(resp);
+    resp->status = status;
+    if (obj == NULL)
+        obj = json_object();
+    resp->body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+}
+
+void sim_respond_error(struct sim_response *resp, enum sim_gateway gateway, int status,
+                       const char *stripe_type, const char *code, const char *message)
+{
+    json_t *obj;
+
+    if (gateway == SIM_GATEWAY_TOSS) {
+        obj = json_pack("{s:s, s:s}", "code", code ? code : "UNKNOWN", "message",
+                        message ? message : "");
+    } else {
+        json_t *err = json_pack("{s:s}", "type", stripe_type ? stripe_type : "api_error");
+        if (err != NULL) {
+            if (code != NULL)
+                json_object_set_new(err, "code", json_string(code));
+            json_object_set_new(err, "message", json_string(message ? message : ""));
+        }
+        obj = json_pack("{s:o}", "error", err);
+    }
+    sim_respond_json(resp, status, obj);
+}
+
+void sim_response_clear(struct sim_response *resp)
+{
+    free(resp->body);
+    *resp = (struct sim_response)SIM_RESPONSE_INIT;
+}
+
+bool sim_sleep_ms(struct sim *sim, int64_t ms)
+{
+    while (ms > 0) {
+        if (atomic_load(&sim->stopping))
+            return false;
+        int64_t step = ms < SIM_SLEEP_SLICE_MS ? ms : SIM_SLEEP_SLICE_MS;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(step * 1000000L)};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return !atomic_load(&sim->stopping);
+}
+
+int64_t sim_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sim_format_time(int64_t ms, char *buf, size_t buflen)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, buflen, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, buflen - n, ".%03dZ", (int)(ms % 1000));
+}
+
+const char *sim_gateway_name(enum sim_gateway gateway)
+{
+    return gateway == SIM_GATEWAY_STRIPE ? "stripe" : "toss";
+}
+
+bool sim_gateway_parse(const char *s, enum sim_gateway *out)
+{
+    if (s == NULL)
+        return false;
+    if (strcmp(s, "toss") == 0) {
+        *out = SIM_GATEWAY_TOSS;
+        return true;
+    }
+    if (strcmp(s, "stripe") == 0) {
+        *out = SIM_GATEWAY_STRIPE;
+        return true;
+    }
+    return false;
+}

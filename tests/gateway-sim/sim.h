@@ -1,0 +1,107 @@
+/*
+ * sim: the shared context of the gateway simulator and the plain structs that
+ * the HTTP glue (server.c) and the request handlers (toss.c, stripe.c,
+ * admin.c) pass between them.
+ *
+ * The simulator is a test and demo tool, never deployed. Its state (ledger,
+ * faults) lives in the struct sim below, which every connection thread shares;
+ * each module guards its own part with a mutex.
+ */
+#ifndef GATEWAY_SIM_SIM_H
+#define GATEWAY_SIM_SIM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Which gateway API a payment, a call or an idempotency key belongs to. */
+enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1 };
+
+/* Default secrets when none are given on the command line. */
+#define SIM_DEFAULT_TOSS_SECRET   "test_sk_toss_local"
+#define SIM_DEFAULT_STRIPE_SECRET "sk_test_stripe_local"
+
+/* Largest request body accepted; larger ones get 413. */
+#define SIM_MAX_BODY (64 * 1024)
+
+struct ledger;
+struct faults;
+
+struct sim {
+    struct ledger *ledger; /* owned */
+    struct faults *faults; /* owned */
+    char *toss_secret;     /* owned; secret: never logged */
+    char *stripe_secret;   /* owned; secret: never logged */
+    atomic_bool stopping;  /* set on shutdown: cuts injected sleeps short */
+};
+
+/* One HTTP request as the handlers see it. Every pointer is borrowed from the
+ * HTTP layer for the duration of the call; absent headers are NULL. body is
+ * NUL-terminated (body[body_len] == '\0') but may contain other NULs. */
+struct sim_request {
+    const char *method;
+    const char *path; /* without the query string */
+    const char *authorization;
+    const char *idempotency_key;
+    const char *query_payment_key; /* ?paymentKey= (admin /_sim/calls) */
+    const char *body;
+    size_t body_len;
+};
+
+/* What to answer. body is owned (malloc) and may be NULL for an empty body.
+ * retry_after >= 0 adds a Retry-After header; replayed adds
+ * "Idempotent-Replayed: true"; drop closes the connection without answering. */
+struct sim_response {
+    int status;
+    char *body;
+    int retry_after;
+    bool replayed;
+    bool drop;
+};
+
+#define SIM_RESPONSE_INIT                                                                          \
+    {                                                                                              \
+        0, NULL, -1, false, false                                                                  \
+    }
+
+/* Create the context with copies of the two secrets. Returns NULL when out
+ * of memory. Free with sim_free(); sim_free(NULL) is a no-op. */
+struct sim *sim_new(const char *toss_secret, const char *stripe_secret);
+void sim_free(struct sim *sim);
+
+/* Route one request to the Toss, Stripe or admin handlers and fill resp
+ * (which must start as SIM_RESPONSE_INIT; the caller frees resp->body). May
+ * sleep when a latency or hang fault says so. */
+void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
+
+/* Set resp to status with the JSON of obj as body. Steals the reference to
+ * obj (NULL gives an empty object). */
+void sim_respond_json(struct sim_response *resp, int status, json_t *obj);
+
+/* Set resp to an error in the given gateway's format: Toss
+ * {"code","message"}, Stripe {"error":{"type","code","message"}} (code left
+ * out when NULL; type ignored for Toss). */
+void sim_respond_error(struct sim_response *resp, enum sim_gateway gateway, int status,
+                       const char *stripe_type, const char *code, const char *message);
+
+/* Release resp->body and reset resp to SIM_RESPONSE_INIT. */
+void sim_response_clear(struct sim_response *resp);
+
+/* Sleep ms milliseconds in short slices, returning early (false) once the
+ * simulator is stopping so that shutdown never waits for an injected hang. */
+bool sim_sleep_ms(struct sim *sim, int64_t ms);
+
+/* Wall-clock time in milliseconds since the epoch. */
+int64_t sim_now_ms(void);
+
+/* Format ms since the epoch as RFC 3339 UTC ("2026-11-20T09:15:02.123Z"). */
+void sim_format_time(int64_t ms, char *buf, size_t buflen);
+
+/* "toss" or "stripe"; sim_gateway_parse() is the reverse (false if unknown). */
+const char *sim_gateway_name(enum sim_gateway gateway);
+bool sim_gateway_parse(const char *s, enum sim_gateway *out);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * stripe: Stripe refunds. See stripe.h.
+ */
+#include "stripe.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "pipeline.h"
+
+/* What the refund handler needs beyond the request. */
+struct stripe_refund {
+    bool form_ok;
+    const char *payment_intent; /* NULL when missing */
+    const char *amount;         /* raw text, NULL when absent */
+    const char *reason;         /* NULL when absent */
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode len bytes of s ('+' is a space, %XX a byte) into a new string. NULL
+ * on a malformed escape, an escaped NUL or out of memory. */
+static char *form_unescape(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%') {
+            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                return NULL;
+            }
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+void stripe_params_free(struct stripe_param *params, size_t nparams)
+{
+    for (size_t i = 0; i < nparams; i++) {
+        free(params[i].name);
+        free(params[i].value);
+    }
+    free(params);
+}
+
+bool stripe_form_decode(const char *body, size_t len, struct stripe_param **params, size_t *nparams)
+{
+    struct stripe_param *list = NULL;
+    size_t n = 0, cap = 0;
+
+    *params = NULL;
+    *nparams = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *field = body + pos;
+        const char *amp = memchr(field, '&', len - pos);
+        size_t flen = amp ? (size_t)(amp - field) : len - pos;
+        pos += flen + 1;
+        if (flen == 0)
+            continue; /* "a=1&&b=2" */
+        const char *eq = memchr(field, '=', flen);
+        size_t nlen = eq ? (size_t)(eq - field) : flen;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct stripe_param *p = realloc(list, ncap * sizeof(*p));
+            if (p == NULL)
+                goto fail;
+            list = p;
+            cap = ncap;
+        }
+        list[n].name = form_unescape(field, nlen);
+        list[n].value = eq ? form_unescape(eq + 1, flen - nlen - 1) : strdup("");
+        n++;
+        if (list[n - 1].name == NULL || list[n - 1].value == NULL)
+            goto fail;
+    }
+    *params = list;
+    *nparams = n;
+    return true;
+fail:
+    stripe_params_free(list, n);
+    return false;
+}
+
+static const char *param(const struct stripe_param *params, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(params[i].name, name) == 0)
+            return params[i].value;
+    return NULL;
+}
+
+static int cmp_param(const void *a, const void *b)
+{
+    const struct stripe_param *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->value, y->value);
+}
+
+/* The parameters an Idempotency-Key is bound to: method, path and the
+ * decoded parameters in sorted order (so their order in the body does not
+ * matter), or the raw body when it does not decode. Sorts params. */
+static char *fingerprint(const struct sim_request *req, struct stripe_param *params, size_t n,
+                         bool form_ok)
+{
+    size_t len = strlen(req->method) + strlen(req->path) + 3;
+    if (form_ok) {
+        qsort(params, n, sizeof(*params), cmp_param);
+        for (size_t i = 0; i < n; i++)
+            len += strlen(params[i].name) + strlen(params[i].value) + 2;
+    } else {
+        len += req->body_len;
+    }
+    char *fp = malloc(len);
+    if (fp == NULL)
+        return NULL;
+    size_t o = (size_t)snprintf(fp, len, "%s %s\n", req->method, req->path);
+    if (form_ok) {
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)snprintf(fp + o, len - o, "%s=%s\n", params[i].name, params[i].value);
+    } else {
+        for (size_t i = 0; i < req->body_len; i++)
+            fp[o++] = req->body[i] ? req->body[i] : '\x01';
+        fp[o] = '\0';
+    }
+    return fp;
+}
+
+static void answer_error(struct sim_response *resp, int status, const char *code,
+                         const char *message)
+{
+    sim_respond_error(resp, SIM_GATEWAY_STRIPE, status, "invalid_request_error", code, message);
+}
+
+/* Parse a Stripe integer parameter: decimal digits only, > 0. */
+static bool parse_amount(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (s == NULL || *s == '\0' || strlen(s) > 15)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void process_refund(struct sim *sim, const struct sim_request *req, void *arg,
+                           struct sim_response *resp)
+{
+    const struct stripe_refund *r = arg;
+    char msg[512];
+    int64_t amount = -1;
+    struct ledger_payment *after = NULL;
+
+    if (!r->form_ok) {
+        answer_error(resp, 400, NULL, "Invalid request body: expected form encoding");
+        return;
+    }
+    if (r->payment_intent == NULL || r->payment_intent[0] == '\0') {
+        answer_error(resp, 400, "parameter_missing", "Missing required param: payment_intent.");
+        return;
+    }
+    if (r->amount != NULL && !parse_amount(r->amount, &amount)) {
+        snprintf(msg, sizeof(msg), "Invalid integer: %.64s", r->amount);
+        answer_error(resp, 400, "parameter_invalid_integer", msg);
+        return;
+    }
+    enum ledger_refund_result res =
+        ledger_refund(sim->ledger, SIM_GATEWAY_STRIPE, r->payment_intent, amount, r->reason,
+                      req->idempotency_key, &after);
+    switch (res) {
+    case LEDGER_REFUND_OK:
+        if (after == NULL || after->nrefunds == 0) {
+            sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
+            break;
+        }
+        const struct ledger_refund *re = &after->refunds[after->nrefunds - 1];
+        /* Stripe spells currencies in lower case. */
+        char currency[16];
+        snprintf(currency, sizeof(currency), "%s", after->currency);
+        for (char *c = currency; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        sim_respond_json(resp, 200,
+                         json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:o}", "id", re->id,
+                                   "object", "refund", "amount", (json_int_t)re->amount, "currency",
+                                   currency, "payment_intent", after->payment_key, "status",
+                                   "succeeded", "created", (json_int_t)(re->at_ms / 1000), "reason",
+                                   re->reason ? json_string(re->reason) : json_null()));
+        break;
+    case LEDGER_REFUND_NOT_FOUND:
+        snprintf(msg, sizeof(msg), "No such payment_intent: '%.200s'", r->payment_intent);
+        answer_error(resp, 404, "resource_missing", msg);
+        break;
+    case LEDGER_REFUND_NOTHING_LEFT:
+        snprintf(msg, sizeof(msg),
+                 "The charge of payment_intent '%.200s' has already been refunded.",
+                 r->payment_intent);
+        answer_error(resp, 400, "charge_already_refunded", msg);
+        break;
+    case LEDGER_REFUND_TOO_LARGE:
+        snprintf(msg, sizeof(msg),
+                 "Refund amount (%lld) is greater than unrefunded amount on charge (%lld)",
+                 (long long)amount, after ? (long long)(after->amount - after->refunded) : 0LL);
+        answer_error(resp, 400, "amount_too_large", msg);
+        break;
+    case LEDGER_REFUND_NO_MEMORY:
+        sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
+        break;
+    }
+    ledger_payment_free(after);
+}
+
+void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    struct stripe_param *params = NULL;
+    size_t n = 0;
+    char msg[300];
+
+    if (strcmp(req->path, "/v1/refunds") != 0 || strcmp(req->method, "POST") != 0) {
+        snprintf(msg, sizeof(msg), "Unrecognized request URL (%.16s: %.200s)", req->method,
+                 req->path);
+        answer_error(resp, 404, NULL, msg);
+        return;
+    }
+    struct stripe_refund refund = {0};
+    refund.form_ok = stripe_form_decode(req->body, req->body_len, &params, &n);
+    char *fp = fingerprint(req, params, n, refund.form_ok);
+    if (fp == NULL) {
+        sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
+        goto out;
+    }
+    /* Pointers into params: valid until the end of this function. */
+    refund.payment_intent = param(params, n, "payment_intent");
+    refund.amount = param(params, n, "amount");
+    refund.reason = param(params, n, "reason");
+
+    const char *auth = req->authorization;
+    size_t slen = strlen(sim->stripe_secret);
+    struct pipeline_call call = {
+        .gateway = SIM_GATEWAY_STRIPE,
+        .op = FAULT_OP_REFUND,
+        .payment_key = refund.payment_intent,
+        .fingerprint = fp,
+        .authorized = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 &&
+                      strncmp(auth + 7, sim->stripe_secret, slen) == 0 && auth[7 + slen] == '\0',
+        .process = process_refund,
+        .arg = &refund,
+    };
+    pipeline_run(sim, req, &call, resp);
+out:
+    free(fp);
+    stripe_params_free(params, n);
+}

@@ -1,0 +1,33 @@
+/*
+ * stripe: the Stripe refunds endpoint of the simulator.
+ *
+ *   POST /v1/refunds   form body payment_intent=pi_...[&amount=N]
+ *
+ * Bearer auth with the secret key, errors {"error":{"type","code","message"}}.
+ */
+#ifndef GATEWAY_SIM_STRIPE_H
+#define GATEWAY_SIM_STRIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sim.h"
+
+/* Answer a request whose path is /v1/refunds or below it. */
+void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
+
+/* One decoded name=value pair of an application/x-www-form-urlencoded body. */
+struct stripe_param {
+    char *name;
+    char *value;
+};
+
+/* Decode body (len bytes) into a new array of pairs in *params (count in
+ * *nparams), percent-escapes and '+' decoded. Returns false on a malformed
+ * escape or when out of memory, with nothing allocated. Free the array with
+ * stripe_params_free(). */
+bool stripe_form_decode(const char *body, size_t len, struct stripe_param **params, size_t *nparams)
+    __attribute__((warn_unused_result));
+void stripe_params_free(struct stripe_param *params, size_t nparams);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * toss: Toss Payments cancel and inquiry. See toss.h.
+ */
+#include "toss.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "pipeline.h"
+
+#define TOSS_PREFIX "/v1/payments/"
+
+/* What the cancel handler needs beyond the request. */
+struct toss_cancel {
+    const char *payment_key;
+    json_t *body; /* borrowed; NULL when the body is not JSON */
+};
+
+/* Standard base64 of len bytes of in into out (NUL-terminated). out must hold
+ * 4 * ((len + 2) / 3) + 1 bytes. */
+static void base64_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* True if authorization is "Basic base64(secret + ":")". */
+static bool authorized(const char *secret, const char *authorization)
+{
+    size_t slen = strlen(secret);
+    bool ok = false;
+
+    if (authorization == NULL || strncmp(authorization, "Basic ", 6) != 0)
+        return false;
+    unsigned char *raw = malloc(slen + 1);
+    char *expected = malloc(4 * ((slen + 3) / 3) + 1);
+    if (raw != NULL && expected != NULL) {
+        memcpy(raw, secret, slen);
+        raw[slen] = ':';
+        base64_encode(raw, slen + 1, expected);
+        const char *given = authorization + 6;
+        while (*given == ' ')
+            given++;
+        ok = strcmp(given, expected) == 0;
+    }
+    free(raw);
+    free(expected);
+    return ok;
+}
+
+static void answer_error(struct sim_response *resp, int status, const char *code,
+                         const char *message)
+{
+    sim_respond_error(resp, SIM_GATEWAY_TOSS, status, NULL, code, message);
+}
+
+/* The Toss payment object of p. New reference. */
+static json_t *payment_object(const struct ledger_payment *p)
+{
+    char at[40];
+    const char *status;
+    json_t *cancels = json_array();
+
+    if (p->refunded == 0)
+        status = "DONE";
+    else if (p->refunded >= p->amount)
+        status = "CANCELED";
+    else
+        status = "PARTIAL_CANCELED";
+    for (size_t i = 0; i < p->nrefunds; i++) {
+        const struct ledger_refund *r = &p->refunds[i];
+        sim_format_time(r->at_ms, at, sizeof(at));
+        json_array_append_new(cancels, json_pack("{s:I, s:s, s:s, s:s}", "cancelAmount",
+                                                 (json_int_t)r->amount, "cancelReason",
+                                                 r->reason ? r->reason : "", "transactionKey",
+                                                 r->id, "canceledAt", at));
+    }
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "paymentKey", p->payment_key, "orderId",
+                     p->order_id, "status", status, "totalAmount", (json_int_t)p->amount,
+                     "balanceAmount", (json_int_t)(p->amount - p->refunded), "currency",
+                     p->currency, "cancels", cancels);
+}
+
+static void process_cancel(struct sim *sim, const struct sim_request *req, void *arg,
+                           struct sim_response *resp)
+{
+    const struct toss_cancel *c = arg;
+    int64_t amount = -1;
+    struct ledger_payment *after = NULL;
+
+    if (!json_is_object(c->body)) {
+        answer_error(resp, 400, "INVALID_REQUEST", "the request body must be a JSON object");
+        return;
+    }
+    const char *reason = json_string_value(json_object_get(c->body, "cancelReason"));
+    if (reason == NULL || reason[0] == '\0') {
+        answer_error(resp, 400, "INVALID_REQUEST", "cancelReason is required");
+        return;
+    }
+    const json_t *jamount = json_object_get(c->body, "cancelAmount");
+    if (jamount != NULL && !json_is_null(jamount)) {
+        if (!json_is_integer(jamount) || json_integer_value(jamount) <= 0) {
+            answer_error(resp, 400, "INVALID_REQUEST", "cancelAmount must be a positive integer");
+            return;
+        }
+        amount = json_integer_value(jamount);
+    }
+    switch (ledger_refund(sim->ledger, SIM_GATEWAY_TOSS, c->payment_key, amount, reason,
+                          req->idempotency_key, &after)) {
+    case LEDGER_REFUND_OK:
+        if (after != NULL)
+            sim_respond_json(resp, 200, payment_object(after));
+        else
+            answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
+        break;
+    case LEDGER_REFUND_NOT_FOUND:
+        answer_error(resp, 404, "NOT_FOUND_PAYMENT", "payment not found");
+        break;
+    case LEDGER_REFUND_NOTHING_LEFT:
+        answer_error(resp, 400, "ALREADY_CANCELED_PAYMENT", "the payment was already canceled");
+        break;
+    case LEDGER_REFUND_TOO_LARGE:
+        answer_error(resp, 400, "NOT_CANCELABLE_AMOUNT",
+                     "the cancel amount is larger than the cancelable balance");
+        break;
+    case LEDGER_REFUND_NO_MEMORY:
+        answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
+        break;
+    }
+    ledger_payment_free(after);
+}
+
+static void process_inquiry(struct sim *sim, const struct sim_request *req, void *arg,
+                            struct sim_response *resp)
+{
+    const char *payment_key = arg;
+    struct ledger_payment *p = ledger_payment_get(sim->ledger, SIM_GATEWAY_TOSS, payment_key);
+
+    (void)req;
+    if (p == NULL) {
+        answer_error(resp, 404, "NOT_FOUND_PAYMENT", "payment not found");
+        return;
+    }
+    sim_respond_json(resp, 200, payment_object(p));
+    ledger_payment_free(p);
+}
+
+/* The parameters an Idempotency-Key is bound to: method, path and the body,
+ * as canonical JSON when it parses (key order and spacing do not matter). */
+static char *fingerprint(const struct sim_request *req, const json_t *body)
+{
+    char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    const char *b = canon ? canon : req->body;
+    size_t blen = canon ? strlen(canon) : req->body_len;
+    size_t len = strlen(req->method) + strlen(req->path) + blen + 3;
+    char *fp = malloc(len);
+
+    if (fp != NULL) {
+        int n = snprintf(fp, len, "%s %s\n", req->method, req->path);
+        memcpy(fp + n, b, blen);
+        fp[(size_t)n + blen] = '\0';
+        /* A NUL inside a raw body would cut the comparison short; make it
+         * visible instead. */
+        for (size_t i = (size_t)n; i < (size_t)n + blen; i++)
+            if (fp[i] == '\0')
+                fp[i] = '\x01';
+    }
+    free(canon);
+    return fp;
+}
+
+void toss_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    const char *start = req->path + strlen(TOSS_PREFIX);
+    const char *slash = strchr(start, '/');
+    size_t keylen = slash ? (size_t)(slash - start) : strlen(start);
+    const char *rest = start + keylen;
+    char *payment_key = NULL;
+    json_t *body = NULL;
+    char *fp = NULL;
+
+    if (keylen == 0 || (strcmp(rest, "") != 0 && strcmp(rest, "/cancel") != 0)) {
+        answer_error(resp, 404, "NOT_FOUND", "no such endpoint");
+        return;
+    }
+    payment_key = strndup(start, keylen);
+    if (payment_key == NULL) {
+        answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
+        return;
+    }
+    struct pipeline_call call = {
+        .gateway = SIM_GATEWAY_TOSS,
+        .payment_key = payment_key,
+        .authorized = authorized(sim->toss_secret, req->authorization),
+    };
+    if (rest[0] == '\0') {
+        if (strcmp(req->method, "GET") != 0) {
+            answer_error(resp, 405, "METHOD_NOT_ALLOWED", "use GET for a payment inquiry");
+            goto out;
+        }
+        call.op = FAULT_OP_INQUIRY;
+        call.process = process_inquiry;
+        call.arg = payment_key;
+        pipeline_run(sim, req, &call, resp);
+        goto out;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        answer_error(resp, 405, "METHOD_NOT_ALLOWED", "use POST to cancel a payment");
+        goto out;
+    }
+    body = json_loadb(req->body, req->body_len, 0, NULL);
+    fp = fingerprint(req, body);
+    if (fp == NULL) {
+        answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
+        goto out;
+    }
+    struct toss_cancel cancel = {.payment_key = payment_key, .body = body};
+    call.op = FAULT_OP_REFUND;
+    call.fingerprint = fp;
+    call.process = process_cancel;
+    call.arg = &cancel;
+    pipeline_run(sim, req, &call, resp);
+out:
+    free(fp);
+    json_decref(body);
+    free(payment_key);
+}

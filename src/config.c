@@ -225,7 +225,7 @@ static bool parse_kafka(struct config_ctx *c, const struct config_key *e, const 
     char child[300];
 
     if (map != NULL && map->kind != CY_MAP)
-        return config_fail(c, map->line, path, "expected a map, got %s", cy_kind_name(map));
+        return config_fail(c, p->line, path, "expected a map, got %s", cy_kind_name(map));
     if (map != NULL && map->n > 0) {
         k->props = calloc(map->n, sizeof(*k->props));
         if (k->props == NULL)
@@ -241,7 +241,7 @@ static bool parse_kafka(struct config_ctx *c, const struct config_key *e, const 
         /* librdkafka property values are text; YAML numbers and booleans
          * arrive here as their text already. */
         if (kp->value.kind != CY_SCALAR || kp->value.null)
-            return config_fail(c, kp->value.line, child, "expected a string, got %s",
+            return config_fail(c, kp->line, child, "expected a string, got %s",
                                cy_kind_name(&kp->value));
         k->props[i].key = strdup(kp->key);
         k->props[i].value = strdup(kp->value.value);
@@ -269,8 +269,7 @@ static bool parse_routes(struct config_ctx *c, const struct config_key *e, const
     if (seq == NULL)
         return true;
     if (seq->kind != CY_SEQ)
-        return config_fail(c, seq->line, path, "expected a list of maps, got %s",
-                           cy_kind_name(seq));
+        return config_fail(c, p->line, path, "expected a list of maps, got %s", cy_kind_name(seq));
     s->routes = calloc(seq->n ? seq->n : 1, sizeof(*s->routes));
     if (s->routes == NULL)
         return config_fail(c, seq->line, path, "out of memory");
@@ -321,7 +320,7 @@ static bool parse_gateways(struct config_ctx *c, const struct config_key *e,
     char child[300];
 
     if (map != NULL && map->kind != CY_MAP)
-        return config_fail(c, map->line, path, "expected a map of gateway names, got %s",
+        return config_fail(c, p->line, path, "expected a map of gateway names, got %s",
                            cy_kind_name(map));
     if (map == NULL || map->n == 0)
         return config_fail(c, p ? p->line : line, path, "at least one gateway must be configured");
@@ -345,7 +344,7 @@ static bool parse_gateways(struct config_ctx *c, const struct config_key *e,
         if (gw->name == NULL || !copy_policy(&gw->retry, &cfg->retry))
             return config_fail(c, gp->line, child, "out of memory");
         if (gp->value.kind != CY_MAP)
-            return config_fail(c, gp->value.line, child, "expected a map, got %s",
+            return config_fail(c, gp->line, child, "expected a map, got %s",
                                cy_kind_name(&gp->value));
         if (!config_table_defaults(c, gateway_table, gw))
             return false;

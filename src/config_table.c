@@ -300,10 +300,10 @@ static bool walk_entry(struct config_ctx *c, const struct config_key *e, const s
     bool absent = (v == NULL || (v->kind == CY_SCALAR && v->null));
 
     if (e->type == CK_CUSTOM)
-        return e->custom(c, e, absent ? NULL : p, absent && p ? p->line : line, path, base);
+        return e->custom(c, e, absent ? NULL : p, p ? p->line : line, path, base);
     if (e->type == CK_SECTION) {
         if (!absent && v->kind != CY_MAP)
-            return config_fail(c, v->line, path, "expected a map, got %s", cy_kind_name(v));
+            return config_fail(c, p->line, path, "expected a map, got %s", cy_kind_name(v));
         return config_table_walk(c, e->section, absent ? NULL : v, p ? p->line : line, path,
                                  (char *)base + e->offset);
     }
@@ -314,12 +314,12 @@ static bool walk_entry(struct config_ctx *c, const struct config_key *e, const s
     }
     if (e->type == CK_STRLIST) {
         if (v->kind != CY_SEQ)
-            return config_fail(c, v->line, path, "expected a list of strings, got %s",
+            return config_fail(c, p->line, path, "expected a list of strings, got %s",
                                cy_kind_name(v));
         return set_list(c, e, v, NULL, path, base);
     }
     if (v->kind != CY_SCALAR)
-        return config_fail(c, v->line, path, "expected %s, got %s", type_name(e), cy_kind_name(v));
+        return config_fail(c, p->line, path, "expected %s, got %s", type_name(e), cy_kind_name(v));
     return set_text(c, e, v->value, v->line, path, base);
 }
 

@@ -186,8 +186,8 @@ static bool plain_null(const yaml_node_t *yn)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static bool convert(struct cy_loader *ld, int index, struct cy_node *out, const char *path,
-                    int depth);
+static bool convert(struct cy_loader *ld, int index, int ref_line, struct cy_node *out,
+                    const char *path, int depth);
 
 static bool convert_scalar(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *out,
                            const char *path)
@@ -242,7 +242,7 @@ static bool convert_map(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *o
             snprintf(child, sizeof(child), "%s.%s", path, pair->key);
         else
             snprintf(child, sizeof(child), "%s", pair->key);
-        if (!convert(ld, yp->value, &pair->value, child, depth + 1))
+        if (!convert(ld, yp->value, pair->line, &pair->value, child, depth + 1))
             return false;
     }
     return true;
@@ -263,14 +263,18 @@ static bool convert_seq(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *o
         char child[512];
         out->n = i + 1;
         snprintf(child, sizeof(child), "%s[%zu]", path, i);
-        if (!convert(ld, yn->data.sequence.items.start[i], &out->items[i], child, depth + 1))
+        if (!convert(ld, yn->data.sequence.items.start[i], out->line, &out->items[i], child,
+                     depth + 1))
             return false;
     }
     return true;
 }
 
-static bool convert(struct cy_loader *ld, int index, struct cy_node *out, const char *path,
-                    int depth)
+/* Convert node index of the document into out. ref_line is the line of the
+ * key or sequence that refers to it: an alias's target has its own (earlier)
+ * line, which would point the reader to the wrong place. */
+static bool convert(struct cy_loader *ld, int index, int ref_line, struct cy_node *out,
+                    const char *path, int depth)
 {
     yaml_node_t *yn = yaml_document_get_node(ld->doc, index);
 
@@ -283,7 +287,7 @@ static bool convert(struct cy_loader *ld, int index, struct cy_node *out, const 
         return false;
     }
     if (index < 1 || (size_t)index > ld->nnodes || ld->seen[index - 1]) {
-        cy_fail(ld, out->line, path, "YAML aliases are not supported");
+        cy_fail(ld, ref_line, path, "YAML aliases are not supported");
         return false;
     }
     ld->seen[index - 1] = 1;
@@ -305,7 +309,7 @@ static void parser_fail(const char *name, const yaml_parser_t *p, char *err, siz
     const char *problem = p->problem ? p->problem : "unknown error";
 
     if (p->context != NULL)
-        snprintf(err, errlen, "%s:%zu: invalid YAML: %s %s (line %zu)", name,
+        snprintf(err, errlen, "%s:%zu: invalid YAML: %s (%s at line %zu)", name,
                  p->problem_mark.line + 1, problem, p->context, p->context_mark.line + 1);
     else
         snprintf(err, errlen, "%s:%zu: invalid YAML: %s", name, p->problem_mark.line + 1, problem);
@@ -349,7 +353,7 @@ static struct cy_node *load(const char *name, yaml_parser_t *parser, char *err, 
         snprintf(err, errlen, "%s: out of memory", name);
         goto out;
     }
-    if (!convert(&ld, 1, root, "", 0))
+    if (!convert(&ld, 1, 1, root, "", 0))
         goto out;
     /* A second document would be silently ignored: refuse it instead. */
     if (!yaml_parser_load(parser, &extra)) {

@@ -102,12 +102,10 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
     curl_multi_remove_handle(c->multi, t->easy);
     transfer_unlink(t);
 
-    if (code == CURLE_OK || code == CURLE_OPERATION_TIMEDOUT)
+    /* A transfer that failed after the status line (a body cut short, a
+     * timeout while reading it) is no answer we can act on: status 0. */
+    if (code == CURLE_OK)
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    /* A timeout after the status line (slow body) still is no answer we can
-     * act on: report it as no answer. */
-    if (code != CURLE_OK)
-        status = 0;
 
     memset(&resp, 0, sizeof(resp));
     resp.status = status;

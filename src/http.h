@@ -7,6 +7,11 @@
  * finished transfer calls its callback from inside http_client_run(), on the
  * owner's thread. Only http_client_wakeup() may be called from another thread.
  *
+ * Requests must be idempotent: on a reused keep-alive connection that turns
+ * out dead before any answer byte, libcurl re-sends the request once by itself
+ * (seen in tests/integration/test_gateway_clients.c). Gateway calls are, by
+ * their Idempotency-Key; Slack posts may at worst arrive twice.
+ *
  * Redaction: the Authorization header of a request is never logged (it
  * carries gateway secrets); neither is any header value or body at info level.
  */

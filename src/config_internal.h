@@ -65,10 +65,11 @@ struct config_key {
     config_custom_fn custom;          /* CK_CUSTOM; called with p NULL when absent */
 };
 
+/* One load in progress: where messages go and what they refer to. */
 struct config_ctx {
-    const char *file;
-    const struct cy_node *root;
-    struct config *cfg;
+    const char *file;           /* name used in messages (the path) */
+    const struct cy_node *root; /* the whole tree, for line look-ups in validation */
+    struct config *cfg;         /* being filled; freed by the caller on failure */
     char *err;
     size_t errlen;
 };

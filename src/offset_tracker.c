@@ -1,0 +1,139 @@
+/*
+ * offset_tracker: see offset_tracker.h.
+ *
+ * A partition holds a small array of (offset, done) in offset order; the
+ * number of entries is bounded by the consumer's in-flight limit, so linear
+ * search and memmove are cheaper than anything cleverer.
+ */
+#include "offset_tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    int64_t offset;
+    bool done;
+};
+
+struct partition {
+    char *topic;
+    int32_t partition;
+    struct entry *entries;
+    size_t n, cap;
+};
+
+struct offset_tracker {
+    struct partition *parts;
+    size_t nparts, cap;
+    size_t pending;
+};
+
+struct offset_tracker *offset_tracker_new(void)
+{
+    return calloc(1, sizeof(struct offset_tracker));
+}
+
+void offset_tracker_free(struct offset_tracker *ot)
+{
+    if (ot == NULL)
+        return;
+    for (size_t i = 0; i < ot->nparts; i++) {
+        free(ot->parts[i].topic);
+        free(ot->parts[i].entries);
+    }
+    free(ot->parts);
+    free(ot);
+}
+
+static struct partition *find(const struct offset_tracker *ot, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < ot->nparts; i++) {
+        if (ot->parts[i].partition == partition && strcmp(ot->parts[i].topic, topic) == 0)
+            return &ot->parts[i];
+    }
+    return NULL;
+}
+
+bool offset_tracker_add(struct offset_tracker *ot, const char *topic, int32_t partition,
+                        int64_t offset)
+{
+    struct partition *p = find(ot, topic, partition);
+
+    if (p == NULL) {
+        if (ot->nparts == ot->cap) {
+            size_t cap = ot->cap ? ot->cap * 2 : 8;
+            struct partition *parts = realloc(ot->parts, cap * sizeof(*parts));
+            if (parts == NULL)
+                return false;
+            ot->parts = parts;
+            ot->cap = cap;
+        }
+        p = &ot->parts[ot->nparts];
+        memset(p, 0, sizeof(*p));
+        p->topic = strdup(topic);
+        if (p->topic == NULL)
+            return false;
+        p->partition = partition;
+        ot->nparts++;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        struct entry *entries = realloc(p->entries, cap * sizeof(*entries));
+        if (entries == NULL)
+            return false;
+        p->entries = entries;
+        p->cap = cap;
+    }
+    p->entries[p->n].offset = offset;
+    p->entries[p->n].done = false;
+    p->n++;
+    ot->pending++;
+    return true;
+}
+
+int64_t offset_tracker_done(struct offset_tracker *ot, const char *topic, int32_t partition,
+                            int64_t offset)
+{
+    struct partition *p = find(ot, topic, partition);
+    size_t i, popped = 0;
+    int64_t commit = -1;
+
+    if (p == NULL)
+        return -1;
+    for (i = 0; i < p->n; i++) {
+        if (p->entries[i].offset == offset && !p->entries[i].done) {
+            p->entries[i].done = true;
+            ot->pending--;
+            break;
+        }
+    }
+    if (i == p->n)
+        return -1;
+    while (popped < p->n && p->entries[popped].done) {
+        commit = p->entries[popped].offset + 1;
+        popped++;
+    }
+    if (popped > 0) {
+        memmove(p->entries, p->entries + popped, (p->n - popped) * sizeof(*p->entries));
+        p->n -= popped;
+    }
+    return commit;
+}
+
+void offset_tracker_forget(struct offset_tracker *ot, const char *topic, int32_t partition)
+{
+    struct partition *p = find(ot, topic, partition);
+
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->entries[i].done)
+            ot->pending--;
+    }
+    p->n = 0;
+}
+
+size_t offset_tracker_pending(const struct offset_tracker *ot)
+{
+    return ot->pending;
+}

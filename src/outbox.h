@@ -1,0 +1,78 @@
+/*
+ * outbox: the transactional outbox. Every event that must reach Kafka is
+ * inserted here inside the transaction that makes the state change it
+ * announces; outbox-relay publishes due rows in id order and marks them
+ * published only after the broker acknowledged them.
+ *
+ * All functions take a PGconn the caller owns; none opens or commits a
+ * transaction itself, except where stated.
+ */
+#ifndef CR_OUTBOX_H
+#define CR_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include "db.h"
+
+/* A row to insert. Every pointer is borrowed for the duration of the call. */
+struct outbox_msg {
+    const char *topic;
+    const char *key;   /* Kafka key (the requestId), may be NULL */
+    const void *value; /* message bytes */
+    size_t value_len;
+    const json_t *headers;   /* [[name, value], ...] or NULL */
+    const char *event_type;  /* CloudEvents type, or "dead-letter"; for queries */
+    const char *event_id;    /* CloudEvents id, may be NULL */
+    const char *request_id;  /* may be NULL (an unparseable dead letter) */
+    int64_t available_at_ms; /* epoch ms; 0 = now */
+};
+
+/* A row read back for publishing. Owned by the array from outbox_fetch_due(). */
+struct outbox_row {
+    int64_t id;
+    char *topic;
+    char *key; /* NULL if none */
+    unsigned char *value;
+    size_t value_len;
+    json_t *headers; /* array of pairs, owned */
+};
+
+/* Insert one row. Returns false with err set on failure; the error class is
+ * in db_last_error_class(db). */
+bool outbox_insert(struct db *db, const struct outbox_msg *msg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Build a CloudEvent (cloudevent_build) of type with subject = request_id and
+ * the given data (borrowed), and insert it for topic, keyed by request_id. */
+bool outbox_insert_event(struct db *db, const char *topic, const char *type, const char *request_id,
+                         const char *correlation_id, const json_t *data, int64_t available_at_ms,
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Read up to limit unpublished rows whose available_at has come, in id order.
+ * On success *rows_out is a malloc'd array of *n_out rows (free with
+ * outbox_rows_free). */
+bool outbox_fetch_due(struct db *db, int limit, struct outbox_row **rows_out, size_t *n_out,
+                      char *err, size_t errlen) __attribute__((warn_unused_result));
+void outbox_rows_free(struct outbox_row *rows, size_t n);
+
+/* Mark rows published (after their delivery reports succeeded). */
+bool outbox_mark_published(struct db *db, const int64_t *ids, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Record a failed publish of one row; it stays pending and is retried. */
+bool outbox_mark_failed(struct db *db, int64_t id, const char *error, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Milliseconds until the next unpublished row becomes due: 0 if one is due
+ * now, -1 if there is none. */
+bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Delete up to limit rows published more than retention_ms ago. */
+bool outbox_purge_published(struct db *db, int64_t retention_ms, int limit, int *deleted_out,
+                            char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * request_store: see request_store.h.
+ */
+#include "request_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgutil.h"
+
+/* The columns every read returns, in the order row_from_result() expects. */
+#define REQUEST_COLUMNS                                                                            \
+    "request_id, gateway, payment_key, amount, currency, partial, reason, correlation_id,"         \
+    " status, attempts, budget_base, max_attempts,"                                                \
+    " extract(epoch FROM next_attempt_at) * 1000, extract(epoch FROM deadline_at) * 1000,"         \
+    " extract(epoch FROM key_expires_at) * 1000, extract(epoch FROM created_at) * 1000,"           \
+    " lease_owner, last_error_code, last_error_message, last_http_status, source_event,"           \
+    " source_topic, source_partition, source_offset,"                                              \
+    " extract(epoch FROM source_timestamp) * 1000"
+
+static const char sql_insert[] =
+    "INSERT INTO cancel_request (request_id, gateway, payment_key, amount, currency, partial,"
+    "  reason, origin_transaction_id, first_failure_code, first_failure_message, correlation_id,"
+    "  source_event_id, source_event, source_topic, source_partition, source_offset,"
+    "  source_timestamp, max_attempts, next_attempt_at, deadline_at, key_first_used_at,"
+    "  key_expires_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+    "  CASE WHEN $17::bigint = 0 THEN NULL ELSE to_timestamp($17::bigint / 1000.0) END,"
+    "  $18, to_timestamp($19::bigint / 1000.0), to_timestamp($20::bigint / 1000.0),"
+    "  LEAST(now(), CASE WHEN $21::bigint = 0 THEN now()"
+    "                    ELSE to_timestamp($21::bigint / 1000.0) END),"
+    "  LEAST(now(), CASE WHEN $21::bigint = 0 THEN now()"
+    "                    ELSE to_timestamp($21::bigint / 1000.0) END)"
+    "    + $22::bigint * interval '1 ms')"
+    " ON CONFLICT (request_id) DO NOTHING";
+
+static const char sql_get[] =
+    "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = $1";
+
+static const char sql_get_lock[] =
+    "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = $1 FOR UPDATE";
+
+static const char sql_claim[] =
+    "UPDATE cancel_request"
+    "   SET status = 'IN_FLIGHT', attempts = attempts + 1, lease_owner = $2,"
+    "       lease_expires_at = now() + $3::bigint * interval '1 ms', updated_at = now()"
+    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts + 1 = $4"
+    "   AND next_attempt_at <= now() + $5::bigint * interval '1 ms'"
+    "   AND now() < deadline_at"
+    "   AND (key_expires_at IS NULL OR key_expires_at > now() + $3::bigint * interval '1 ms')"
+    " RETURNING " REQUEST_COLUMNS;
+
+static const char sql_log_started[] =
+    "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway)"
+    " VALUES ($1, $2, 'STARTED', $3, $4)";
+
+static const char sql_finish[] =
+    "UPDATE cancel_request"
+    "   SET status = $4, lease_owner = NULL, lease_expires_at = NULL,"
+    "       next_attempt_at = CASE WHEN $4 = 'SCHEDULED' THEN to_timestamp($5::bigint / 1000.0)"
+    "                              ELSE next_attempt_at END,"
+    "       last_error_code = $6, last_error_message = $7, last_http_status = $8::integer,"
+    "       finished_at = CASE WHEN $4 = 'SCHEDULED' THEN NULL ELSE now() END,"
+    "       updated_at = now()"
+    " WHERE request_id = $1 AND status = 'IN_FLIGHT' AND attempts = $2 AND lease_owner = $3";
+
+static const char sql_log_answered[] =
+    "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, verdict,"
+    "  http_status, error_code, error_message, latency_ms, replayed, decision, next_attempt_at,"
+    "  detail)"
+    " VALUES ($1, $2, 'ANSWERED', $3, $4, $5, $6::integer, $7, $8, $9, $10, $11,"
+    "  CASE WHEN $12::bigint = 0 THEN NULL ELSE to_timestamp($12::bigint / 1000.0) END, $13)";
+
+static const char sql_postpone[] =
+    "UPDATE cancel_request SET next_attempt_at = to_timestamp($3::bigint / 1000.0),"
+    "       updated_at = now()"
+    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts + 1 = $2";
+
+static const char sql_finalize_scheduled[] =
+    "UPDATE cancel_request SET status = $3, last_error_code = $4, last_error_message = $5,"
+    "       finished_at = now(), updated_at = now()"
+    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts + 1 = $2";
+
+/* SKIP LOCKED: several relays (or a relay and an operator) never wait on each
+ * other's rows; a locked row is simply someone else's to handle. */
+static const char sql_take_expired[] =
+    "UPDATE cancel_request r"
+    "   SET status = 'SCHEDULED', next_attempt_at = now(), lease_owner = NULL,"
+    "       lease_expires_at = NULL, updated_at = now()"
+    "  FROM (SELECT request_id AS rid, lease_owner AS old_owner FROM cancel_request"
+    "         WHERE status = 'IN_FLIGHT' AND lease_expires_at < now()"
+    "         ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED) e"
+    " WHERE r.request_id = e.rid"
+    " RETURNING e.old_owner, " REQUEST_COLUMNS;
+
+static const char sql_log_abandoned[] =
+    "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, detail)"
+    " VALUES ($1, $2, 'ABANDONED', $3, $4, $5)";
+
+static const char sql_due_without_trigger[] =
+    "SELECT r.request_id FROM cancel_request r"
+    " WHERE r.status = 'SCHEDULED' AND r.next_attempt_at < now() - $1::bigint * interval '1 ms'"
+    "   AND NOT EXISTS (SELECT 1 FROM outbox o"
+    "                    WHERE o.request_id = r.request_id"
+    "                      AND o.event_type = 'payments.cancel.retry.scheduled.v1'"
+    "                      AND (o.published_at IS NULL"
+    "                           OR o.published_at > now() - $1::bigint * interval '1 ms'))"
+    " ORDER BY r.next_attempt_at LIMIT $2";
+
+void request_row_clear(struct request_row *row)
+{
+    if (row == NULL)
+        return;
+    free(row->request_id);
+    free(row->gateway);
+    free(row->payment_key);
+    free(row->currency);
+    free(row->reason);
+    free(row->correlation_id);
+    free(row->status);
+    free(row->lease_owner);
+    free(row->last_error_code);
+    free(row->last_error_message);
+    PQfreemem(row->source_event);
+    free(row->source_topic);
+    memset(row, 0, sizeof(*row));
+}
+
+/* Fill row from columns first.. of REQUEST_COLUMNS in res. */
+static void row_from_result(const PGresult *res, int r, int first, struct request_row *row)
+{
+    int c = first;
+
+    memset(row, 0, sizeof(*row));
+    row->request_id = pgutil_get_str(res, r, c++);
+    row->gateway = pgutil_get_str(res, r, c++);
+    row->payment_key = pgutil_get_str(res, r, c++);
+    row->amount = strtoll(PQgetvalue(res, r, c++), NULL, 10);
+    row->currency = pgutil_get_str(res, r, c++);
+    row->partial = PQgetvalue(res, r, c++)[0] == 't';
+    row->reason = pgutil_get_str(res, r, c++);
+    row->correlation_id = pgutil_get_str(res, r, c++);
+    row->status = pgutil_get_str(res, r, c++);
+    row->attempts = atoi(PQgetvalue(res, r, c++));
+    row->budget_base = atoi(PQgetvalue(res, r, c++));
+    row->max_attempts = atoi(PQgetvalue(res, r, c++));
+    row->next_attempt_at_ms = pgutil_get_ms(res, r, c++);
+    row->deadline_at_ms = pgutil_get_ms(res, r, c++);
+    row->key_expires_at_ms = pgutil_get_ms(res, r, c++);
+    row->created_at_ms = pgutil_get_ms(res, r, c++);
+    row->lease_owner = pgutil_get_str(res, r, c++);
+    row->last_error_code = pgutil_get_str(res, r, c++);
+    row->last_error_message = pgutil_get_str(res, r, c++);
+    row->last_http_status = PQgetisnull(res, r, c) ? 0 : atoi(PQgetvalue(res, r, c));
+    c++;
+    row->source_event =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, c++), &row->source_event_len);
+    row->source_topic = pgutil_get_str(res, r, c++);
+    row->source_partition = PQgetisnull(res, r, c) ? -1 : atoi(PQgetvalue(res, r, c));
+    c++;
+    row->source_offset = PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+    c++;
+    row->source_timestamp_ms = pgutil_get_ms(res, r, c++);
+}
+
+#define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
+
+bool request_store_insert(struct db *db, const struct cancel_failed *cf,
+                          const struct request_source *src, int max_attempts,
+                          int64_t first_attempt_ms, int64_t deadline_ms, int64_t key_ttl_ms,
+                          bool *inserted, char *err, size_t errlen)
+{
+    char amount[24], partition[16], offset[24], ts[24], maxa[16], first[24], deadline[24],
+        evtime[24], ttl[24];
+    const char *values[22] = {
+        cf->request_id,
+        cf->gateway,
+        cf->payment_key,
+        I64(amount, cf->amount),
+        cf->currency,
+        cf->partial ? "true" : "false",
+        cf->reason,
+        cf->origin_transaction_id,
+        cf->failure_code,
+        cf->failure_message,
+        src->correlation_id,
+        src->event_id,
+        (const char *)src->bytes,
+        src->topic,
+        src->partition >= 0 ? I64(partition, src->partition) : NULL,
+        src->offset >= 0 ? I64(offset, src->offset) : NULL,
+        I64(ts, src->timestamp_ms),
+        I64(maxa, max_attempts),
+        I64(first, first_attempt_ms),
+        I64(deadline, deadline_ms),
+        I64(evtime, src->event_time_ms),
+        I64(ttl, key_ttl_ms),
+    };
+    int lengths[22] = {0};
+    int formats[22] = {0};
+    lengths[12] = (int)src->len;
+    formats[12] = 1;
+
+    PGresult *res = pgutil_query(db, sql_insert, 22, values, lengths, formats, PGRES_COMMAND_OK,
+                                 "could not insert the cancel request", err, errlen);
+    if (res == NULL)
+        return false;
+    *inserted = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return true;
+}
+
+bool request_store_get(struct db *db, const char *request_id, bool lock, struct request_row *row,
+                       bool *found, char *err, size_t errlen)
+{
+    const char *values[1] = {request_id};
+    PGresult *res = pgutil_query(db, lock ? sql_get_lock : sql_get, 1, values, NULL, NULL,
+                                 PGRES_TUPLES_OK, "could not read the cancel request", err, errlen);
+    if (res == NULL)
+        return false;
+    *found = PQntuples(res) == 1;
+    if (*found)
+        row_from_result(res, 0, 0, row);
+    PQclear(res);
+    return true;
+}
+
+bool request_store_claim(struct db *db, const char *request_id, int attempt, const char *worker,
+                         int64_t lease_ms, int64_t skew_ms, struct request_row *row, bool *claimed,
+                         char *err, size_t errlen)
+{
+    char lease[24], att[16], skew[24];
+    const char *values[5] = {request_id, worker, I64(lease, lease_ms), I64(att, attempt),
+                             I64(skew, skew_ms)};
+    PGresult *res = pgutil_query(db, sql_claim, 5, values, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not claim the cancel request", err, errlen);
+    if (res == NULL)
+        return false;
+    *claimed = PQntuples(res) == 1;
+    if (*claimed)
+        row_from_result(res, 0, 0, row);
+    PQclear(res);
+    if (!*claimed)
+        return true;
+
+    const char *log_values[4] = {request_id, att, worker, row->gateway};
+    res = pgutil_query(db, sql_log_started, 4, log_values, NULL, NULL, PGRES_COMMAND_OK,
+                       "could not append the STARTED attempt fact", err, errlen);
+    if (res == NULL) {
+        request_row_clear(row);
+        *claimed = false;
+        return false;
+    }
+    PQclear(res);
+    return true;
+}
+
+bool request_store_finish(struct db *db, const char *request_id, int attempt, const char *worker,
+                          const char *gateway, const struct attempt_answer *answer,
+                          const char *decision, const char *new_status, int64_t next_attempt_ms,
+                          bool *applied, char *err, size_t errlen)
+{
+    char att[16], next[24], status_text[16], latency[24];
+    const char *http = answer->http_status > 0 ? I64(status_text, answer->http_status) : NULL;
+    const char *values[8] = {
+        request_id,         I64(att, attempt),     worker, new_status, I64(next, next_attempt_ms),
+        answer->error_code, answer->error_message, http};
+    PGresult *res = pgutil_query(db, sql_finish, 8, values, NULL, NULL, PGRES_COMMAND_OK,
+                                 "could not record the attempt's result", err, errlen);
+    if (res == NULL)
+        return false;
+    *applied = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+
+    const char *log_values[13] = {
+        request_id,
+        att,
+        worker,
+        gateway,
+        answer->verdict,
+        http,
+        answer->error_code,
+        answer->error_message,
+        I64(latency, answer->latency_ms),
+        answer->replayed ? "true" : "false",
+        decision,
+        strcmp(new_status, "SCHEDULED") == 0 ? next : "0",
+        *applied ? NULL
+                 : "the lease was lost before the answer was recorded; the decision was not "
+                   "applied",
+    };
+    res = pgutil_query(db, sql_log_answered, 13, log_values, NULL, NULL, PGRES_COMMAND_OK,
+                       "could not append the ANSWERED attempt fact", err, errlen);
+    if (res == NULL)
+        return false;
+    PQclear(res);
+    return true;
+}
+
+bool request_store_postpone(struct db *db, const char *request_id, int attempt,
+                            int64_t next_attempt_ms, bool *moved, char *err, size_t errlen)
+{
+    char att[16], next[24];
+    const char *values[3] = {request_id, I64(att, attempt), I64(next, next_attempt_ms)};
+    PGresult *res = pgutil_query(db, sql_postpone, 3, values, NULL, NULL, PGRES_COMMAND_OK,
+                                 "could not postpone the cancel request", err, errlen);
+    if (res == NULL)
+        return false;
+    *moved = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return true;
+}
+
+bool request_store_finalize_scheduled(struct db *db, const char *request_id, int attempt,
+                                      const char *new_status, const char *error_code,
+                                      const char *error_message, bool *done, char *err,
+                                      size_t errlen)
+{
+    char att[16];
+    const char *values[5] = {request_id, I64(att, attempt), new_status, error_code, error_message};
+    PGresult *res =
+        pgutil_query(db, sql_finalize_scheduled, 5, values, NULL, NULL, PGRES_COMMAND_OK,
+                     "could not finish the cancel request", err, errlen);
+    if (res == NULL)
+        return false;
+    *done = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return true;
+}
+
+bool request_store_take_expired_lease(struct db *db, struct request_row *row, bool *found,
+                                      char *err, size_t errlen)
+{
+    char att[16];
+    PGresult *res = pgutil_query(db, sql_take_expired, 0, NULL, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not take over an expired lease", err, errlen);
+    if (res == NULL)
+        return false;
+    *found = PQntuples(res) == 1;
+    if (!*found) {
+        PQclear(res);
+        return true;
+    }
+    char *old_owner = pgutil_get_str(res, 0, 0);
+    row_from_result(res, 0, 1, row);
+    PQclear(res);
+
+    const char *values[5] = {row->request_id, I64(att, row->attempts),
+                             old_owner != NULL ? old_owner : "unknown", row->gateway,
+                             "the worker's lease expired before it recorded an answer"};
+    res = pgutil_query(db, sql_log_abandoned, 5, values, NULL, NULL, PGRES_COMMAND_OK,
+                       "could not append the ABANDONED attempt fact", err, errlen);
+    free(old_owner);
+    if (res == NULL) {
+        request_row_clear(row);
+        *found = false;
+        return false;
+    }
+    PQclear(res);
+    return true;
+}
+
+bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int limit, char ***ids_out,
+                                       size_t *n_out, char *err, size_t errlen)
+{
+    char grace[24], lim[16];
+    const char *values[2] = {I64(grace, grace_ms), I64(lim, limit)};
+
+    *ids_out = NULL;
+    *n_out = 0;
+    PGresult *res = pgutil_query(db, sql_due_without_trigger, 2, values, NULL, NULL,
+                                 PGRES_TUPLES_OK, "could not look for due requests", err, errlen);
+    if (res == NULL)
+        return false;
+    size_t n = (size_t)PQntuples(res);
+    char **ids = n > 0 ? calloc(n, sizeof(*ids)) : NULL;
+    if (n > 0 && ids == NULL) {
+        PQclear(res);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = strdup(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    *ids_out = ids;
+    *n_out = n;
+    return true;
+}
+
+void request_store_free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n && ids != NULL; i++)
+        free(ids[i]);
+    free(ids);
+}

@@ -1,0 +1,143 @@
+/*
+ * request_store: the SQL of a cancel request's life in cancel_request and
+ * retry_attempt_log. Each function runs statements on a connection the caller
+ * owns, inside the caller's transaction; none commits. Every transition is a
+ * conditional UPDATE (status, attempt number, lease owner) so that a stale
+ * worker or a duplicated event changes nothing: the WHERE clause is the fence.
+ *
+ * Times are epoch milliseconds.
+ */
+#ifndef CR_REQUEST_STORE_H
+#define CR_REQUEST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#include "cancel_event.h"
+
+/* A cancel_request row as the pipeline needs it. Strings owned; free with
+ * request_row_clear(). */
+struct request_row {
+    char *request_id;
+    char *gateway;
+    char *payment_key;
+    int64_t amount;
+    char *currency;
+    bool partial;
+    char *reason;
+    char *correlation_id;
+    char *status;
+    int attempts;
+    int budget_base;
+    int max_attempts;
+    int64_t next_attempt_at_ms; /* 0 when NULL */
+    int64_t deadline_at_ms;
+    int64_t key_expires_at_ms; /* 0 when NULL */
+    int64_t created_at_ms;
+    char *lease_owner;
+    char *last_error_code;
+    char *last_error_message;
+    int last_http_status;        /* 0 when NULL */
+    unsigned char *source_event; /* the original CancelFailed bytes */
+    size_t source_event_len;
+    char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+    int64_t source_timestamp_ms;
+};
+
+void request_row_clear(struct request_row *row);
+
+/* Where a CancelFailed came from, kept for the dead letter of a final failure. */
+struct request_source {
+    const char *event_id;
+    const void *bytes;
+    size_t len;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;  /* Kafka message timestamp, 0 if none */
+    int64_t event_time_ms; /* the CloudEvents time, 0 if none */
+    const char *correlation_id;
+};
+
+/* Insert a new request (status SCHEDULED, next attempt at first_attempt_ms).
+ * The idempotency key's lifetime is counted from the earlier of the event's
+ * time and now, since the upstream service may already have used the key.
+ * *inserted is false when a row with that requestId already exists (nothing
+ * changed). */
+bool request_store_insert(struct db *db, const struct cancel_failed *cf,
+                          const struct request_source *src, int max_attempts,
+                          int64_t first_attempt_ms, int64_t deadline_ms, int64_t key_ttl_ms,
+                          bool *inserted, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Read one request; *found false if there is none. lock: SELECT ... FOR UPDATE. */
+bool request_store_get(struct db *db, const char *request_id, bool lock, struct request_row *row,
+                       bool *found, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Claim attempt number `attempt`: SCHEDULED -> IN_FLIGHT with a lease for
+ * worker, only if attempt is the next one, the request is due (with
+ * skew_ms tolerance), its deadline has not passed and its idempotency key
+ * outlives the lease. Appends the STARTED fact. *claimed false = the event is
+ * stale, early, a duplicate, or the request is final: do nothing. */
+bool request_store_claim(struct db *db, const char *request_id, int attempt, const char *worker,
+                         int64_t lease_ms, int64_t skew_ms, struct request_row *row, bool *claimed,
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* What the gateway said about one attempt, as recorded in the attempt log. */
+struct attempt_answer {
+    const char *verdict; /* SUCCEEDED, ALREADY_REFUNDED, RETRYABLE, PERMANENT, CONFIG_FAULT */
+    int http_status;     /* 0 = no answer */
+    const char *error_code;
+    const char *error_message;
+    int64_t latency_ms;
+    bool replayed;
+};
+
+/* Close attempt `attempt` held by worker: append the ANSWERED fact and move
+ * the request to new_status (SCHEDULED with next_attempt_ms, or a final
+ * status). *applied false = the lease was lost (the reconciler took it over);
+ * the fact is still appended, marked as not applied, and the state is left to
+ * whoever holds the request now. */
+bool request_store_finish(struct db *db, const char *request_id, int attempt, const char *worker,
+                          const char *gateway, const struct attempt_answer *answer,
+                          const char *decision, const char *new_status, int64_t next_attempt_ms,
+                          bool *applied, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Move a SCHEDULED request whose next attempt is `attempt` to a later time
+ * without spending an attempt (breaker open, rate limit). *moved false when
+ * the request is not in that state any more. */
+bool request_store_postpone(struct db *db, const char *request_id, int attempt,
+                            int64_t next_attempt_ms, bool *moved, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Finish a SCHEDULED request without a gateway call (deadline passed, key
+ * about to expire, operator resolve): new_status is final. */
+bool request_store_finalize_scheduled(struct db *db, const char *request_id, int attempt,
+                                      const char *new_status, const char *error_code,
+                                      const char *error_message, bool *done, char *err,
+                                      size_t errlen) __attribute__((warn_unused_result));
+
+/* Reconciler: take over one IN_FLIGHT request whose lease expired, locking it
+ * (SKIP LOCKED). Appends the ABANDONED fact for its current attempt and
+ * clears the lease, leaving status SCHEDULED at now; the caller then decides
+ * (retry or exhausted) like after a retryable answer. *found false when there
+ * is none. */
+bool request_store_take_expired_lease(struct db *db, struct request_row *row, bool *found,
+                                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Reconciler: request_ids (up to limit) that have been SCHEDULED and due for
+ * more than grace_ms with no RetryScheduled row pending or recently published
+ * in the outbox. Malloc'd array of malloc'd strings. */
+bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int limit, char ***ids_out,
+                                       size_t *n_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+void request_store_free_ids(char **ids, size_t n);
+
+#endif

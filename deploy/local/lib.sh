@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are for the scripts that source this
 # lib.sh: what deploy/local/{install,stack,test,demo} share: where the repo and
 # the state live, messages, pid files, ports. Sourced, never run.
 
@@ -169,7 +170,7 @@ cr_kafka_wanted_mode() {
     case "${CR_KAFKA_MODE:-auto}" in
     kafka | mock) echo "$CR_KAFKA_MODE" ;;
     auto | "")
-        if cr_have java; then echo kafka; else echo mock; fi
+        if cr_have java && [[ -f "$CR_KAFKA_JARS/.complete" ]]; then echo kafka; else echo mock; fi
         ;;
     *) cr_die "CR_KAFKA_MODE must be kafka, mock or auto, not \"$CR_KAFKA_MODE\"" ;;
     esac

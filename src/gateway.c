@@ -392,6 +392,13 @@ bool gateway_refund_start(struct gateway_client *gc, const struct refund_request
         snprintf(err, errlen, "cannot start refund: request id and payment key are required");
         return false;
     }
+    for (const char *c = req->request_id; *c != '\0'; c++) {
+        /* It becomes a header line: a CR or LF would inject headers. */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            snprintf(err, errlen, "cannot start refund: request id contains control characters");
+            return false;
+        }
+    }
     if (req->partial && req->amount <= 0) {
         snprintf(err, errlen, "cannot start partial refund of %lld: amount must be positive",
                  (long long)req->amount);

@@ -1,7 +1,10 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "gateway_internal.h"
@@ -355,4 +358,116 @@ Test(http, authorization_is_redacted)
     cr_expect_str_eq(out, "authorization: ***");
     http_redact_header("Idempotency-Key: req-1", out, sizeof(out));
     cr_expect_str_eq(out, "Idempotency-Key: req-1");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *wake_later(void *arg)
+{
+    usleep(100 * 1000);
+    http_client_wakeup(arg);
+    return NULL;
+}
+
+Test(http, wakeup_from_another_thread_ends_the_wait)
+{
+    char err[128];
+    struct http_client *c = http_client_new(err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, wake_later, c), 0);
+    int64_t t0 = mono_ms();
+    cr_expect_eq(http_client_run(c, 5000, err, sizeof(err)), 0, "%s", err);
+    int64_t took = mono_ms() - t0;
+    pthread_join(th, NULL);
+    cr_expect(took >= 50 && took < 2000, "woke after %lld ms, want ~100", (long long)took);
+    cr_expect_eq(http_client_in_flight(c), 0);
+    http_client_free(c);
+    http_client_free(NULL);
+}
+
+static void count_done(const struct http_response *resp, void *arg)
+{
+    int *n = arg;
+    cr_expect_eq(resp->status, 0);
+    cr_expect_neq(resp->curl_code, CURLE_OK);
+    cr_expect_neq(resp->curl_error[0], '\0');
+    cr_expect_eq(resp->retry_after_ms, -1);
+    (*n)++;
+}
+
+Test(http, unreachable_and_aborted_transfers_call_back_once)
+{
+    char err[128];
+    struct http_client *c = http_client_new(err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    struct http_request req = HTTP_REQUEST_INIT;
+    req.url = "http://127.0.0.1:1/nothing-listens-here";
+    req.connect_timeout_ms = 1000;
+    req.timeout_ms = 2000;
+    int done = 0;
+    cr_assert(http_client_submit(c, &req, count_done, &done, err, sizeof(err)), "%s", err);
+    cr_expect_eq(http_client_in_flight(c), 1);
+    for (int i = 0; i < 50 && done == 0; i++)
+        cr_assert_geq(http_client_run(c, 100, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(done, 1);
+    cr_expect_eq(http_client_in_flight(c), 0);
+
+    /* Still queued when the client is freed: called back, aborted. */
+    cr_assert(http_client_submit(c, &req, count_done, &done, err, sizeof(err)), "%s", err);
+    http_client_free(c);
+    cr_expect_eq(done, 2);
+}
+
+Test(http, bad_requests_are_refused_at_submit)
+{
+    char err[128] = "";
+    struct http_client *c = http_client_new(err, sizeof(err));
+    struct http_request req = HTTP_REQUEST_INIT;
+    int done = 0;
+    cr_expect_not(http_client_submit(c, &req, count_done, &done, err, sizeof(err)));
+    cr_expect_neq(err[0], '\0');
+    cr_expect_eq(http_client_in_flight(c), 0);
+    http_client_free(c);
+    cr_expect_eq(done, 0);
+}
+
+Test(wire, refund_start_refuses_what_would_break_the_request)
+{
+    char err[128];
+    struct http_client *http = http_client_new(err, sizeof(err));
+    cr_assert_not_null(http, "%s", err);
+    struct config_gateway cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.name = "toss";
+    cfg.kind = GATEWAY_TOSS;
+    cfg.base_url = "http://127.0.0.1:1/";
+    cfg.secret_key = "test_sk_toss_local";
+    cfg.tls_verify = true;
+    struct gateway_client *gc = gateway_client_new(&cfg, http, err, sizeof(err));
+    cr_assert_not_null(gc, "%s", err);
+    cr_expect_str_eq(gateway_client_name(gc), "toss");
+
+    struct refund_request req = {"req\r\nX-Evil: 1", "pk", 100, "KRW", false, "r"};
+    cr_expect_not(gateway_refund_start(gc, &req, NULL, NULL, err, sizeof(err)));
+    cr_expect_null(strstr(err, "test_sk"), "%s", err);
+    req.request_id = "";
+    cr_expect_not(gateway_refund_start(gc, &req, NULL, NULL, err, sizeof(err)));
+    req.request_id = "req-1";
+    req.partial = true;
+    req.amount = 0;
+    cr_expect_not(gateway_refund_start(gc, &req, NULL, NULL, err, sizeof(err)));
+    cr_expect_eq(http_client_in_flight(http), 0);
+
+    cfg.secret_key = "";
+    cr_expect_null(gateway_client_new(&cfg, http, err, sizeof(err)));
+    cr_expect_neq(err[0], '\0');
+    gateway_client_free(gc);
+    gateway_client_free(NULL);
+    http_client_free(http);
 }

@@ -52,6 +52,14 @@ static bool attribute_name_ok(const char *name)
     return true;
 }
 
+/* JSON Schema counts 5.0 as an integer; agree with it (as far as a double
+ * holds integers exactly). */
+static bool real_is_integral(const json_t *v)
+{
+    double d = json_is_real(v) ? json_real_value(v) : 0.5;
+    return d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(int64_t)d;
+}
+
 /* The string attributes the envelope knows, where they go in struct
  * cloudevent, and whether CloudEvents requires them. */
 struct string_attr {
@@ -117,7 +125,8 @@ static enum event_verdict check_attributes(json_t *root, struct cloudevent *ev, 
         if (sa == NULL) {
             /* An extension attribute: CloudEvents types map to JSON strings,
              * integers and booleans; anything else is not an attribute. */
-            if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value)) {
+            if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value) &&
+                !real_is_integral(value)) {
                 snprintf(err, errlen,
                          "extension attribute \"%.64s\" must be a string, integer or boolean",
                          name);

@@ -1,0 +1,58 @@
+/*
+ * consumer: the consume loop shared by the one-message-at-a-time consumers
+ * (intake, alerts), and the pause/rewind used by every consumer when the
+ * database goes away.
+ *
+ * Offsets are committed only after the handler made the message's effects
+ * durable. When the handler cannot (db down), the consumer pauses its
+ * partitions, waits for the dependency with back-off, then rewinds every
+ * partition to its committed offset and resumes: nothing is skipped, and
+ * what is read twice is absorbed by the handlers' idempotency.
+ */
+#ifndef CR_CONSUMER_H
+#define CR_CONSUMER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "intake.h"
+
+/* A borrowed view of msg. */
+void consumer_record(const rd_kafka_message_t *msg, struct kafka_record *rec);
+
+enum consumer_verdict {
+    CONSUMER_DONE,  /* effects durable: commit the offset */
+    CONSUMER_RETRY, /* nothing durable: pause, wait until ready, read it again */
+};
+
+struct consumer_handler {
+    /* Process one message. */
+    enum consumer_verdict (*handle)(void *arg, const struct kafka_record *rec);
+    /* Called with back-off while paused until it returns true (e.g. the db
+     * reconnected). */
+    bool (*ready)(void *arg);
+    /* Called about every idle_ms when no message arrived (may be NULL). */
+    void (*idle)(void *arg);
+    void *arg;
+    int64_t idle_ms;
+};
+
+/* Subscribe rk to topic and run until signals_stop_requested(). Returns 0 on
+ * a clean stop, 1 on a fatal consumer error. Does not close rk. */
+int consumer_run(rd_kafka_t *rk, const char *topic, const struct consumer_handler *h);
+
+/* Pause every assigned partition. */
+void consumer_pause(rd_kafka_t *rk);
+
+/* Seek every assigned partition to its committed offset (the beginning when
+ * none) and resume. False (logged) if the broker could not say; the caller
+ * tries again later. */
+bool consumer_rewind_and_resume(rd_kafka_t *rk);
+
+/* Subscribe to one topic; false with err on failure. */
+bool consumer_subscribe(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * intake: see intake.h.
+ */
+#include "intake.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dlq.h"
+#include "log.h"
+#include "request_events.h"
+#include "request_store.h"
+#include "timeutil.h"
+
+#define INTAKE_CONSUMER "intake-consumer"
+
+const char *intake_status_name(enum intake_status s)
+{
+    switch (s) {
+    case INTAKE_ACCEPTED:
+        return "accepted";
+    case INTAKE_DUPLICATE:
+        return "duplicate";
+    case INTAKE_DEAD_LETTERED:
+        return "dead-lettered";
+    case INTAKE_RETRY:
+        return "retry";
+    }
+    return "unknown";
+}
+
+void intake_check_message(const struct config *cfg, const void *value, size_t len,
+                          struct intake_check *check)
+{
+    memset(check, 0, sizeof(*check));
+    enum event_verdict v =
+        cloudevent_parse(value, len, &check->ev, check->error, sizeof(check->error));
+    if (v != EVENT_OK) {
+        check->dlq_reason = event_verdict_name(v);
+        return;
+    }
+    v = cancel_failed_parse(&check->ev, &check->cf, check->error, sizeof(check->error));
+    if (v != EVENT_OK) {
+        check->dlq_reason = event_verdict_name(v);
+        return;
+    }
+    check->gateway = config_gateway_find(cfg, check->cf.gateway);
+    if (check->gateway == NULL) {
+        check->dlq_reason = DLQ_REASON_UNKNOWN_GATEWAY;
+        snprintf(check->error, sizeof(check->error),
+                 "gateway \"%s\" is not configured (gateways: in the config)", check->cf.gateway);
+    }
+}
+
+void intake_check_clear(struct intake_check *check)
+{
+    cancel_failed_clear(&check->cf);
+    cloudevent_clear(&check->ev);
+}
+
+/* Name the money fields in which an existing request differs from cf. */
+static void describe_conflict(const struct request_row *row, const struct cancel_failed *cf,
+                              char *buf, size_t len)
+{
+    size_t o = 0;
+    int n;
+
+    n = snprintf(buf, len, "requestId %s already exists with different", cf->request_id);
+    o = n > 0 ? (size_t)n : 0;
+#define DIFF(cond, name)                                                                           \
+    if ((cond) && o < len) {                                                                       \
+        n = snprintf(buf + o, len - o, " %s", name);                                               \
+        o += n > 0 ? (size_t)n : 0;                                                                \
+    }
+    DIFF(strcmp(row->gateway, cf->gateway) != 0, "gateway");
+    DIFF(strcmp(row->payment_key, cf->payment_key) != 0, "paymentKey");
+    DIFF(row->amount != cf->amount, "amount");
+    DIFF(strcmp(row->currency, cf->currency) != 0, "currency");
+    DIFF(row->partial != cf->partial, "partial");
+#undef DIFF
+    if (o < len)
+        snprintf(buf + o, len - o, "; never refunded under this key");
+}
+
+static bool same_money(const struct request_row *row, const struct cancel_failed *cf)
+{
+    return strcmp(row->gateway, cf->gateway) == 0 &&
+           strcmp(row->payment_key, cf->payment_key) == 0 && row->amount == cf->amount &&
+           strcmp(row->currency, cf->currency) == 0 && row->partial == cf->partial;
+}
+
+static bool dead_letter(struct db *db, const struct config *cfg, const struct kafka_record *rec,
+                        const char *reason, const char *error, const char *request_id, char *err,
+                        size_t errlen)
+{
+    char guessed[256], keybuf[256];
+    const char *key = NULL;
+
+    if (request_id == NULL)
+        request_id = dlq_guess_request_id(rec->value, rec->len, guessed, sizeof(guessed));
+    if (rec->key != NULL && rec->key_len > 0 && rec->key_len < sizeof(keybuf)) {
+        memcpy(keybuf, rec->key, rec->key_len);
+        keybuf[rec->key_len] = '\0';
+        key = keybuf;
+    }
+    if (key == NULL)
+        key = request_id;
+    struct dlq_meta meta = {
+        .reason = reason,
+        .error = error,
+        .origin = {rec->topic, rec->partition, rec->offset, rec->timestamp_ms},
+        .consumer = INTAKE_CONSUMER,
+        .request_id = request_id,
+        .attempts = 0,
+        .at_ms = timeutil_now_ms(),
+    };
+    return request_events_dead_letter(db, cfg, rec->value, rec->len, key, &meta, err, errlen);
+}
+
+/* The transaction body; returns the status, or INTAKE_RETRY with err set on a
+ * db error (the caller rolls back). */
+static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
+                                        const struct kafka_record *rec,
+                                        const struct intake_check *check, char *err, size_t errlen)
+{
+    if (check->dlq_reason != NULL) {
+        if (!dead_letter(db, cfg, rec, check->dlq_reason, check->error, NULL, err, errlen))
+            return INTAKE_RETRY;
+        return INTAKE_DEAD_LETTERED;
+    }
+
+    const struct cancel_failed *cf = &check->cf;
+    const struct retry_policy *policy = &check->gateway->retry;
+    int64_t now = timeutil_now_ms();
+    int64_t first_attempt = now + policy->initial_delay_ms;
+    struct request_source src = {
+        .event_id = check->ev.id,
+        .bytes = rec->value,
+        .len = rec->len,
+        .topic = rec->topic,
+        .partition = rec->partition,
+        .offset = rec->offset,
+        .timestamp_ms = rec->timestamp_ms > 0 ? rec->timestamp_ms : 0,
+        .event_time_ms = check->ev.time_ms,
+        .correlation_id = check->ev.correlationid,
+    };
+    bool inserted = false;
+    if (!request_store_insert(db, cf, &src, policy->max_attempts, first_attempt,
+                              now + policy->deadline_ms, check->gateway->idempotency_key_ttl_ms,
+                              &inserted, err, errlen))
+        return INTAKE_RETRY;
+
+    if (inserted) {
+        struct cancel_request_fields req;
+        cancel_failed_fields(cf, &req);
+        if (!request_events_retry(db, cfg, &req, check->ev.correlationid, 1, first_attempt, err,
+                                  errlen))
+            return INTAKE_RETRY;
+        return INTAKE_ACCEPTED;
+    }
+
+    /* The requestId exists: a redelivery or an upstream duplicate is fine;
+     * different money under the same idempotency key is never refunded. */
+    struct request_row row;
+    bool found = false;
+    if (!request_store_get(db, cf->request_id, false, &row, &found, err, errlen))
+        return INTAKE_RETRY;
+    if (!found) {
+        snprintf(err, errlen, "request %s vanished during intake", cf->request_id);
+        return INTAKE_RETRY;
+    }
+    enum intake_status status = INTAKE_DUPLICATE;
+    if (!same_money(&row, cf)) {
+        char why[512];
+        describe_conflict(&row, cf, why, sizeof(why));
+        status = dead_letter(db, cfg, rec, DLQ_REASON_IDEMPOTENCY_CONFLICT, why, cf->request_id,
+                             err, errlen)
+                     ? INTAKE_DEAD_LETTERED
+                     : INTAKE_RETRY;
+    }
+    request_row_clear(&row);
+    return status;
+}
+
+enum intake_status intake_process(struct db *db, const struct config *cfg,
+                                  const struct kafka_record *rec, char *err, size_t errlen)
+{
+    struct intake_check check;
+    enum intake_status status;
+
+    intake_check_message(cfg, rec->value, rec->len, &check);
+    if (!db_begin(db, err, errlen)) {
+        intake_check_clear(&check);
+        return INTAKE_RETRY;
+    }
+    status = process_in_tx(db, cfg, rec, &check, err, errlen);
+    if (status == INTAKE_RETRY) {
+        enum db_error_class cls = db_last_error_class(db);
+        db_rollback(db);
+        /* A row our validation let through but a db constraint refuses is
+         * poison, not an outage: dead-letter it instead of retrying forever. */
+        if (cls == DB_ERR_CONSTRAINT && check.dlq_reason == NULL) {
+            char why[600];
+            snprintf(why, sizeof(why), "the database refused the request: %s", err);
+            if (db_begin(db, err, errlen) &&
+                dead_letter(db, cfg, rec, DLQ_REASON_SCHEMA_VIOLATION, why, check.cf.request_id,
+                            err, errlen) &&
+                db_commit(db, err, errlen))
+                status = INTAKE_DEAD_LETTERED;
+            else
+                db_rollback(db);
+        }
+    } else if (!db_commit(db, err, errlen)) {
+        db_rollback(db);
+        status = INTAKE_RETRY;
+    }
+
+    struct log_ctx ctx = LOG_CTX_INIT;
+    ctx.topic = rec->topic;
+    ctx.partition = rec->partition;
+    ctx.offset = rec->offset;
+    ctx.request_id = check.cf.request_id;
+    ctx.correlation_id = check.ev.correlationid;
+    switch (status) {
+    case INTAKE_ACCEPTED:
+        log_emit(LOG_INFO, &ctx, "accepted cancel request; attempt 1 scheduled");
+        break;
+    case INTAKE_DUPLICATE:
+        log_emit(LOG_INFO, &ctx, "duplicate cancel request ignored");
+        break;
+    case INTAKE_DEAD_LETTERED:
+        log_emit(LOG_WARN, &ctx, "dead-lettered message: %s",
+                 check.dlq_reason != NULL ? check.error : "idempotency conflict");
+        break;
+    case INTAKE_RETRY:
+        log_emit(LOG_WARN, &ctx, "could not process message, will retry: %s", err);
+        break;
+    }
+    intake_check_clear(&check);
+    return status;
+}

@@ -1,0 +1,62 @@
+/*
+ * intake: accept one CancelFailed message. Validates the envelope and the
+ * data against the contract, then in one transaction either records the new
+ * request with its first RetryScheduled in the outbox, ignores a duplicate,
+ * or dead-letters the message (unparseable, invalid, unknown gateway,
+ * idempotency conflict) with its original bytes. The caller commits the Kafka
+ * offset only after this returns INTAKE_DONE.
+ */
+#ifndef CR_INTAKE_H
+#define CR_INTAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cancel_event.h"
+#include "cloudevent.h"
+#include "config.h"
+#include "db.h"
+
+/* One consumed Kafka message, borrowed. */
+struct kafka_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* -1 if none */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t len;
+};
+
+/* The pure part: what the contract says about a message. */
+struct intake_check {
+    const char *dlq_reason;               /* NULL when valid */
+    char error[512];                      /* why, when invalid */
+    struct cloudevent ev;                 /* filled when the envelope parsed */
+    struct cancel_failed cf;              /* filled when valid */
+    const struct config_gateway *gateway; /* when valid */
+};
+
+/* Check value against the contract and the configured gateways. Always fills
+ * *check; release it with intake_check_clear(). */
+void intake_check_message(const struct config *cfg, const void *value, size_t len,
+                          struct intake_check *check);
+void intake_check_clear(struct intake_check *check);
+
+enum intake_status {
+    INTAKE_ACCEPTED,      /* new request recorded, attempt 1 scheduled */
+    INTAKE_DUPLICATE,     /* same requestId and same money fields: nothing to do */
+    INTAKE_DEAD_LETTERED, /* invalid or conflicting: dead letter in the outbox */
+    INTAKE_RETRY,         /* db unavailable or transient error: nothing committed, retry later */
+};
+
+const char *intake_status_name(enum intake_status s);
+
+/* Process rec in its own transaction on db. On INTAKE_RETRY err says why; the
+ * message must be processed again (do not commit its offset). */
+enum intake_status intake_process(struct db *db, const struct config *cfg,
+                                  const struct kafka_record *rec, char *err, size_t errlen);
+
+#endif

@@ -3,7 +3,7 @@
 
 #include "attempt.h"
 
-#define MIN_MS (60LL * 1000)
+#define MIN_MS  (60LL * 1000)
 #define HOUR_MS (60 * MIN_MS)
 
 static struct retry_policy policy = {

@@ -1,0 +1,36 @@
+/*
+ * outbox-relay: moves committed outbox rows onto their Kafka topics and runs
+ * the reconciler. All of it lives in src/relay.c and src/reconciler.c; this
+ * file is arguments and lifetime.
+ */
+#include "config.h"
+#include "log.h"
+#include "relay.h"
+#include "service.h"
+
+int main(int argc, char **argv)
+{
+    static const struct service_info info = {
+        "outbox-relay",
+        "Publishes committed outbox rows to Kafka in order when they are due, and\n"
+        "re-schedules requests whose worker vanished. Run two or more: one is active\n"
+        "(PostgreSQL advisory lock), the others stand by and take over.",
+    };
+    char worker[256];
+    int rc;
+    struct config *cfg = service_start(&info, argc, argv, &rc);
+    if (cfg == NULL)
+        return rc;
+
+    struct relay *r = relay_new(cfg, service_worker_id(info.name, worker, sizeof(worker)));
+    if (r == NULL) {
+        log_error("out of memory");
+        config_free(cfg);
+        return 1;
+    }
+    log_info("outbox-relay started as %s", worker);
+    rc = relay_run(r);
+    relay_free(r);
+    config_free(cfg);
+    return rc;
+}

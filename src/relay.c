@@ -1,0 +1,359 @@
+/*
+ * relay: see relay.h.
+ */
+#include "relay.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "dlq.h"
+#include "kafka.h"
+#include "log.h"
+#include "outbox.h"
+#include "reconciler.h"
+#include "signals.h"
+
+#define RELAY_CHANNEL           "cancel_retry_outbox"
+#define RELAY_STANDBY_RETRY_MS  1000
+#define RELAY_PURGE_INTERVAL_MS (10 * 60 * 1000)
+#define RELAY_PURGE_CHUNK       1000
+
+static const char sql_try_lock[] =
+    "SELECT pg_try_advisory_lock(hashtext('cancel-retry:outbox-relay'))";
+
+/* Delivery state of one row of the batch in flight. */
+struct delivery {
+    int64_t id;
+    bool done;
+    rd_kafka_resp_err_t err;
+};
+
+struct relay {
+    const struct config *cfg;
+    const char *worker;
+    struct db *db;
+    rd_kafka_t *producer;
+    bool leader;
+    int64_t next_reconcile_ms;
+    int64_t next_purge_ms;
+    int64_t failure_backoff_ms;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    struct delivery *d = msg->_private;
+    (void)rk;
+    (void)opaque;
+    if (d == NULL)
+        return;
+    d->done = true;
+    d->err = msg->err;
+}
+
+struct relay *relay_new(const struct config *cfg, const char *worker)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->cfg = cfg;
+    r->worker = worker;
+    r->db = db_new(&cfg->database, "outbox-relay");
+    if (r->db == NULL) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void relay_free(struct relay *r)
+{
+    if (r == NULL)
+        return;
+    if (r->producer != NULL)
+        kafka_producer_close(r->producer, (int)r->cfg->relay.flush_timeout_ms);
+    db_free(r->db);
+    free(r);
+}
+
+static bool ensure_producer(struct relay *r)
+{
+    char err[512], fatal[512];
+
+    if (r->producer != NULL &&
+        kafka_fatal_error_text(r->producer, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* Unusable for good; messages still queued in it are lost to it, not
+         * to us: their rows are unpublished and go out again. */
+        log_error("the Kafka producer hit a fatal error, recreating it: %s", fatal);
+        kafka_producer_close(r->producer, 0);
+        r->producer = NULL;
+    }
+    if (r->producer != NULL)
+        return true;
+    r->producer = kafka_producer_new(r->cfg, on_delivery, r, err, sizeof(err));
+    if (r->producer == NULL) {
+        log_error("%s", err);
+        return false;
+    }
+    return true;
+}
+
+/* Sleep in short steps, serving the producer, until ms passed or a stop. */
+static void pause_ms(struct relay *r, int64_t ms)
+{
+    int64_t until = mono_ms() + ms;
+    while (!signals_stop_requested() && mono_ms() < until) {
+        if (r->producer != NULL)
+            rd_kafka_poll(r->producer, 100);
+        else {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Become the active relay if no other is. */
+static bool try_lead(struct relay *r)
+{
+    char err[512];
+    PGresult *res = NULL;
+
+    if (!db_exec(r->db, sql_try_lock, 0, NULL, PGRES_TUPLES_OK, &res, err, sizeof(err))) {
+        log_warn("could not try the relay lock: %s", err);
+        return false;
+    }
+    bool got = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (got)
+        log_info("this relay is now active (%s)", r->worker);
+    return got;
+}
+
+/* Produce every row; returns how many were handed to librdkafka. */
+static size_t produce_rows(struct relay *r, struct outbox_row *rows, size_t n, struct delivery *dl)
+{
+    char err[512];
+    size_t queued = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        dl[i].id = rows[i].id;
+        dl[i].done = false;
+        dl[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_headers_t *hdrs = dlq_headers_to_kafka(rows[i].headers, err, sizeof(err));
+        if (hdrs == NULL) {
+            dl[i].done = true;
+            dl[i].err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+            log_error("outbox row %" PRId64 " has bad headers: %s", rows[i].id, err);
+            continue;
+        }
+        size_t key_len = rows[i].key != NULL ? strlen(rows[i].key) : 0;
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                r->producer, RD_KAFKA_V_TOPIC(rows[i].topic), RD_KAFKA_V_KEY(rows[i].key, key_len),
+                RD_KAFKA_V_VALUE(rows[i].value, rows[i].value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                RD_KAFKA_V_OPAQUE(&dl[i]), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                queued++; /* hdrs now belong to the message */
+                break;
+            }
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !signals_stop_requested()) {
+                rd_kafka_poll(r->producer, 100);
+                continue;
+            }
+            rd_kafka_headers_destroy(hdrs);
+            dl[i].done = true;
+            dl[i].err = e;
+            break;
+        }
+    }
+    return queued;
+}
+
+/* Publish one batch. Returns the number of rows read (0: nothing due), or -1
+ * on a db error. */
+static int publish_batch(struct relay *r)
+{
+    char err[512];
+    struct outbox_row *rows = NULL;
+    size_t n = 0;
+
+    if (!outbox_fetch_due(r->db, r->cfg->relay.batch_size, &rows, &n, err, sizeof(err))) {
+        log_warn("%s", err);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    struct delivery *dl = calloc(n, sizeof(*dl));
+    int64_t *ok_ids = calloc(n, sizeof(*ok_ids));
+    size_t n_ok = 0, n_failed = 0;
+    if (dl == NULL || ok_ids == NULL) {
+        free(dl);
+        free(ok_ids);
+        outbox_rows_free(rows, n);
+        log_error("out of memory");
+        return -1;
+    }
+    produce_rows(r, rows, n, dl);
+
+    /* Wait for every delivery report: success is decided by the report, not
+     * by producev. Bounded by message.timeout.ms inside librdkafka; a stop
+     * request waits flush_timeout more, then leaves the rest unpublished. */
+    int64_t stop_deadline = -1;
+    for (;;) {
+        size_t pending = 0;
+        for (size_t i = 0; i < n; i++)
+            pending += !dl[i].done;
+        if (pending == 0)
+            break;
+        if (signals_stop_requested()) {
+            if (stop_deadline < 0)
+                stop_deadline = mono_ms() + r->cfg->relay.flush_timeout_ms;
+            else if (mono_ms() > stop_deadline)
+                break;
+        }
+        rd_kafka_poll(r->producer, 100);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (dl[i].done && dl[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ok_ids[n_ok++] = dl[i].id;
+        } else if (dl[i].done) {
+            n_failed++;
+            log_warn("could not publish outbox row %" PRId64 " to %s: %s", dl[i].id, rows[i].topic,
+                     rd_kafka_err2str(dl[i].err));
+            if (!outbox_mark_failed(r->db, dl[i].id, rd_kafka_err2str(dl[i].err), err, sizeof(err)))
+                log_warn("%s", err);
+        }
+    }
+    int result = (int)n;
+    if (!outbox_mark_published(r->db, ok_ids, n_ok, err, sizeof(err))) {
+        /* Published but not marked: they go out again after the db returns;
+         * consumers absorb the duplicates. */
+        log_warn("%s", err);
+        result = -1;
+    }
+    if (n_ok > 0)
+        log_debug("published %zu outbox rows", n_ok);
+    if (n_failed > 0) {
+        r->failure_backoff_ms =
+            r->failure_backoff_ms == 0
+                ? 500
+                : (r->failure_backoff_ms * 2 > 30000 ? 30000 : r->failure_backoff_ms * 2);
+        log_warn("%zu of %zu rows not published; retrying in %" PRId64 " ms", n_failed, n,
+                 r->failure_backoff_ms);
+        pause_ms(r, r->failure_backoff_ms);
+    } else {
+        r->failure_backoff_ms = 0;
+    }
+    free(dl);
+    free(ok_ids);
+    outbox_rows_free(rows, n);
+    return result;
+}
+
+static void housekeeping(struct relay *r)
+{
+    char err[512];
+    int64_t now = mono_ms();
+
+    if (now >= r->next_reconcile_ms) {
+        struct reconciler_stats st = {0};
+        if (!reconciler_run_once(r->db, r->cfg, r->worker, &st, err, sizeof(err)))
+            log_warn("reconciler pass stopped: %s", err);
+        if (st.leases_recovered + st.leases_exhausted + st.triggers_rewritten > 0)
+            log_info("reconciler: %d leases re-scheduled, %d exhausted, %d triggers rewritten",
+                     st.leases_recovered, st.leases_exhausted, st.triggers_rewritten);
+        r->next_reconcile_ms = now + r->cfg->relay.reconcile_interval_ms;
+    }
+    if (now >= r->next_purge_ms) {
+        int deleted = 0, total = 0;
+        do {
+            if (!outbox_purge_published(r->db, r->cfg->relay.retention_ms, RELAY_PURGE_CHUNK,
+                                        &deleted, err, sizeof(err))) {
+                log_warn("%s", err);
+                break;
+            }
+            total += deleted;
+        } while (deleted == RELAY_PURGE_CHUNK && !signals_stop_requested());
+        if (total > 0)
+            log_info("deleted %d published outbox rows past retention", total);
+        r->next_purge_ms = now + RELAY_PURGE_INTERVAL_MS;
+    }
+}
+
+/* Sleep until a NOTIFY, the next row's due time or poll_interval, whichever
+ * comes first. */
+static void wait_for_work(struct relay *r)
+{
+    char err[512];
+    int64_t due_in = -1;
+    bool notified = false;
+
+    if (!outbox_next_due_in_ms(r->db, &due_in, err, sizeof(err))) {
+        log_warn("%s", err);
+        return;
+    }
+    if (due_in == 0)
+        return;
+    int64_t wait = r->cfg->relay.poll_interval_ms;
+    if (due_in > 0 && due_in < wait)
+        wait = due_in;
+    int64_t until_reconcile = r->next_reconcile_ms - mono_ms();
+    if (until_reconcile < wait)
+        wait = until_reconcile > 0 ? until_reconcile : 0;
+    /* Serve delivery reports and the producer's internals while waiting. */
+    rd_kafka_poll(r->producer, 0);
+    if (!db_wait_notify(r->db, wait, &notified, err, sizeof(err)))
+        log_warn("%s", err);
+}
+
+int relay_run(struct relay *r)
+{
+    char err[512];
+
+    if (!db_listen(r->db, RELAY_CHANNEL, err, sizeof(err))) {
+        log_error("%s", err);
+        return 1;
+    }
+    while (!signals_stop_requested()) {
+        if (!db_is_connected(r->db)) {
+            if (r->leader)
+                log_warn("lost the database connection; this relay is no longer active");
+            r->leader = false;
+            if (!db_ensure_connected(r->db, err, sizeof(err)))
+                break; /* stop requested while waiting */
+        }
+        if (!r->leader) {
+            r->leader = try_lead(r);
+            if (!r->leader) {
+                pause_ms(r, RELAY_STANDBY_RETRY_MS);
+                continue;
+            }
+            r->next_reconcile_ms = mono_ms();
+        }
+        if (!ensure_producer(r)) {
+            pause_ms(r, 1000);
+            continue;
+        }
+        int n = publish_batch(r);
+        if (n < 0) {
+            pause_ms(r, 200);
+            continue;
+        }
+        housekeeping(r);
+        if (n < r->cfg->relay.batch_size)
+            wait_for_work(r);
+    }
+    log_info("outbox-relay stopping");
+    return 0;
+}

@@ -384,13 +384,21 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
     const char *const params[] = {stmt_timeout, db->application_name};
     if (!db_exec(db, set_session_sql, 2, params, PGRES_TUPLES_OK, NULL, why, sizeof(why))) {
         snprintf(err, errlen, "could not set up the database session: %s", why);
-        return false;
+        goto fail;
     }
     for (size_t i = 0; i < db->nchannels; i++) {
         if (!listen_now(db, db->channels[i], err, errlen))
-            return false;
+            goto fail;
     }
     return true;
+fail:
+    /* A half set-up session (no LISTEN, wrong timeout) must not pass for a
+     * good one: drop it so that the next attempt starts over. */
+    PQfinish(db->conn);
+    db->conn = NULL;
+    if (db->last_class == DB_ERR_NONE)
+        set_last(db, DB_ERR_OTHER, NULL);
+    return false;
 }
 
 /* Sleep ms in slices, returning early (false) if a stop was requested. */

@@ -177,3 +177,12 @@ const char *breaker_state_name(enum breaker_state st)
     }
     return "unknown";
 }
+
+void breaker_release(struct breaker *br, int64_t now_ms)
+{
+    if (!br->cfg.enabled)
+        return;
+    advance(br, now_ms);
+    if (br->state == BREAKER_HALF_OPEN && br->probes_in_flight > 0)
+        br->probes_in_flight--;
+}

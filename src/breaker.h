@@ -40,6 +40,11 @@ bool breaker_allow(struct breaker *br, int64_t now_ms, int64_t *retry_at_ms);
 void breaker_record(struct breaker *br, int64_t now_ms, bool success);
 
 /* The state at now_ms (open turns half-open once open_ms has passed). */
+/* Give back a permission breaker_allow() granted for a call that was then not
+ * made (the request turned out to be stale or already claimed), so that a
+ * half-open probe slot is not held forever. */
+void breaker_release(struct breaker *br, int64_t now_ms);
+
 enum breaker_state breaker_state(const struct breaker *br, int64_t now_ms);
 
 /* "closed", "open", "half_open". */

@@ -24,6 +24,7 @@
 /* The command table, in the order `cancelctl --help` lists them. */
 #define CANCELCTL_COMMANDS(X)                                                                      \
     X(migrate)                                                                                     \
+    X(publish)                                                                                     \
     X(topics)
 
 enum { CANCELCTL_EXIT_OK = 0, CANCELCTL_EXIT_FAILURE = 1, CANCELCTL_EXIT_USAGE = 2 };

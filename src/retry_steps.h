@@ -1,0 +1,67 @@
+/*
+ * retry_steps: the database steps of one retry attempt, each one short
+ * transaction, so that no transaction is ever open while the gateway is
+ * called:
+ *   1. claim    SCHEDULED -> IN_FLIGHT (lease, attempt n fenced), STARTED fact
+ *   2. (the gateway call, outside any transaction: retry_worker.c)
+ *   3. record   ANSWERED fact, new status, outbox: Outcome | next
+ *               RetryScheduled | Outcome + dead letter
+ * plus the ways an attempt does not happen: postponed (breaker open),
+ * skipped (stale, duplicate, early or final), finished without a call
+ * (deadline or key lifetime gone), dead-lettered (poison event).
+ *
+ * Every function returns false only on a database error (err set, the
+ * transaction rolled back, nothing changed): the caller retries the step
+ * when the database is back.
+ */
+#ifndef CR_RETRY_STEPS_H
+#define CR_RETRY_STEPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cancel_event.h"
+#include "config.h"
+#include "db.h"
+#include "dlq.h"
+#include "gateway.h"
+#include "request_store.h"
+
+#define RETRY_CONSUMER_NAME "retry-consumer"
+
+enum claim_result {
+    CLAIM_TAKEN,    /* row filled, lease held: call the gateway */
+    CLAIM_SKIPPED,  /* nothing to do for this event (why says which case) */
+    CLAIM_FINISHED, /* the request ended without a call (deadline, key lifetime) */
+};
+
+/* Claim attempt `attempt` of request_id for worker. On CLAIM_TAKEN *row is
+ * filled (caller clears it). why receives a short reason for the other
+ * results. */
+bool retry_steps_claim(struct db *db, const struct config *cfg, const char *worker,
+                       const char *request_id, int attempt, struct request_row *row,
+                       enum claim_result *result, char *why, size_t whylen, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
+/* The breaker of the request's gateway is open: move attempt `attempt` to
+ * retry_at_ms without spending it, with a new RetryScheduled. *moved false
+ * when the request was not waiting for that attempt any more. */
+bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct retry_scheduled *rs,
+                          const char *correlation_id, int64_t retry_at_ms, bool *moved, char *err,
+                          size_t errlen) __attribute__((warn_unused_result));
+
+/* Record the gateway's answer to the attempt claimed in row and apply the
+ * retry decision (attempt.h). *status_out (may be NULL) receives the new
+ * request status (static string). */
+bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
+                        const struct request_row *row, const struct gateway_answer *answer,
+                        uint64_t random, const char **status_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Dead-letter an event of the retry topic that cannot be read. */
+bool retry_steps_dead_letter(struct db *db, const struct config *cfg, const void *bytes, size_t len,
+                             const char *key, const struct dlq_meta *meta, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

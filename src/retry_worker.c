@@ -1,0 +1,526 @@
+/*
+ * retry_worker: see retry_worker.h.
+ */
+#include "retry_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "breaker.h"
+#include "cloudevent.h"
+#include "consumer.h"
+#include "db.h"
+#include "gateway.h"
+#include "http.h"
+#include "kafka.h"
+#include "log.h"
+#include "offset_tracker.h"
+#include "ratelimit.h"
+#include "retry_steps.h"
+#include "rng.h"
+#include "signals.h"
+#include "timeutil.h"
+
+/* Extra time granted on shutdown beyond the longest gateway timeout. */
+#define DRAIN_GRACE_MS  5000
+#define DB_RETRY_MIN_MS 200
+#define DB_RETRY_MAX_MS 10000
+
+struct gw {
+    const struct config_gateway *cfg;
+    struct gateway_client *client;
+    struct breaker *breaker;
+    struct ratelimit *ratelimit;
+};
+
+enum job_state {
+    JOB_START,    /* parsed (or poison); next: breaker, token, claim */
+    JOB_IN_CALL,  /* claimed; the gateway call is running */
+    JOB_ANSWERED, /* the answer is here; next: record it */
+    JOB_DONE,     /* effects durable: its offset may be committed */
+};
+
+struct job {
+    struct job *next;
+    enum job_state state;
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    unsigned char *value; /* the event bytes, for a dead letter */
+    size_t len;
+    char *key;
+    const char *poison_reason; /* set when the event cannot be read */
+    char poison_error[512];
+    struct cloudevent ev;
+    struct retry_scheduled rs;
+    struct gw *gw;
+    bool breaker_permit;   /* breaker_allow() granted; give back if unused */
+    int64_t not_before_ms; /* token wait */
+    struct request_row row;
+    bool have_row;
+    struct gateway_answer answer;
+};
+
+struct retry_worker {
+    const struct config *cfg;
+    const char *worker;
+    struct db *db;
+    rd_kafka_t *rk;
+    struct http_client *http;
+    struct offset_tracker *tracker;
+    struct gw *gws;
+    size_t ngws;
+    struct job *jobs;
+    size_t njobs;
+    bool paused;
+    bool db_down;
+    int64_t db_retry_at;
+    int64_t db_backoff;
+};
+
+static int64_t now_ms(void)
+{
+    return timeutil_now_ms();
+}
+
+static void job_free(struct job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->topic);
+    free(j->value);
+    free(j->key);
+    cloudevent_clear(&j->ev);
+    retry_scheduled_clear(&j->rs);
+    if (j->have_row)
+        request_row_clear(&j->row);
+    free(j);
+}
+
+static struct gw *gw_find(struct retry_worker *w, const char *name)
+{
+    for (size_t i = 0; i < w->ngws; i++) {
+        if (strcmp(w->gws[i].cfg->name, name) == 0)
+            return &w->gws[i];
+    }
+    return NULL;
+}
+
+/* Revoked partitions are forgotten: events of theirs still in flight finish
+ * their db work, but their offsets belong to the new owner now. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct retry_worker *w = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            offset_tracker_forget(w->tracker, parts->elems[i].topic, parts->elems[i].partition);
+        w->paused = false;
+    }
+    kafka_default_rebalance_cb(rk, err, parts, opaque);
+}
+
+struct retry_worker *retry_worker_new(const struct config *cfg, const char *worker, char *err,
+                                      size_t errlen)
+{
+    struct retry_worker *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->worker = worker;
+    w->db_backoff = DB_RETRY_MIN_MS;
+    w->db = db_new(&cfg->database, RETRY_CONSUMER_NAME);
+    w->tracker = offset_tracker_new();
+    w->http = http_client_new(err, errlen);
+    w->gws = calloc(cfg->ngateways, sizeof(*w->gws));
+    if (w->db == NULL || w->tracker == NULL || w->http == NULL || w->gws == NULL) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->ngateways; i++) {
+        struct gw *g = &w->gws[w->ngws];
+        g->cfg = &cfg->gateways[i];
+        g->client = gateway_client_new(g->cfg, w->http, err, errlen);
+        g->breaker = breaker_new(&g->cfg->breaker);
+        g->ratelimit = ratelimit_new(g->cfg->rate_limit.per_second, g->cfg->rate_limit.burst);
+        w->ngws++;
+        if (g->client == NULL || g->breaker == NULL || g->ratelimit == NULL)
+            goto fail;
+    }
+    return w;
+fail:
+    retry_worker_free(w);
+    return NULL;
+}
+
+void retry_worker_free(struct retry_worker *w)
+{
+    if (w == NULL)
+        return;
+    if (w->rk != NULL)
+        kafka_consumer_close(w->rk);
+    /* The http client first: it finishes (aborts) transfers that still point
+     * at gateway clients and jobs. */
+    http_client_free(w->http);
+    for (size_t i = 0; i < w->ngws; i++) {
+        gateway_client_free(w->gws[i].client);
+        breaker_free(w->gws[i].breaker);
+        ratelimit_free(w->gws[i].ratelimit);
+    }
+    free(w->gws);
+    while (w->jobs != NULL) {
+        struct job *j = w->jobs;
+        w->jobs = j->next;
+        job_free(j);
+    }
+    offset_tracker_free(w->tracker);
+    db_free(w->db);
+    free(w);
+}
+
+static void db_failed(struct retry_worker *w, const char *what, const char *err)
+{
+    if (!w->db_down)
+        log_warn("%s: %s; pausing until the database is back", what, err);
+    w->db_down = true;
+    w->db_retry_at = now_ms() + w->db_backoff;
+    w->db_backoff = w->db_backoff * 2 > DB_RETRY_MAX_MS ? DB_RETRY_MAX_MS : w->db_backoff * 2;
+}
+
+/* Try to get the db back when it failed; true when usable. */
+static bool db_usable(struct retry_worker *w)
+{
+    char err[512];
+
+    if (!w->db_down)
+        return true;
+    if (now_ms() < w->db_retry_at)
+        return false;
+    if (!db_is_connected(w->db) && !db_connect_once(w->db, err, sizeof(err))) {
+        db_failed(w, "database still unavailable", err);
+        return false;
+    }
+    log_info("database available again; resuming");
+    w->db_down = false;
+    w->db_backoff = DB_RETRY_MIN_MS;
+    return true;
+}
+
+/* Take a polled message into a new job (copying what outlives the message). */
+static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
+{
+    struct kafka_record rec;
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return false;
+    consumer_record(m, &rec);
+    j->topic = strdup(rec.topic);
+    j->partition = rec.partition;
+    j->offset = rec.offset;
+    j->timestamp_ms = rec.timestamp_ms;
+    j->value = malloc(rec.len + 1);
+    if (rec.key != NULL && rec.key_len > 0)
+        j->key = strndup(rec.key, rec.key_len);
+    if (j->topic == NULL || j->value == NULL ||
+        !offset_tracker_add(w->tracker, rec.topic, rec.partition, rec.offset)) {
+        job_free(j);
+        return false;
+    }
+    memcpy(j->value, rec.value, rec.len);
+    j->value[rec.len] = '\0';
+    j->len = rec.len;
+
+    enum event_verdict v =
+        cloudevent_parse(j->value, j->len, &j->ev, j->poison_error, sizeof(j->poison_error));
+    if (v == EVENT_OK)
+        v = retry_scheduled_parse(&j->ev, &j->rs, j->poison_error, sizeof(j->poison_error));
+    if (v != EVENT_OK) {
+        j->poison_reason = event_verdict_name(v);
+    } else {
+        j->gw = gw_find(w, j->rs.gateway);
+        if (j->gw == NULL) {
+            j->poison_reason = DLQ_REASON_UNKNOWN_GATEWAY;
+            snprintf(j->poison_error, sizeof(j->poison_error), "gateway \"%s\" is not configured",
+                     j->rs.gateway);
+        }
+    }
+    j->state = JOB_START;
+    j->next = w->jobs;
+    w->jobs = j;
+    w->njobs++;
+    return true;
+}
+
+static void on_answer(const struct gateway_answer *answer, void *arg)
+{
+    struct job *j = arg;
+    j->answer = *answer;
+    j->state = JOB_ANSWERED;
+}
+
+static void log_job(const struct job *j, enum log_level level, const char *what, const char *why)
+{
+    struct log_ctx ctx = LOG_CTX_INIT;
+    ctx.topic = j->topic;
+    ctx.partition = j->partition;
+    ctx.offset = j->offset;
+    ctx.request_id = j->rs.request_id;
+    ctx.correlation_id = j->ev.correlationid;
+    log_emit(level, &ctx, "%s%s%s", what, why != NULL ? ": " : "", why != NULL ? why : "");
+}
+
+/* JOB_START: poison, breaker, token, claim, call. */
+static void step_start(struct retry_worker *w, struct job *j)
+{
+    char err[1024], why[256];
+    int64_t now = now_ms();
+
+    if (j->poison_reason != NULL) {
+        struct dlq_meta meta = {
+            .reason = j->poison_reason,
+            .error = j->poison_error,
+            .origin = {j->topic, j->partition, j->offset, j->timestamp_ms},
+            .consumer = RETRY_CONSUMER_NAME,
+            .request_id = j->rs.request_id,
+            .attempts = 0,
+            .at_ms = now,
+        };
+        if (!retry_steps_dead_letter(w->db, w->cfg, j->value, j->len, j->key, &meta, err,
+                                     sizeof(err))) {
+            db_failed(w, "could not dead-letter an event", err);
+            return;
+        }
+        log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
+        j->state = JOB_DONE;
+        return;
+    }
+    if (!j->breaker_permit) {
+        int64_t retry_at = 0;
+        if (!breaker_allow(j->gw->breaker, now, &retry_at)) {
+            bool moved = false;
+            if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
+                                      err, sizeof(err))) {
+                db_failed(w, "could not postpone a request", err);
+                return;
+            }
+            log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
+            j->state = JOB_DONE;
+            return;
+        }
+        j->breaker_permit = true;
+    }
+    if (now < j->not_before_ms)
+        return;
+    int64_t wait = ratelimit_take(j->gw->ratelimit, now);
+    if (wait > 0) {
+        j->not_before_ms = now + wait;
+        return;
+    }
+
+    enum claim_result result;
+    if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
+                           &result, why, sizeof(why), err, sizeof(err))) {
+        db_failed(w, "could not claim a request", err);
+        return;
+    }
+    if (result != CLAIM_TAKEN) {
+        breaker_release(j->gw->breaker, now);
+        j->breaker_permit = false;
+        log_job(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
+        j->state = JOB_DONE;
+        return;
+    }
+    j->have_row = true;
+    struct refund_request req = {
+        .request_id = j->row.request_id,
+        .payment_key = j->row.payment_key,
+        .amount = j->row.amount,
+        .currency = j->row.currency,
+        .partial = j->row.partial,
+        .reason = j->row.reason,
+    };
+    j->state = JOB_IN_CALL;
+    if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
+        /* Could not even send: a retryable answer, recorded like any other. */
+        memset(&j->answer, 0, sizeof(j->answer));
+        j->answer.verdict = GATEWAY_RETRYABLE;
+        j->answer.retry_after_ms = -1;
+        snprintf(j->answer.code, sizeof(j->answer.code), "CLIENT_ERROR");
+        snprintf(j->answer.message, sizeof(j->answer.message), "%.*s",
+                 (int)sizeof(j->answer.message) - 1, err);
+        j->state = JOB_ANSWERED;
+    }
+}
+
+/* JOB_ANSWERED: breaker bookkeeping once, then record until the db takes it. */
+static void step_record(struct retry_worker *w, struct job *j)
+{
+    char err[1024];
+
+    if (j->breaker_permit) {
+        breaker_record(j->gw->breaker, now_ms(), !gateway_answer_counts_as_failure(&j->answer));
+        j->breaker_permit = false;
+    }
+    if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->answer, rng_u64(), NULL, err,
+                            sizeof(err))) {
+        db_failed(w, "could not record an attempt's answer", err);
+        return;
+    }
+    j->state = JOB_DONE;
+}
+
+static void commit_offset(struct retry_worker *w, const char *topic, int32_t partition,
+                          int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    /* Async: a lost commit means a redelivery, which the claim fence turns
+     * into a no-op. */
+    rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, list, 1);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("could not commit offset %lld of %s/%d: %s", (long long)offset, topic,
+                 (int)partition, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Advance every job that can move; free finished ones. */
+static void step_jobs(struct retry_worker *w)
+{
+    struct job **link = &w->jobs;
+
+    while (*link != NULL) {
+        struct job *j = *link;
+        if (j->state == JOB_START && db_usable(w))
+            step_start(w, j);
+        if (j->state == JOB_ANSWERED && db_usable(w))
+            step_record(w, j);
+        if (j->state == JOB_DONE) {
+            int64_t commit = offset_tracker_done(w->tracker, j->topic, j->partition, j->offset);
+            if (commit >= 0)
+                commit_offset(w, j->topic, j->partition, commit);
+            *link = j->next;
+            w->njobs--;
+            job_free(j);
+            continue;
+        }
+        link = &j->next;
+    }
+}
+
+static void set_paused(struct retry_worker *w, bool paused)
+{
+    if (paused == w->paused)
+        return;
+    if (paused) {
+        consumer_pause(w->rk);
+    } else {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(w->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts != NULL) {
+            rd_kafka_resume_partitions(w->rk, parts);
+            rd_kafka_topic_partition_list_destroy(parts);
+        }
+    }
+    w->paused = paused;
+}
+
+/* Poll one message. A message is always taken, even when the worker is full:
+ * after a pause librdkafka delivers none, so one that still arrives was
+ * already the application's, and dropping it would let later offsets be
+ * committed past it. */
+static void poll_kafka(struct retry_worker *w, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, timeout_ms);
+    if (m == NULL)
+        return;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+            log_emit(fatal ? LOG_ERROR : LOG_WARN, NULL, "consumer error: %s",
+                     rd_kafka_message_errstr(m));
+            if (fatal)
+                signals_request_stop();
+        }
+    } else if (!job_from_message(w, m)) {
+        /* Not tracked, so no later offset of its partition can be committed
+         * past it... except by the tracker of other messages: stop, and let
+         * a restart read it again. */
+        log_error("out of memory taking a retry event; stopping");
+        signals_request_stop();
+    }
+    rd_kafka_message_destroy(m);
+}
+
+static int64_t drain_budget_ms(const struct config *cfg)
+{
+    int64_t longest = 0;
+    for (size_t i = 0; i < cfg->ngateways; i++) {
+        if (cfg->gateways[i].timeout_ms > longest)
+            longest = cfg->gateways[i].timeout_ms;
+    }
+    return longest + DRAIN_GRACE_MS;
+}
+
+int retry_worker_run(struct retry_worker *w)
+{
+    char err[1024];
+    const struct config *cfg = w->cfg;
+    int64_t drain_until = -1;
+
+    if (!db_ensure_connected(w->db, err, sizeof(err)))
+        return signals_stop_requested() ? 0 : 1;
+    w->rk =
+        kafka_consumer_new(cfg, cfg->consumers.retry.group_id, on_rebalance, w, err, sizeof(err));
+    if (w->rk == NULL) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (!consumer_subscribe(w->rk, cfg->topics.retry.name, err, sizeof(err))) {
+        log_error("%s", err);
+        return 1;
+    }
+    log_info("retry-consumer started as %s: topic %s, group %s, up to %d attempts in flight",
+             w->worker, cfg->topics.retry.name, cfg->consumers.retry.group_id,
+             cfg->consumers.retry.max_in_flight);
+
+    for (;;) {
+        if (signals_stop_requested() && drain_until < 0) {
+            drain_until = now_ms() + drain_budget_ms(cfg);
+            set_paused(w, true);
+            log_info("stopping: finishing %zu events in flight", w->njobs);
+        }
+        if (drain_until >= 0 && (w->njobs == 0 || now_ms() > drain_until))
+            break;
+
+        bool full = w->njobs >= (size_t)cfg->consumers.retry.max_in_flight;
+        if (drain_until < 0)
+            set_paused(w, full || w->db_down);
+        bool busy = w->njobs > 0;
+        poll_kafka(w, busy ? 0 : 100);
+        if (http_client_in_flight(w->http) > 0 &&
+            http_client_run(w->http, busy ? 10 : 0, err, sizeof(err)) < 0)
+            log_warn("http engine: %s", err);
+        step_jobs(w);
+        if (busy && http_client_in_flight(w->http) == 0) {
+            /* Jobs wait for a token or the db: do not spin. */
+            struct timespec ts = {0, 5 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+
+    if (w->njobs > 0)
+        log_warn("stopped with %zu events unfinished: their leases expire and the reconciler "
+                 "re-schedules them",
+                 w->njobs);
+    /* Commit what is done before leaving the group. */
+    rd_kafka_commit(w->rk, NULL, 0);
+    log_info("retry-consumer stopped");
+    return 0;
+}

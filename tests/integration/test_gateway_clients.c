@@ -162,9 +162,9 @@ static void sim_stop(struct sim *s)
 static void sim_payment(const struct sim *s, const char *gateway, const char *key, long amount,
                         long refunded)
 {
-    char json[256];
+    char json[512];
     snprintf(json, sizeof(json),
-             "{\"gateway\":\"%s\",\"paymentKey\":\"%s\",\"amount\":%ld,\"currency\":\"%s\","
+             "{\"gateway\":\"%.16s\",\"paymentKey\":\"%.128s\",\"amount\":%ld,\"currency\":\"%s\","
              "\"refunded\":%ld}",
              gateway, key, amount, strcmp(gateway, "toss") == 0 ? "KRW" : "USD", refunded);
     admin_ok(s, "POST", "/_sim/payments", json);

@@ -152,8 +152,17 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
     if (!db_begin(db, err, errlen))
         return false;
     if (!request_store_finish(db, row->request_id, row->attempts, worker, row->gateway, &a,
-                              d.decision, d.status, d.next_attempt_ms, &applied, err, errlen))
+                              d.decision, d.status, d.next_attempt_ms, &applied, err, errlen)) {
+        if (db_last_error_class(db) == DB_ERR_DUPLICATE) {
+            /* The ANSWERED fact of this attempt exists: an earlier try of this
+             * very step committed but its acknowledgement was lost. Done. */
+            db_rollback(db);
+            if (status_out != NULL)
+                *status_out = NULL;
+            return true;
+        }
         goto fail;
+    }
     if (applied && d.final) {
         struct cancel_last_error last = {a.error_code, a.error_message, a.http_status};
         if (!request_events_final(db, cfg, row, d.status, row->attempts,

@@ -378,26 +378,43 @@ static void step_record(struct retry_worker *w, struct job *j)
 }
 
 static void commit_offset(struct retry_worker *w, const char *topic, int32_t partition,
-                          int64_t offset)
+                          int64_t offset, bool sync)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
-    /* Async: a lost commit means a redelivery, which the claim fence turns
-     * into a no-op. */
-    rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, list, 1);
+    /* Async while running: a lost commit means a redelivery, which the claim
+     * fence turns into a no-op. Sync while draining, so that what finished
+     * is committed before the consumer leaves the group. */
+    rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, list, sync ? 0 : 1);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_warn("could not commit offset %lld of %s/%d: %s", (long long)offset, topic,
                  (int)partition, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-/* Advance every job that can move; free finished ones. */
-static void step_jobs(struct retry_worker *w)
+static void drop_job(struct retry_worker *w, struct job **link)
+{
+    struct job *j = *link;
+    *link = j->next;
+    w->njobs--;
+    job_free(j);
+}
+
+/* Advance every job that can move; free finished ones. While draining, events
+ * not yet claimed are left alone: no new attempt starts during a shutdown,
+ * and their offsets stay uncommitted, so they are read again later. */
+static void step_jobs(struct retry_worker *w, bool draining)
 {
     struct job **link = &w->jobs;
 
     while (*link != NULL) {
         struct job *j = *link;
+        if (j->state == JOB_START && draining) {
+            if (j->breaker_permit)
+                breaker_release(j->gw->breaker, now_ms());
+            drop_job(w, link);
+            continue;
+        }
         if (j->state == JOB_START && db_usable(w))
             step_start(w, j);
         if (j->state == JOB_ANSWERED && db_usable(w))
@@ -405,10 +422,8 @@ static void step_jobs(struct retry_worker *w)
         if (j->state == JOB_DONE) {
             int64_t commit = offset_tracker_done(w->tracker, j->topic, j->partition, j->offset);
             if (commit >= 0)
-                commit_offset(w, j->topic, j->partition, commit);
-            *link = j->next;
-            w->njobs--;
-            job_free(j);
+                commit_offset(w, j->topic, j->partition, commit, draining);
+            drop_job(w, link);
             continue;
         }
         link = &j->next;
@@ -507,7 +522,7 @@ int retry_worker_run(struct retry_worker *w)
         if (http_client_in_flight(w->http) > 0 &&
             http_client_run(w->http, busy ? 10 : 0, err, sizeof(err)) < 0)
             log_warn("http engine: %s", err);
-        step_jobs(w);
+        step_jobs(w, drain_until >= 0);
         if (busy && http_client_in_flight(w->http) == 0) {
             /* Jobs wait for a token or the db: do not spin. */
             struct timespec ts = {0, 5 * 1000000L};
@@ -519,8 +534,6 @@ int retry_worker_run(struct retry_worker *w)
         log_warn("stopped with %zu events unfinished: their leases expire and the reconciler "
                  "re-schedules them",
                  w->njobs);
-    /* Commit what is done before leaving the group. */
-    rd_kafka_commit(w->rk, NULL, 0);
     log_info("retry-consumer stopped");
     return 0;
 }

@@ -450,3 +450,9 @@ bool config_retry_code_is_non_retryable(const struct retry_policy *policy, const
             return true;
     return false;
 }
+
+const struct retry_policy *config_retry_policy_for(const struct config *cfg, const char *gateway)
+{
+    const struct config_gateway *gw = config_gateway_find(cfg, gateway);
+    return gw != NULL ? &gw->retry : &cfg->retry;
+}

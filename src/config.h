@@ -185,6 +185,10 @@ struct config *config_load_string(const char *name, const char *yaml, char *err,
 
 void config_free(struct config *cfg);
 
+/* The retry policy for requests of gateway name: that gateway's effective
+ * policy, or the top-level one for a gateway no longer in the config. */
+const struct retry_policy *config_retry_policy_for(const struct config *cfg, const char *gateway);
+
 /* The gateway named name, or NULL. */
 const struct config_gateway *config_gateway_find(const struct config *cfg, const char *name);
 

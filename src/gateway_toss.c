@@ -5,6 +5,7 @@
  * an empty password), Idempotency-Key, JSON {"cancelReason", "cancelAmount"
  * (partial only)}; errors are {"code", "message"}.
  */
+#include "base64.h"
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -12,28 +13,6 @@
 #include <string.h>
 
 #include <jansson.h>
-
-static char *base64(const unsigned char *in, size_t len)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((len + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
 
 char *gateway_toss_auth_header(const char *secret)
 {
@@ -46,7 +25,9 @@ char *gateway_toss_auth_header(const char *secret)
     memcpy(userpass, secret, slen);
     userpass[slen] = ':';
     userpass[slen + 1] = '\0';
-    b64 = base64((const unsigned char *)userpass, slen + 1);
+    b64 = malloc(BASE64_ENCODED_SIZE(slen + 1));
+    if (b64 != NULL)
+        base64_encode((const unsigned char *)userpass, slen + 1, b64);
     if (b64 == NULL)
         goto out;
     size_t n = strlen("Authorization: Basic ") + strlen(b64) + 1;

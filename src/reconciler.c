@@ -23,12 +23,6 @@ int64_t reconciler_grace_ms(const struct config *cfg)
     return grace < 60000 ? 60000 : grace;
 }
 
-static const struct retry_policy *policy_for(const struct config *cfg, const char *gateway)
-{
-    const struct config_gateway *gw = config_gateway_find(cfg, gateway);
-    return gw != NULL ? &gw->retry : &cfg->retry;
-}
-
 /* Decide and record the follow-up of an abandoned attempt (row is SCHEDULED
  * at now after the takeover). */
 static bool follow_up_abandoned(struct db *db, const struct config *cfg,
@@ -45,7 +39,7 @@ static bool follow_up_abandoned(struct db *db, const struct config *cfg,
         .deadline_ms = row->deadline_at_ms,
         .key_expires_ms = row->key_expires_at_ms,
         .lease_ms = cfg->consumers.retry.lease_ms,
-        .policy = policy_for(cfg, row->gateway),
+        .policy = config_retry_policy_for(cfg, row->gateway),
         .random = rng_u64(),
     };
     struct attempt_decision d;

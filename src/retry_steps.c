@@ -15,12 +15,6 @@
  * the relay's and the db's hosts differ. */
 #define CLAIM_SKEW_MS 2000
 
-static const struct retry_policy *policy_for(const struct config *cfg, const char *gateway)
-{
-    const struct config_gateway *gw = config_gateway_find(cfg, gateway);
-    return gw != NULL ? &gw->retry : &cfg->retry;
-}
-
 /* Why did the claim not match? Decide from the row (locked). */
 static bool explain_miss(struct db *db, const struct config *cfg, const char *request_id,
                          int attempt, enum claim_result *result, char *why, size_t whylen,
@@ -131,7 +125,7 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
         .deadline_ms = row->deadline_at_ms,
         .key_expires_ms = row->key_expires_at_ms,
         .lease_ms = cfg->consumers.retry.lease_ms,
-        .policy = policy_for(cfg, row->gateway),
+        .policy = config_retry_policy_for(cfg, row->gateway),
         .random = random,
     };
     struct attempt_decision d;

@@ -1,6 +1,7 @@
 /*
  * toss: Toss Payments cancel and inquiry. See toss.h.
  */
+#include "base64.h"
 #include "toss.h"
 
 #include <stdio.h>
@@ -18,27 +19,6 @@ struct toss_cancel {
     json_t *body; /* borrowed; NULL when the body is not JSON */
 };
 
-/* Standard base64 of len bytes of in into out (NUL-terminated). out must hold
- * 4 * ((len + 2) / 3) + 1 bytes. */
-static void base64_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
 /* True if authorization is "Basic base64(secret + ":")". */
 static bool authorized(const char *secret, const char *authorization)
 {
@@ -48,7 +28,7 @@ static bool authorized(const char *secret, const char *authorization)
     if (authorization == NULL || strncmp(authorization, "Basic ", 6) != 0)
         return false;
     unsigned char *raw = malloc(slen + 1);
-    char *expected = malloc(4 * ((slen + 3) / 3) + 1);
+    char *expected = malloc(BASE64_ENCODED_SIZE(slen + 1));
     if (raw != NULL && expected != NULL) {
         memcpy(raw, secret, slen);
         raw[slen] = ':';

@@ -142,7 +142,8 @@ static bool listen_ok(const char *s)
         return false;
     errno = 0;
     port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
+    /* Port 0: any free port, so several processes on one host never collide. */
+    return *end == '\0' && errno == 0 && port >= 0 && port <= 65535;
 }
 
 bool config_validate(struct config_ctx *c)

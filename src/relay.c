@@ -41,7 +41,23 @@ struct relay {
     int64_t next_reconcile_ms;
     int64_t next_purge_ms;
     int64_t failure_backoff_ms;
+    struct metrics *metrics;
 };
+
+void relay_set_metrics(struct relay *r, struct metrics *m)
+{
+    r->metrics = m;
+    metrics_describe(m, "cancel_retry_outbox_published_total", "counter",
+                     "outbox rows published (delivery report succeeded)");
+    metrics_describe(m, "cancel_retry_outbox_publish_failures_total", "counter",
+                     "outbox rows whose publish failed (they are retried)");
+    metrics_describe(m, "cancel_retry_relay_active", "gauge",
+                     "1 while this relay holds the lock and publishes, 0 on standby");
+    metrics_describe(m, "cancel_retry_reconciled_total", "counter",
+                     "requests the reconciler re-scheduled or ended, by kind");
+    metrics_describe(m, "cancel_retry_producer_recreated_total", "counter",
+                     "Kafka producers recreated after a fatal error");
+}
 
 static int64_t mono_ms(void)
 {
@@ -97,6 +113,7 @@ static bool ensure_producer(struct relay *r)
         log_error("the Kafka producer hit a fatal error, recreating it: %s", fatal);
         kafka_producer_close(r->producer, 0);
         r->producer = NULL;
+        metrics_add(r->metrics, "cancel_retry_producer_recreated_total", NULL, 1);
     }
     if (r->producer != NULL)
         return true;
@@ -244,6 +261,8 @@ static int publish_batch(struct relay *r)
     }
     if (n_ok > 0)
         log_debug("published %zu outbox rows", n_ok);
+    metrics_add(r->metrics, "cancel_retry_outbox_published_total", NULL, (int64_t)n_ok);
+    metrics_add(r->metrics, "cancel_retry_outbox_publish_failures_total", NULL, (int64_t)n_failed);
     if (n_failed > 0) {
         r->failure_backoff_ms =
             r->failure_backoff_ms == 0
@@ -270,6 +289,12 @@ static void housekeeping(struct relay *r)
         struct reconciler_stats st = {0};
         if (!reconciler_run_once(r->db, r->cfg, r->worker, &st, err, sizeof(err)))
             log_warn("reconciler pass stopped: %s", err);
+        metrics_add(r->metrics, "cancel_retry_reconciled_total", "kind=\"lease_recovered\"",
+                    st.leases_recovered);
+        metrics_add(r->metrics, "cancel_retry_reconciled_total", "kind=\"lease_exhausted\"",
+                    st.leases_exhausted);
+        metrics_add(r->metrics, "cancel_retry_reconciled_total", "kind=\"trigger_rewritten\"",
+                    st.triggers_rewritten);
         if (st.leases_recovered + st.leases_exhausted + st.triggers_rewritten > 0)
             log_info("reconciler: %d leases re-scheduled, %d exhausted, %d triggers rewritten",
                      st.leases_recovered, st.leases_exhausted, st.triggers_rewritten);
@@ -333,6 +358,7 @@ int relay_run(struct relay *r)
             if (!db_ensure_connected(r->db, err, sizeof(err)))
                 break; /* stop requested while waiting */
         }
+        metrics_set(r->metrics, "cancel_retry_relay_active", NULL, r->leader ? 1 : 0);
         if (!r->leader) {
             r->leader = try_lead(r);
             if (!r->leader) {

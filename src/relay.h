@@ -19,6 +19,7 @@
 #define CR_RELAY_H
 
 #include "config.h"
+#include "metrics.h"
 
 struct relay;
 
@@ -26,6 +27,9 @@ struct relay;
  * borrowed; cfg must outlive the relay. */
 struct relay *relay_new(const struct config *cfg, const char *worker);
 void relay_free(struct relay *r);
+
+/* Count into m (borrowed; may be NULL). */
+void relay_set_metrics(struct relay *r, struct metrics *m);
 
 /* Run until signals_stop_requested(). Returns the process exit code. */
 int relay_run(struct relay *r);

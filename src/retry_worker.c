@@ -79,6 +79,7 @@ struct retry_worker {
     bool db_down;
     int64_t db_retry_at;
     int64_t db_backoff;
+    struct metrics *metrics;
 };
 
 static int64_t now_ms(void)
@@ -183,6 +184,31 @@ void retry_worker_free(struct retry_worker *w)
     offset_tracker_free(w->tracker);
     db_free(w->db);
     free(w);
+}
+
+void retry_worker_set_metrics(struct retry_worker *w, struct metrics *m)
+{
+    w->metrics = m;
+    metrics_describe(m, "cancel_retry_attempts_total", "counter",
+                     "gateway refund attempts by gateway and verdict");
+    metrics_describe(m, "cancel_retry_postponed_total", "counter",
+                     "attempts postponed because the gateway's circuit breaker was open");
+    metrics_describe(m, "cancel_retry_skipped_events_total", "counter",
+                     "retry events that started no attempt (stale, duplicate, final)");
+    metrics_describe(m, "cancel_retry_dead_letters_total", "counter",
+                     "unreadable retry events dead-lettered");
+    metrics_describe(m, "cancel_retry_in_flight", "gauge", "events being worked on");
+    metrics_describe(m, "cancel_retry_db_available", "gauge",
+                     "1 while the database answers, 0 while work is paused");
+}
+
+static void count_gateway(struct retry_worker *w, const char *name, const struct gw *g,
+                          const char *extra)
+{
+    char labels[160];
+    snprintf(labels, sizeof(labels), "gateway=\"%s\"%s%s", g != NULL ? g->cfg->name : "",
+             extra != NULL ? "," : "", extra != NULL ? extra : "");
+    metrics_add(w->metrics, name, labels, 1);
 }
 
 static void db_failed(struct retry_worker *w, const char *what, const char *err)
@@ -299,6 +325,7 @@ static void step_start(struct retry_worker *w, struct job *j)
             return;
         }
         log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
+        metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
         j->state = JOB_DONE;
         return;
     }
@@ -312,6 +339,7 @@ static void step_start(struct retry_worker *w, struct job *j)
                 return;
             }
             log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
+            count_gateway(w, "cancel_retry_postponed_total", j->gw, NULL);
             j->state = JOB_DONE;
             return;
         }
@@ -335,6 +363,7 @@ static void step_start(struct retry_worker *w, struct job *j)
         breaker_release(j->gw->breaker, now);
         j->breaker_permit = false;
         log_job(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
+        count_gateway(w, "cancel_retry_skipped_events_total", j->gw, NULL);
         j->state = JOB_DONE;
         return;
     }
@@ -374,6 +403,9 @@ static void step_record(struct retry_worker *w, struct job *j)
         db_failed(w, "could not record an attempt's answer", err);
         return;
     }
+    char verdict[64];
+    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"", gateway_verdict_name(j->answer.verdict));
+    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
     j->state = JOB_DONE;
 }
 
@@ -523,6 +555,8 @@ int retry_worker_run(struct retry_worker *w)
             http_client_run(w->http, busy ? 10 : 0, err, sizeof(err)) < 0)
             log_warn("http engine: %s", err);
         step_jobs(w, drain_until >= 0);
+        metrics_set(w->metrics, "cancel_retry_in_flight", NULL, (int64_t)w->njobs);
+        metrics_set(w->metrics, "cancel_retry_db_available", NULL, w->db_down ? 0 : 1);
         if (busy && http_client_in_flight(w->http) == 0) {
             /* Jobs wait for a token or the db: do not spin. */
             struct timespec ts = {0, 5 * 1000000L};

@@ -16,6 +16,7 @@
 #define CR_RETRY_WORKER_H
 
 #include "config.h"
+#include "metrics.h"
 
 struct retry_worker;
 
@@ -24,6 +25,9 @@ struct retry_worker;
 struct retry_worker *retry_worker_new(const struct config *cfg, const char *worker, char *err,
                                       size_t errlen);
 void retry_worker_free(struct retry_worker *w);
+
+/* Count into m (borrowed; may be NULL). */
+void retry_worker_set_metrics(struct retry_worker *w, struct metrics *m);
 
 /* Run until a stop is requested and the work in flight is finished. Returns
  * the process exit code. */

@@ -92,3 +92,14 @@ const char *service_worker_id(const char *service, char *buf, size_t len)
     snprintf(buf, len, "%s@%s:%ld", service, host, (long)getpid());
     return buf;
 }
+
+struct metrics *service_metrics(const struct config *cfg, const char *service)
+{
+    char err[256];
+    struct metrics *m = metrics_new(service);
+
+    if (m != NULL && cfg->metrics.listen != NULL &&
+        !metrics_serve(m, cfg->metrics.listen, err, sizeof(err)))
+        log_warn("no metrics endpoint: %s", err);
+    return m;
+}

@@ -9,6 +9,7 @@
 #define CR_SERVICE_H
 
 #include "config.h"
+#include "metrics.h"
 
 struct service_info {
     const char *name;  /* e.g. "intake-consumer": log "service" and usage */
@@ -20,6 +21,12 @@ struct service_info {
  * config cannot be loaded (the reason already printed to stderr). */
 struct config *service_start(const struct service_info *info, int argc, char **argv,
                              int *exit_code);
+
+/* The process's metrics, served on cfg->metrics.listen when set. A port that
+ * cannot be used is logged and the process goes on without the endpoint:
+ * metrics are never a reason to stop refunding. NULL only when out of
+ * memory; free with metrics_free(). */
+struct metrics *service_metrics(const struct config *cfg, const char *service);
 
 /* A stable identity for leases and logs: "<service>@<hostname>:<pid>".
  * Writes into buf and returns it. */

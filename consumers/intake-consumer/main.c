@@ -19,6 +19,7 @@
 struct intake_ctx {
     const struct config *cfg;
     struct db *db;
+    struct metrics *metrics;
 };
 
 static enum consumer_verdict handle(void *arg, const struct kafka_record *rec)
@@ -29,6 +30,9 @@ static enum consumer_verdict handle(void *arg, const struct kafka_record *rec)
     if (!db_is_connected(ctx->db))
         return CONSUMER_RETRY;
     enum intake_status s = intake_process(ctx->db, ctx->cfg, rec, err, sizeof(err));
+    char labels[64];
+    snprintf(labels, sizeof(labels), "result=\"%s\"", intake_status_name(s));
+    metrics_add(ctx->metrics, "cancel_retry_intake_messages_total", labels, 1);
     return s == INTAKE_RETRY ? CONSUMER_RETRY : CONSUMER_DONE;
 }
 
@@ -56,7 +60,11 @@ int main(int argc, char **argv)
     if (cfg == NULL)
         return rc;
 
-    struct intake_ctx ctx = {cfg, db_new(&cfg->database, info.name)};
+    struct intake_ctx ctx = {cfg, db_new(&cfg->database, info.name),
+                             service_metrics(cfg, info.name)};
+    metrics_describe(ctx.metrics, "cancel_retry_intake_messages_total", "counter",
+                     "CancelFailed messages by result (accepted, duplicate, dead-lettered, "
+                     "retry: not processed yet, db unavailable)");
     rd_kafka_t *rk = NULL;
     rc = 1;
     if (ctx.db == NULL) {
@@ -84,6 +92,7 @@ out:
     if (rk != NULL)
         kafka_consumer_close(rk);
     db_free(ctx.db);
+    metrics_free(ctx.metrics);
     config_free(cfg);
     return rc;
 }

@@ -30,8 +30,11 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    struct metrics *metrics = service_metrics(cfg, info.name);
+    retry_worker_set_metrics(w, metrics);
     rc = retry_worker_run(w);
     retry_worker_free(w);
+    metrics_free(metrics);
     config_free(cfg);
     return rc;
 }

@@ -28,9 +28,12 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    struct metrics *metrics = service_metrics(cfg, info.name);
+    relay_set_metrics(r, metrics);
     log_info("outbox-relay started as %s", worker);
     rc = relay_run(r);
     relay_free(r);
+    metrics_free(metrics);
     config_free(cfg);
     return rc;
 }

@@ -79,7 +79,7 @@ Test(config, local_file_loads_with_local_stack_defaults)
     cr_expect_eq(toss->retry.initial_delay_ms, 2 * SEC);
     cr_expect(cfg->alerts.slack.enabled);
     cr_expect_str_eq(cfg->alerts.slack.webhook_url, "http://127.0.0.1:58081/services/local");
-    cr_expect_str_eq(cfg->metrics.listen, "127.0.0.1:59100");
+    cr_expect_str_eq(cfg->metrics.listen, "127.0.0.1:0");
     cr_expect_str_eq(cfg->path, "config/cancel-retry.yaml");
     config_free(cfg);
 }

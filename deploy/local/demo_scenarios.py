@@ -285,7 +285,29 @@ def pending(args):
         for reason in sc.get("dlq", []):
             if (request_id(args.run, sc["name"]), reason) not in dlq:
                 waiting.append(f"{sc['name']}: no {reason} dead letter yet")
+    if not waiting and args.sink:
+        for name in missing_alerts(args):
+            waiting.append(f"{name}: no Slack alert posted yet")
     return waiting
+
+
+def sink_posts(args):
+    status, doc = http("GET", args.sink + "/_sink/posts")
+    if status != 200:
+        raise RuntimeError(f"slack-sink GET /_sink/posts answered {status}")
+    return doc.get("posts", [])
+
+
+def alert_expected(sc):
+    """Final failures must reach a human: FAILED and EXHAUSTED requests."""
+    return sc["status"] in ("FAILED", "EXHAUSTED")
+
+
+def missing_alerts(args):
+    """Scenarios whose alert is expected but no Slack post names them."""
+    blobs = [json.dumps(p.get("payload", p.get("raw", ""))) for p in sink_posts(args)]
+    return [sc["name"] for sc in SCENARIOS if alert_expected(sc) and
+            not any(request_id(args.run, sc["name"]) in b for b in blobs)]
 
 
 def cmd_wait(args):
@@ -464,6 +486,21 @@ def cmd_report(args):
         print(f"  (published more than once, which consumers must tolerate: "
               f"{', '.join(d[len(prefix):] for d in dups)})")
 
+    # ---- Slack
+    if args.sink:
+        out.heading("Slack alerts (what slack-sink received from the alert-consumer)")
+        rows = []
+        for p in sink_posts(args):
+            payload = p.get("payload")
+            text = payload.get("text") if isinstance(payload, dict) else p.get("raw", "")
+            text = " / ".join(x.strip() for x in str(text or "").splitlines() if x.strip())
+            t = time.strftime("%H:%M:%S", time.localtime(p.get("atMs", 0) / 1000))
+            rows.append([t, str(p.get("status", "")), text.replace(prefix, "")])
+        out.table(["AT", "HTTP", "TEXT (request ids without their demo prefix)"], rows,
+                  maxw=[None, None, 110])
+        for name in missing_alerts(args):
+            problems.append(f"{name}: no Slack alert names it")
+
     # ---- verdict
     out.heading("Result")
     n = len(SCENARIOS) + 1
@@ -493,9 +530,11 @@ def main():
     p.add_argument("--timeout", type=int, default=120, help="seconds (wait)")
     p.add_argument("--dlq-list", action="store_true",
                    help="show the dead letters with cancelctl dlq list (report)")
+    p.add_argument("--sink", help="slack-sink base URL, when the alert-consumer runs")
     p.add_argument("--since", default="", help="RFC 3339 start of the run (report)")
     args = p.parse_args()
     args.sim = args.sim.rstrip("/")
+    args.sink = args.sink.rstrip("/") if args.sink else None
     if args.step == "setup":
         cmd_setup(args)
         return 0

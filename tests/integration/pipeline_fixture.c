@@ -336,13 +336,22 @@ static int reap(struct child *c, int timeout_ms)
     return status;
 }
 
-static void terminate(struct child *c, const char *what)
+/* Ask c to stop (one SIGTERM: a second one makes the processes exit at
+ * once, skipping their clean shutdown). */
+static void request_stop(struct child *c)
 {
     if (c->pid <= 0)
         return;
     if (c->stopped)
         kill(c->pid, SIGCONT);
     kill(c->pid, SIGTERM);
+}
+
+/* Wait for c after request_stop; say so on stderr if it did not exit 0. */
+static void await_stop(struct child *c, const char *what)
+{
+    if (c->pid <= 0)
+        return;
     int status = reap(c, STOP_WAIT_MS);
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
         !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
@@ -658,21 +667,16 @@ void pipeline_stop(struct pipeline *p)
     const enum pipeline_proc order[] = {PIPELINE_RETRY, PIPELINE_INTAKE, PIPELINE_RELAY};
     for (size_t k = 0; k < 3; k++) {
         /* SIGTERM to all of a kind first, so that they stop in parallel. */
-        for (int i = 0; i < PIPELINE_MAX_PROCS; i++) {
-            struct child *c = &p->procs[order[k]][i];
-            if (c->pid > 0) {
-                if (c->stopped)
-                    kill(c->pid, SIGCONT);
-                kill(c->pid, SIGTERM);
-            }
-        }
+        for (int i = 0; i < PIPELINE_MAX_PROCS; i++)
+            request_stop(&p->procs[order[k]][i]);
         for (int i = 0; i < PIPELINE_MAX_PROCS; i++) {
             char what[64];
             snprintf(what, sizeof(what), "%s-%d", proc_names[order[k]], i);
-            terminate(&p->procs[order[k]][i], what);
+            await_stop(&p->procs[order[k]][i], what);
         }
     }
-    terminate(&p->sim, "gateway-sim");
+    request_stop(&p->sim);
+    await_stop(&p->sim, "gateway-sim");
     itest_teardown(&p->t);
     config_free(p->cfg);
     if (p->curl != NULL)
@@ -931,4 +935,68 @@ void pipeline_msgs_free(struct pipeline_msg *m, size_t n)
         json_decref(m[i].headers);
     }
     free(m);
+}
+
+bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const char *consumer_role,
+                            int timeout_ms)
+{
+    char errstr[256];
+    const char *topic = topic_of(p, topic_role);
+    const char *group = NULL;
+    if (strcmp(consumer_role, "intake") == 0)
+        group = p->cfg->consumers.intake.group_id;
+    else if (strcmp(consumer_role, "retry") == 0)
+        group = p->cfg->consumers.retry.group_id;
+    else
+        cr_assert_fail("unknown consumer role \"%s\" (intake, retry)", consumer_role);
+    int nparts = 0;
+    if (strcmp(topic_role, "cancel_failed") == 0)
+        nparts = p->cfg->topics.cancel_failed.partitions;
+    else if (strcmp(topic_role, "retry") == 0)
+        nparts = p->cfg->topics.retry.partitions;
+    else if (strcmp(topic_role, "outcome") == 0)
+        nparts = p->cfg->topics.outcome.partitions;
+    else
+        nparts = p->cfg->topics.dlq.partitions;
+
+    /* A consumer of that group that never subscribes: it may read the
+     * group's committed offsets without joining (and disturbing) it. */
+    rd_kafka_conf_t *conf = kafka_conf(p);
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(rk, "consumer: %s", errstr);
+
+    int64_t *high = calloc((size_t)nparts, sizeof(*high));
+    cr_assert_not_null(high);
+    for (int i = 0; i < nparts; i++) {
+        int64_t low = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, topic, i, &low, &high[i], 10000);
+        cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s/%d: %s", topic, i,
+                     rd_kafka_err2str(e));
+    }
+    bool done = false;
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (!done) {
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
+        for (int i = 0; i < nparts; i++)
+            rd_kafka_topic_partition_list_add(parts, topic, i);
+        rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, 10000);
+        done = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int i = 0; done && i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int64_t want = high[tp->partition];
+            /* An empty partition needs no commit. */
+            if (want > 0 && (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR || tp->offset < want))
+                done = false;
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (done || mono_ms() >= deadline)
+            break;
+        sleep_ms(200);
+    }
+    free(high);
+    rd_kafka_destroy(rk);
+    return done;
 }

@@ -161,6 +161,13 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
 
 void pipeline_msgs_free(struct pipeline_msg *m, size_t n);
 
+/* Wait until the consumer group of consumer_role ("intake" or "retry") has
+ * committed, on every partition of the topic of topic_role, an offset at the
+ * partition's end as it was when called: everything published before the
+ * call has been processed. Returns false after timeout_ms. */
+bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const char *consumer_role,
+                            int timeout_ms);
+
 /* The harness state: the database (itest_query_int etc.), topic prefix. */
 struct itest *pipeline_itest(struct pipeline *p);
 

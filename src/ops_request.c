@@ -5,7 +5,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attempt.h"
 #include "cancel_event.h"
@@ -233,6 +235,15 @@ void ops_operator_identity(const char *flag, const char *env_operator, const cha
     while (n > 0 && n < strlen(tmp) && ((unsigned char)tmp[n] & 0xc0) == 0x80)
         n--;
     snprintf(buf, len, "%.*s", (int)n, tmp);
+}
+
+void ops_operator_current(const char *flag, char *buf, size_t len)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    ops_operator_identity(flag, getenv("CANCELCTL_OPERATOR"), getenv("USER"), host, buf, len);
 }
 
 const char *ops_result_name(enum ops_result r)

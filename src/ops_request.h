@@ -90,6 +90,10 @@ void ops_next_step_words(const struct request_row *row, int64_t now_ms, int64_t 
 void ops_operator_identity(const char *flag, const char *env_operator, const char *env_user,
                            const char *host, char *buf, size_t len);
 
+/* ops_operator_identity with $CANCELCTL_OPERATOR, $USER and this host's
+ * name. */
+void ops_operator_current(const char *flag, char *buf, size_t len);
+
 /* Format a span of milliseconds for humans: "3d 4h", "2h 5m", "4m 10s", "12s",
  * "850ms"; negative spans are written as positive. */
 void ops_format_span(int64_t ms, char *buf, size_t len);

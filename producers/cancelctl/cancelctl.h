@@ -23,6 +23,11 @@
 
 /* The command table, in the order `cancelctl --help` lists them. */
 #define CANCELCTL_COMMANDS(X)                                                                      \
+    X(status)                                                                                      \
+    X(show)                                                                                        \
+    X(dlq)                                                                                         \
+    X(requeue)                                                                                     \
+    X(resolve)                                                                                     \
     X(migrate)                                                                                     \
     X(publish)                                                                                     \
     X(topics)

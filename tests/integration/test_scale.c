@@ -1,0 +1,272 @@
+/*
+ * Scale-out: two retry-consumers in one consumer group share one batch of
+ * requests, against the real stack (pipeline_fixture.h), with gateway
+ * latency and transient faults, and no request is refunded twice.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "cloudevent.h"
+#include "pipeline_fixture.h"
+
+#define N_REQUESTS 500
+
+static struct pipeline *P;
+
+static void stop(void)
+{
+    pipeline_stop(P);
+    P = NULL;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Request i: even ones go to Toss (KRW), odd ones to Stripe (USD). */
+static const char *gateway_of(int i)
+{
+    return i % 2 == 0 ? "toss" : "stripe";
+}
+
+static void request_id_of(char *buf, size_t len, int i)
+{
+    snprintf(buf, len, "scale-%04d", i);
+}
+
+static void payment_key_of(char *buf, size_t len, int i)
+{
+    snprintf(buf, len, "%s_scale_%04d", i % 2 == 0 ? "tpay" : "pi", i);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    int *failed = opaque;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        (*failed)++;
+}
+
+/* Publish CancelFailed events for requests 0..n-1 through one idempotent
+ * producer (cancelctl publish per event would take a process each). */
+static void publish_many(struct pipeline *p, int n)
+{
+    struct itest *t = pipeline_itest(p);
+    char errstr[512], topic[256];
+    int failed = 0;
+    snprintf(topic, sizeof(topic), "%spayments.cancel.failed", t->prefix);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", t->bootstrap, errstr, sizeof(errstr)),
+                 RD_KAFKA_CONF_OK, "%s", errstr);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, &failed);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(rk, "producer: %s", errstr);
+
+    for (int i = 0; i < n; i++) {
+        char rid[64], pk[64], *json = NULL;
+        request_id_of(rid, sizeof(rid), i);
+        payment_key_of(pk, sizeof(pk), i);
+        json_t *data =
+            json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "requestId", rid, "gateway", gateway_of(i),
+                      "paymentKey", pk, "amount", (json_int_t)(1000 + i), "currency",
+                      i % 2 == 0 ? "KRW" : "USD", "reason", "customer cancelled");
+        cr_assert_not_null(data);
+        cr_assert(cloudevent_build("payments.cancel.failed.v1", "/payments/it-scale", rid, NULL,
+                                   data, &json, errstr, sizeof(errstr)),
+                  "build event: %s", errstr);
+        json_decref(data);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(rid, strlen(rid)), RD_KAFKA_V_VALUE(json, strlen(json)),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 50);
+        free(json);
+        cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 30000);
+    int left = rd_kafka_outq_len(rk);
+    rd_kafka_destroy(rk);
+    cr_assert(left == 0 && failed == 0, "%d events not acknowledged, %d failed", left, failed);
+}
+
+/* Wait until the log file of a process contains needle. */
+static bool log_has(struct pipeline *p, const char *file, const char *needle, int timeout_ms)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(p), file);
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            char line[4096];
+            bool found = false;
+            while (!found && fgets(line, sizeof(line), f) != NULL)
+                found = strstr(line, needle) != NULL;
+            fclose(f);
+            if (found)
+                return true;
+        }
+        if (mono_ms() >= deadline)
+            return false;
+        sleep_ms(100);
+    }
+}
+
+static long long count_final(struct pipeline *p)
+{
+    return itest_query_int(pipeline_itest(p),
+                           "SELECT count(*) FROM cancel_request WHERE status IN ('SUCCEEDED',"
+                           " 'ALREADY_REFUNDED', 'FAILED', 'EXHAUSTED', 'MANUALLY_RESOLVED')",
+                           0, NULL);
+}
+
+/* The request statuses, for a failure message (caller frees). */
+static char *status_summary(struct pipeline *p)
+{
+    return itest_query_value(pipeline_itest(p),
+                             "SELECT coalesce(string_agg(status || '=' || n, ', '), 'no rows')"
+                             " FROM (SELECT status, count(*) AS n FROM cancel_request"
+                             " GROUP BY status ORDER BY status) s",
+                             0, NULL);
+}
+
+/* Every payment of the simulator's ledger was refunded exactly once, for its
+ * whole amount. Returns how many payments it saw. */
+static size_t assert_one_refund_each(struct pipeline *p)
+{
+    char *body = pipeline_sim_get(p, "/_sim/ledger");
+    json_t *ledger = json_loads(body, 0, NULL);
+    free(body);
+    cr_assert_not_null(ledger, "the ledger is not JSON");
+    json_t *payments = json_object_get(ledger, "payments");
+    size_t i;
+    json_t *pay;
+    json_array_foreach(payments, i, pay)
+    {
+        const char *pk = json_string_value(json_object_get(pay, "paymentKey"));
+        size_t refunds = json_array_size(json_object_get(pay, "refunds"));
+        json_int_t refunded = json_integer_value(json_object_get(pay, "refunded"));
+        json_int_t amount = json_integer_value(json_object_get(pay, "amount"));
+        cr_expect_eq(refunds, 1, "payment %s was refunded %zu times", pk, refunds);
+        cr_expect_eq(refunded, amount, "payment %s: refunded %lld of %lld", pk, (long long)refunded,
+                     (long long)amount);
+    }
+    size_t n = json_array_size(payments);
+    json_decref(ledger);
+    return n;
+}
+
+Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
+{
+    /* 16 calls in flight per process: the batch takes seconds, not minutes,
+     * and both processes hold work at the same time. */
+    P = pipeline_start("two_consumers_share_500", "consumers:\n"
+                                                  "  retry: { max_in_flight: 16 }\n");
+    pipeline_start_process(P, PIPELINE_RETRY, 1);
+    /* The group settles before the batch: each process owns partitions. */
+    cr_assert(log_has(P, "retry-consumer-1.log", "assigned", 30000),
+              "the second retry-consumer got no partitions within 30 s (logs: %s)",
+              pipeline_log_dir(P));
+
+    cr_assert_eq(pipeline_sim_call(P, "PUT", "/_sim/latency", "{\"minMs\":5,\"maxMs\":30}", NULL),
+                 200);
+    int faults = 0, dropped = 0;
+    for (int i = 0; i < N_REQUESTS; i++) {
+        char pk[64], fault[256];
+        payment_key_of(pk, sizeof(pk), i);
+        pipeline_payment(P, gateway_of(i), pk, 1000 + i, i % 2 == 0 ? "KRW" : "USD", 0);
+        /* Transient trouble on about one request in six: a 503, a provider
+         * error, or a refund made whose answer was lost (the retry must get
+         * the replay, not a second refund). */
+        const char *type = i % 10 == 3   ? "error_5xx"
+                           : i % 20 == 7 ? "provider_error"
+                           : i % 25 == 9 ? "apply_then_drop"
+                                         : NULL;
+        if (type != NULL) {
+            snprintf(fault, sizeof(fault), "{\"paymentKey\":\"%s\",\"type\":\"%s\",\"times\":1}",
+                     pk, type);
+            pipeline_sim_post(P, "/_sim/faults", fault);
+            faults++;
+            dropped += strcmp(type, "apply_then_drop") == 0;
+        }
+    }
+
+    int64_t t0 = mono_ms();
+    publish_many(P, N_REQUESTS);
+    int64_t deadline = t0 + 180000;
+    long long done = 0;
+    while ((done = count_final(P)) < N_REQUESTS && mono_ms() < deadline)
+        sleep_ms(250);
+    int64_t took = mono_ms() - t0;
+    char *summary = status_summary(P);
+    cr_log_info("%lld of %d requests final after %lld ms (%s); %d had a fault", done, N_REQUESTS,
+                (long long)took, summary, faults);
+    fprintf(stderr, "scale: %lld of %d requests final after %lld ms (%s); %d had a fault\n", done,
+            N_REQUESTS, (long long)took, summary, faults);
+    cr_assert_eq(done, N_REQUESTS, "only %lld of %d requests final within 180 s: %s (logs: %s)",
+                 done, N_REQUESTS, summary, pipeline_log_dir(P));
+    free(summary);
+
+    struct itest *t = pipeline_itest(P);
+    cr_expect_eq(itest_query_int(
+                     t, "SELECT count(*) FROM cancel_request WHERE status <> 'SUCCEEDED'", 0, NULL),
+                 0, "every request should have succeeded (logs: %s)", pipeline_log_dir(P));
+    cr_expect_eq(assert_one_refund_each(P), N_REQUESTS);
+
+    /* Both processes did attempts, and each attempt has exactly one start
+     * and one answer (the log's UNIQUE constraint forbids two of a kind;
+     * this checks that none is missing). */
+    long long workers = itest_query_int(
+        t, "SELECT count(DISTINCT worker) FROM retry_attempt_log WHERE event = 'STARTED'", 0, NULL);
+    char *per_worker =
+        itest_query_value(t,
+                          "SELECT string_agg(worker || '=' || n, ', ') FROM (SELECT worker,"
+                          " count(*) AS n FROM retry_attempt_log WHERE event = 'STARTED'"
+                          " GROUP BY worker ORDER BY worker) w",
+                          0, NULL);
+    fprintf(stderr, "scale: attempts per worker: %s\n", per_worker);
+    cr_expect_eq(workers, 2, "attempts were made by %lld workers: %s", workers, per_worker);
+    free(per_worker);
+    cr_expect_eq(itest_query_int(t,
+                                 "SELECT count(*) FROM retry_attempt_log s WHERE s.event = "
+                                 "'STARTED' AND NOT EXISTS (SELECT 1 FROM retry_attempt_log a"
+                                 " WHERE a.request_id = s.request_id AND a.attempt = s.attempt"
+                                 " AND a.event = 'ANSWERED')",
+                                 0, NULL),
+                 0, "attempts started but never answered");
+    cr_expect_eq(itest_query_int(t,
+                                 "SELECT count(*) FROM retry_attempt_log WHERE event = 'ANSWERED'"
+                                 " AND verdict = 'SUCCEEDED'",
+                                 0, NULL),
+                 N_REQUESTS, "one successful answer per request");
+    /* The lost answers were replayed by the gateway on the retry. */
+    cr_expect_eq(itest_query_int(t,
+                                 "SELECT count(*) FROM retry_attempt_log WHERE event = 'ANSWERED'"
+                                 " AND verdict = 'SUCCEEDED' AND replayed",
+                                 0, NULL),
+                 dropped, "replayed successes: one per apply_then_drop fault");
+}

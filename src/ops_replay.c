@@ -17,7 +17,9 @@
 #define REPLAY_EVENT_TYPE "dlq-replay"
 
 static const char sql_find[] =
-    "SELECT action, operator, replayed_at::text FROM dlq_replay"
+    "SELECT action, operator,"
+    "  to_char(replayed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    " FROM dlq_replay"
     " WHERE dlq_topic = $1 AND dlq_partition = $2::integer AND dlq_offset = $3::bigint";
 
 /* ON CONFLICT: a concurrent replay of the same dead letter that committed

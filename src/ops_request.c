@@ -4,6 +4,7 @@
 #include "ops_request.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,7 +244,14 @@ void ops_operator_current(const char *flag, char *buf, size_t len)
     if (gethostname(host, sizeof(host) - 1) != 0)
         host[0] = '\0';
     host[sizeof(host) - 1] = '\0';
-    ops_operator_identity(flag, getenv("CANCELCTL_OPERATOR"), getenv("USER"), host, buf, len);
+    const char *user = getenv("USER");
+    if (user == NULL || user[0] == '\0') {
+        /* Cron jobs and containers often have no $USER; the uid still
+         * names someone. */
+        struct passwd *pw = getpwuid(getuid());
+        user = pw != NULL ? pw->pw_name : NULL;
+    }
+    ops_operator_identity(flag, getenv("CANCELCTL_OPERATOR"), user, host, buf, len);
 }
 
 const char *ops_result_name(enum ops_result r)

@@ -1,0 +1,528 @@
+/*
+ * Slack alerts end to end on the real stack: the pipeline (pipeline_fixture.h)
+ * plus an alert-consumer posting to a slack-sink (tests/slack-sink).
+ *
+ * The first test goes through the whole pipeline (a refund that exhausts its
+ * attempts, one refused for good, a poison message); the others publish
+ * Outcome events straight onto the outcome topic, which is all the
+ * alert-consumer reads, so bursts and timings are exact.
+ *
+ * CR_IT_SLACK_OUTAGE_S (default 20) is how long the outage test keeps the
+ * sink answering 503. The issue speaks of one minute; 20 s already spans
+ * five back-off steps of the alert-consumer (1, 2, 4, 8, 10 s), which is the
+ * behaviour under test, and keeps this file inside meson's 300 s budget. Set
+ * it to 60 to run the issue's exact scenario.
+ */
+#include <criterion/criterion.h>
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cancel_event.h"
+#include "cloudevent.h"
+#include "harness.h"
+#include "pipeline_fixture.h"
+#include "timeutil.h"
+
+/* The secret part of the webhook URL: it must never show up in a log. */
+#define SECRET_PATH "/services/T000/B000/s3cr3t-t0ken"
+
+static struct pipeline *P;
+static pid_t sink_pid = -1, alert_pid = -1;
+static char sink_url[128], webhook[192], alert_log[512], sink_dir[64];
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static pid_t spawn_sh(const char *cmd)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_pid(pid_t *pid, int signo)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, signo);
+    for (int i = 0; i < 150; i++) {
+        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+            *pid = -1;
+            return;
+        }
+        sleep_ms(100);
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = -1;
+}
+
+/* The sink starts before the pipeline: the fixture expands ${...} when it
+ * merges the config, so the webhook URL must be in the environment first. */
+static void start_sink(void)
+{
+    char port_file[512], cmd[1200];
+    snprintf(sink_dir, sizeof(sink_dir), "/tmp/cr-it-sink-XXXXXX");
+    cr_assert_not_null(mkdtemp(sink_dir));
+    snprintf(port_file, sizeof(port_file), "%s/sink.port", sink_dir);
+    snprintf(cmd, sizeof(cmd),
+             "exec \"$CR_SLACK_SINK\" --listen 127.0.0.1:0 --port-file %s 2>>%s/slack-sink.log",
+             port_file, sink_dir);
+    sink_pid = spawn_sh(cmd);
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(port_file, "r");
+        unsigned port = 0;
+        if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0) {
+            fclose(f);
+            snprintf(sink_url, sizeof(sink_url), "http://127.0.0.1:%u", port);
+            snprintf(webhook, sizeof(webhook), "%s%s", sink_url, SECRET_PATH);
+            setenv("CR_IT_SLACK_URL", webhook, 1);
+            return;
+        }
+        if (f != NULL)
+            fclose(f);
+        sleep_ms(50);
+    }
+    cr_assert_fail("slack-sink did not start (see %s/slack-sink.log)", sink_dir);
+}
+
+static void start_alerts(void)
+{
+    char cmd[2048];
+    snprintf(alert_log, sizeof(alert_log), "%s/alert-consumer.log", pipeline_log_dir(P));
+    snprintf(cmd, sizeof(cmd), "exec \"$CR_ALERT_CONSUMER\" --config '%s' 2>>'%s' >>'%s'",
+             pipeline_config_path(P), alert_log, alert_log);
+    alert_pid = spawn_sh(cmd);
+}
+
+static void stop_all(void)
+{
+    stop_pid(&alert_pid, SIGTERM);
+    stop_pid(&sink_pid, SIGTERM);
+    if (sink_dir[0] != '\0') {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sink_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", sink_dir);
+        sink_dir[0] = '\0';
+    }
+    pipeline_stop(P);
+    P = NULL;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    FILE *f = arg;
+    return fwrite(data, size, n, f);
+}
+
+/* method path on the sink; returns the body as JSON (caller decrefs). */
+static json_t *sink_call(const char *method, const char *path, const char *body)
+{
+    char url[256], *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "%s%s", sink_url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    fclose(mem);
+    cr_assert_eq(rc, CURLE_OK, "sink %s %s: %s", method, path, curl_easy_strerror(rc));
+    json_t *j = json_loads(buf, 0, NULL);
+    free(buf);
+    cr_assert_not_null(j, "sink %s %s: not JSON", method, path);
+    return j;
+}
+
+static void sink_fault(const char *json)
+{
+    json_decref(sink_call("POST", "/_sink/fault", json));
+}
+
+/* Every post the sink saw (new reference). */
+static json_t *posts(void)
+{
+    json_t *j = sink_call("GET", "/_sink/posts", NULL);
+    json_t *p = json_incref(json_object_get(j, "posts"));
+    json_decref(j);
+    return p;
+}
+
+static size_t count_status(const json_t *ps, int status)
+{
+    size_t i, n = 0;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "status")) == status)
+            n++;
+    }
+    return n;
+}
+
+static const char *text_of(const json_t *post)
+{
+    const char *t = json_string_value(json_object_get(json_object_get(post, "payload"), "text"));
+    return t != NULL ? t : "";
+}
+
+/* Wait until the sink accepted (200) at least n posts; returns them. */
+static json_t *wait_accepted(size_t n, int timeout_ms)
+{
+    for (int waited = 0;; waited += 250) {
+        json_t *ps = posts();
+        if (count_status(ps, 200) >= n || waited >= timeout_ms)
+            return ps;
+        json_decref(ps);
+        sleep_ms(250);
+    }
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return strdup("");
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+        free(buf);
+        return strdup("");
+    }
+    return buf;
+}
+
+/* The alerts config every test starts from; extra YAML is appended under
+ * alerts.slack (already indented by four spaces). */
+static void start(const char *name, const char *slack_extra)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "alerts:\n"
+             "  slack:\n"
+             "    enabled: true\n"
+             "    webhook_url: \"${CR_IT_SLACK_URL:-http://127.0.0.1:9/unused}\"\n"
+             "    timeout: 2s\n"
+             "%s",
+             slack_extra != NULL ? slack_extra : "");
+    start_sink();
+    P = pipeline_start(name, yaml);
+    start_alerts();
+}
+
+/* Publish an Outcome for request_id straight onto the outcome topic. */
+static void publish_outcome(const char *request_id, const char *status, const char *gateway)
+{
+    char err[256], *json = NULL;
+    struct cancel_request_fields f = {request_id, gateway, "pay_key_1234567890",
+                                      "KRW",      15000,   false};
+    struct cancel_last_error last = {"PROVIDER_ERROR", "gateway unavailable", 503};
+    json_t *data = outcome_data(&f, status, 4, &last, timeutil_now_ms(), err, sizeof(err));
+    cr_assert_not_null(data, "%s", err);
+    cr_assert(cloudevent_build(CANCEL_EVENT_TYPE_OUTCOME, CANCEL_EVENT_SOURCE, request_id,
+                               "corr-it-1", data, &json, err, sizeof(err)),
+              "%s", err);
+    json_decref(data);
+    pipeline_publish_raw(P, "outcome", request_id, json);
+    free(json);
+}
+
+static long long q_int(const char *sql)
+{
+    return itest_query_int(pipeline_itest(P), sql, 0, NULL);
+}
+
+static void expect_no_secret_in_log(void)
+{
+    char *log = read_file(alert_log);
+    cr_expect_null(strstr(log, "s3cr3t-t0ken"), "the webhook URL leaked into the log");
+    cr_expect_null(strstr(log, "/services/"), "the webhook path leaked into the log");
+    free(log);
+}
+
+static void expect_in(const char *text, const char *want)
+{
+    cr_expect_not_null(strstr(text, want), "want \"%s\" in:\n%s", want, text);
+}
+
+Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .timeout = 120)
+{
+    start("alerts-each", "    statuses: [FAILED, EXHAUSTED]\n");
+    pipeline_payment(P, "toss", "tpay_exhaust_0001", 15000, "KRW", 0);
+    pipeline_payment(P, "stripe", "pi_fail_0002", 1234, "USD", 0);
+    pipeline_sim_post(P, "/_sim/faults",
+                      "{\"paymentKey\":\"tpay_exhaust_0001\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_post(P, "/_sim/faults",
+                      "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
+    pipeline_publish(P, "r-exhaust", "toss", "tpay_exhaust_0001", 15000, "KRW", false);
+    pipeline_publish(P, "r-fail", "stripe", "pi_fail_0002", 1234, "USD", false);
+    pipeline_publish_raw(P, "cancel_failed", "poison-1", "{this is not json");
+    cr_assert_str_eq(pipeline_wait_final(P, "r-exhaust", 60000), "EXHAUSTED");
+    cr_assert_str_eq(pipeline_wait_final(P, "r-fail", 60000), "FAILED");
+
+    json_t *ps = wait_accepted(3, 30000);
+    json_decref(ps);
+    sleep_ms(4000); /* anything extra (a DLQ copy, a repeat) would arrive by now */
+    ps = posts();
+    cr_assert_eq(json_array_size(ps), 3, "want exactly 3 posts, got %zu", json_array_size(ps));
+    const char *exhausted = NULL, *failed = NULL, *poison = NULL;
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        const char *t = text_of(p);
+        cr_expect_eq(json_integer_value(json_object_get(p, "status")), 200);
+        cr_expect_str_eq(json_string_value(json_object_get(p, "path")), SECRET_PATH);
+        cr_expect(json_is_array(json_object_get(json_object_get(p, "payload"), "blocks")));
+        if (strstr(t, "r-exhaust") != NULL)
+            exhausted = t;
+        else if (strstr(t, "r-fail") != NULL)
+            failed = t;
+        else if (strstr(t, "PARSE_ERROR") != NULL)
+            poison = t;
+    }
+    cr_assert_not_null(exhausted);
+    cr_assert_not_null(failed);
+    cr_assert_not_null(poison);
+    expect_in(exhausted, "Refund retries exhausted: request r-exhaust (EXHAUSTED)");
+    expect_in(exhausted, "Gateway: toss");
+    expect_in(exhausted, "Payment key: ****0001");
+    expect_in(exhausted, "Amount: 15,000 KRW");
+    expect_in(exhausted, "Attempts: 4");
+    expect_in(exhausted, "Last error: ");
+    expect_in(exhausted, "Inspect: `cancelctl show r-exhaust`");
+    expect_in(exhausted, "Replay: `cancelctl dlq replay --request-id r-exhaust`");
+    cr_expect_null(strstr(exhausted, "tpay_exhaust_0001"), "the payment key is not masked");
+    expect_in(failed, "Refund failed permanently: request r-fail (FAILED)");
+    expect_in(failed, "Amount: 12.34 USD");
+    expect_in(failed, "Payment key: ****0002");
+    expect_in(failed, "Attempts: 1");
+    expect_in(poison, "Message dead-lettered");
+    expect_in(poison, "(PARSE_ERROR)");
+    expect_in(poison, "cancelctl dlq list --reason PARSE_ERROR");
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 3);
+    expect_no_secret_in_log();
+    json_decref(ps);
+}
+
+Test(alerts, burst_of_50_becomes_a_digest_at_the_bucket_rate, .fini = stop_all, .timeout = 120)
+{
+    start("alerts-burst", "    rate_per_second: 4\n    burst: 2\n"
+                          "    digest: { threshold: 10, window: 6s }\n");
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-burst-%02d", i);
+        publish_outcome(id, i % 5 == 0 ? "FAILED" : "EXHAUSTED", i % 2 ? "toss" : "stripe");
+    }
+    /* 10 alone + 40 in a digest. */
+    cr_assert(pipeline_wait_query(P,
+                                  "SELECT count(*) FROM alert_sent WHERE state = 'SENT' OR "
+                                  "(state = 'DIGESTED' AND sent_at IS NOT NULL)",
+                                  0, NULL, "50", 60000),
+              "not every alert was posted or digested");
+    sleep_ms(1000);
+    json_t *ps = posts();
+    size_t n = json_array_size(ps), digests = 0;
+    long long digested = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        const char *t = text_of(p);
+        const char *d = strstr(t, "Alert digest: ");
+        if (d != NULL) {
+            digests++;
+            digested += atoll(d + strlen("Alert digest: "));
+            /* Three partitions: which 40 land in the digest depends on the
+             * interleaving, so the counts are checked against the db. */
+            char want[96];
+            snprintf(want, sizeof(want), "By reason: EXHAUSTED %lld, FAILED %lld",
+                     q_int("SELECT count(*) FROM alert_sent WHERE state = 'DIGESTED' AND "
+                           "reason = 'EXHAUSTED'"),
+                     q_int("SELECT count(*) FROM alert_sent WHERE state = 'DIGESTED' AND "
+                           "reason = 'FAILED'"));
+            expect_in(t, want);
+            expect_in(t, "First requests: r-burst-");
+            expect_in(t, "(and 35 more)");
+            expect_in(t, "cancelctl dlq list --since ");
+        }
+    }
+    cr_log_info("burst of 50: %zu posts, %zu digest(s) carrying %lld alerts", n, digests, digested);
+    cr_expect_eq(digests, 1, "want one digest, got %zu", digests);
+    cr_expect_eq(n, 11, "want 10 posts and a digest, got %zu posts", n);
+    cr_expect_eq((long long)(n - digests) + digested, 50);
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'DIGESTED'"), 40);
+    /* The bucket: at most burst + rate * seconds posts in any stretch. */
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = a + 1; b < n; b++) {
+            long long ta = json_integer_value(json_object_get(json_array_get(ps, a), "atMs"));
+            long long tb = json_integer_value(json_object_get(json_array_get(ps, b), "atMs"));
+            double allowed = 2 + 4.0 * (double)(tb - ta) / 1000.0 + 0.5;
+            cr_expect_leq((double)(b - a + 1), allowed, "posts %zu..%zu in %lld ms", a, b, tb - ta);
+        }
+    json_decref(ps);
+}
+
+Test(alerts, rate_limited_waits_for_retry_after, .fini = stop_all, .timeout = 90)
+{
+    start("alerts-429", NULL);
+    sink_fault("{\"status\":429,\"body\":\"rate_limited\",\"retryAfter\":3,\"count\":1}");
+    publish_outcome("r-429", "EXHAUSTED", "toss");
+    json_t *ps = wait_accepted(1, 30000);
+    cr_assert_eq(json_array_size(ps), 2, "want a 429 then a 200, got %zu posts",
+                 json_array_size(ps));
+    json_t *first = json_array_get(ps, 0), *second = json_array_get(ps, 1);
+    cr_expect_eq(json_integer_value(json_object_get(first, "status")), 429);
+    cr_expect_eq(json_integer_value(json_object_get(second, "status")), 200);
+    long long gap = json_integer_value(json_object_get(second, "atMs")) -
+                    json_integer_value(json_object_get(first, "atMs"));
+    cr_log_info("429 with Retry-After 3: posted again after %lld ms", gap);
+    cr_expect_geq(gap, 2900, "Retry-After 3 s not honoured: retried after %lld ms", gap);
+    cr_expect_eq(q_int("SELECT attempts FROM alert_sent"), 2);
+    json_decref(ps);
+}
+
+Test(alerts, outage_delays_every_alert_and_loses_none, .fini = stop_all, .timeout = 200)
+{
+    const char *env = getenv("CR_IT_SLACK_OUTAGE_S");
+    int outage_s = env != NULL && atoi(env) > 0 ? atoi(env) : 20;
+    char fault[128];
+    start("alerts-outage", NULL);
+    snprintf(fault, sizeof(fault), "{\"status\":503,\"body\":\"service_unavailable\",\"forMs\":%d}",
+             outage_s * 1000);
+    long long t0 = timeutil_now_ms();
+    sink_fault(fault);
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-outage-%d", i);
+        publish_outcome(id, "EXHAUSTED", "toss");
+    }
+    json_t *ps = wait_accepted(5, (outage_s + 60) * 1000);
+    cr_assert_eq(count_status(ps, 200), 5, "want 5 alerts after the outage, got %zu",
+                 count_status(ps, 200));
+    cr_log_info(
+        "outage of %d s: %zu posts refused with 503, first accepted %lld ms after the "
+        "outage began",
+        outage_s, count_status(ps, 503),
+        json_integer_value(json_object_get(json_array_get(ps, count_status(ps, 503)), "atMs")) -
+            t0);
+    cr_expect_geq(count_status(ps, 503), 3, "the outage was not retried through");
+    size_t i;
+    json_t *p;
+    for (int k = 0; k < 5; k++) {
+        char id[32];
+        int seen = 0;
+        snprintf(id, sizeof(id), "request r-outage-%d ", k);
+        json_array_foreach(ps, i, p)
+        {
+            if (json_integer_value(json_object_get(p, "status")) == 200 &&
+                strstr(text_of(p), id) != NULL) {
+                seen++;
+                cr_expect_geq(json_integer_value(json_object_get(p, "atMs")),
+                              t0 + outage_s * 1000 - 500);
+            }
+        }
+        cr_expect_eq(seen, 1, "%s posted %d times", id, seen);
+    }
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 5);
+    cr_expect_geq(q_int("SELECT max(attempts) FROM alert_sent"), 3);
+    json_decref(ps);
+}
+
+Test(alerts, permanent_slack_error_is_kept_in_the_db_and_logged, .fini = stop_all, .timeout = 90)
+{
+    start("alerts-permanent", NULL);
+    sink_fault("{\"status\":404,\"body\":\"channel_not_found\",\"count\":1}");
+    publish_outcome("r-perm-1", "EXHAUSTED", "toss");
+    publish_outcome("r-perm-2", "EXHAUSTED", "toss");
+    json_t *ps = wait_accepted(1, 30000);
+    cr_assert_eq(json_array_size(ps), 2);
+    json_decref(ps);
+    cr_assert(pipeline_wait_query(P, "SELECT state FROM alert_sent WHERE request_id = 'r-perm-1'",
+                                  0, NULL, "FAILED_PERMANENT", 10000));
+    char *why = itest_query_value(pipeline_itest(P),
+                                  "SELECT last_error FROM alert_sent WHERE request_id = 'r-perm-1'",
+                                  0, NULL);
+    cr_expect_str_eq(why, "HTTP 404: channel_not_found");
+    free(why);
+    cr_assert(pipeline_wait_query(P, "SELECT state FROM alert_sent WHERE request_id = 'r-perm-2'",
+                                  0, NULL, "SENT", 10000));
+    char *log = read_file(alert_log);
+    expect_in(log, "channel_not_found");
+    expect_in(log, "configuration fault");
+    free(log);
+    expect_no_secret_in_log();
+}
+
+Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 120)
+{
+    /* A consumer killed with -9 leaves the group only when its session
+     * times out (45 s by default): the restarted one waits for that. */
+    start("alerts-kill", "    rate_per_second: 4\n    burst: 1\n"
+                         "    digest: { threshold: 1000, window: 10s }\n"
+                         "kafka:\n  session.timeout.ms: \"6000\"\n"
+                         "  heartbeat.interval.ms: \"1000\"\n");
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-kill-%02d", i);
+        publish_outcome(id, "EXHAUSTED", "toss");
+    }
+    json_t *ps = wait_accepted(6, 30000);
+    json_decref(ps);
+    stop_pid(&alert_pid, SIGKILL);
+    ps = posts();
+    size_t before = count_status(ps, 200);
+    json_decref(ps);
+    cr_assert_lt(before, 20, "the burst was over before the kill");
+    start_alerts();
+    ps = wait_accepted(20, 60000);
+    sleep_ms(2000);
+    json_decref(ps);
+    ps = posts();
+    size_t accepted = count_status(ps, 200);
+    for (int k = 0; k < 20; k++) {
+        char id[32];
+        int seen = 0;
+        size_t i;
+        json_t *p;
+        snprintf(id, sizeof(id), "request r-kill-%02d ", k);
+        json_array_foreach(ps, i, p)
+        {
+            if (strstr(text_of(p), id) != NULL)
+                seen++;
+        }
+        cr_expect(seen >= 1, "%s was never posted", id);
+    }
+    cr_log_info("kill -9 after %zu of 20 posts; %zu posts in all after the restart", before,
+                accepted);
+    cr_expect_leq(accepted, 21, "%zu posts for 20 alerts: more than the one in flight repeated",
+                  accepted);
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 20);
+    json_decref(ps);
+}

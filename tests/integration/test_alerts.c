@@ -526,3 +526,30 @@ Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 1
     cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 20);
     json_decref(ps);
 }
+
+Test(alerts, routes_send_matching_alerts_to_their_webhook, .fini = stop_all, .timeout = 90)
+{
+    start("alerts-routes",
+          "    routes:\n"
+          "      - gateway: stripe\n"
+          "        reason: EXHAUSTED\n"
+          "        webhook_url: \"${CR_IT_SLACK_URL:-http://127.0.0.1:9/x}/stripe\"\n");
+    publish_outcome("r-route-toss", "EXHAUSTED", "toss");
+    publish_outcome("r-route-stripe", "EXHAUSTED", "stripe");
+    publish_outcome("r-route-stripe-failed", "FAILED", "stripe");
+    json_t *ps = wait_accepted(3, 30000);
+    cr_assert_eq(json_array_size(ps), 3);
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        const char *path = json_string_value(json_object_get(p, "path"));
+        const char *t = text_of(p);
+        if (strstr(t, "request r-route-stripe ") != NULL)
+            cr_expect_str_eq(path, SECRET_PATH "/stripe");
+        else
+            cr_expect_str_eq(path, SECRET_PATH, "%s went to %s", t, path);
+    }
+    json_decref(ps);
+    expect_no_secret_in_log();
+}

@@ -352,13 +352,17 @@ bool request_store_take_expired_lease(struct db *db, struct request_row *row, bo
                              "the worker's lease expired before it recorded an answer"};
     res = pgutil_query(db, sql_log_abandoned, 5, values, NULL, NULL, PGRES_COMMAND_OK,
                        "could not append the ABANDONED attempt fact", err, errlen);
-    free(old_owner);
     if (res == NULL) {
+        free(old_owner);
         request_row_clear(row);
         *found = false;
         return false;
     }
     PQclear(res);
+    /* RETURNING gives the row after the takeover (no owner): hand the
+     * caller the owner whose lease expired, for its log line. */
+    free(row->lease_owner);
+    row->lease_owner = old_owner;
     return true;
 }
 

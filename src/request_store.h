@@ -126,8 +126,9 @@ bool request_store_finalize_scheduled(struct db *db, const char *request_id, int
 /* Reconciler: take over one IN_FLIGHT request whose lease expired, locking it
  * (SKIP LOCKED). Appends the ABANDONED fact for its current attempt and
  * clears the lease, leaving status SCHEDULED at now; the caller then decides
- * (retry or exhausted) like after a retryable answer. *found false when there
- * is none. */
+ * (retry or exhausted) like after a retryable answer. row->lease_owner is the
+ * owner whose lease expired (NULL if unknown). *found false when there is
+ * none. */
 bool request_store_take_expired_lease(struct db *db, struct request_row *row, bool *found,
                                       char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -373,6 +373,11 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
                                  " AND attempt > 1 AND worker = $1",
                                  1, params),
                  0, "the killed worker started later attempts");
+    char said[300];
+    snprintf(said, sizeof(said), "abandoned: lease of %s expired", victim);
+    cr_expect_eq(log_count(P, "outbox-relay-0.log", said), N,
+                 "the reconciler should name the killed worker: \"%s\" (logs: %s)", said,
+                 pipeline_log_dir(P));
     free(victim);
 
     /* Each later attempt used the request's own key; where the first call

@@ -13,14 +13,19 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "cloudevent.h"
 #include "pipeline_fixture.h"
@@ -580,4 +585,122 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
     int recreated = log_count(P, "outbox-relay-0.log", "recreating it");
     fprintf(stderr, "resilience: the relay recreated its producer %d time%s\n", recreated,
             recreated == 1 ? "" : "s");
+}
+
+/* ---- the relay's fatal-error path, on librdkafka's mock cluster ---- */
+
+/* The Kafka protocol's ApiKey of Produce (rdkafka_protocol.h, not a public
+ * header). */
+#define KAFKA_API_PRODUCE 0
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock_cluster;
+static pid_t mock_relay;
+
+static void stop_mock(void)
+{
+    if (mock_relay > 0) {
+        kill(mock_relay, SIGTERM);
+        int status;
+        for (int i = 0; i < 150 && waitpid(mock_relay, &status, WNOHANG) == 0; i++)
+            sleep_ms(100);
+        kill(mock_relay, SIGKILL);
+        waitpid(mock_relay, &status, 0);
+        mock_relay = 0;
+    }
+    stop();
+    if (mock_cluster != NULL) {
+        rd_kafka_mock_cluster_destroy(mock_cluster);
+        mock_cluster = NULL;
+    }
+    if (mock_rk != NULL) {
+        rd_kafka_destroy(mock_rk);
+        mock_rk = NULL;
+    }
+}
+
+/* Start an outbox-relay with config_path, its output appended to log_path. */
+static pid_t spawn_relay(const char *config_path, const char *log_path)
+{
+    const char *exe = itest_require_env("CR_OUTBOX_RELAY");
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "could not open %s: %s", log_path, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execl(exe, exe, "--config", config_path, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
+/* The relay's producer hits a fatal error (librdkafka raises one for an
+ * idempotent producer whose head-of-line ProduceRequest fails with
+ * OUT_OF_ORDER_SEQUENCE_NUMBER, the "sequence desynchronization" that 2.0.2
+ * can hit after a broker restart): the relay must recreate its producer and
+ * publish every row. The broker restart does not raise it on demand, so the
+ * relay here talks to librdkafka's mock cluster, which injects the error;
+ * the rest of the pipeline stays on the real stack. */
+Test(resilience, relay_recreates_producer_after_fatal_error, .fini = stop_mock, .timeout = 120)
+{
+    enum { N = 50 };
+    char errstr[512];
+    P = pipeline_start("relay_fatal_producer", NO_BREAKER);
+    pipeline_kill(P, PIPELINE_RELAY, 0, SIGTERM);
+    struct itest *t = pipeline_itest(P);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(mock_rk, "%s", errstr);
+    rd_kafka_mock_cluster_t *mc = mock_cluster = rd_kafka_mock_cluster_new(mock_rk, 1);
+    cr_assert_not_null(mc, "could not create a mock cluster");
+    static const char *const topics[] = {"payments.cancel.failed", "payments.cancel.retry",
+                                         "payments.cancel.outcome", "payments.cancel.dlq"};
+    for (size_t i = 0; i < 4; i++) {
+        char name[256];
+        snprintf(name, sizeof(name), "%s%s", t->prefix, topics[i]);
+        cr_assert_eq(rd_kafka_mock_topic_create(mc, name, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    rd_kafka_mock_push_request_errors(mc, KAFKA_API_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+
+    /* The pipeline's config with the mock cluster as the broker. */
+    FILE *in = fopen(pipeline_config_path(P), "r");
+    cr_assert_not_null(in);
+    char mock_config[700], log_path[700], line[2048];
+    snprintf(mock_config, sizeof(mock_config), "%s/relay-mock.yaml", pipeline_log_dir(P));
+    snprintf(log_path, sizeof(log_path), "%s/outbox-relay-mock.log", pipeline_log_dir(P));
+    FILE *out = fopen(mock_config, "w");
+    cr_assert_not_null(out);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strstr(line, "bootstrap.servers:") != NULL)
+            fprintf(out, "  bootstrap.servers: \"%s\"\n", rd_kafka_mock_cluster_bootstraps(mc));
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    /* The intake (real Kafka) writes the rows first, so that the relay's
+     * first batch holds them all when the error hits; then the relay
+     * publishes them to the mock cluster. */
+    publish_many(P, "fatal", N);
+    cr_assert(pipeline_wait_query(P, "SELECT count(*) FROM outbox WHERE available_at <= now()", 0,
+                                  NULL, "50", 30000),
+              "the intake did not write %d rows (logs: %s)", N, pipeline_log_dir(P));
+    mock_relay = spawn_relay(mock_config, log_path);
+    bool published = pipeline_wait_query(
+        P, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, NULL, "0", 60000);
+    int fatal = log_count(P, "outbox-relay-mock.log", "fatal error, recreating it");
+    fprintf(stderr, "resilience: relay on the mock cluster: %d fatal error%s, rows %s\n", fatal,
+            fatal == 1 ? "" : "s", published ? "all published" : "NOT all published");
+    cr_expect_eq(fatal, 1, "the relay did not report recreating its producer (log: %s)", log_path);
+    cr_assert(published, "outbox rows left unpublished after the fatal error (log: %s)", log_path);
+    int status;
+    cr_expect_eq(waitpid(mock_relay, &status, WNOHANG), 0, "the relay exited (log: %s)", log_path);
 }

@@ -45,7 +45,19 @@ struct alert_engine {
     int64_t retry_wait_ms; /* set by a handler that asks for a retry */
     int failures;          /* consecutive transient post failures */
     uint64_t n_posted, n_digested, n_permanent;
+    struct metrics *metrics; /* borrowed, may be NULL */
 };
+
+void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m)
+{
+    e->metrics = m;
+    metrics_describe(m, "cancel_retry_slack_posts_total", "counter",
+                     "Slack messages accepted (single alerts and digests)");
+    metrics_describe(m, "cancel_retry_slack_permanent_failures_total", "counter",
+                     "alerts Slack refused for good (configuration faults; see cancelctl status)");
+    metrics_describe(m, "cancel_retry_alerts_digested_total", "counter",
+                     "alerts folded into a digest instead of a message of their own");
+}
 
 static int64_t mono_ms(void)
 {
@@ -284,11 +296,13 @@ static enum handled post_alert(struct alert_engine *e, struct alert *a, const st
     case SLACK_SENT:
         e->failures = 0;
         e->n_posted++;
+        metrics_add(e->metrics, "cancel_retry_slack_posts_total", NULL, 1);
         log_emit(LOG_INFO, &flc, "alert posted");
         ok = alert_store_sent(e->db, a->dedup_key, err, sizeof(err));
         break;
     case SLACK_PERMANENT:
         e->n_permanent++;
+        metrics_add(e->metrics, "cancel_retry_slack_permanent_failures_total", NULL, 1);
         log_emit(LOG_ERROR, &flc,
                  "slack refused the alert for good: %s; this is a configuration fault of "
                  "webhook %s (alerts.slack), the alert is kept in alert_sent as FAILED_PERMANENT "
@@ -352,6 +366,7 @@ static enum handled handle(struct alert_engine *e, const rd_kafka_message_t *m)
         log_emit(LOG_DEBUG, &lc, "alert %s was already handled", a.dedup_key);
     } else if (row == ALERT_ROW_NEW && digest) {
         e->n_digested++;
+        metrics_add(e->metrics, "cancel_retry_alerts_digested_total", NULL, 1);
         if (e->digest_due_ms == 0)
             e->digest_due_ms = now + e->slack->digest_window_ms;
         log_emit(LOG_INFO, &lc, "alert %s goes into the next digest", a.dedup_key);
@@ -444,11 +459,13 @@ static bool post_digest(struct alert_engine *e, struct webhook *h,
     if (r == SLACK_SENT) {
         e->failures = 0;
         e->n_posted++;
+        metrics_add(e->metrics, "cancel_retry_slack_posts_total", NULL, 1);
         log_emit(LOG_INFO, &lc, "digest posted: %zu alerts", n);
         ok = alert_store_digest_done(e->db, keys, n, true, false, NULL, err, sizeof(err));
         done = true;
     } else if (r == SLACK_PERMANENT) {
         e->n_permanent++;
+        metrics_add(e->metrics, "cancel_retry_slack_permanent_failures_total", NULL, 1);
         log_emit(LOG_ERROR, &lc,
                  "slack refused the digest for good: %s; this is a configuration fault of "
                  "webhook %s (alerts.slack), its %zu alerts are kept in alert_sent as "

@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "metrics.h"
 
 struct alert_engine;
 
@@ -48,6 +49,9 @@ struct alert_engine *alert_engine_new(const struct config *cfg, struct db *db, c
 
 /* alert_engine_free(NULL) is a no-op. */
 void alert_engine_free(struct alert_engine *e);
+
+/* Count into m (borrowed; may be NULL). */
+void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m);
 
 /* Subscribe rk (a kafka_consumer_new handle, still owned by the caller) to
  * the outcome and dead-letter topics and run until signals_stop_requested().

@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 
     struct db *db = db_new(&cfg->database, info.name);
     struct alert_engine *engine = NULL;
+    struct metrics *metrics = service_metrics(cfg, info.name);
     rd_kafka_t *rk = NULL;
     rc = 1;
     if (db == NULL) {
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    alert_engine_set_metrics(engine, metrics);
     if (!db_ensure_connected(db, err, sizeof(err))) {
         if (signals_stop_requested())
             rc = 0;
@@ -64,6 +66,7 @@ out:
     if (rk != NULL)
         kafka_consumer_close(rk);
     alert_engine_free(engine);
+    metrics_free(metrics);
     db_free(db);
     config_free(cfg);
     return rc;

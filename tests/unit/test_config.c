@@ -139,7 +139,7 @@ Test(config, example_file_every_key)
         {"bootstrap.servers", "k1:9093,k2:9093"}, {"client.id", "cancel-retry"},
         {"security.protocol", "SASL_SSL"},        {"sasl.mechanisms", "SCRAM-SHA-512"},
         {"sasl.username", "cancel-retry"},        {"sasl.password", "kafka-pw"},
-        {"socket.keepalive.enable", "true"},
+        {"socket.keepalive.enable", "true"},      {"session.timeout.ms", "30000"},
     };
     cr_assert_eq(cfg->kafka.nprops, sizeof(kafka) / sizeof(kafka[0]));
     for (size_t i = 0; i < cfg->kafka.nprops; i++) {

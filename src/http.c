@@ -343,6 +343,9 @@ bool http_client_submit(struct http_client *client, const struct http_request *r
     if (strcmp(method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
     } else {
+        /* See http.h: no silent re-send of a call that changes something. */
+        SET(CURLOPT_FRESH_CONNECT, 1L);
+        SET(CURLOPT_FORBID_REUSE, 1L);
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
         if (req->body != NULL || strcmp(method, "POST") == 0) {

@@ -7,10 +7,13 @@
  * finished transfer calls its callback from inside http_client_run(), on the
  * owner's thread. Only http_client_wakeup() may be called from another thread.
  *
- * Requests must be idempotent: on a reused keep-alive connection that turns
- * out dead before any answer byte, libcurl re-sends the request once by itself
- * (seen in tests/integration/test_gateway_clients.c). Gateway calls are, by
- * their Idempotency-Key; Slack posts may at worst arrive twice.
+ * One call, one request on the wire: anything but GET goes over a fresh
+ * connection that is closed afterwards. On a reused keep-alive connection
+ * that turns out dead before any answer byte, libcurl would re-send a POST by
+ * itself; for a refund that is safe (same Idempotency-Key) but the attempt log
+ * would then miss a gateway call, and the breaker and rate limit would count
+ * one call where two were made. Refunds and Slack posts are rare enough that
+ * a handshake per call costs nothing. GETs (inquiries) may reuse connections.
  *
  * Redaction: the Authorization header of a request is never logged (it
  * carries gateway secrets); neither is any header value or body at info level.

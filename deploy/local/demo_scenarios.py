@@ -36,9 +36,12 @@ SCENARIOS = [
     dict(name="applied-then-timeout", what="refund made, answer lost (timeout)",
          gateway="toss", amount=30000, currency="KRW",
          # Longer than the demo's 2s gateway timeout, shorter than timeout +
-         # retry delay (3s): attempt 2 finds the stored success, not a 409.
-         faults=[{"type": "apply_then_hang", "delayMs": 2500, "times": 1}],
-         status="SUCCEEDED", attempts=2, refunds=1, refunded=30000),
+         # retry delay (3s): attempt 2 finds the stored success. On a loaded
+         # machine attempt 2 may still meet the hanging first call (409, "in
+         # progress") and a third attempt gets the success: more attempts,
+         # never a second refund, which is what the demo insists on.
+         faults=[{"type": "apply_then_hang", "delayMs": 2200, "times": 1}],
+         status="SUCCEEDED", attempts=2, attempts_max=3, refunds=1, refunded=30000),
     dict(name="already-refunded", what="refunded before (by hand)", gateway="toss",
          amount=9000, currency="KRW", already=9000,
          status="ALREADY_REFUNDED", attempts=1, refunds=0, refunded=0),
@@ -380,8 +383,10 @@ def cmd_report(args):
         bad = []
         if r.get("status") != sc["status"]:
             bad.append(f"status {r.get('status')} (expected {sc['status']})")
-        if r.get("attempts") != sc["attempts"]:
-            bad.append(f"{r.get('attempts')} attempts (expected {sc['attempts']})")
+        lo, hi = sc["attempts"], sc.get("attempts_max", sc["attempts"])
+        if not isinstance(r.get("attempts"), int) or not lo <= r["attempts"] <= hi:
+            want = str(lo) if lo == hi else f"{lo}-{hi}"
+            bad.append(f"{r.get('attempts')} attempts (expected {want})")
         if len(refunds) != sc["refunds"] or refunded != sc["refunded"]:
             bad.append(f"{len(refunds)} refund(s) of {refunded} "
                        f"(expected {sc['refunds']} of {sc['refunded']})")

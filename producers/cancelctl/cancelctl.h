@@ -86,4 +86,23 @@ void cancelctl_print_json(json_t *doc);
  * starting with ':' and set opterr = 0). Returns CANCELCTL_EXIT_USAGE. */
 int cancelctl_bad_option(const struct cancelctl_cmd *cmd, int c, int argc, char **argv);
 
+/* Take the single REQUEST_ID operand left at argv[optind] after getopt. On
+ * success sets *request_id and returns -1; otherwise prints a usage error
+ * (missing, extra argument, not a valid requestId) and returns its exit code. */
+int cancelctl_take_request_id(const struct cancelctl_cmd *cmd, int argc, char **argv,
+                              const char **request_id);
+
+/* The options of a manual action on one request (requeue, resolve). */
+struct cancelctl_action {
+    const char *request_id;
+    const char *note;          /* --note TEXT, NULL if absent */
+    const char *operator_flag; /* --operator NAME, NULL if absent */
+    bool dry_run;              /* --dry-run */
+};
+
+/* Parse `--note TEXT --operator NAME --dry-run REQUEST_ID` into *out. Returns
+ * -1 on success, else the exit code of the usage error it printed. */
+int cancelctl_parse_action(const struct cancelctl_cmd *cmd, int argc, char **argv,
+                           struct cancelctl_action *out);
+
 #endif

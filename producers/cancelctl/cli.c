@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel_event.h"
 #include "log.h"
 
 /* A tool fails fast: a database that is down for the operator is news, not
@@ -100,4 +101,50 @@ int cancelctl_bad_option(const struct cancelctl_cmd *cmd, int c, int argc, char 
     if (c == ':')
         return cancelctl_usage_error(cmd, "option %s needs a value", word);
     return cancelctl_usage_error(cmd, "unknown option %s", word);
+}
+
+int cancelctl_take_request_id(const struct cancelctl_cmd *cmd, int argc, char **argv,
+                              const char **request_id)
+{
+    if (optind >= argc)
+        return cancelctl_usage_error(cmd, "missing REQUEST_ID");
+    const char *id = argv[optind++];
+    if (optind < argc)
+        return cancelctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+    if (!cancel_request_id_valid(id))
+        return cancelctl_usage_error(cmd, "\"%s\" is not a requestId (1-255 of [A-Za-z0-9._:-])",
+                                     id);
+    *request_id = id;
+    return -1;
+}
+
+int cancelctl_parse_action(const struct cancelctl_cmd *cmd, int argc, char **argv,
+                           struct cancelctl_action *out)
+{
+    enum { OPT_NOTE = 1000, OPT_OPERATOR, OPT_DRY_RUN };
+    static const struct option longopts[] = {{"note", required_argument, NULL, OPT_NOTE},
+                                             {"operator", required_argument, NULL, OPT_OPERATOR},
+                                             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+
+    memset(out, 0, sizeof(*out));
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_NOTE:
+            out->note = optarg;
+            break;
+        case OPT_OPERATOR:
+            out->operator_flag = optarg;
+            break;
+        case OPT_DRY_RUN:
+            out->dry_run = true;
+            break;
+        default:
+            return cancelctl_bad_option(cmd, c, argc, argv);
+        }
+    }
+    return cancelctl_take_request_id(cmd, argc, argv, &out->request_id);
 }

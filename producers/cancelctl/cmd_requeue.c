@@ -46,44 +46,15 @@ const struct cancelctl_cmd cancelctl_cmd_requeue = {
 
 static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
 {
-    enum { OPT_NOTE = 1000, OPT_OPERATOR, OPT_DRY_RUN };
-    static const struct option longopts[] = {{"note", required_argument, NULL, OPT_NOTE},
-                                             {"operator", required_argument, NULL, OPT_OPERATOR},
-                                             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                             {NULL, 0, NULL, 0}};
-    const char *note = NULL, *operator_flag = NULL;
-    bool dry_run = false;
+    struct cancelctl_action a;
     char op[OPS_OPERATOR_MAX + 1], err[1024];
-    int c;
+    int rc = cancelctl_parse_action(&cancelctl_cmd_requeue, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_NOTE:
-            note = optarg;
-            break;
-        case OPT_OPERATOR:
-            operator_flag = optarg;
-            break;
-        case OPT_DRY_RUN:
-            dry_run = true;
-            break;
-        default:
-            return cancelctl_bad_option(&cancelctl_cmd_requeue, c, argc, argv);
-        }
-    }
-    if (optind >= argc)
-        return cancelctl_usage_error(&cancelctl_cmd_requeue, "missing REQUEST_ID");
-    const char *request_id = argv[optind++];
-    if (optind < argc)
-        return cancelctl_usage_error(&cancelctl_cmd_requeue, "unexpected argument \"%s\"",
-                                     argv[optind]);
-    if (!cancel_request_id_valid(request_id))
-        return cancelctl_usage_error(&cancelctl_cmd_requeue,
-                                     "\"%s\" is not a requestId (1-255 of [A-Za-z0-9._:-])",
-                                     request_id);
-    ops_operator_current(operator_flag, op, sizeof(op));
+    if (rc >= 0)
+        return rc;
+    const char *request_id = a.request_id, *note = a.note;
+    bool dry_run = a.dry_run;
+    ops_operator_current(a.operator_flag, op, sizeof(op));
 
     struct config *cfg = cancelctl_load_config(ctx);
     if (cfg == NULL)
@@ -94,7 +65,6 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
         return CANCELCTL_EXIT_FAILURE;
     }
     struct ops_report rep;
-    int rc;
     if (!ops_requeue(db, cfg, request_id, op, note, dry_run, &rep, err, sizeof(err))) {
         rc = cancelctl_fail(ctx, "%s", err);
     } else if (ctx->json) {

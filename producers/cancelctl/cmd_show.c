@@ -170,16 +170,10 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
         return cancelctl_bad_option(&cancelctl_cmd_show, c, argc, argv);
-    if (optind >= argc)
-        return cancelctl_usage_error(&cancelctl_cmd_show, "missing REQUEST_ID");
-    const char *request_id = argv[optind++];
-    if (optind < argc)
-        return cancelctl_usage_error(&cancelctl_cmd_show, "unexpected argument \"%s\"",
-                                     argv[optind]);
-    if (!cancel_request_id_valid(request_id))
-        return cancelctl_usage_error(&cancelctl_cmd_show,
-                                     "\"%s\" is not a requestId (1-255 of [A-Za-z0-9._:-])",
-                                     request_id);
+    const char *request_id = NULL;
+    int rc = cancelctl_take_request_id(&cancelctl_cmd_show, argc, argv, &request_id);
+    if (rc >= 0)
+        return rc;
 
     struct config *cfg = cancelctl_load_config(ctx);
     if (cfg == NULL)
@@ -190,7 +184,6 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
         return CANCELCTL_EXIT_FAILURE;
     }
     json_t *doc = NULL;
-    int rc;
     if (!ops_report_show(db, cfg, request_id, &doc, err, sizeof(err))) {
         rc = cancelctl_fail(ctx, "%s", err);
     } else if (doc == NULL) {

@@ -542,45 +542,6 @@ out:
 
 /* ---- the loop ---- */
 
-static bool subscribe(struct alert_engine *e, rd_kafka_t *rk, char *err, size_t errlen)
-{
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(topics, e->cfg->topics.outcome.name, RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(topics, e->cfg->topics.dlq.name, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t ke = rd_kafka_subscribe(rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (ke != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "could not subscribe to %s and %s: %s", e->cfg->topics.outcome.name,
-                 e->cfg->topics.dlq.name, rd_kafka_err2str(ke));
-        return false;
-    }
-    return true;
-}
-
-/* Paused: keep the consumer served while waiting e->retry_wait_ms, then for
- * the db, then rewind to the committed offsets so the message is read again. */
-static void wait_and_rewind(struct alert_engine *e, rd_kafka_t *rk)
-{
-    char err[512];
-    int64_t wait = e->retry_wait_ms;
-
-    consumer_pause(rk);
-    while (!signals_stop_requested()) {
-        int64_t until = mono_ms() + wait;
-        while (!signals_stop_requested() && mono_ms() < until) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-            if (m != NULL)
-                rd_kafka_message_destroy(m); /* prefetched; read again after the rewind */
-        }
-        bool db_ok = db_is_connected(e->db) || db_connect_once(e->db, err, sizeof(err));
-        if (!db_ok)
-            log_warn("database unavailable, alerts paused: %s", err);
-        if (db_ok && consumer_rewind_and_resume(rk))
-            return;
-        wait = ENGINE_BACKOFF_MIN_MS;
-    }
-}
-
 static void seed_window(struct alert_engine *e)
 {
     int64_t *times = NULL;
@@ -596,51 +557,45 @@ static void seed_window(struct alert_engine *e)
     free(times);
 }
 
-int alert_engine_run(struct alert_engine *e, rd_kafka_t *rk)
+/* consumer_handler callbacks: the shared consume loop (consumer.h) commits
+ * after HANDLED_DONE and pauses, waits and rewinds after HANDLED_RETRY. */
+static enum consumer_verdict on_message(void *arg, const struct kafka_record *rec)
 {
+    return handle(arg, rec->msg) == HANDLED_DONE ? CONSUMER_DONE : CONSUMER_RETRY;
+}
+
+static int64_t on_retry_wait(void *arg)
+{
+    struct alert_engine *e = arg;
+    return e->retry_wait_ms;
+}
+
+static bool on_ready(void *arg)
+{
+    struct alert_engine *e = arg;
     char err[512];
 
-    if (!subscribe(e, rk, err, sizeof(err))) {
-        log_error("%s", err);
-        return 1;
-    }
+    if (db_is_connected(e->db) || db_connect_once(e->db, err, sizeof(err)))
+        return true;
+    log_warn("database unavailable, alerts paused: %s", err);
+    return false;
+}
+
+static void on_idle(void *arg)
+{
+    struct alert_engine *e = arg;
+    if (e->digest_due_ms != 0 && timeutil_now_ms() >= e->digest_due_ms)
+        flush_digests(e);
+}
+
+int alert_engine_run(struct alert_engine *e, rd_kafka_t *rk)
+{
     seed_window(e);
     /* Digest rows a previous run recorded but did not post go first. */
     e->digest_due_ms = timeutil_now_ms();
-    int rc = 0;
-    while (!signals_stop_requested()) {
-        if (e->digest_due_ms != 0 && timeutil_now_ms() >= e->digest_due_ms)
-            flush_digests(e);
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 250);
-        if (m == NULL)
-            continue;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            char fatal[256];
-            bool is_fatal =
-                m->err == RD_KAFKA_RESP_ERR__FATAL ||
-                kafka_fatal_error_text(rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR;
-            log_emit(is_fatal ? LOG_ERROR : LOG_WARN, NULL, "consumer error: %s",
-                     rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            if (is_fatal) {
-                rc = 1;
-                break;
-            }
-            continue;
-        }
-        if (handle(e, m) == HANDLED_DONE) {
-            /* Async: a lost commit means a re-read, which alert_sent absorbs. */
-            rd_kafka_commit_message(rk, m, 1);
-            rd_kafka_message_destroy(m);
-        } else {
-            rd_kafka_message_destroy(m);
-            wait_and_rewind(e, rk);
-        }
-    }
+    const char *topics[] = {e->cfg->topics.outcome.name, e->cfg->topics.dlq.name, NULL};
+    struct consumer_handler h = {on_message, on_retry_wait, on_ready, on_idle, e, 250};
+    int rc = consumer_run(rk, topics, &h);
     log_info("alerts: %" PRIu64 " posts, %" PRIu64 " alerts digested, %" PRIu64
              " refused for good by slack",
              e->n_posted, e->n_digested, e->n_permanent);

@@ -26,16 +26,19 @@ void consumer_record(const rd_kafka_message_t *msg, struct kafka_record *rec)
     rec->key_len = msg->key_len;
     rec->value = msg->payload != NULL ? msg->payload : "";
     rec->len = msg->len;
+    rec->msg = msg;
 }
 
-bool consumer_subscribe(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+bool consumer_subscribe(rd_kafka_t *rk, const char *const *topics, char *err, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; topics[i] != NULL; i++)
+        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "could not subscribe to %s: %s", topic, rd_kafka_err2str(e));
+        snprintf(err, errlen, "could not subscribe to %s%s: %s", topics[0],
+                 topics[0] != NULL && topics[1] != NULL ? " and others" : "", rd_kafka_err2str(e));
         return false;
     }
     return true;
@@ -113,13 +116,13 @@ static void wait_until_ready(rd_kafka_t *rk, const struct consumer_handler *h, i
     }
 }
 
-int consumer_run(rd_kafka_t *rk, const char *topic, const struct consumer_handler *h)
+int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consumer_handler *h)
 {
     char err[512];
     int64_t last_idle = now_mono_ms();
     int64_t backoff = CONSUMER_BACKOFF_MIN_MS;
 
-    if (!consumer_subscribe(rk, topic, err, sizeof(err))) {
+    if (!consumer_subscribe(rk, topics, err, sizeof(err))) {
         log_error("%s", err);
         return 1;
     }
@@ -157,7 +160,8 @@ int consumer_run(rd_kafka_t *rk, const char *topic, const struct consumer_handle
             backoff = CONSUMER_BACKOFF_MIN_MS;
         } else {
             rd_kafka_message_destroy(m);
-            wait_until_ready(rk, h, backoff);
+            int64_t wanted = h->retry_wait_ms != NULL ? h->retry_wait_ms(h->arg) : 0;
+            wait_until_ready(rk, h, wanted > backoff ? wanted : backoff);
             /* Consecutive failures back off further, across rewinds. */
             backoff = backoff * 2 > CONSUMER_BACKOFF_MAX_MS ? CONSUMER_BACKOFF_MAX_MS : backoff * 2;
             continue;

@@ -30,6 +30,10 @@ enum consumer_verdict {
 struct consumer_handler {
     /* Process one message. */
     enum consumer_verdict (*handle)(void *arg, const struct kafka_record *rec);
+    /* After CONSUMER_RETRY: how long to wait at least before reading the
+     * message again (e.g. a Retry-After the handler was given); NULL or a
+     * value <= 0 means the consumer's own back-off. */
+    int64_t (*retry_wait_ms)(void *arg);
     /* Called with back-off while paused until it returns true (e.g. the db
      * reconnected). */
     bool (*ready)(void *arg);
@@ -39,9 +43,10 @@ struct consumer_handler {
     int64_t idle_ms;
 };
 
-/* Subscribe rk to topic and run until signals_stop_requested(). Returns 0 on
- * a clean stop, 1 on a fatal consumer error. Does not close rk. */
-int consumer_run(rd_kafka_t *rk, const char *topic, const struct consumer_handler *h);
+/* Subscribe rk to topics (a NULL-terminated list) and run until
+ * signals_stop_requested(). Returns 0 on a clean stop, 1 on a fatal consumer
+ * error. Does not close rk. */
+int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consumer_handler *h);
 
 /* Pause every assigned partition. */
 void consumer_pause(rd_kafka_t *rk);
@@ -51,8 +56,8 @@ void consumer_pause(rd_kafka_t *rk);
  * tries again later. */
 bool consumer_rewind_and_resume(rd_kafka_t *rk);
 
-/* Subscribe to one topic; false with err on failure. */
-bool consumer_subscribe(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+/* Subscribe to topics (NULL-terminated); false with err on failure. */
+bool consumer_subscribe(rd_kafka_t *rk, const char *const *topics, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "cancel_event.h"
 #include "cloudevent.h"
 #include "config.h"
@@ -28,6 +30,7 @@ struct kafka_record {
     size_t key_len;
     const void *value;
     size_t len;
+    const rd_kafka_message_t *msg; /* the message itself (headers), NULL if none */
 };
 
 /* The pure part: what the contract says about a message. */

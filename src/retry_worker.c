@@ -529,7 +529,8 @@ int retry_worker_run(struct retry_worker *w)
         log_error("%s", err);
         return 1;
     }
-    if (!consumer_subscribe(w->rk, cfg->topics.retry.name, err, sizeof(err))) {
+    const char *topics[] = {cfg->topics.retry.name, NULL};
+    if (!consumer_subscribe(w->rk, topics, err, sizeof(err))) {
         log_error("%s", err);
         return 1;
     }

@@ -85,8 +85,9 @@ int main(int argc, char **argv)
     }
     log_info("intake-consumer started: topic %s, group %s", cfg->topics.cancel_failed.name,
              cfg->consumers.intake.group_id);
-    struct consumer_handler h = {handle, db_ready, NULL, &ctx, 0};
-    rc = consumer_run(rk, cfg->topics.cancel_failed.name, &h);
+    struct consumer_handler h = {handle, NULL, db_ready, NULL, &ctx, 0};
+    const char *topics[] = {cfg->topics.cancel_failed.name, NULL};
+    rc = consumer_run(rk, topics, &h);
     log_info("intake-consumer stopping");
 out:
     if (rk != NULL)

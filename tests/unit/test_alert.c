@@ -50,7 +50,7 @@ static char *outcome_json(const char *id, const char *status)
 
 static struct kafka_record record(const char *topic, const char *value, int64_t offset)
 {
-    struct kafka_record r = {topic, 1, offset, 1763630000000, "r-7", 3, value, strlen(value)};
+    struct kafka_record r = {topic, 1, offset, 1763630000000, "r-7", 3, value, strlen(value), NULL};
     return r;
 }
 

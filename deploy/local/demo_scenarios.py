@@ -446,11 +446,11 @@ def cmd_report(args):
     led = sim(args, "GET", f"/_sim/ledger/{payment_key(args.run, sc)}")
     print(f"  ledger: {len(led.get('refunds', []))} refund(s), "
           f"{fmt_amount(sum(x.get('amount', 0) for x in led.get('refunds', [])), sc['currency'])}"
-          " refunded: the first attempt's refund was made, its answer lost; the second "
-          "attempt got the stored answer back (replayed), no second refund")
+          " refunded: the first attempt's refund was made, its answer lost; a later "
+          "attempt with the same key got the stored answer back (replayed), no second refund")
 
     # ---- dead letters
-    out.heading("Dead letters (payments.cancel.dlq)")
+    out.heading("Dead letters (the dead-letter topic)")
     if args.dlq_list:
         # The operator's own view, when cancelctl has it.
         r = subprocess.run([args.cancelctl, "--config", args.config, "dlq", "list",
@@ -472,7 +472,7 @@ def cmd_report(args):
                   maxw=[None, None, None, None, 70])
 
     # ---- outcome events
-    out.heading("Outcome events read back from Kafka (payments.cancel.outcome)")
+    out.heading("Outcome events read back from Kafka (the outcome topic)")
     ev_rows = []
     for m in outcome_msgs:
         try:

@@ -24,6 +24,7 @@ struct breaker {
     int64_t opened_at_ms;
     int probes_in_flight; /* half-open: calls allowed and not yet recorded */
     int probe_successes;
+    int probe_failures;
     struct breaker_bucket buckets[BREAKER_BUCKETS];
 };
 
@@ -64,6 +65,7 @@ static void advance(struct breaker *br, int64_t now_ms)
         br->state = BREAKER_HALF_OPEN;
         br->probes_in_flight = 0;
         br->probe_successes = 0;
+        br->probe_failures = 0;
     }
 }
 
@@ -73,6 +75,30 @@ static void trip(struct breaker *br, int64_t now_ms)
     br->opened_at_ms = now_ms;
     br->probes_in_flight = 0;
     br->probe_successes = 0;
+    br->probe_failures = 0;
+}
+
+/* How many of the half_open_probes probes must fail to open it again: the
+ * same failure_ratio as in the closed state, at least one. Judging the probes
+ * by one ratio (as resilience4j does) keeps a gateway with an ordinary rate
+ * of transient errors from flapping open on the first unlucky probe. */
+static int probe_failures_to_reopen(const struct breaker *br)
+{
+    int n = (int)(br->cfg.failure_ratio * br->cfg.half_open_probes + 0.999999);
+    if (n < 1)
+        n = 1;
+    return n > br->cfg.half_open_probes ? br->cfg.half_open_probes : n;
+}
+
+/* Half-open with every probe slot taken: come back when the probes have
+ * likely decided, not a whole open period later (which would turn a backlog
+ * into a few calls per open period). */
+static int64_t probe_wait_ms(const struct breaker *br)
+{
+    int64_t wait = br->cfg.open_ms / 10;
+    if (wait < 1000)
+        wait = 1000;
+    return wait > br->cfg.open_ms && br->cfg.open_ms > 0 ? br->cfg.open_ms : wait;
 }
 
 bool breaker_allow(struct breaker *br, int64_t now_ms, int64_t *retry_at_ms)
@@ -88,10 +114,9 @@ bool breaker_allow(struct breaker *br, int64_t now_ms, int64_t *retry_at_ms)
             br->probes_in_flight++;
             return true;
         }
-        /* Every probe slot is taken; their results decide. Coming back after
-         * another open period is conservative, and this case is rare. */
+        /* Every probe slot is taken; their results decide soon. */
         if (retry_at_ms != NULL)
-            *retry_at_ms = now_ms + (br->cfg.open_ms > 0 ? br->cfg.open_ms : 1);
+            *retry_at_ms = now_ms + probe_wait_ms(br);
         return false;
     case BREAKER_OPEN:
         break;
@@ -141,8 +166,10 @@ void breaker_record(struct breaker *br, int64_t now_ms, bool success)
         if (br->probes_in_flight > 0)
             br->probes_in_flight--;
         if (!success) {
-            trip(br, now_ms);
-        } else if (++br->probe_successes >= br->cfg.half_open_probes) {
+            if (++br->probe_failures >= probe_failures_to_reopen(br))
+                trip(br, now_ms);
+        } else if (++br->probe_successes >=
+                   br->cfg.half_open_probes - probe_failures_to_reopen(br) + 1) {
             /* Recovered: start from a clean window so the failures that
              * opened it do not trip it again at once. */
             br->state = BREAKER_CLOSED;

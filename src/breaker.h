@@ -4,8 +4,11 @@
  *
  * closed -> open when, over the sliding window, at least min_requests calls
  * were recorded and the failure ratio reached failure_ratio; open for open_ms,
- * then half-open: up to half_open_probes calls at once are let through;
- * half_open_probes successes close it, one failure opens it again.
+ * then half-open: up to half_open_probes calls at once are let through and
+ * judged by the same failure_ratio: enough failures among them open it again
+ * (at least one, e.g. 2 of 3 at 0.5), enough successes close it (2 of 3).
+ * A caller refused while every probe slot is taken is told to come back after
+ * max(1s, open_for/10), when the probes have likely decided.
  *
  * What a failure is belongs to the caller (gateway_answer_counts_as_failure():
  * timeouts, connection errors, 5xx, 429; never business 4xx answers).

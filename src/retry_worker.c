@@ -332,6 +332,12 @@ static void step_start(struct retry_worker *w, struct job *j)
     if (!j->breaker_permit) {
         int64_t retry_at = 0;
         if (!breaker_allow(j->gw->breaker, now, &retry_at)) {
+            /* Spread the postponed backlog over a fifth of the wait (at most
+             * 5s), so it does not come back as one herd at the same instant. */
+            int64_t spread = (retry_at - now) / 5;
+            spread = spread > 5000 ? 5000 : spread;
+            if (spread > 0)
+                retry_at += (int64_t)(rng_u64() % (uint64_t)spread);
             bool moved = false;
             if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
                                       err, sizeof(err))) {

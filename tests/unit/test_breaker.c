@@ -80,6 +80,8 @@ Test(breaker, half_open_limits_concurrent_probes)
     cr_expect(breaker_allow(br, 6001, &retry_at));
     cr_expect_not(breaker_allow(br, 6002, &retry_at), "third concurrent probe must wait");
     cr_expect_gt(retry_at, 6002);
+    cr_expect_leq(retry_at, 6002 + 1000,
+                  "come back when the probes have decided, not a whole open period later");
     /* One probe answers: a slot frees up. */
     breaker_record(br, 6100, true);
     cr_expect_eq(breaker_state(br, 6100), BREAKER_HALF_OPEN);
@@ -115,6 +117,45 @@ Test(breaker, one_probe_failure_reopens_it)
     cr_expect_not(breaker_allow(br, 6030, &retry_at));
     cr_expect_eq(retry_at, 11020, "a new open period from the failed probe");
     cr_expect_eq(breaker_state(br, 11020), BREAKER_HALF_OPEN);
+    breaker_free(br);
+}
+
+/* Three probes judged by the 50 % ratio: one unlucky failure among them does
+ * not re-open a gateway that mostly works again; two do. */
+static struct breaker *tripped_with_three_probes(void)
+{
+    struct config_breaker c = cfg();
+    c.half_open_probes = 3;
+    struct breaker *br = breaker_new(&c);
+    cr_assert_not_null(br);
+    for (int i = 0; i < 4; i++)
+        call(br, 1000, false);
+    cr_assert_eq(breaker_state(br, 1000), BREAKER_OPEN);
+    for (int i = 0; i < 3; i++)
+        cr_assert(breaker_allow(br, 6000, NULL));
+    return br;
+}
+
+Test(breaker, one_failure_of_three_probes_still_closes_it)
+{
+    struct breaker *br = tripped_with_three_probes();
+    breaker_record(br, 6010, false);
+    cr_expect_eq(breaker_state(br, 6010), BREAKER_HALF_OPEN);
+    breaker_record(br, 6020, true);
+    cr_expect_eq(breaker_state(br, 6020), BREAKER_HALF_OPEN);
+    breaker_record(br, 6030, true);
+    cr_expect_eq(breaker_state(br, 6030), BREAKER_CLOSED);
+    breaker_free(br);
+}
+
+Test(breaker, two_failures_of_three_probes_reopen_it)
+{
+    struct breaker *br = tripped_with_three_probes();
+    breaker_record(br, 6010, true);
+    breaker_record(br, 6020, false);
+    cr_expect_eq(breaker_state(br, 6020), BREAKER_HALF_OPEN);
+    breaker_record(br, 6030, false);
+    cr_expect_eq(breaker_state(br, 6030), BREAKER_OPEN);
     breaker_free(br);
 }
 

@@ -39,20 +39,6 @@ static void stop(void)
     P = NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int env_int(const char *name, int dflt)
 {
     const char *v = getenv(name);
@@ -167,21 +153,21 @@ static void run(int consumers, int n, int lat_min, int lat_max)
         pipeline_payment(P, "toss", pk, 15000, "KRW", 0);
     }
     /* Let every consumer join the group before the clock starts. */
-    sleep_ms(3000);
+    itest_sleep_ms(3000);
 
     struct itest *t = pipeline_itest(P);
-    int64_t t0 = mono_ms();
+    int64_t t0 = itest_mono_ms();
     publish_many(P, n);
-    int64_t published_ms = mono_ms() - t0;
+    int64_t published_ms = itest_mono_ms() - t0;
     long long done = 0;
-    while (mono_ms() - t0 < 600000) {
+    while (itest_mono_ms() - t0 < 600000) {
         done = itest_query_int(
             t, "SELECT count(*) FROM cancel_request WHERE finished_at IS NOT NULL", 0, NULL);
         if (done >= n)
             break;
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
-    int64_t wall_ms = mono_ms() - t0;
+    int64_t wall_ms = itest_mono_ms() - t0;
     cr_assert_eq(done, n, "only %lld of %d requests ended within 600 s (logs: %s)", done, n,
                  pipeline_log_dir(P));
 

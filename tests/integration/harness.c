@@ -422,17 +422,10 @@ void itest_start(struct itest_proc *p, const char *const *argv, const char *cons
     p->err_fd = err[0];
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void itest_finish(struct itest_proc *p, int timeout_ms, struct itest_result *r)
 {
     size_t olen = 0, ocap = 0, elen = 0, ecap = 0;
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     struct pollfd fds[2] = {{p->out_fd, POLLIN, 0}, {p->err_fd, POLLIN, 0}};
     int open_fds = 2;
 
@@ -441,7 +434,7 @@ void itest_finish(struct itest_proc *p, int timeout_ms, struct itest_result *r)
     r->err = calloc(1, 1);
     ocap = ecap = 1;
     while (open_fds > 0) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - itest_mono_ms();
         if (left <= 0) {
             kill(p->pid, SIGKILL);
             r->timed_out = true;
@@ -547,4 +540,18 @@ void itest_create_topic(struct itest *t, const char *topic, int partitions)
     /* Wait until the metadata shows it, as a producer would need. */
     for (int i = 0; i < 50 && itest_topic_partitions(t, topic) != partitions; i++)
         usleep(100 * 1000);
+}
+
+void itest_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int64_t itest_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

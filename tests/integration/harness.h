@@ -22,6 +22,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -122,5 +123,9 @@ int itest_topic_partitions(struct itest *t, const char *topic);
 /* Create topic with the given partitions (replication 1); fails the test
  * if that does not work. */
 void itest_create_topic(struct itest *t, const char *topic, int partitions);
+
+/* Sleep ms milliseconds (through EINTR); a monotonic clock in ms. */
+void itest_sleep_ms(int ms);
+int64_t itest_mono_ms(void);
 
 #endif

@@ -70,20 +70,6 @@ static const char *const proc_names[3] = {"intake-consumer", "outbox-relay", "re
 static const char *const proc_env[3] = {"CR_INTAKE_CONSUMER", "CR_OUTBOX_RELAY",
                                         "CR_RETRY_CONSUMER"};
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* ---- growing text buffer ---- */
 
 struct buf {
@@ -318,18 +304,18 @@ static pid_t spawn(const char *const *argv, const char *log_path)
 static int reap(struct child *c, int timeout_ms)
 {
     int status = 0;
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(c->pid, &status, WNOHANG);
         if (r == c->pid || (r < 0 && errno != EINTR))
             break;
-        if (mono_ms() >= deadline) {
+        if (itest_mono_ms() >= deadline) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
                 ;
             break;
         }
-        sleep_ms(20);
+        itest_sleep_ms(20);
     }
     c->pid = 0;
     c->stopped = false;
@@ -435,7 +421,7 @@ static void start_sim(struct pipeline *p)
                           NULL};
     p->sim.pid = spawn(argv, log_path);
     int port = 0;
-    for (int64_t deadline = mono_ms() + 10000; port == 0 && mono_ms() < deadline;) {
+    for (int64_t deadline = itest_mono_ms() + 10000; port == 0 && itest_mono_ms() < deadline;) {
         FILE *f = fopen(port_file, "r");
         if (f != NULL) {
             if (fscanf(f, "%d", &port) != 1)
@@ -443,7 +429,7 @@ static void start_sim(struct pipeline *p)
             fclose(f);
         }
         if (port == 0)
-            sleep_ms(20);
+            itest_sleep_ms(20);
     }
     cr_assert(port > 0, "gateway-sim did not write its port within 10 s (log: %s)", log_path);
     snprintf(p->sim_url, sizeof(p->sim_url), "http://127.0.0.1:%d", port);
@@ -706,7 +692,7 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
     static const char *const finals[] = {"SUCCEEDED", "ALREADY_REFUNDED", "FAILED", "EXHAUSTED",
                                          "MANUALLY_RESOLVED"};
     const char *params[] = {request_id};
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res =
             PQexecParams(itest_pg(&p->t), "SELECT status FROM cancel_request WHERE request_id = $1",
@@ -723,16 +709,16 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
         PQclear(res);
         if (found != NULL)
             return found;
-        if (mono_ms() >= deadline)
+        if (itest_mono_ms() >= deadline)
             return NULL;
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
 }
 
 bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
                          const char *const *params, const char *want, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res = PQexecParams(itest_pg(&p->t), sql, nparams, NULL, params, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
@@ -747,9 +733,9 @@ bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
         PQclear(res);
         if (match)
             return true;
-        if (mono_ms() >= deadline)
+        if (itest_mono_ms() >= deadline)
             return false;
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
 }
 
@@ -848,7 +834,7 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     rd_kafka_conf_t *conf = kafka_conf(p);
     char group[160];
     snprintf(group, sizeof(group), "%sreader-%d-%lld", p->t.prefix, (int)getpid(),
-             (long long)mono_ms());
+             (long long)itest_mono_ms());
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
@@ -877,8 +863,8 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     bool *at_end = calloc((size_t)nparts, sizeof(*at_end));
     cr_assert_not_null(at_end);
     int ends = 0;
-    int64_t deadline = mono_ms() + timeout_ms;
-    while (mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
+    int64_t deadline = itest_mono_ms() + timeout_ms;
+    while (itest_mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
         if (msg == NULL)
             continue;
@@ -977,7 +963,7 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                      rd_kafka_err2str(e));
     }
     bool done = false;
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     while (!done) {
         rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
         for (int i = 0; i < nparts; i++)
@@ -992,9 +978,9 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                 done = false;
         }
         rd_kafka_topic_partition_list_destroy(parts);
-        if (done || mono_ms() >= deadline)
+        if (done || itest_mono_ms() >= deadline)
             break;
-        sleep_ms(200);
+        itest_sleep_ms(200);
     }
     free(high);
     rd_kafka_destroy(rk);

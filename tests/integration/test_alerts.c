@@ -40,12 +40,6 @@ static struct pipeline *P;
 static pid_t sink_pid = -1, alert_pid = -1;
 static char sink_url[128], webhook[192], alert_log[512], sink_dir[64];
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static pid_t spawn_sh(const char *cmd)
 {
     pid_t pid = fork();
@@ -67,7 +61,7 @@ static void stop_pid(pid_t *pid, int signo)
             *pid = -1;
             return;
         }
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
     kill(*pid, SIGKILL);
     waitpid(*pid, NULL, 0);
@@ -98,7 +92,7 @@ static void start_sink(void)
         }
         if (f != NULL)
             fclose(f);
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     cr_assert_fail("slack-sink did not start (see %s/slack-sink.log)", sink_dir);
 }
@@ -198,7 +192,7 @@ static json_t *wait_accepted(size_t n, int timeout_ms)
         if (count_status(ps, 200) >= n || waited >= timeout_ms)
             return ps;
         json_decref(ps);
-        sleep_ms(250);
+        itest_sleep_ms(250);
     }
 }
 
@@ -288,7 +282,7 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
 
     json_t *ps = wait_accepted(3, 30000);
     json_decref(ps);
-    sleep_ms(4000); /* anything extra (a DLQ copy, a repeat) would arrive by now */
+    itest_sleep_ms(4000); /* anything extra (a DLQ copy, a repeat) would arrive by now */
     ps = posts();
     cr_assert_eq(json_array_size(ps), 3, "want exactly 3 posts, got %zu", json_array_size(ps));
     const char *exhausted = NULL, *failed = NULL, *poison = NULL;
@@ -346,7 +340,7 @@ Test(alerts, burst_of_50_becomes_a_digest_at_the_bucket_rate, .fini = stop_all, 
                                   "(state = 'DIGESTED' AND sent_at IS NOT NULL)",
                                   0, NULL, "50", 60000),
               "not every alert was posted or digested");
-    sleep_ms(1000);
+    itest_sleep_ms(1000);
     json_t *ps = posts();
     size_t n = json_array_size(ps), digests = 0;
     long long digested = 0;
@@ -502,7 +496,7 @@ Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 1
     cr_assert_lt(before, 20, "the burst was over before the kill");
     start_alerts();
     ps = wait_accepted(20, 60000);
-    sleep_ms(2000);
+    itest_sleep_ms(2000);
     json_decref(ps);
     ps = posts();
     size_t accepted = count_status(ps, 200);

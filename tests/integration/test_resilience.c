@@ -61,20 +61,6 @@ static void stop(void)
     P = NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- requests ---- */
 
 static void request_id_of(char *buf, size_t len, const char *tag, int i)
@@ -168,17 +154,17 @@ static long long count_final(struct pipeline *p)
 /* Wait until n requests are final; fail with the status counts if not. */
 static void wait_all_final(struct pipeline *p, int n, int timeout_ms, const char *what)
 {
-    int64_t t0 = mono_ms(), deadline = t0 + timeout_ms;
+    int64_t t0 = itest_mono_ms(), deadline = t0 + timeout_ms;
     long long done;
-    while ((done = count_final(p)) < n && mono_ms() < deadline)
-        sleep_ms(200);
+    while ((done = count_final(p)) < n && itest_mono_ms() < deadline)
+        itest_sleep_ms(200);
     char *summary = itest_query_value(pipeline_itest(p),
                                       "SELECT coalesce(string_agg(status || '=' || n, ', '),"
                                       " 'no rows') FROM (SELECT status, count(*) AS n FROM"
                                       " cancel_request GROUP BY status ORDER BY status) s",
                                       0, NULL);
     fprintf(stderr, "resilience: %s: %lld of %d final %lld ms later (%s)\n", what, done, n,
-            (long long)(mono_ms() - t0), summary);
+            (long long)(itest_mono_ms() - t0), summary);
     cr_assert_eq(done, n, "%s: only %lld of %d requests final within %d s: %s (logs: %s)", what,
                  done, n, timeout_ms / 1000, summary, pipeline_log_dir(p));
     free(summary);
@@ -217,11 +203,11 @@ static int log_count(struct pipeline *p, const char *file, const char *needle)
 
 static bool log_wait(struct pipeline *p, const char *file, const char *needle, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     while (log_count(p, file, needle) == 0) {
-        if (mono_ms() >= deadline)
+        if (itest_mono_ms() >= deadline)
             return false;
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     return true;
 }
@@ -333,9 +319,9 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
     publish_many(P, "kill", N);
 
     /* Every call has reached the gateway and hangs there. */
-    int64_t deadline = mono_ms() + 30000;
+    int64_t deadline = itest_mono_ms() + 30000;
     long long calls = 0;
-    while (mono_ms() < deadline) {
+    while (itest_mono_ms() < deadline) {
         char *body = pipeline_sim_get(P, "/_sim/ledger");
         json_t *j = json_loads(body, 0, NULL);
         free(body);
@@ -343,7 +329,7 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
         json_decref(j);
         if (calls >= N)
             break;
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     cr_assert_eq(calls, N, "only %lld of %d gateway calls started (logs: %s)", calls, N,
                  pipeline_log_dir(P));
@@ -431,7 +417,8 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     pipeline_start_process(P, PIPELINE_RELAY, 1);
     /* Whichever of the two got the lock first is the active one. */
     int active = -1;
-    for (int64_t until = mono_ms() + 20000; active < 0 && mono_ms() < until; sleep_ms(50)) {
+    for (int64_t until = itest_mono_ms() + 20000; active < 0 && itest_mono_ms() < until;
+         itest_sleep_ms(50)) {
         if (log_count(P, "outbox-relay-0.log", "this relay is now active") > 0)
             active = 0;
         else if (log_count(P, "outbox-relay-1.log", "this relay is now active") > 0)
@@ -454,12 +441,12 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
                  "the standby took over from a live relay");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
-    int64_t deadline = mono_ms() + 20000;
+    int64_t deadline = itest_mono_ms() + 20000;
     while (query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 0 &&
-           mono_ms() < deadline)
-        sleep_ms(5);
+           itest_mono_ms() < deadline)
+        itest_sleep_ms(5);
     pipeline_kill(P, PIPELINE_RELAY, active, SIGKILL);
-    int64_t killed_at = mono_ms();
+    int64_t killed_at = itest_mono_ms();
     long long published =
         query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL");
     long long pending = query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
@@ -471,7 +458,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     cr_assert(log_wait(P, standby_log, "this relay is now active", 15000),
               "the standby relay did not take over within 15 s (logs: %s)", pipeline_log_dir(P));
     fprintf(stderr, "resilience: the standby relay took over %lld ms after the kill\n",
-            (long long)(mono_ms() - killed_at));
+            (long long)(itest_mono_ms() - killed_at));
     pipeline_start_process(P, PIPELINE_RELAY, active);
 
     wait_all_final(P, N, 90000, "after kill -9 of the relay");
@@ -501,22 +488,22 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
     for (int i = 0; i < N; i += 4)
         add_fault(P, "pgdown", i, "error_5xx", 0);
     publish_many(P, "pgdown", N);
-    int64_t deadline = mono_ms() + 30000;
-    while (count_final(P) < 10 && mono_ms() < deadline)
-        sleep_ms(20);
+    int64_t deadline = itest_mono_ms() + 30000;
+    while (count_final(P) < 10 && itest_mono_ms() < deadline)
+        itest_sleep_ms(20);
 
     stopped_service = "pg";
     cr_assert(stack("stop", "pg"), "could not stop PostgreSQL");
-    int64_t down_at = mono_ms();
+    int64_t down_at = itest_mono_ms();
     fprintf(stderr, "resilience: PostgreSQL stopped\n");
-    while (mono_ms() - down_at < 10000) {
+    while (itest_mono_ms() - down_at < 10000) {
         assert_all_running(P, "while PostgreSQL was down");
-        sleep_ms(500);
+        itest_sleep_ms(500);
     }
     cr_assert(stack("start", "pg"), "could not start PostgreSQL again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: PostgreSQL started again after %lld ms\n",
-            (long long)(mono_ms() - down_at));
+            (long long)(itest_mono_ms() - down_at));
     PQreset(itest_pg(pipeline_itest(P)));
 
     wait_all_final(P, N, 90000, "after the database outage");
@@ -560,12 +547,13 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
               "attempt 1 of every request did not end (logs: %s)", pipeline_log_dir(P));
 
     stopped_service = "kafka";
-    int64_t down_at = mono_ms();
+    int64_t down_at = itest_mono_ms();
     cr_assert(stack("stop", "kafka"), "could not stop Kafka");
-    fprintf(stderr, "resilience: Kafka stopped in %lld ms\n", (long long)(mono_ms() - down_at));
-    while (mono_ms() - down_at < 6000) {
+    fprintf(stderr, "resilience: Kafka stopped in %lld ms\n",
+            (long long)(itest_mono_ms() - down_at));
+    while (itest_mono_ms() - down_at < 6000) {
         assert_all_running(P, "while Kafka was down");
-        sleep_ms(500);
+        itest_sleep_ms(500);
     }
     long long due = query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
                                  " AND available_at <= now()");
@@ -574,7 +562,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
     cr_assert(stack("start", "kafka"), "could not start Kafka again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: Kafka started again after %lld ms\n",
-            (long long)(mono_ms() - down_at));
+            (long long)(itest_mono_ms() - down_at));
 
     wait_all_final(P, N, 120000, "after the broker outage");
     assert_all_running(P, "after the broker outage");
@@ -603,7 +591,7 @@ static void stop_mock(void)
         kill(mock_relay, SIGTERM);
         int status;
         for (int i = 0; i < 150 && waitpid(mock_relay, &status, WNOHANG) == 0; i++)
-            sleep_ms(100);
+            itest_sleep_ms(100);
         kill(mock_relay, SIGKILL);
         waitpid(mock_relay, &status, 0);
         mock_relay = 0;

@@ -27,20 +27,6 @@ static void stop(void)
     P = NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Request i: even ones go to Toss (KRW), odd ones to Stripe (USD). */
 static const char *gateway_of(int i)
 {
@@ -140,14 +126,14 @@ static int held_partitions(struct pipeline *p, const char *file)
  * back its partitions, so "the second one was assigned once" is not enough. */
 static bool both_hold_partitions(struct pipeline *p, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = itest_mono_ms() + timeout_ms;
     for (;;) {
         if (held_partitions(p, "retry-consumer-0.log") > 0 &&
             held_partitions(p, "retry-consumer-1.log") > 0)
             return true;
-        if (mono_ms() >= deadline)
+        if (itest_mono_ms() >= deadline)
             return false;
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
 }
 
@@ -230,13 +216,13 @@ Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
         }
     }
 
-    int64_t t0 = mono_ms();
+    int64_t t0 = itest_mono_ms();
     publish_many(P, N_REQUESTS);
     int64_t deadline = t0 + 180000;
     long long done = 0;
-    while ((done = count_final(P)) < N_REQUESTS && mono_ms() < deadline)
-        sleep_ms(250);
-    int64_t took = mono_ms() - t0;
+    while ((done = count_final(P)) < N_REQUESTS && itest_mono_ms() < deadline)
+        itest_sleep_ms(250);
+    int64_t took = itest_mono_ms() - t0;
     char *summary = status_summary(P);
     cr_log_info("%lld of %d requests final after %lld ms (%s); %d had a fault", done, N_REQUESTS,
                 (long long)took, summary, faults);

@@ -346,6 +346,24 @@ static bool load(struct db *db, const char *request_id, bool dry_run, struct req
     return true;
 }
 
+/* End the transaction load() opened (none for a dry run): commit when the
+ * action applied and ok, roll back otherwise; release row (may be NULL).
+ * Returns false when !ok or the commit failed (err set). */
+static bool end_action(struct db *db, bool dry_run, bool ok, const struct ops_report *out,
+                       struct request_row *row, char *err, size_t errlen)
+{
+    if (!dry_run) {
+        bool committed = ok && out->result == OPS_APPLIED && db_commit(db, err, errlen);
+        if (!committed)
+            db_rollback(db);
+        if (ok && out->result == OPS_APPLIED)
+            ok = committed;
+    }
+    if (row != NULL)
+        request_row_clear(row);
+    return ok;
+}
+
 bool ops_requeue(struct db *db, const struct config *cfg, const char *request_id,
                  const char *operator_name, const char *note, bool dry_run, struct ops_report *out,
                  char *err, size_t errlen)
@@ -385,21 +403,9 @@ bool ops_requeue(struct db *db, const struct config *cfg, const char *request_id
         }
     }
 done:
-    if (!dry_run) {
-        if (out->result != OPS_APPLIED)
-            db_rollback(db);
-        else if (!db_commit(db, err, errlen))
-            goto fail;
-    }
-    if (found)
-        request_row_clear(&row);
-    return true;
+    return end_action(db, dry_run, true, out, found ? &row : NULL, err, errlen);
 fail:
-    if (!dry_run)
-        db_rollback(db);
-    if (found)
-        request_row_clear(&row);
-    return false;
+    return end_action(db, dry_run, false, out, found ? &row : NULL, err, errlen);
 }
 
 bool ops_resolve(struct db *db, const struct config *cfg, const char *request_id,
@@ -450,19 +456,7 @@ bool ops_resolve(struct db *db, const struct config *cfg, const char *request_id
             goto fail;
     }
 done:
-    if (!dry_run) {
-        if (out->result != OPS_APPLIED)
-            db_rollback(db);
-        else if (!db_commit(db, err, errlen))
-            goto fail;
-    }
-    if (found)
-        request_row_clear(&row);
-    return true;
+    return end_action(db, dry_run, true, out, found ? &row : NULL, err, errlen);
 fail:
-    if (!dry_run)
-        db_rollback(db);
-    if (found)
-        request_row_clear(&row);
-    return false;
+    return end_action(db, dry_run, false, out, found ? &row : NULL, err, errlen);
 }

@@ -986,3 +986,52 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
     rd_kafka_destroy(rk);
     return done;
 }
+
+static void on_bulk_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    int *failed = opaque;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        (*failed)++;
+}
+
+void pipeline_publish_many(struct pipeline *p, int n, pipeline_event_fn fill, void *arg)
+{
+    struct itest *t = pipeline_itest(p);
+    char errstr[512], topic[256];
+    int failed = 0;
+    snprintf(topic, sizeof(topic), "%spayments.cancel.failed", t->prefix);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", t->bootstrap, errstr, sizeof(errstr)),
+                 RD_KAFKA_CONF_OK, "%s", errstr);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
+    rd_kafka_conf_set_dr_msg_cb(conf, on_bulk_delivery);
+    rd_kafka_conf_set_opaque(conf, &failed);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(rk, "producer: %s", errstr);
+
+    for (int i = 0; i < n; i++) {
+        char rid[PIPELINE_ID_MAX] = "", pk[PIPELINE_ID_MAX] = "", *json = NULL;
+        struct cancel_failed_event ev = CANCEL_FAILED_EVENT_INIT;
+        ev.reason = "customer cancelled";
+        fill(i, &ev, rid, pk, arg);
+        cr_assert(cancel_event_build(&ev, &json, NULL, errstr, sizeof(errstr)), "event %d: %s", i,
+                  errstr);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_KEY(ev.request_id, strlen(ev.request_id)),
+                                      RD_KAFKA_V_VALUE(json, strlen(json)), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 50);
+        free(json);
+        cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 60000);
+    int left = rd_kafka_outq_len(rk);
+    rd_kafka_destroy(rk);
+    cr_assert(left == 0 && failed == 0, "%d events not acknowledged, %d failed", left, failed);
+}

@@ -43,6 +43,7 @@
 
 #include <jansson.h>
 
+#include "cancel_producer.h"
 #include "harness.h"
 
 enum pipeline_proc { PIPELINE_INTAKE = 0, PIPELINE_RELAY = 1, PIPELINE_RETRY = 2 };
@@ -125,6 +126,18 @@ void pipeline_publish_raw(struct pipeline *p, const char *topic_role, const char
  * value, may be NULL). */
 void pipeline_publish_raw_len(struct pipeline *p, const char *topic_role, const char *key,
                               const void *bytes, size_t len, const json_t *headers);
+
+/* Fill request i's CancelFailed event: rid and pk are PIPELINE_ID_MAX-byte
+ * buffers the callback may write and point ev at; arg is the caller's. */
+#define PIPELINE_ID_MAX 64
+typedef void (*pipeline_event_fn)(int i, struct cancel_failed_event *ev, char *rid, char *pk,
+                                  void *arg);
+
+/* Publish the CancelFailed events of requests 0..n-1 through one idempotent
+ * producer, as a busy upstream service would (cancelctl publish per event
+ * would start a process each). Events are built and validated by the
+ * producer API (cancel_event_build); asserts every one was acknowledged. */
+void pipeline_publish_many(struct pipeline *p, int n, pipeline_event_fn fill, void *arg);
 
 /* Poll cancel_request until request_id is in a final status (SUCCEEDED,
  * ALREADY_REFUNDED, FAILED, EXHAUSTED, MANUALLY_RESOLVED) and return it (a

@@ -43,64 +43,20 @@ static void payment_key_of(char *buf, size_t len, int i)
     snprintf(buf, len, "%s_scale_%04d", i % 2 == 0 ? "tpay" : "pi", i);
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    int *failed = opaque;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        (*failed)++;
-}
-
-/* Publish CancelFailed events for requests 0..n-1 through one idempotent
- * producer (cancelctl publish per event would take a process each). */
-static void publish_many(struct pipeline *p, int n)
-{
-    struct itest *t = pipeline_itest(p);
-    char errstr[512], topic[256];
-    int failed = 0;
-    snprintf(topic, sizeof(topic), "%spayments.cancel.failed", t->prefix);
-
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", t->bootstrap, errstr, sizeof(errstr)),
-                 RD_KAFKA_CONF_OK, "%s", errstr);
-    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_opaque(conf, &failed);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    cr_assert_not_null(rk, "producer: %s", errstr);
-
-    for (int i = 0; i < n; i++) {
-        char rid[64], pk[64], *json = NULL;
-        request_id_of(rid, sizeof(rid), i);
-        payment_key_of(pk, sizeof(pk), i);
-        json_t *data =
-            json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "requestId", rid, "gateway", gateway_of(i),
-                      "paymentKey", pk, "amount", (json_int_t)(1000 + i), "currency",
-                      i % 2 == 0 ? "KRW" : "USD", "reason", "customer cancelled");
-        cr_assert_not_null(data);
-        cr_assert(cloudevent_build("payments.cancel.failed.v1", "/payments/it-scale", rid, NULL,
-                                   data, &json, errstr, sizeof(errstr)),
-                  "build event: %s", errstr);
-        json_decref(data);
-        rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY(rid, strlen(rid)), RD_KAFKA_V_VALUE(json, strlen(json)),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(rk, 50);
-        free(json);
-        cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s", rd_kafka_err2str(e));
-        rd_kafka_poll(rk, 0);
-    }
-    rd_kafka_flush(rk, 30000);
-    int left = rd_kafka_outq_len(rk);
-    rd_kafka_destroy(rk);
-    cr_assert(left == 0 && failed == 0, "%d events not acknowledged, %d failed", left, failed);
-}
-
 /* Partitions a consumer holds now, from its log: the count of its latest
  * "assigned N partitions" line, 0 after a later "revoked" line or when none. */
+static void scale_event(int i, struct cancel_failed_event *ev, char *rid, char *pk, void *arg)
+{
+    (void)arg;
+    request_id_of(rid, PIPELINE_ID_MAX, i);
+    payment_key_of(pk, PIPELINE_ID_MAX, i);
+    ev->request_id = rid;
+    ev->payment_key = pk;
+    ev->gateway = gateway_of(i);
+    ev->amount = 1000 + i;
+    ev->currency = i % 2 == 0 ? "KRW" : "USD";
+}
+
 static int held_partitions(struct pipeline *p, const char *file)
 {
     char path[700], line[4096];
@@ -217,7 +173,7 @@ Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
     }
 
     int64_t t0 = itest_mono_ms();
-    publish_many(P, N_REQUESTS);
+    pipeline_publish_many(P, N_REQUESTS, scale_event, NULL);
     int64_t deadline = t0 + 180000;
     long long done = 0;
     while ((done = count_final(P)) < N_REQUESTS && itest_mono_ms() < deadline)

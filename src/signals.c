@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requests;
-static volatile sig_atomic_t reload_requested;
 
 static void on_stop(int signo)
 {
@@ -21,12 +20,6 @@ static void on_stop(int signo)
     stop_requests = 1;
 }
 
-static void on_hup(int signo)
-{
-    (void)signo;
-    reload_requested = 1;
-}
-
 void signals_install(void)
 {
     struct sigaction sa;
@@ -36,24 +29,14 @@ void signals_install(void)
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
 }
 
 bool signals_stop_requested(void)
 {
     return stop_requests != 0;
-}
-
-bool signals_take_reload(void)
-{
-    if (reload_requested) {
-        reload_requested = 0;
-        return true;
-    }
-    return false;
 }
 
 void signals_request_stop(void)

@@ -1,6 +1,7 @@
 /*
  * signals: SIGTERM/SIGINT become a stop request the main loop polls; a second
- * one while stopping exits at once. SIGHUP is recorded as a reload request.
+ * one while stopping exits at once. SIGHUP and SIGPIPE are ignored: there is
+ * no live reload (a config change means a restart, which is safe at any time).
  * The only mutable globals of the program live here, as the house rules allow:
  * volatile sig_atomic_t flags that the handlers set and nothing else.
  */
@@ -9,14 +10,11 @@
 
 #include <stdbool.h>
 
-/* Install the handlers (SIGTERM, SIGINT, SIGHUP; SIGPIPE ignored). */
+/* Install the handlers (SIGTERM, SIGINT; SIGHUP and SIGPIPE ignored). */
 void signals_install(void);
 
 /* True once SIGTERM or SIGINT arrived. */
 bool signals_stop_requested(void);
-
-/* True if SIGHUP arrived since the last call (clears the flag). */
-bool signals_take_reload(void);
 
 /* Ask the loop to stop from inside the program (e.g. a fatal error); the
  * same effect as one SIGTERM. */

@@ -29,6 +29,7 @@ static const char *const type_names[] = {
     [FAULT_APPLY_THEN_DROP] = "apply_then_drop",
     [FAULT_PERMANENT] = "permanent",
     [FAULT_BAD_CREDENTIALS] = "bad_credentials",
+    [FAULT_IN_PROGRESS] = "in_progress",
 };
 
 static const char *const op_names[] = {
@@ -109,6 +110,20 @@ static bool opt_int(const json_t *obj, const char *name, int64_t lo, int64_t hi,
     return true;
 }
 
+/* Read an optional boolean member into *out. */
+static bool opt_bool(const json_t *obj, const char *name, bool *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v)) {
+        snprintf(err, errlen, "%s must be true or false", name);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
 /* Read an optional string member; *out is a copy or stays NULL. */
 static bool opt_str(const json_t *obj, const char *name, char **out, char *err, size_t errlen)
 {
@@ -162,8 +177,14 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
         !opt_str(obj, "code", &f.code, err, errlen) ||
         !opt_str(obj, "message", &f.message, err, errlen) ||
         !opt_str(obj, "gateway", &gateway, err, errlen) ||
-        !opt_str(obj, "operation", &op, err, errlen))
+        !opt_str(obj, "operation", &op, err, errlen) ||
+        !opt_bool(obj, "stored", &f.stored, err, errlen))
         goto out;
+    if (f.stored && f.type != FAULT_ERROR_5XX && f.type != FAULT_PROVIDER_ERROR &&
+        f.type != FAULT_PERMANENT) {
+        snprintf(err, errlen, "stored is only for error_5xx, provider_error and permanent");
+        goto out;
+    }
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
@@ -215,8 +236,10 @@ out:
 }
 
 static bool applies(const struct fault *f, enum sim_gateway gateway, enum fault_op op,
-                    const char *payment_key)
+                    const char *payment_key, bool stored)
 {
+    if (f->stored != stored)
+        return false;
     if (f->times != 0 && f->used >= f->times)
         return false;
     if (f->gateway >= 0 && f->gateway != (int)gateway)
@@ -229,14 +252,14 @@ static bool applies(const struct fault *f, enum sim_gateway gateway, enum fault_
 }
 
 bool faults_match(struct faults *faults, enum sim_gateway gateway, enum fault_op op,
-                  const char *payment_key, struct fault *out)
+                  const char *payment_key, bool stored, struct fault *out)
 {
     bool found = false;
 
     pthread_mutex_lock(&faults->lock);
     for (size_t i = 0; i < faults->n; i++) {
         struct fault *f = &faults->list[i];
-        if (!applies(f, gateway, op, payment_key))
+        if (!applies(f, gateway, op, payment_key, stored))
             continue;
         f->used++;
         *out = *f;
@@ -275,6 +298,8 @@ json_t *faults_json(struct faults *faults)
             json_object_set_new(o, "delayMs", json_integer(f->delay_ms));
         if (f->code != NULL)
             json_object_set_new(o, "code", json_string(f->code));
+        if (f->stored)
+            json_object_set_new(o, "stored", json_true());
         json_array_append_new(list, o);
     }
     json_t *latency = json_pack("{s:I, s:I}", "minMs", (json_int_t)faults->latency_min_ms, "maxMs",

@@ -19,7 +19,7 @@
 #include "sim.h"
 
 enum fault_type {
-    FAULT_ERROR_5XX = 0,   /* status (default 503), before idempotency */
+    FAULT_ERROR_5XX = 0,   /* status (default 503), before idempotency unless stored */
     FAULT_PROVIDER_ERROR,  /* Toss 500 PROVIDER_ERROR / Stripe 500 api_error */
     FAULT_RATE_LIMITED,    /* 429 with Retry-After */
     FAULT_HANG,            /* sleep delay_ms, then 504, nothing applied */
@@ -27,12 +27,13 @@ enum fault_type {
     FAULT_APPLY_THEN_DROP, /* apply + store, close without an answer */
     FAULT_PERMANENT,       /* status (default 400) with code */
     FAULT_BAD_CREDENTIALS, /* 401 as for a wrong key */
+    FAULT_IN_PROGRESS,     /* the 409 "request with this key still being processed" */
 };
 
 /* Which gateway calls a fault applies to. */
 enum fault_op {
     FAULT_OP_REFUND = 0, /* Toss cancel, Stripe refund (the default) */
-    FAULT_OP_INQUIRY,    /* Toss GET /v1/payments/{paymentKey} */
+    FAULT_OP_INQUIRY,    /* GETs: Toss payment, Stripe refunds and payment_intents */
     FAULT_OP_ANY,
 };
 
@@ -45,6 +46,8 @@ struct fault {
     int gateway;       /* enum sim_gateway, or -1 = any */
     int times;         /* 0 = forever */
     int used;
+    bool stored;     /* error_5xx, provider_error, permanent: answered inside the
+                        idempotency layer and stored under the key */
     int status;      /* 0 = the type's default */
     int retry_after; /* seconds, rate_limited */
     int64_t delay_ms;
@@ -65,9 +68,12 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
 
 /* Find the first fault that applies to a call of op on gateway for
  * payment_key (may be NULL), consume one use and copy it into *out. Returns
- * false when none applies (out untouched). */
+ * false when none applies (out untouched). stored selects which faults are
+ * looked at: those without "stored" (matched when a call arrives) or those
+ * with it (matched only by a call that reaches the handler: a new
+ * idempotency key or none, so that a replay never uses one up). */
 bool faults_match(struct faults *faults, enum sim_gateway gateway, enum fault_op op,
-                  const char *payment_key, struct fault *out);
+                  const char *payment_key, bool stored, struct fault *out);
 
 void fault_clear(struct fault *f);
 

@@ -9,14 +9,24 @@
 #include "ledger.h"
 #include "log.h"
 
+/* The gateways' words for "a request with this key is still being processed"
+ * (Stripe's is its documented message). */
+#define TOSS_IN_FLIGHT_MESSAGE "a request with this idempotency key is still being processed"
+#define STRIPE_IN_FLIGHT_MESSAGE                                                                   \
+    "There is currently another in-progress request using this Idempotent Key (that probably "     \
+    "means you submitted twice, and the other request is still going through). Please retry "      \
+    "your request."
+
 /* How each fault type answers, per gateway. status is the default when the
- * fault gives none; toss_code and stripe_code likewise for "code". */
+ * fault gives none; toss_code and stripe_code likewise for "code", message
+ * (stripe_message for Stripe when not NULL) for "message". */
 struct fault_answer {
     int status;
     const char *toss_code;
     const char *stripe_type;
     const char *stripe_code;
     const char *message;
+    const char *stripe_message;
 };
 
 static const struct fault_answer fault_answers[] = {
@@ -33,13 +43,18 @@ static const struct fault_answer fault_answers[] = {
                          "the request cannot be processed"},
     [FAULT_BAD_CREDENTIALS] = {401, "UNAUTHORIZED_KEY", "invalid_request_error", NULL,
                                "invalid API key provided"},
+    [FAULT_IN_PROGRESS] = {409, "IDEMPOTENT_REQUEST_PROCESSING", "idempotency_error",
+                           "idempotency_key_in_use", TOSS_IN_FLIGHT_MESSAGE,
+                           STRIPE_IN_FLIGHT_MESSAGE},
 };
 
-/* Fault types that act before the idempotency layer, like a load balancer
- * or an authentication front end: nothing is applied or stored. */
-static bool acts_before(enum fault_type type)
+/* Faults that act before the idempotency layer, like a load balancer or an
+ * authentication front end: nothing is applied or stored. The others act
+ * inside it: a stored fault answers in place of the handler (its answer is
+ * stored under the key), a delivery fault after the handler. */
+static bool acts_before(const struct fault *f)
 {
-    return type != FAULT_APPLY_THEN_HANG && type != FAULT_APPLY_THEN_DROP;
+    return f->type != FAULT_APPLY_THEN_HANG && f->type != FAULT_APPLY_THEN_DROP && !f->stored;
 }
 
 /* Fill resp with the answer of fault f. */
@@ -50,7 +65,12 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     int status = f->status ? f->status : a->status;
     const char *code =
         f->code ? f->code : (gateway == SIM_GATEWAY_TOSS ? a->toss_code : a->stripe_code);
-    const char *message = f->message ? f->message : a->message;
+    const char *message = a->message;
+
+    if (gateway == SIM_GATEWAY_STRIPE && a->stripe_message != NULL)
+        message = a->stripe_message;
+    if (f->message != NULL)
+        message = f->message;
 
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
@@ -74,12 +94,10 @@ static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
 {
     if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
-                          "a request with this idempotency key is still being processed");
+                          TOSS_IN_FLIGHT_MESSAGE);
     else
         sim_respond_error(resp, gateway, 409, "idempotency_error", "idempotency_key_in_use",
-                          "There is currently another in-progress request using this "
-                          "Idempotent Key (that probably means you submitted twice, and the "
-                          "other request is still going through). Please retry your request.");
+                          STRIPE_IN_FLIGHT_MESSAGE);
 }
 
 static void mismatch(enum sim_gateway gateway, struct sim_response *resp)
@@ -125,12 +143,23 @@ static void record(struct sim *sim, const struct sim_request *req, const struct 
     json_decref(fields);
 }
 
+/* The first stored fault for a call that reached the handler, unless the
+ * call already has a fault (one fault per call). */
+static bool match_stored(struct sim *sim, const struct pipeline_call *call, bool have_fault,
+                         struct fault *f)
+{
+    if (have_fault)
+        return false;
+    return faults_match(sim->faults, call->gateway, call->op, call->payment_key, true, f);
+}
+
 void pipeline_run(struct sim *sim, const struct sim_request *req, const struct pipeline_call *call,
                   struct sim_response *resp)
 {
     struct fault f;
     const char *fault_name = NULL;
     bool owns_key = false;
+    bool stored = false; /* a stored fault answered in place of the handler */
     const char *key = NULL;
 
     if (call->fingerprint != NULL && req->idempotency_key != NULL && req->idempotency_key[0])
@@ -140,11 +169,12 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (latency > 0)
         sim_sleep_ms(sim, latency);
 
-    bool have_fault = faults_match(sim->faults, call->gateway, call->op, call->payment_key, &f);
+    bool have_fault =
+        faults_match(sim->faults, call->gateway, call->op, call->payment_key, false, &f);
     if (have_fault)
         fault_name = fault_type_name(f.type);
 
-    if (have_fault && acts_before(f.type)) {
+    if (have_fault && acts_before(&f)) {
         fault_response(call->gateway, &f, resp);
         record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
         if (f.type == FAULT_HANG)
@@ -177,10 +207,21 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             break;
         case LEDGER_IDEM_NEW:
             owns_key = true;
-            call->process(sim, req, call->arg, resp);
+            if (match_stored(sim, call, have_fault, &f)) {
+                have_fault = stored = true;
+                fault_name = fault_type_name(f.type);
+                fault_response(call->gateway, &f, resp);
+            } else {
+                call->process(sim, req, call->arg, resp);
+            }
             ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
             break;
         }
+    } else if (match_stored(sim, call, have_fault, &f)) {
+        /* No key to store it under: an ordinary failed call. */
+        have_fault = stored = true;
+        fault_name = fault_type_name(f.type);
+        fault_response(call->gateway, &f, resp);
     } else {
         call->process(sim, req, call->arg, resp);
     }
@@ -197,7 +238,8 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
         resp->drop = true;
     } else {
-        record(sim, req, call, req->idempotency_key, resp->status, NULL, resp->replayed);
+        record(sim, req, call, req->idempotency_key, resp->status, stored ? fault_name : NULL,
+               resp->replayed);
     }
 out:
     if (owns_key)

@@ -2,9 +2,11 @@
  * pipeline: the steps every simulated gateway call goes through, in the
  * order the API contract fixes:
  *
- *   latency -> injected fault (5xx, 429, hang, permanent, 401: nothing stored)
+ *   latency -> injected fault (5xx, 429, hang, permanent, 401, in_progress:
+ *              nothing stored)
  *           -> credentials (401) -> idempotency (replay, 409, mismatch)
- *           -> the handler's own work -> store the response for the key
+ *           -> the handler's own work, or a "stored" fault's answer in its
+ *              place -> store the response for the key
  *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
  *
  * Toss and Stripe differ only in how they parse a request, check

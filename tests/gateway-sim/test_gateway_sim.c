@@ -375,3 +375,118 @@ Test(gateway_sim, oversized_body_gets_413)
     reply_free(&r);
     free(body);
 }
+
+/* A stored 5xx is the answer of the first request under its key: a retry
+ * with the same key gets it again (nothing refunded), a new key is processed
+ * afresh. */
+Test(gateway_sim, stored_5xx_is_replayed_under_its_key_and_absent_under_a_new_one)
+{
+    char buf[64];
+    add_payment("stripe", "pi_stored", 5000, 0);
+    add_fault("{\"type\":\"error_5xx\",\"stored\":true,\"paymentKey\":\"pi_stored\"}");
+    struct reply first = stripe_refund("pi_stored", "req-stored-1", 1000);
+    cr_assert_eq(first.status, 503, "%s", first.body);
+    cr_expect_str_eq(header(&first, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    struct reply again = stripe_refund("pi_stored", "req-stored-1", 1000);
+    cr_expect_eq(again.status, 503, "%s", again.body);
+    cr_expect_str_eq(again.body, first.body);
+    cr_expect_str_eq(header(&again, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    reply_free(&again);
+    expect_ledger("pi_stored", 0, 0);
+
+    struct reply fresh = stripe_refund("pi_stored", "req-stored-2", 1000);
+    cr_expect_eq(fresh.status, 200, "%s", fresh.body);
+    cr_expect_str_eq(header(&fresh, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    reply_free(&fresh);
+    expect_ledger("pi_stored", 1, 1000);
+
+    /* The first key keeps its error. */
+    again = stripe_refund("pi_stored", "req-stored-1", 1000);
+    cr_expect_eq(again.status, 503);
+    cr_expect_str_eq(again.body, first.body);
+    reply_free(&again);
+    reply_free(&first);
+    expect_ledger("pi_stored", 1, 1000);
+}
+
+Test(gateway_sim, stored_provider_error_and_permanent_replay_on_toss)
+{
+    char buf[64];
+    add_payment("toss", "tpay_stored", 10000, 0);
+    add_fault("{\"type\":\"provider_error\",\"stored\":true}");
+    add_fault("{\"type\":\"permanent\",\"stored\":true,\"status\":403,"
+              "\"code\":\"FORBIDDEN_CONSECUTIVE_REQUEST\"}");
+    struct reply r = toss_cancel("tpay_stored", "req-tst-1", 2000);
+    expect_toss_error(&r, 500, "PROVIDER_ERROR");
+    r = toss_cancel("tpay_stored", "req-tst-1", 2000);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    expect_toss_error(&r, 500, "PROVIDER_ERROR");
+    r = toss_cancel("tpay_stored", "req-tst-2", 2000);
+    expect_toss_error(&r, 403, "FORBIDDEN_CONSECUTIVE_REQUEST");
+    r = toss_cancel("tpay_stored", "req-tst-2", 2000);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    expect_toss_error(&r, 403, "FORBIDDEN_CONSECUTIVE_REQUEST");
+    /* A different body under a key holding an error is still a mismatch. */
+    r = toss_cancel("tpay_stored", "req-tst-1", 3000);
+    expect_toss_error(&r, 422, "INVALID_IDEMPOTENCY_KEY_REUSE");
+    expect_ledger("tpay_stored", 0, 0);
+    r = toss_cancel("tpay_stored", "req-tst-3", 2000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+    expect_ledger("tpay_stored", 1, 2000);
+}
+
+Test(gateway_sim, stored_is_refused_for_other_fault_types)
+{
+    admin("POST", "/_sim/faults", "{\"type\":\"rate_limited\",\"stored\":true}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"apply_then_drop\",\"stored\":true}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"error_5xx\",\"stored\":\"yes\"}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"error_5xx\",\"stored\":false}", 201);
+}
+
+/* in_progress answers the gateway's 409 and stores nothing: the same key is
+ * processed afresh afterwards. */
+Test(gateway_sim, in_progress_answers_409_and_stores_nothing)
+{
+    char buf[64];
+    add_payment("toss", "tpay_ip", 10000, 0);
+    add_payment("stripe", "pi_ip", 10000, 0);
+    add_fault("{\"type\":\"in_progress\",\"times\":2}");
+    struct reply r = toss_cancel("tpay_ip", "req-ip", 1000);
+    expect_toss_error(&r, 409, "IDEMPOTENT_REQUEST_PROCESSING");
+    r = stripe_refund("pi_ip", "req-ip-s", 1000);
+    expect_stripe_error(&r, 409, "idempotency_error", "idempotency_key_in_use");
+    expect_ledger("tpay_ip", 0, 0);
+    expect_ledger("pi_ip", 0, 0);
+
+    r = toss_cancel("tpay_ip", "req-ip", 1000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    reply_free(&r);
+    r = stripe_refund("pi_ip", "req-ip-s", 1000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    reply_free(&r);
+    expect_ledger("tpay_ip", 1, 1000);
+    expect_ledger("pi_ip", 1, 1000);
+}
+
+/* Toss answers some refusals with 403 and a business code; a permanent fault
+ * says so. */
+Test(gateway_sim, toss_403_business_codes)
+{
+    static const char *const codes[] = {"NOT_CANCELABLE_PAYMENT", "FORBIDDEN_CONSECUTIVE_REQUEST",
+                                        "NOT_CANCELABLE_AMOUNT"};
+    char fault[256], key[64];
+    add_payment("toss", "tpay_403", 10000, 0);
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        snprintf(fault, sizeof(fault),
+                 "{\"type\":\"permanent\",\"status\":403,\"code\":\"%s\",\"gateway\":\"toss\"}",
+                 codes[i]);
+        add_fault(fault);
+        snprintf(key, sizeof(key), "req-403-%zu", i);
+        struct reply r = toss_cancel("tpay_403", key, 1000);
+        expect_toss_error(&r, 403, codes[i]);
+    }
+    expect_ledger("tpay_403", 0, 0);
+}

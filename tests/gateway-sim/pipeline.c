@@ -188,6 +188,12 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
         goto out;
     }
+    if (call->validate != NULL && !call->validate(sim, req, call->arg, resp)) {
+        /* Stripe: "if incoming parameters fail validation ... we don't save
+         * the idempotent result". A delivery fault is spent without effect. */
+        record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
+        goto out;
+    }
 
     if (key != NULL) {
         int status;

@@ -4,7 +4,8 @@
  *
  *   latency -> injected fault (5xx, 429, hang, permanent, 401, in_progress:
  *              nothing stored)
- *           -> credentials (401) -> idempotency (replay, 409, mismatch)
+ *           -> credentials (401) -> parameter validation (Stripe: nothing stored)
+ *           -> idempotency (replay, 409, mismatch)
  *           -> the handler's own work, or a "stored" fault's answer in its
  *              place -> store the response for the key
  *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
@@ -27,13 +28,20 @@
 typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                     struct sim_response *resp);
 
+/* Parameter validation ahead of the idempotency layer: return true to go on,
+ * or false with resp filled to refuse the call, with nothing stored under its
+ * key. Runs only after credentials passed. */
+typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
+                                     struct sim_response *resp);
+
 struct pipeline_call {
     enum sim_gateway gateway;
     enum fault_op op;
-    const char *payment_key; /* for fault matching and the call log; may be NULL */
-    const char *fingerprint; /* the parameters under the Idempotency-Key; NULL = no
-                                idempotency for this call (inquiries) */
-    bool authorized;         /* the credentials were right */
+    const char *payment_key;       /* for fault matching and the call log; may be NULL */
+    const char *fingerprint;       /* the parameters under the Idempotency-Key; NULL = no
+                                      idempotency for this call (inquiries) */
+    bool authorized;               /* the credentials were right */
+    pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
     void *arg;
 };

@@ -4,6 +4,7 @@
 #include "stripe.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,17 @@
 #include "ledger.h"
 #include "pipeline.h"
 
-/* What the refund handler needs beyond the request. */
+/* A refund request as parsed before the pipeline runs. The strings point
+ * into the decoded parameters and live as long as them. */
 struct stripe_refund {
-    bool form_ok;
     const char *payment_intent; /* NULL when missing */
-    const char *amount;         /* raw text, NULL when absent */
+    int64_t amount;             /* < 0: the whole remaining amount */
     const char *reason;         /* NULL when absent */
+    /* The validation error to answer (nothing stored), invalid = false when
+     * the parameters are fine. */
+    bool invalid;
+    const char *error_code; /* NULL: none */
+    char error_message[512];
 };
 
 static int hexval(char c)
@@ -174,27 +180,62 @@ static bool parse_amount(const char *s, int64_t *out)
     return true;
 }
 
+/* Record a validation error in r. */
+__attribute__((format(printf, 3, 4))) static void refuse(struct stripe_refund *r, const char *code,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+
+    r->invalid = true;
+    r->error_code = code;
+    va_start(ap, fmt);
+    vsnprintf(r->error_message, sizeof(r->error_message), fmt, ap);
+    va_end(ap);
+}
+
+/* Check and pick out the parameters of a refund from the decoded form
+ * (form_ok false: the body did not decode). */
+static void parse_refund(const struct stripe_param *params, size_t n, bool form_ok,
+                         struct stripe_refund *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->amount = -1;
+    if (!form_ok) {
+        refuse(r, NULL, "Invalid request body: expected form encoding");
+        return;
+    }
+    r->payment_intent = param(params, n, "payment_intent");
+    r->reason = param(params, n, "reason");
+    const char *amount = param(params, n, "amount");
+    if (r->payment_intent == NULL || r->payment_intent[0] == '\0') {
+        refuse(r, "parameter_missing", "Missing required param: payment_intent.");
+        return;
+    }
+    if (amount != NULL && !parse_amount(amount, &r->amount))
+        refuse(r, "parameter_invalid_integer", "Invalid integer: %.64s", amount);
+}
+
+static bool validate_refund(struct sim *sim, const struct sim_request *req, void *arg,
+                            struct sim_response *resp)
+{
+    const struct stripe_refund *r = arg;
+
+    (void)sim;
+    (void)req;
+    if (!r->invalid)
+        return true;
+    answer_error(resp, 400, r->error_code, r->error_message);
+    return false;
+}
+
 static void process_refund(struct sim *sim, const struct sim_request *req, void *arg,
                            struct sim_response *resp)
 {
     const struct stripe_refund *r = arg;
     char msg[512];
-    int64_t amount = -1;
+    int64_t amount = r->amount;
     struct ledger_payment *after = NULL;
 
-    if (!r->form_ok) {
-        answer_error(resp, 400, NULL, "Invalid request body: expected form encoding");
-        return;
-    }
-    if (r->payment_intent == NULL || r->payment_intent[0] == '\0') {
-        answer_error(resp, 400, "parameter_missing", "Missing required param: payment_intent.");
-        return;
-    }
-    if (r->amount != NULL && !parse_amount(r->amount, &amount)) {
-        snprintf(msg, sizeof(msg), "Invalid integer: %.64s", r->amount);
-        answer_error(resp, 400, "parameter_invalid_integer", msg);
-        return;
-    }
     enum ledger_refund_result res =
         ledger_refund(sim->ledger, SIM_GATEWAY_STRIPE, r->payment_intent, amount, r->reason,
                       req->idempotency_key, &after);
@@ -252,17 +293,15 @@ void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_re
         answer_error(resp, 404, NULL, msg);
         return;
     }
-    struct stripe_refund refund = {0};
-    refund.form_ok = stripe_form_decode(req->body, req->body_len, &params, &n);
-    char *fp = fingerprint(req, params, n, refund.form_ok);
+    bool form_ok = stripe_form_decode(req->body, req->body_len, &params, &n);
+    /* Pointers into params: valid until the end of this function. */
+    struct stripe_refund refund;
+    parse_refund(params, n, form_ok, &refund);
+    char *fp = fingerprint(req, params, n, form_ok);
     if (fp == NULL) {
         sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
         goto out;
     }
-    /* Pointers into params: valid until the end of this function. */
-    refund.payment_intent = param(params, n, "payment_intent");
-    refund.amount = param(params, n, "amount");
-    refund.reason = param(params, n, "reason");
 
     const char *auth = req->authorization;
     size_t slen = strlen(sim->stripe_secret);
@@ -273,6 +312,7 @@ void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_re
         .fingerprint = fp,
         .authorized = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 &&
                       strncmp(auth + 7, sim->stripe_secret, slen) == 0 && auth[7 + slen] == '\0',
+        .validate = validate_refund,
         .process = process_refund,
         .arg = &refund,
     };

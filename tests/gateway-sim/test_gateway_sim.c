@@ -490,3 +490,23 @@ Test(gateway_sim, toss_403_business_codes)
     }
     expect_ledger("tpay_403", 0, 0);
 }
+
+/* Stripe saves nothing under the key when the parameters fail validation:
+ * the same key then works with corrected parameters. */
+Test(gateway_sim, stripe_validation_errors_are_not_stored_under_the_key)
+{
+    static const char *const hdr[] = {STRIPE_AUTH, "Idempotency-Key: req-invalid", NULL};
+    char buf[64];
+    add_payment("stripe", "pi_invalid", 5000, 0);
+    struct reply r = http("POST", "/v1/refunds", hdr, "payment_intent=pi_invalid&amount=12x", 0);
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_invalid_integer");
+    r = http("POST", "/v1/refunds", hdr, "payment_intent=pi_invalid&amount=12x", 0);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_invalid_integer");
+    r = http("POST", "/v1/refunds", hdr, "amount=100", 0);
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_missing");
+    r = http("POST", "/v1/refunds", hdr, "payment_intent=pi_invalid&amount=100", 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+    expect_ledger("pi_invalid", 1, 100);
+}

@@ -1,6 +1,7 @@
 /*
- * ledger: payments, refunds, the idempotency store and the call log of the
- * gateway simulator. See ledger.h.
+ * ledger: payments and refunds of the gateway simulator, and the ledger's
+ * life cycle. See ledger.h; the idempotency store and the call log are in
+ * ledger_idem.c.
  *
  * Plain arrays searched linearly: a simulator holds a few hundred payments at
  * most, and simple code is easier to trust as a test oracle.
@@ -13,44 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One idempotency key: in flight until released, then a stored response. */
-struct idem_entry {
-    enum sim_gateway gateway;
-    char *key;
-    char *fingerprint;
-    bool in_flight;
-    bool stored;
-    int status;
-    char *body;
-};
-
-struct call_entry {
-    uint64_t seq;
-    int64_t at_ms;
-    char *method;
-    char *path;
-    enum sim_gateway gateway;
-    char *payment_key;
-    char *idempotency_key;
-    int status;
-    char *fault;
-    bool replayed;
-};
-
-struct ledger {
-    pthread_mutex_t lock;
-    struct ledger_payment *payments; /* owned, array */
-    size_t npayments, cap_payments;
-    struct idem_entry *idem; /* owned, array */
-    size_t nidem, cap_idem;
-    struct call_entry *calls; /* owned, array */
-    size_t ncalls, cap_calls;
-    uint64_t seq;      /* ids of refunds */
-    uint64_t call_seq; /* numbers of calls */
-};
+#include "ledger_int.h"
 
 /* Grow *arr (of elements of size elsize) so that one more fits. */
-static bool grow(void **arr, size_t *cap, size_t n, size_t elsize)
+bool ledger_grow(void **arr, size_t *cap, size_t n, size_t elsize)
 {
     if (n < *cap)
         return true;
@@ -63,7 +30,7 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t elsize)
     return true;
 }
 
-static char *dup_or_null(const char *s)
+char *ledger_dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
@@ -84,22 +51,6 @@ static void payment_clear(struct ledger_payment *p)
     free(p->order_id);
     free(p->currency);
     memset(p, 0, sizeof(*p));
-}
-
-static void idem_clear(struct idem_entry *e)
-{
-    free(e->key);
-    free(e->fingerprint);
-    free(e->body);
-}
-
-static void call_clear(struct call_entry *c)
-{
-    free(c->method);
-    free(c->path);
-    free(c->payment_key);
-    free(c->idempotency_key);
-    free(c->fault);
 }
 
 /* Deep copy of src into *dst; false when out of memory (dst then cleared). */
@@ -126,8 +77,8 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
             d->amount = r->amount;
             d->at_ms = r->at_ms;
             d->id = strdup(r->id);
-            d->idempotency_key = dup_or_null(r->idempotency_key);
-            d->reason = dup_or_null(r->reason);
+            d->idempotency_key = ledger_dup_or_null(r->idempotency_key);
+            d->reason = ledger_dup_or_null(r->reason);
             if (d->id == NULL || (r->idempotency_key && d->idempotency_key == NULL) ||
                 (r->reason && d->reason == NULL))
                 goto fail;
@@ -143,12 +94,8 @@ static void reset_locked(struct ledger *l)
 {
     for (size_t i = 0; i < l->npayments; i++)
         payment_clear(&l->payments[i]);
-    for (size_t i = 0; i < l->nidem; i++)
-        idem_clear(&l->idem[i]);
-    for (size_t i = 0; i < l->ncalls; i++)
-        call_clear(&l->calls[i]);
-    l->npayments = l->nidem = l->ncalls = 0;
-    l->call_seq = 0;
+    l->npayments = 0;
+    ledger_idem_reset_locked(l);
 }
 
 struct ledger *ledger_new(void)
@@ -232,8 +179,8 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         payment_clear(old);
         *old = p;
         ok = true;
-    } else if (grow((void **)&ledger->payments, &ledger->cap_payments, ledger->npayments,
-                    sizeof(*ledger->payments))) {
+    } else if (ledger_grow((void **)&ledger->payments, &ledger->cap_payments, ledger->npayments,
+                           sizeof(*ledger->payments))) {
         ledger->payments[ledger->npayments++] = p;
         ok = true;
     }
@@ -324,7 +271,7 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
         res = LEDGER_REFUND_TOO_LARGE;
         goto out;
     }
-    if (!grow((void **)&p->refunds, &p->cap, p->nrefunds, sizeof(*p->refunds))) {
+    if (!ledger_grow((void **)&p->refunds, &p->cap, p->nrefunds, sizeof(*p->refunds))) {
         res = LEDGER_REFUND_NO_MEMORY;
         goto out;
     }
@@ -332,8 +279,8 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
     r.amount = amount;
     r.at_ms = sim_now_ms();
     r.id = new_refund_id(ledger, gateway);
-    r.idempotency_key = dup_or_null(idempotency_key);
-    r.reason = dup_or_null(reason);
+    r.idempotency_key = ledger_dup_or_null(idempotency_key);
+    r.reason = ledger_dup_or_null(reason);
     if (r.id == NULL || (idempotency_key && r.idempotency_key == NULL) ||
         (reason && r.reason == NULL)) {
         refund_clear(&r);
@@ -350,117 +297,7 @@ out:
     return res;
 }
 
-static struct idem_entry *find_idem(struct ledger *l, enum sim_gateway gateway, const char *key)
-{
-    for (size_t i = 0; i < l->nidem; i++)
-        if (l->idem[i].gateway == gateway && strcmp(l->idem[i].key, key) == 0)
-            return &l->idem[i];
-    return NULL;
-}
-
-enum ledger_idem_state ledger_idem_begin(struct ledger *ledger, enum sim_gateway gateway,
-                                         const char *key, const char *fingerprint, int *status,
-                                         char **body)
-{
-    enum ledger_idem_state st;
-
-    *status = 0;
-    *body = NULL;
-    pthread_mutex_lock(&ledger->lock);
-    struct idem_entry *e = find_idem(ledger, gateway, key);
-    if (e != NULL) {
-        /* Parameters first: a different request under a used key is a client
-         * bug whether or not the first one has finished. */
-        if (strcmp(e->fingerprint, fingerprint) != 0) {
-            st = LEDGER_IDEM_MISMATCH;
-        } else if (e->in_flight) {
-            st = LEDGER_IDEM_IN_FLIGHT;
-        } else {
-            st = LEDGER_IDEM_REPLAY;
-            *status = e->status;
-            *body = dup_or_null(e->body);
-        }
-        goto out;
-    }
-    /* New key. When out of memory, answer "in flight": the client retries,
-     * which is safe, rather than processing without the guard. */
-    st = LEDGER_IDEM_IN_FLIGHT;
-    if (!grow((void **)&ledger->idem, &ledger->cap_idem, ledger->nidem, sizeof(*ledger->idem)))
-        goto out;
-    struct idem_entry n = {0};
-    n.gateway = gateway;
-    n.key = strdup(key);
-    n.fingerprint = strdup(fingerprint);
-    n.in_flight = true;
-    if (n.key == NULL || n.fingerprint == NULL) {
-        idem_clear(&n);
-        goto out;
-    }
-    ledger->idem[ledger->nidem++] = n;
-    st = LEDGER_IDEM_NEW;
-out:
-    pthread_mutex_unlock(&ledger->lock);
-    return st;
-}
-
-void ledger_idem_store(struct ledger *ledger, enum sim_gateway gateway, const char *key, int status,
-                       const char *body)
-{
-    pthread_mutex_lock(&ledger->lock);
-    struct idem_entry *e = find_idem(ledger, gateway, key);
-    if (e != NULL && e->in_flight && !e->stored) {
-        char *copy = dup_or_null(body);
-        if (body == NULL || copy != NULL) {
-            e->body = copy;
-            e->status = status;
-            e->stored = true;
-        }
-    }
-    pthread_mutex_unlock(&ledger->lock);
-}
-
-void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const char *key)
-{
-    pthread_mutex_lock(&ledger->lock);
-    struct idem_entry *e = find_idem(ledger, gateway, key);
-    if (e != NULL) {
-        if (e->stored) {
-            e->in_flight = false;
-        } else {
-            idem_clear(e);
-            size_t i = (size_t)(e - ledger->idem);
-            memmove(e, e + 1, (ledger->nidem - i - 1) * sizeof(*e));
-            ledger->nidem--;
-        }
-    }
-    pthread_mutex_unlock(&ledger->lock);
-}
-
-void ledger_call_record(struct ledger *ledger, const struct ledger_call *call)
-{
-    struct call_entry c = {0};
-
-    c.at_ms = sim_now_ms();
-    c.method = dup_or_null(call->method);
-    c.path = dup_or_null(call->path);
-    c.gateway = call->gateway;
-    c.payment_key = dup_or_null(call->payment_key);
-    c.idempotency_key = dup_or_null(call->idempotency_key);
-    c.status = call->status;
-    c.fault = dup_or_null(call->fault);
-    c.replayed = call->replayed;
-
-    pthread_mutex_lock(&ledger->lock);
-    if (grow((void **)&ledger->calls, &ledger->cap_calls, ledger->ncalls, sizeof(*ledger->calls))) {
-        c.seq = ++ledger->call_seq;
-        ledger->calls[ledger->ncalls++] = c;
-        c = (struct call_entry){0};
-    }
-    pthread_mutex_unlock(&ledger->lock);
-    call_clear(&c); /* only frees when the append failed */
-}
-
-static json_t *str_or_null(const char *s)
+json_t *ledger_str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
 }
@@ -474,9 +311,10 @@ static json_t *payment_to_json(const struct ledger_payment *p)
     for (size_t i = 0; i < p->nrefunds; i++) {
         const struct ledger_refund *r = &p->refunds[i];
         sim_format_time(r->at_ms, at, sizeof(at));
-        json_array_append_new(refunds, json_pack("{s:s, s:o, s:I, s:s}", "id", r->id,
-                                                 "idempotencyKey", str_or_null(r->idempotency_key),
-                                                 "amount", (json_int_t)r->amount, "at", at));
+        json_array_append_new(refunds,
+                              json_pack("{s:s, s:o, s:I, s:s}", "id", r->id, "idempotencyKey",
+                                        ledger_str_or_null(r->idempotency_key), "amount",
+                                        (json_int_t)r->amount, "at", at));
     }
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "gateway", sim_gateway_name(p->gateway),
                      "paymentKey", p->payment_key, "orderId", p->order_id, "amount",
@@ -506,28 +344,4 @@ json_t *ledger_payment_json(struct ledger *ledger, const char *payment_key)
         obj = payment_to_json(p);
     pthread_mutex_unlock(&ledger->lock);
     return obj;
-}
-
-json_t *ledger_calls_json(struct ledger *ledger, const char *payment_key)
-{
-    char at[40];
-    json_t *calls = json_array();
-
-    pthread_mutex_lock(&ledger->lock);
-    for (size_t i = 0; i < ledger->ncalls; i++) {
-        const struct call_entry *c = &ledger->calls[i];
-        if (payment_key != NULL && (c->payment_key == NULL || strcmp(c->payment_key, payment_key)))
-            continue;
-        sim_format_time(c->at_ms, at, sizeof(at));
-        json_array_append_new(
-            calls, json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:b}", "seq",
-                             (json_int_t)c->seq, "at", at, "gateway", sim_gateway_name(c->gateway),
-                             "method", c->method ? c->method : "", "path", c->path ? c->path : "",
-                             "paymentKey", str_or_null(c->payment_key), "idempotencyKey",
-                             str_or_null(c->idempotency_key), "status",
-                             c->status ? json_integer(c->status) : json_null(), "fault",
-                             str_or_null(c->fault), "replayed", c->replayed));
-    }
-    pthread_mutex_unlock(&ledger->lock);
-    return json_pack("{s:o}", "calls", calls);
 }

@@ -12,6 +12,10 @@
 
 #define ADMIN_PREFIX "/_sim/"
 
+#define STATUS_CHOICES                                                                             \
+    "status must be \"succeeded\", \"pending\", \"requires_action\", \"failed\" or "               \
+    "\"canceled\""
+
 static void bad_request(struct sim_response *resp, const char *message)
 {
     sim_respond_json(resp, 400, json_pack("{s:s}", "error", message));
@@ -60,7 +64,9 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     const json_t *jrefunded = json_object_get(obj, "refunded");
     const json_t *jcurrency = json_object_get(obj, "currency");
     const json_t *jorder = json_object_get(obj, "orderId");
+    const json_t *jstatus = json_object_get(obj, "refundStatus");
     const char *key = json_string_value(json_object_get(obj, "paymentKey"));
+    enum ledger_status refund_status = LEDGER_STATUS_SUCCEEDED;
     if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
         bad_request(resp, "gateway must be \"toss\" or \"stripe\"");
     } else if (key == NULL) {
@@ -74,15 +80,69 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
         bad_request(resp, "currency must be a 3-letter code");
     } else if (jorder != NULL && !json_is_string(jorder)) {
         bad_request(resp, "orderId must be a string");
-    } else if (!ledger_put_payment(
-                   sim->ledger, gateway, key, json_string_value(jorder),
-                   json_integer_value(jamount), jcurrency ? json_string_value(jcurrency) : "KRW",
-                   jrefunded ? json_integer_value(jrefunded) : 0, err, sizeof(err))) {
+    } else if (jstatus != NULL &&
+               !ledger_status_parse(json_string_value(jstatus), &refund_status)) {
+        bad_request(resp, STATUS_CHOICES);
+    } else if (!ledger_put_payment(sim->ledger, gateway, key, json_string_value(jorder),
+                                   json_integer_value(jamount),
+                                   jcurrency ? json_string_value(jcurrency) : "KRW",
+                                   jrefunded ? json_integer_value(jrefunded) : 0, refund_status,
+                                   err, sizeof(err))) {
         bad_request(resp, err);
     } else {
         log_info("payment %s added (%s)", key, sim_gateway_name(gateway));
         sim_respond_json(resp, 201, ledger_payment_json(sim->ledger, key));
     }
+    json_decref(obj);
+}
+
+/* POST /_sim/refunds/{refundId} {"status": S, "failureReason": R}: move a
+ * Stripe refund to another status, as Stripe does asynchronously. */
+static void post_refund_status(struct sim *sim, const struct sim_request *req,
+                               const char *refund_id, struct sim_response *resp)
+{
+    enum ledger_status status;
+    struct ledger_payment *after = NULL;
+    size_t index;
+    json_t *obj = body_object(req, resp);
+
+    if (obj == NULL)
+        return;
+    const json_t *jreason = json_object_get(obj, "failureReason");
+    struct ledger_payment *p = ledger_refund_find(sim->ledger, refund_id, &index);
+    if (p == NULL) {
+        not_found(resp, "no such refund");
+    } else if (p->gateway != SIM_GATEWAY_STRIPE) {
+        bad_request(resp, "only Stripe refunds change status: a Toss cancel is DONE when answered");
+    } else if (!ledger_status_parse(json_string_value(json_object_get(obj, "status")), &status)) {
+        bad_request(resp, STATUS_CHOICES);
+    } else if (jreason != NULL && !json_is_null(jreason) &&
+               (!json_is_string(jreason) || status != LEDGER_STATUS_FAILED)) {
+        bad_request(resp, "failureReason must be a string, and only with status \"failed\"");
+    } else {
+        switch (ledger_refund_set_status(sim->ledger, refund_id, status, json_string_value(jreason),
+                                         &after, &index)) {
+        case LEDGER_REFUND_OK:
+            log_info("refund %s is now %s", refund_id, ledger_status_name(status));
+            if (after != NULL)
+                sim_respond_json(resp, 200, ledger_refund_json(after, &after->refunds[index]));
+            else
+                sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
+            break;
+        case LEDGER_REFUND_NOT_FOUND:
+            not_found(resp, "no such refund");
+            break;
+        case LEDGER_REFUND_TOO_LARGE:
+        case LEDGER_REFUND_NOTHING_LEFT:
+            bad_request(resp, "the payment's refundable balance is smaller than the refund");
+            break;
+        case LEDGER_REFUND_NO_MEMORY:
+            sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
+            break;
+        }
+    }
+    ledger_payment_free(after);
+    ledger_payment_free(p);
     json_decref(obj);
 }
 
@@ -149,6 +209,11 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
     } else if (strcmp(what, "payments") == 0) {
         if (post)
             post_payment(sim, req, resp);
+        else
+            method_not_allowed(resp);
+    } else if (strncmp(what, "refunds/", 8) == 0 && what[8] != '\0') {
+        if (post)
+            post_refund_status(sim, req, what + 8, resp);
         else
             method_not_allowed(resp);
     } else if (strcmp(what, "faults") == 0) {

@@ -35,11 +35,98 @@ char *ledger_dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+static const char *const status_names[] = {
+    [LEDGER_STATUS_SUCCEEDED] = "succeeded",
+    [LEDGER_STATUS_PENDING] = "pending",
+    [LEDGER_STATUS_REQUIRES_ACTION] = "requires_action",
+    [LEDGER_STATUS_FAILED] = "failed",
+    [LEDGER_STATUS_CANCELED] = "canceled",
+};
+
+const char *ledger_status_name(enum ledger_status status)
+{
+    if ((size_t)status < sizeof(status_names) / sizeof(status_names[0]))
+        return status_names[status];
+    return "unknown";
+}
+
+bool ledger_status_parse(const char *s, enum ledger_status *out)
+{
+    if (s == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+        if (strcmp(s, status_names[i]) == 0) {
+            *out = (enum ledger_status)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ledger_status_counts(enum ledger_status status)
+{
+    return status != LEDGER_STATUS_FAILED && status != LEDGER_STATUS_CANCELED;
+}
+
+static void metadata_free(struct ledger_meta *metadata, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(metadata[i].name);
+        free(metadata[i].value);
+    }
+    free(metadata);
+}
+
+/* Deep copy of n pairs of src into *dst (NULL when n is 0); false when out
+ * of memory, with nothing allocated. */
+static bool metadata_copy(struct ledger_meta **dst, const struct ledger_meta *src, size_t n)
+{
+    *dst = NULL;
+    if (n == 0)
+        return true;
+    struct ledger_meta *m = calloc(n, sizeof(*m));
+    if (m == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        m[i].name = strdup(src[i].name);
+        m[i].value = strdup(src[i].value);
+        if (m[i].name == NULL || m[i].value == NULL) {
+            metadata_free(m, n);
+            return false;
+        }
+    }
+    *dst = m;
+    return true;
+}
+
 static void refund_clear(struct ledger_refund *r)
 {
     free(r->id);
     free(r->idempotency_key);
     free(r->reason);
+    free(r->failure_reason);
+    metadata_free(r->metadata, r->nmetadata);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Deep copy of src into *dst; false when out of memory (dst then cleared). */
+static bool refund_copy(struct ledger_refund *dst, const struct ledger_refund *src)
+{
+    *dst = *src;
+    dst->id = strdup(src->id);
+    dst->idempotency_key = ledger_dup_or_null(src->idempotency_key);
+    dst->reason = ledger_dup_or_null(src->reason);
+    dst->failure_reason = ledger_dup_or_null(src->failure_reason);
+    bool meta_ok = metadata_copy(&dst->metadata, src->metadata, src->nmetadata);
+    if (!meta_ok)
+        dst->nmetadata = 0;
+    if (dst->id == NULL || (src->idempotency_key && dst->idempotency_key == NULL) ||
+        (src->reason && dst->reason == NULL) ||
+        (src->failure_reason && dst->failure_reason == NULL) || !meta_ok) {
+        refund_clear(dst);
+        return false;
+    }
+    return true;
 }
 
 static void payment_clear(struct ledger_payment *p)
@@ -58,6 +145,7 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
 {
     memset(dst, 0, sizeof(*dst));
     dst->gateway = src->gateway;
+    dst->refund_status = src->refund_status;
     dst->amount = src->amount;
     dst->refunded = src->refunded;
     dst->payment_key = strdup(src->payment_key);
@@ -71,17 +159,9 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
             goto fail;
         dst->cap = src->nrefunds;
         for (size_t i = 0; i < src->nrefunds; i++) {
-            const struct ledger_refund *r = &src->refunds[i];
-            struct ledger_refund *d = &dst->refunds[i];
-            dst->nrefunds++;
-            d->amount = r->amount;
-            d->at_ms = r->at_ms;
-            d->id = strdup(r->id);
-            d->idempotency_key = ledger_dup_or_null(r->idempotency_key);
-            d->reason = ledger_dup_or_null(r->reason);
-            if (d->id == NULL || (r->idempotency_key && d->idempotency_key == NULL) ||
-                (r->reason && d->reason == NULL))
+            if (!refund_copy(&dst->refunds[i], &src->refunds[i]))
                 goto fail;
+            dst->nrefunds++;
         }
     }
     return true;
@@ -139,7 +219,8 @@ static struct ledger_payment *find_payment(struct ledger *l, const char *key)
 
 bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const char *payment_key,
                         const char *order_id, int64_t amount, const char *currency,
-                        int64_t refunded, char *err, size_t errlen)
+                        int64_t refunded, enum ledger_status refund_status, char *err,
+                        size_t errlen)
 {
     struct ledger_payment p = {0};
     char order[512];
@@ -157,11 +238,16 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "refunded must be between 0 and amount");
         return false;
     }
+    if (gateway == SIM_GATEWAY_TOSS && refund_status != LEDGER_STATUS_SUCCEEDED) {
+        snprintf(err, errlen, "refundStatus is for Stripe payments: Toss cancels are always DONE");
+        return false;
+    }
     if (order_id == NULL) {
         snprintf(order, sizeof(order), "order-%s", payment_key);
         order_id = order;
     }
     p.gateway = gateway;
+    p.refund_status = refund_status;
     p.amount = amount;
     p.refunded = refunded;
     p.payment_key = strdup(payment_key);
@@ -226,6 +312,56 @@ struct ledger_payment *ledger_payment_get(struct ledger *ledger, enum sim_gatewa
     return copy;
 }
 
+struct ledger_payment *ledger_payment_lookup(struct ledger *ledger, const char *payment_key)
+{
+    struct ledger_payment *copy = NULL;
+
+    pthread_mutex_lock(&ledger->lock);
+    struct ledger_payment *p = find_payment(ledger, payment_key);
+    if (p != NULL)
+        copy = payment_dup(p);
+    pthread_mutex_unlock(&ledger->lock);
+    return copy;
+}
+
+void ledger_payments_free(struct ledger_payment *payments, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        payment_clear(&payments[i]);
+    free(payments);
+}
+
+bool ledger_payments_list(struct ledger *ledger, enum sim_gateway gateway,
+                          struct ledger_payment **payments, size_t *n)
+{
+    struct ledger_payment *list = NULL;
+    size_t count = 0;
+    bool ok = true;
+
+    *payments = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ledger->lock);
+    if (ledger->npayments > 0) {
+        list = calloc(ledger->npayments, sizeof(*list));
+        ok = list != NULL;
+    }
+    for (size_t i = 0; ok && i < ledger->npayments; i++) {
+        if (ledger->payments[i].gateway != gateway)
+            continue;
+        ok = payment_copy(&list[count], &ledger->payments[i]);
+        if (ok)
+            count++;
+    }
+    pthread_mutex_unlock(&ledger->lock);
+    if (!ok) {
+        ledger_payments_free(list, count);
+        return false;
+    }
+    *payments = list;
+    *n = count;
+    return true;
+}
+
 /* A refund id in the style of the gateway. Lock held (uses l->seq). */
 static char *new_refund_id(struct ledger *l, enum sim_gateway gateway)
 {
@@ -248,10 +384,12 @@ static char *new_refund_id(struct ledger *l, enum sim_gateway gateway)
 }
 
 enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway gateway,
-                                        const char *payment_key, int64_t amount, const char *reason,
-                                        const char *idempotency_key, struct ledger_payment **after)
+                                        const char *payment_key,
+                                        const struct ledger_refund_spec *spec,
+                                        struct ledger_payment **after)
 {
     enum ledger_refund_result res;
+    int64_t amount = spec->amount;
 
     *after = NULL;
     pthread_mutex_lock(&ledger->lock);
@@ -278,17 +416,23 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
     struct ledger_refund r = {0};
     r.amount = amount;
     r.at_ms = sim_now_ms();
+    r.status = spec->has_status ? spec->status : p->refund_status;
     r.id = new_refund_id(ledger, gateway);
-    r.idempotency_key = ledger_dup_or_null(idempotency_key);
-    r.reason = ledger_dup_or_null(reason);
-    if (r.id == NULL || (idempotency_key && r.idempotency_key == NULL) ||
-        (reason && r.reason == NULL)) {
+    r.seq = ledger->seq;
+    r.idempotency_key = ledger_dup_or_null(spec->idempotency_key);
+    r.reason = ledger_dup_or_null(spec->reason);
+    bool meta_ok = metadata_copy(&r.metadata, spec->metadata, spec->nmetadata);
+    if (meta_ok)
+        r.nmetadata = spec->nmetadata;
+    if (r.id == NULL || (spec->idempotency_key && r.idempotency_key == NULL) ||
+        (spec->reason && r.reason == NULL) || !meta_ok) {
         refund_clear(&r);
         res = LEDGER_REFUND_NO_MEMORY;
         goto out;
     }
     p->refunds[p->nrefunds++] = r;
-    p->refunded += amount;
+    if (ledger_status_counts(r.status))
+        p->refunded += amount;
     res = LEDGER_REFUND_OK;
 out:
     if (p != NULL && p->gateway == gateway)
@@ -297,29 +441,135 @@ out:
     return res;
 }
 
+/* The payment holding refund refund_id and the refund's index, or NULL.
+ * Lock held. */
+static struct ledger_payment *find_refund(struct ledger *l, const char *refund_id, size_t *index)
+{
+    for (size_t i = 0; i < l->npayments; i++) {
+        struct ledger_payment *p = &l->payments[i];
+        for (size_t j = 0; j < p->nrefunds; j++) {
+            if (strcmp(p->refunds[j].id, refund_id) == 0) {
+                *index = j;
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
+struct ledger_payment *ledger_refund_find(struct ledger *ledger, const char *refund_id,
+                                          size_t *index)
+{
+    struct ledger_payment *copy = NULL;
+
+    pthread_mutex_lock(&ledger->lock);
+    struct ledger_payment *p = find_refund(ledger, refund_id, index);
+    if (p != NULL)
+        copy = payment_dup(p);
+    pthread_mutex_unlock(&ledger->lock);
+    return copy;
+}
+
+enum ledger_refund_result ledger_refund_set_status(struct ledger *ledger, const char *refund_id,
+                                                   enum ledger_status status,
+                                                   const char *failure_reason,
+                                                   struct ledger_payment **after, size_t *index)
+{
+    enum ledger_refund_result res = LEDGER_REFUND_OK;
+    char *reason_copy = NULL;
+
+    *after = NULL;
+    if (status != LEDGER_STATUS_FAILED)
+        failure_reason = NULL;
+    if (failure_reason != NULL && (reason_copy = strdup(failure_reason)) == NULL)
+        return LEDGER_REFUND_NO_MEMORY;
+    pthread_mutex_lock(&ledger->lock);
+    struct ledger_payment *p = find_refund(ledger, refund_id, index);
+    if (p == NULL) {
+        res = LEDGER_REFUND_NOT_FOUND;
+        goto out;
+    }
+    struct ledger_refund *r = &p->refunds[*index];
+    bool counted = ledger_status_counts(r->status), counts = ledger_status_counts(status);
+    if (counts && !counted && r->amount > p->amount - p->refunded) {
+        res = LEDGER_REFUND_TOO_LARGE;
+        goto out;
+    }
+    if (counts && !counted)
+        p->refunded += r->amount;
+    else if (!counts && counted)
+        p->refunded -= r->amount;
+    r->status = status;
+    free(r->failure_reason);
+    r->failure_reason = reason_copy;
+    reason_copy = NULL;
+    *after = payment_dup(p);
+out:
+    pthread_mutex_unlock(&ledger->lock);
+    free(reason_copy);
+    return res;
+}
+
+bool ledger_refund_delete(struct ledger *ledger, const char *refund_id)
+{
+    size_t i;
+
+    pthread_mutex_lock(&ledger->lock);
+    struct ledger_payment *p = find_refund(ledger, refund_id, &i);
+    if (p != NULL) {
+        if (ledger_status_counts(p->refunds[i].status))
+            p->refunded -= p->refunds[i].amount;
+        refund_clear(&p->refunds[i]);
+        memmove(&p->refunds[i], &p->refunds[i + 1], (p->nrefunds - i - 1) * sizeof(*p->refunds));
+        p->nrefunds--;
+    }
+    pthread_mutex_unlock(&ledger->lock);
+    return p != NULL;
+}
+
 json_t *ledger_str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
 }
 
+/* The ledger format of a refund. */
+static json_t *refund_to_json(const struct ledger_refund *r)
+{
+    char at[40];
+    json_t *metadata = json_object();
+
+    for (size_t i = 0; i < r->nmetadata; i++)
+        json_object_set_new(metadata, r->metadata[i].name, json_string(r->metadata[i].value));
+    sim_format_time(r->at_ms, at, sizeof(at));
+    return json_pack("{s:s, s:o, s:I, s:s, s:s, s:o, s:o, s:o}", "id", r->id, "idempotencyKey",
+                     ledger_str_or_null(r->idempotency_key), "amount", (json_int_t)r->amount, "at",
+                     at, "status", ledger_status_name(r->status), "failureReason",
+                     ledger_str_or_null(r->failure_reason), "reason", ledger_str_or_null(r->reason),
+                     "metadata", metadata);
+}
+
+json_t *ledger_refund_json(const struct ledger_payment *p, const struct ledger_refund *r)
+{
+    json_t *obj = refund_to_json(r);
+    if (obj != NULL)
+        json_object_set_new(obj, "paymentKey", json_string(p->payment_key));
+    return obj;
+}
+
 /* The ledger format of a payment. Lock held. */
 static json_t *payment_to_json(const struct ledger_payment *p)
 {
-    char at[40];
     json_t *refunds = json_array();
 
-    for (size_t i = 0; i < p->nrefunds; i++) {
-        const struct ledger_refund *r = &p->refunds[i];
-        sim_format_time(r->at_ms, at, sizeof(at));
-        json_array_append_new(refunds,
-                              json_pack("{s:s, s:o, s:I, s:s}", "id", r->id, "idempotencyKey",
-                                        ledger_str_or_null(r->idempotency_key), "amount",
-                                        (json_int_t)r->amount, "at", at));
-    }
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "gateway", sim_gateway_name(p->gateway),
-                     "paymentKey", p->payment_key, "orderId", p->order_id, "amount",
-                     (json_int_t)p->amount, "currency", p->currency, "refunded",
-                     (json_int_t)p->refunded, "refunds", refunds);
+    for (size_t i = 0; i < p->nrefunds; i++)
+        json_array_append_new(refunds, refund_to_json(&p->refunds[i]));
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "gateway",
+                            sim_gateway_name(p->gateway), "paymentKey", p->payment_key, "orderId",
+                            p->order_id, "amount", (json_int_t)p->amount, "currency", p->currency,
+                            "refunded", (json_int_t)p->refunded, "refunds", refunds);
+    if (obj != NULL && p->gateway == SIM_GATEWAY_STRIPE)
+        json_object_set_new(obj, "refundStatus", json_string(ledger_status_name(p->refund_status)));
+    return obj;
 }
 
 json_t *ledger_json(struct ledger *ledger)

@@ -1,9 +1,9 @@
 /*
- * ledger: the simulator's books. Payments and their refunds, the idempotency
- * store (first response per key, replayed later) and the log of gateway calls
- * received. Everything sits behind one mutex, so a refund and the balance
- * check that allows it are one atomic step and concurrent connections can
- * never refund more than a payment's balance.
+ * ledger: the simulator's books. Payments and their refunds (with status and
+ * metadata), the idempotency store (first response per key, replayed later)
+ * and the log of gateway calls received. Everything sits behind one mutex, so
+ * a refund and the balance check that allows it are one atomic step and
+ * concurrent connections can never refund more than a payment's balance.
  */
 #ifndef GATEWAY_SIM_LEDGER_H
 #define GATEWAY_SIM_LEDGER_H
@@ -16,10 +16,33 @@
 
 #include "sim.h"
 
+/* The status of a refund, in Stripe's words (Toss cancels are always
+ * succeeded: cancelStatus DONE). pending, requires_action and succeeded
+ * refunds count against the payment's balance; failed and canceled ones gave
+ * their amount back. */
+enum ledger_status {
+    LEDGER_STATUS_SUCCEEDED = 0,
+    LEDGER_STATUS_PENDING,
+    LEDGER_STATUS_REQUIRES_ACTION,
+    LEDGER_STATUS_FAILED,
+    LEDGER_STATUS_CANCELED,
+};
+
+/* One metadata pair of a refund (Stripe metadata[NAME]=VALUE). */
+struct ledger_meta {
+    char *name;
+    char *value;
+};
+
 struct ledger_refund {
     char *id;              /* Toss transactionKey (32 hex) / Stripe "re_..." */
     char *idempotency_key; /* NULL when the call carried none */
-    char *reason;          /* NULL for Stripe */
+    char *reason;          /* Toss cancelReason, Stripe reason; may be NULL */
+    char *failure_reason;  /* Stripe failure_reason; NULL unless failed */
+    struct ledger_meta *metadata;
+    size_t nmetadata;
+    enum ledger_status status;
+    uint64_t seq; /* creation order across the ledger */
     int64_t amount;
     int64_t at_ms;
 };
@@ -27,14 +50,26 @@ struct ledger_refund {
 /* A payment as the handlers see it: always a copy taken under the lock. */
 struct ledger_payment {
     enum sim_gateway gateway;
+    enum ledger_status refund_status; /* what new refunds start as */
     char *payment_key;
     char *order_id;
     char *currency;
     int64_t amount;
-    int64_t refunded; /* sum of refunds plus what the admin call preset */
-    struct ledger_refund *refunds;
+    int64_t refunded;              /* preset by the admin call, plus the refunds that count */
+    struct ledger_refund *refunds; /* in creation order */
     size_t nrefunds;
     size_t cap;
+};
+
+/* A new refund. Strings and metadata are copied. */
+struct ledger_refund_spec {
+    int64_t amount;              /* < 0: the whole remaining balance */
+    const char *reason;          /* may be NULL */
+    const char *idempotency_key; /* may be NULL */
+    const struct ledger_meta *metadata;
+    size_t nmetadata;
+    bool has_status; /* false: the payment's refund_status */
+    enum ledger_status status;
 };
 
 enum ledger_refund_result {
@@ -44,6 +79,14 @@ enum ledger_refund_result {
     LEDGER_REFUND_TOO_LARGE,    /* amount > balance */
     LEDGER_REFUND_NO_MEMORY,    /* nothing refunded */
 };
+
+/* "succeeded", "pending", ...; ledger_status_parse() is the reverse (false
+ * if unknown). */
+const char *ledger_status_name(enum ledger_status status);
+bool ledger_status_parse(const char *s, enum ledger_status *out);
+
+/* True for the statuses that count against the balance. */
+bool ledger_status_counts(enum ledger_status status);
 
 enum ledger_idem_state {
     LEDGER_IDEM_NEW = 0,   /* no entry: one was created, in flight, for the caller */
@@ -73,26 +116,59 @@ void ledger_reset(struct ledger *ledger);
 
 /* Create or replace the payment payment_key (replacing drops its refunds).
  * order_id may be NULL (then "order-<paymentKey>"). refunded must be within
- * [0, amount]. Returns false with a reason in err on bad values or when out
- * of memory. */
+ * [0, amount]; refund_status is what new refunds start as (Toss: succeeded
+ * only). Returns false with a reason in err on bad values or when out of
+ * memory. */
 bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const char *payment_key,
                         const char *order_id, int64_t amount, const char *currency,
-                        int64_t refunded, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                        int64_t refunded, enum ledger_status refund_status, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
 
 /* A copy of the payment of gateway with payment_key, or NULL if there is none
  * (or out of memory). The caller frees it with ledger_payment_free(). */
 struct ledger_payment *ledger_payment_get(struct ledger *ledger, enum sim_gateway gateway,
                                           const char *payment_key);
+
+/* The same for a payment of either gateway. */
+struct ledger_payment *ledger_payment_lookup(struct ledger *ledger, const char *payment_key);
 void ledger_payment_free(struct ledger_payment *payment);
 
-/* Refund amount (amount < 0: the whole remaining balance) of the payment,
- * atomically with the balance check. On LEDGER_REFUND_OK the new refund is
- * the last entry of *after. *after (may be NULL when out of memory or not
- * found) is a copy of the payment after the call, owned by the caller. */
+/* Copies of every payment of gateway in *payments (count in *n; NULL when
+ * there is none). False when out of memory. Free with ledger_payments_free(). */
+bool ledger_payments_list(struct ledger *ledger, enum sim_gateway gateway,
+                          struct ledger_payment **payments, size_t *n)
+    __attribute__((warn_unused_result));
+void ledger_payments_free(struct ledger_payment *payments, size_t n);
+
+/* Refund spec->amount of the payment, atomically with the balance check (a
+ * refund is checked against the balance whatever its status). On
+ * LEDGER_REFUND_OK the new refund is the last entry of *after. *after (may
+ * be NULL when out of memory or not found) is a copy of the payment after
+ * the call, owned by the caller. */
 enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway gateway,
-                                        const char *payment_key, int64_t amount, const char *reason,
-                                        const char *idempotency_key, struct ledger_payment **after);
+                                        const char *payment_key,
+                                        const struct ledger_refund_spec *spec,
+                                        struct ledger_payment **after);
+
+/* A copy of the payment that holds the refund refund_id (its index in
+ * *index), or NULL if no payment does. Free with ledger_payment_free(). */
+struct ledger_payment *ledger_refund_find(struct ledger *ledger, const char *refund_id,
+                                          size_t *index);
+
+/* Move refund refund_id to status (failure_reason: only kept for failed; may
+ * be NULL). Moving a failed or canceled refund back to a status that counts
+ * needs the balance for it (LEDGER_REFUND_TOO_LARGE otherwise). On
+ * LEDGER_REFUND_OK *after (owned by the caller, may be NULL when out of
+ * memory) is a copy of the payment and *index the refund's index in it. */
+enum ledger_refund_result ledger_refund_set_status(struct ledger *ledger, const char *refund_id,
+                                                   enum ledger_status status,
+                                                   const char *failure_reason,
+                                                   struct ledger_payment **after, size_t *index);
+
+/* Forget refund refund_id: its amount goes back to the balance if it
+ * counted. A response stored under its idempotency key stays. False if there
+ * is no such refund. */
+bool ledger_refund_delete(struct ledger *ledger, const char *refund_id);
 
 /* Look up idempotency key of gateway. On LEDGER_IDEM_REPLAY *status and
  * *body (owned by the caller, may be NULL) hold the stored response; on
@@ -120,6 +196,10 @@ json_t *ledger_json(struct ledger *ledger);
 
 /* One payment in the ledger format, or NULL if unknown. New reference. */
 json_t *ledger_payment_json(struct ledger *ledger, const char *payment_key);
+
+/* Refund r of payment p in the ledger format, with the payment's key as
+ * "paymentKey" (answers of the admin refund calls). New reference. */
+json_t *ledger_refund_json(const struct ledger_payment *p, const struct ledger_refund *r);
 
 /* {"calls": [...]} for payment_key, or every call when it is NULL. */
 json_t *ledger_calls_json(struct ledger *ledger, const char *payment_key);

@@ -12,12 +12,19 @@
 #include "ledger.h"
 #include "pipeline.h"
 
+/* Stripe's documented limits on metadata. */
+#define STRIPE_METADATA_KEYS_MAX  50
+#define STRIPE_METADATA_KEY_MAX   40
+#define STRIPE_METADATA_VALUE_MAX 500
+
 /* A refund request as parsed before the pipeline runs. The strings point
  * into the decoded parameters and live as long as them. */
 struct stripe_refund {
-    const char *payment_intent; /* NULL when missing */
-    int64_t amount;             /* < 0: the whole remaining amount */
-    const char *reason;         /* NULL when absent */
+    const char *payment_intent;   /* NULL when missing */
+    int64_t amount;               /* < 0: the whole remaining amount */
+    const char *reason;           /* NULL when absent */
+    struct ledger_meta *metadata; /* owned (stripe_refund_clear()), in body order */
+    size_t nmetadata;
     /* The validation error to answer (nothing stored), invalid = false when
      * the parameters are fine. */
     bool invalid;
@@ -180,6 +187,38 @@ static bool parse_amount(const char *s, int64_t *out)
     return true;
 }
 
+void stripe_lower_currency(const char *currency, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%s", currency);
+    for (char *c = buf; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+}
+
+void stripe_charge_id(const char *payment_intent, char *buf, size_t buflen)
+{
+    if (strncmp(payment_intent, "pi_", 3) == 0)
+        payment_intent += 3;
+    snprintf(buf, buflen, "ch_%s", payment_intent);
+}
+
+json_t *stripe_refund_object(const struct ledger_payment *p, const struct ledger_refund *r)
+{
+    char currency[16], charge[300];
+    json_t *metadata = json_object();
+
+    stripe_lower_currency(p->currency, currency, sizeof(currency));
+    stripe_charge_id(p->payment_key, charge, sizeof(charge));
+    for (size_t i = 0; i < r->nmetadata; i++)
+        json_object_set_new(metadata, r->metadata[i].name, json_string(r->metadata[i].value));
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:o}", "id", r->id,
+                     "object", "refund", "amount", (json_int_t)r->amount, "currency", currency,
+                     "payment_intent", p->payment_key, "charge", charge, "status",
+                     ledger_status_name(r->status), "failure_reason",
+                     r->failure_reason ? json_string(r->failure_reason) : json_null(), "metadata",
+                     metadata, "created", (json_int_t)(r->at_ms / 1000), "reason",
+                     r->reason ? json_string(r->reason) : json_null());
+}
+
 /* Record a validation error in r. */
 __attribute__((format(printf, 3, 4))) static void refuse(struct stripe_refund *r, const char *code,
                                                          const char *fmt, ...)
@@ -191,6 +230,112 @@ __attribute__((format(printf, 3, 4))) static void refuse(struct stripe_refund *r
     va_start(ap, fmt);
     vsnprintf(r->error_message, sizeof(r->error_message), fmt, ap);
     va_end(ap);
+}
+
+static void stripe_refund_clear(struct stripe_refund *r)
+{
+    for (size_t i = 0; i < r->nmetadata; i++) {
+        free(r->metadata[i].name);
+        free(r->metadata[i].value);
+    }
+    free(r->metadata);
+    r->metadata = NULL;
+    r->nmetadata = 0;
+}
+
+/* Set metadata name to value in r (a later value replaces an earlier one;
+ * an empty value unsets the name, as Stripe does). False when out of memory. */
+static bool metadata_set(struct stripe_refund *r, const char *name, size_t namelen,
+                         const char *value)
+{
+    size_t i;
+
+    for (i = 0; i < r->nmetadata; i++)
+        if (strlen(r->metadata[i].name) == namelen && !memcmp(r->metadata[i].name, name, namelen))
+            break;
+    if (value[0] == '\0') {
+        if (i < r->nmetadata) {
+            free(r->metadata[i].name);
+            free(r->metadata[i].value);
+            memmove(&r->metadata[i], &r->metadata[i + 1],
+                    (r->nmetadata - i - 1) * sizeof(*r->metadata));
+            r->nmetadata--;
+        }
+        return true;
+    }
+    char *v = strdup(value);
+    if (v == NULL)
+        return false;
+    if (i < r->nmetadata) {
+        free(r->metadata[i].value);
+        r->metadata[i].value = v;
+        return true;
+    }
+    struct ledger_meta *m = realloc(r->metadata, (r->nmetadata + 1) * sizeof(*m));
+    char *n = strndup(name, namelen);
+    if (m != NULL)
+        r->metadata = m;
+    if (m == NULL || n == NULL) {
+        free(v);
+        free(n);
+        return false;
+    }
+    r->metadata[r->nmetadata].name = n;
+    r->metadata[r->nmetadata].value = v;
+    r->nmetadata++;
+    return true;
+}
+
+/* Pick out the metadata[NAME]=VALUE parameters into r, with Stripe's limits
+ * (50 keys, names up to 40 characters without brackets, values up to 500).
+ * False with the validation error recorded in r. */
+static bool parse_metadata(const struct stripe_param *params, size_t n, struct stripe_refund *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *pname = params[i].name, *value = params[i].value;
+        if (strcmp(pname, "metadata") == 0) {
+            /* "metadata=" unsets everything: there is nothing yet. */
+            if (value[0] != '\0') {
+                refuse(r, NULL, "Invalid object: metadata must be set as metadata[NAME]=VALUE");
+                return false;
+            }
+            continue;
+        }
+        if (strncmp(pname, "metadata[", 9) != 0)
+            continue;
+        const char *name = pname + 9;
+        size_t namelen = strlen(name);
+        if (namelen < 2 || name[namelen - 1] != ']' || memchr(name, '[', namelen - 1) != NULL ||
+            memchr(name, ']', namelen - 1) != NULL) {
+            refuse(r, NULL, "Invalid metadata key: %.64s", pname);
+            return false;
+        }
+        namelen--;
+        if (namelen > STRIPE_METADATA_KEY_MAX) {
+            refuse(r, NULL,
+                   "Metadata keys can have up to %d characters, but you passed in a key that is "
+                   "%zu characters long.",
+                   STRIPE_METADATA_KEY_MAX, namelen);
+            return false;
+        }
+        if (strlen(value) > STRIPE_METADATA_VALUE_MAX) {
+            refuse(r, NULL,
+                   "Metadata values can have up to %d characters, but you passed in a value "
+                   "that is %zu characters long.",
+                   STRIPE_METADATA_VALUE_MAX, strlen(value));
+            return false;
+        }
+        if (!metadata_set(r, name, namelen, value)) {
+            refuse(r, NULL, "out of memory");
+            return false;
+        }
+        if (r->nmetadata > STRIPE_METADATA_KEYS_MAX) {
+            refuse(r, NULL, "You can only specify up to %d metadata keys.",
+                   STRIPE_METADATA_KEYS_MAX);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Check and pick out the parameters of a refund from the decoded form
@@ -211,8 +356,11 @@ static void parse_refund(const struct stripe_param *params, size_t n, bool form_
         refuse(r, "parameter_missing", "Missing required param: payment_intent.");
         return;
     }
-    if (amount != NULL && !parse_amount(amount, &r->amount))
+    if (amount != NULL && !parse_amount(amount, &r->amount)) {
         refuse(r, "parameter_invalid_integer", "Invalid integer: %.64s", amount);
+        return;
+    }
+    parse_metadata(params, n, r);
 }
 
 static bool validate_refund(struct sim *sim, const struct sim_request *req, void *arg,
@@ -236,27 +384,23 @@ static void process_refund(struct sim *sim, const struct sim_request *req, void 
     int64_t amount = r->amount;
     struct ledger_payment *after = NULL;
 
+    struct ledger_refund_spec spec = {
+        .amount = amount,
+        .reason = r->reason,
+        .idempotency_key = req->idempotency_key,
+        .metadata = r->metadata,
+        .nmetadata = r->nmetadata,
+    };
     enum ledger_refund_result res =
-        ledger_refund(sim->ledger, SIM_GATEWAY_STRIPE, r->payment_intent, amount, r->reason,
-                      req->idempotency_key, &after);
+        ledger_refund(sim->ledger, SIM_GATEWAY_STRIPE, r->payment_intent, &spec, &after);
     switch (res) {
     case LEDGER_REFUND_OK:
         if (after == NULL || after->nrefunds == 0) {
             sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
             break;
         }
-        const struct ledger_refund *re = &after->refunds[after->nrefunds - 1];
-        /* Stripe spells currencies in lower case. */
-        char currency[16];
-        snprintf(currency, sizeof(currency), "%s", after->currency);
-        for (char *c = currency; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
         sim_respond_json(resp, 200,
-                         json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:o}", "id", re->id,
-                                   "object", "refund", "amount", (json_int_t)re->amount, "currency",
-                                   currency, "payment_intent", after->payment_key, "status",
-                                   "succeeded", "created", (json_int_t)(re->at_ms / 1000), "reason",
-                                   re->reason ? json_string(re->reason) : json_null()));
+                         stripe_refund_object(after, &after->refunds[after->nrefunds - 1]));
         break;
     case LEDGER_REFUND_NOT_FOUND:
         snprintf(msg, sizeof(msg), "No such payment_intent: '%.200s'", r->payment_intent);
@@ -319,5 +463,6 @@ void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_re
     pipeline_run(sim, req, &call, resp);
 out:
     free(fp);
+    stripe_refund_clear(&refund);
     stripe_params_free(params, n);
 }

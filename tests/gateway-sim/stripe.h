@@ -11,7 +11,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "sim.h"
+
+struct ledger_payment;
+struct ledger_refund;
 
 /* Answer a request whose path is /v1/refunds or below it. */
 void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
@@ -29,5 +34,16 @@ struct stripe_param {
 bool stripe_form_decode(const char *body, size_t len, struct stripe_param **params, size_t *nparams)
     __attribute__((warn_unused_result));
 void stripe_params_free(struct stripe_param *params, size_t nparams);
+
+/* The Stripe refund object of refund r of payment p (new reference):
+ * {"id","object":"refund","amount","currency" (lower case),"payment_intent",
+ *  "charge","status","failure_reason","metadata":{...},"created","reason"}. */
+json_t *stripe_refund_object(const struct ledger_payment *p, const struct ledger_refund *r);
+
+/* currency in lower case, as Stripe spells it, into buf. */
+void stripe_lower_currency(const char *currency, char *buf, size_t buflen);
+
+/* The id of the (simulated) charge of payment_intent "pi_X": "ch_X". */
+void stripe_charge_id(const char *payment_intent, char *buf, size_t buflen);
 
 #endif

@@ -100,8 +100,12 @@ static void process_cancel(struct sim *sim, const struct sim_request *req, void 
         }
         amount = json_integer_value(jamount);
     }
-    switch (ledger_refund(sim->ledger, SIM_GATEWAY_TOSS, c->payment_key, amount, reason,
-                          req->idempotency_key, &after)) {
+    struct ledger_refund_spec spec = {
+        .amount = amount,
+        .reason = reason,
+        .idempotency_key = req->idempotency_key,
+    };
+    switch (ledger_refund(sim->ledger, SIM_GATEWAY_TOSS, c->payment_key, &spec, &after)) {
     case LEDGER_REFUND_OK:
         if (after != NULL)
             sim_respond_json(resp, 200, payment_object(after));

@@ -1,0 +1,245 @@
+/*
+ * Integration test of gateway-sim, Stripe refunds as Stripe documents them:
+ * refund statuses (and the admin call that moves them), metadata, the
+ * inquiry endpoints, and refunds planted in or removed from the ledger by
+ * the admin API. Each test spawns its own simulator (sim_test_client.h).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim_test_client.h"
+
+TestSuite(gateway_sim_refunds, .init = sim_start, .fini = sim_stop, .timeout = 30);
+
+/* POST /v1/refunds with a raw form body and Idempotency-Key idem (NULL =
+ * none). */
+static struct reply stripe_post(const char *body, const char *idem)
+{
+    char idem_hdr[300];
+    const char *headers[3] = {STRIPE_AUTH, NULL, NULL};
+    if (idem != NULL) {
+        snprintf(idem_hdr, sizeof(idem_hdr), "Idempotency-Key: %s", idem);
+        headers[1] = idem_hdr;
+    }
+    return http("POST", "/v1/refunds", headers, body, 0);
+}
+
+/* Add a Stripe payment whose new refunds start as refund_status. */
+static void add_stripe_payment(const char *key, long amount, const char *refund_status)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"gateway\":\"stripe\",\"paymentKey\":\"%s\",\"amount\":%ld,\"currency\":\"USD\","
+             "\"refundStatus\":\"%s\"}",
+             key, amount, refund_status);
+    admin("POST", "/_sim/payments", body, 201);
+}
+
+/* The refund object of a 200 answer (new reference); frees r. */
+static json_t *refund_of(struct reply *r)
+{
+    cr_assert_eq(r->rc, CURLE_OK, "%s", curl_easy_strerror(r->rc));
+    cr_assert_eq(r->status, 200, "status %ld: %s", r->status, r->body);
+    json_t *j = reply_json(r);
+    reply_free(r);
+    cr_assert_str_eq(json_str(j, "object"), "refund");
+    return j;
+}
+
+/* POST /_sim/refunds/{id} with body; answers the status. */
+static long move_refund(const char *id, const char *body)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_sim/refunds/%s", id);
+    struct reply r = http("POST", path, NULL, body, 0);
+    long status = r.status;
+    reply_free(&r);
+    return status;
+}
+
+/* The ledger entry of refund i of payment key (new reference). */
+static json_t *ledger_refund(const char *key, size_t i)
+{
+    json_t *l = ledger_of(key);
+    json_t *r = json_incref(json_array_get(json_object_get(l, "refunds"), i));
+    json_decref(l);
+    cr_assert(r != NULL, "%s has no refund %zu", key, i);
+    return r;
+}
+
+Test(gateway_sim_refunds, refund_object_has_the_documented_members)
+{
+    add_payment("stripe", "pi_obj", 5000, 0);
+    struct reply r = stripe_refund("pi_obj", "req-obj", 1200);
+    json_t *j = refund_of(&r);
+    cr_expect_eq(strncmp(json_str(j, "id"), "re_", 3), 0);
+    cr_expect_eq(json_int(j, "amount"), 1200);
+    cr_expect_str_eq(json_str(j, "currency"), "krw");
+    cr_expect_str_eq(json_str(j, "payment_intent"), "pi_obj");
+    cr_expect_str_eq(json_str(j, "status"), "succeeded");
+    cr_expect(json_is_null(json_object_get(j, "failure_reason")));
+    cr_expect(json_is_object(json_object_get(j, "metadata")));
+    cr_expect_eq(json_object_size(json_object_get(j, "metadata")), 0);
+    cr_expect_gt(json_int(j, "created"), 1600000000);
+    cr_expect(json_is_null(json_object_get(j, "reason")));
+    json_decref(j);
+}
+
+/* A payment set up with refundStatus pending: its refund is created pending,
+ * counts against the balance, and the admin call later makes it succeed. */
+Test(gateway_sim_refunds, pending_refund_counts_and_is_moved_to_succeeded)
+{
+    add_stripe_payment("pi_pending", 5000, "pending");
+    struct reply r = stripe_refund("pi_pending", "req-pending", 4000);
+    json_t *j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "pending");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_str(j, "id"));
+    json_decref(j);
+    expect_ledger("pi_pending", 1, 4000);
+
+    r = stripe_refund("pi_pending", "req-pending-2", 2000);
+    expect_stripe_error(&r, 400, "invalid_request_error", "amount_too_large");
+
+    cr_expect_eq(move_refund(id, "{\"status\":\"succeeded\"}"), 200);
+    json_t *lr = ledger_refund("pi_pending", 0);
+    cr_expect_str_eq(json_str(lr, "status"), "succeeded");
+    json_decref(lr);
+    expect_ledger("pi_pending", 1, 4000);
+
+    /* The stored answer of the key is the creation's: still pending. */
+    r = stripe_refund("pi_pending", "req-pending", 4000);
+    j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "pending");
+    json_decref(j);
+}
+
+/* A failed (or canceled) refund gives its amount back to the balance. */
+Test(gateway_sim_refunds, failed_refund_gives_the_balance_back)
+{
+    add_payment("stripe", "pi_failed", 5000, 0);
+    struct reply r = stripe_refund("pi_failed", "req-failed-1", -1);
+    json_t *j = refund_of(&r);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_str(j, "id"));
+    json_decref(j);
+    r = stripe_refund("pi_failed", "req-failed-2", -1);
+    expect_stripe_error(&r, 400, "invalid_request_error", "charge_already_refunded");
+
+    cr_expect_eq(
+        move_refund(id, "{\"status\":\"failed\",\"failureReason\":\"lost_or_stolen_card\"}"), 200);
+    expect_ledger("pi_failed", 1, 0);
+    json_t *lr = ledger_refund("pi_failed", 0);
+    cr_expect_str_eq(json_str(lr, "status"), "failed");
+    cr_expect_str_eq(json_str(lr, "failureReason"), "lost_or_stolen_card");
+    json_decref(lr);
+
+    r = stripe_refund("pi_failed", "req-failed-3", -1);
+    j = refund_of(&r);
+    cr_expect_eq(json_int(j, "amount"), 5000);
+    char id2[64];
+    snprintf(id2, sizeof(id2), "%s", json_str(j, "id"));
+    json_decref(j);
+    expect_ledger("pi_failed", 2, 5000);
+
+    /* The balance is used again: the failed refund cannot come back. */
+    cr_expect_eq(move_refund(id, "{\"status\":\"succeeded\"}"), 400);
+    cr_expect_eq(move_refund(id2, "{\"status\":\"canceled\"}"), 200);
+    expect_ledger("pi_failed", 2, 0);
+    lr = ledger_refund("pi_failed", 1);
+    cr_expect(json_is_null(json_object_get(lr, "failureReason")));
+    json_decref(lr);
+}
+
+Test(gateway_sim_refunds, failed_at_creation_carries_no_failure_reason_until_set)
+{
+    add_stripe_payment("pi_fail_now", 5000, "failed");
+    struct reply r = stripe_refund("pi_fail_now", "req-fail-now", 1000);
+    json_t *j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "failed");
+    cr_expect(json_is_null(json_object_get(j, "failure_reason")));
+    json_decref(j);
+    expect_ledger("pi_fail_now", 1, 0);
+}
+
+Test(gateway_sim_refunds, admin_status_call_refuses_bad_input)
+{
+    add_payment("toss", "tpay_st", 10000, 0);
+    add_payment("stripe", "pi_st", 5000, 0);
+    struct reply r = toss_cancel("tpay_st", "req-st-t", 1000);
+    reply_free(&r);
+    r = stripe_refund("pi_st", "req-st-s", 1000);
+    json_t *j = refund_of(&r);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_str(j, "id"));
+    json_decref(j);
+    json_t *tr = ledger_refund("tpay_st", 0);
+    cr_expect_str_eq(json_str(tr, "status"), "succeeded");
+    cr_expect_eq(move_refund(json_str(tr, "id"), "{\"status\":\"failed\"}"), 400);
+    json_decref(tr);
+
+    cr_expect_eq(move_refund("re_nope", "{\"status\":\"failed\"}"), 404);
+    cr_expect_eq(move_refund(id, "{\"status\":\"refunded\"}"), 400);
+    cr_expect_eq(move_refund(id, "{\"status\":\"succeeded\",\"failureReason\":\"declined\"}"), 400);
+    cr_expect_eq(move_refund(id, "{\"status\":\"requires_action\"}"), 200);
+    admin("POST", "/_sim/payments",
+          "{\"gateway\":\"toss\",\"paymentKey\":\"tpay_x\",\"amount\":1,\"refundStatus\":"
+          "\"pending\"}",
+          400);
+    admin("POST", "/_sim/payments",
+          "{\"gateway\":\"stripe\",\"paymentKey\":\"pi_x\",\"amount\":1,\"refundStatus\":\"done\"}",
+          400);
+}
+
+/* metadata[NAME]=VALUE parameters are stored and echoed in every refund
+ * object and in the ledger. */
+Test(gateway_sim_refunds, metadata_is_stored_and_echoed)
+{
+    char buf[64];
+    add_payment("stripe", "pi_meta", 5000, 0);
+    const char *body = "payment_intent=pi_meta&amount=700&metadata%5BrequestId%5D=req-meta"
+                       "&metadata[cancel_reason]=booking+cancelled";
+    struct reply first = stripe_post(body, "req-meta");
+    cr_assert_eq(first.status, 200, "%s", first.body);
+    json_t *j = reply_json(&first);
+    json_t *m = json_object_get(j, "metadata");
+    cr_expect_eq(json_object_size(m), 2);
+    cr_expect_str_eq(json_str(m, "requestId"), "req-meta");
+    cr_expect_str_eq(json_str(m, "cancel_reason"), "booking cancelled");
+    json_decref(j);
+
+    struct reply again = stripe_post(body, "req-meta");
+    cr_expect_str_eq(header(&again, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    cr_expect_str_eq(again.body, first.body);
+    reply_free(&again);
+    reply_free(&first);
+
+    json_t *lr = ledger_refund("pi_meta", 0);
+    m = json_object_get(lr, "metadata");
+    cr_expect_str_eq(json_str(m, "requestId"), "req-meta");
+    cr_expect_str_eq(json_str(m, "cancel_reason"), "booking cancelled");
+    json_decref(lr);
+}
+
+/* Stripe's metadata limits are validation errors: answered, not stored. */
+Test(gateway_sim_refunds, metadata_beyond_the_limits_is_refused)
+{
+    char body[1024];
+    add_payment("stripe", "pi_meta_bad", 5000, 0);
+    snprintf(body, sizeof(body), "payment_intent=pi_meta_bad&metadata[cancel_reason]=%0501d", 0);
+    struct reply r = stripe_post(body, "req-meta-bad");
+    expect_stripe_error(&r, 400, "invalid_request_error", NULL);
+    r = stripe_post("payment_intent=pi_meta_bad&metadata[a_name_much_longer_than_forty_characters_"
+                    "for_sure]=1",
+                    "req-meta-bad");
+    expect_stripe_error(&r, 400, "invalid_request_error", NULL);
+    r = stripe_post("payment_intent=pi_meta_bad&metadata=x", "req-meta-bad");
+    expect_stripe_error(&r, 400, "invalid_request_error", NULL);
+    expect_ledger("pi_meta_bad", 0, 0);
+    /* Nothing was stored under the key. */
+    r = stripe_post("payment_intent=pi_meta_bad&metadata[cancel_reason]=ok", "req-meta-bad");
+    json_t *j = refund_of(&r);
+    cr_expect_str_eq(json_str(json_object_get(j, "metadata"), "cancel_reason"), "ok");
+    json_decref(j);
+}

@@ -235,7 +235,8 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
             sim_respond_json(resp, 200, p);
     } else if (strcmp(what, "calls") == 0) {
         if (get)
-            sim_respond_json(resp, 200, ledger_calls_json(sim->ledger, req->query_payment_key));
+            sim_respond_json(resp, 200,
+                             ledger_calls_json(sim->ledger, sim_request_query(req, "paymentKey")));
         else
             method_not_allowed(resp);
     } else if (strcmp(what, "reset") == 0) {

@@ -33,6 +33,9 @@ struct request_ctx {
     size_t len;
     size_t cap;
     bool too_large;
+    struct sim_query_arg *query; /* owned array; the strings are MHD's */
+    size_t nquery, cap_query;
+    bool query_oom;
 };
 
 static void request_ctx_free(struct request_ctx *ctx)
@@ -40,7 +43,31 @@ static void request_ctx_free(struct request_ctx *ctx)
     if (ctx == NULL)
         return;
     free(ctx->body);
+    free(ctx->query);
     free(ctx);
+}
+
+/* MHD_KeyValueIterator: append one query argument to the request's list. */
+static enum MHD_Result collect_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    struct request_ctx *ctx = cls;
+
+    (void)kind;
+    if (ctx->nquery == ctx->cap_query) {
+        size_t ncap = ctx->cap_query ? ctx->cap_query * 2 : 8;
+        struct sim_query_arg *p = realloc(ctx->query, ncap * sizeof(*p));
+        if (p == NULL) {
+            ctx->query_oom = true;
+            return MHD_NO;
+        }
+        ctx->query = p;
+        ctx->cap_query = ncap;
+    }
+    ctx->query[ctx->nquery].name = key;
+    ctx->query[ctx->nquery].value = value ? value : "";
+    ctx->nquery++;
+    return MHD_YES;
 }
 
 /* Append data to the body, or mark the request too large past SIM_MAX_BODY
@@ -132,12 +159,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ctx->too_large)
         return send_too_large(conn);
 
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query_arg, ctx);
+    if (ctx->query_oom) {
+        struct sim_response oom = SIM_RESPONSE_INIT;
+        sim_respond_json(&oom, 500, json_pack("{s:s}", "error", "out of memory"));
+        enum MHD_Result ret = send_response(conn, &oom);
+        sim_response_clear(&oom);
+        return ret;
+    }
     struct sim_request req = {
         .method = method,
         .path = url,
         .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
         .idempotency_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
-        .query_payment_key = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "paymentKey"),
+        .query = ctx->query,
+        .nquery = ctx->nquery,
         .body = ctx->body ? ctx->body : "",
         .body_len = ctx->len,
     };

@@ -55,7 +55,8 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
 {
     if (has_prefix(req->path, "/_sim/"))
         admin_handle(sim, req, resp);
-    else if (strcmp(req->path, "/v1/refunds") == 0 || has_prefix(req->path, "/v1/refunds/"))
+    else if (strcmp(req->path, "/v1/refunds") == 0 || has_prefix(req->path, "/v1/refunds/") ||
+             has_prefix(req->path, "/v1/payment_intents/"))
         stripe_handle(sim, req, resp);
     else if (has_prefix(req->path, "/v1/payments/"))
         toss_handle(sim, req, resp);
@@ -63,6 +64,14 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
         sim_respond_json(resp, 404,
                          json_pack("{s:s, s:s}", "code", "NOT_FOUND", "message",
                                    "no such endpoint on the gateway simulator"));
+}
+
+const char *sim_request_query(const struct sim_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nquery; i++)
+        if (strcmp(req->query[i].name, name) == 0)
+            return req->query[i].value;
+    return NULL;
 }
 
 void sim_respond_json(struct sim_response *resp, int status, json_t *obj)

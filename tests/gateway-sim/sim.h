@@ -38,6 +38,12 @@ struct sim {
     atomic_bool stopping;  /* set on shutdown: cuts injected sleeps short */
 };
 
+/* One query-string argument, decoded. value is "" for "?name". */
+struct sim_query_arg {
+    const char *name;
+    const char *value;
+};
+
 /* One HTTP request as the handlers see it. Every pointer is borrowed from the
  * HTTP layer for the duration of the call; absent headers are NULL. body is
  * NUL-terminated (body[body_len] == '\0') but may contain other NULs. */
@@ -46,7 +52,8 @@ struct sim_request {
     const char *path; /* without the query string */
     const char *authorization;
     const char *idempotency_key;
-    const char *query_payment_key; /* ?paymentKey= (admin /_sim/calls) */
+    const struct sim_query_arg *query; /* in the order given; nquery of them */
+    size_t nquery;
     const char *body;
     size_t body_len;
 };
@@ -76,6 +83,9 @@ void sim_free(struct sim *sim);
  * (which must start as SIM_RESPONSE_INIT; the caller frees resp->body). May
  * sleep when a latency or hang fault says so. */
 void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
+
+/* The value of the first query argument called name, or NULL. */
+const char *sim_request_query(const struct sim_request *req, const char *name);
 
 /* Set resp to status with the JSON of obj as body. Steals the reference to
  * obj (NULL gives an empty object). */

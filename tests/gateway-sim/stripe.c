@@ -187,6 +187,15 @@ static bool parse_amount(const char *s, int64_t *out)
     return true;
 }
 
+bool stripe_authorized(const struct sim *sim, const char *authorization)
+{
+    size_t slen = strlen(sim->stripe_secret);
+
+    return authorization != NULL && strncmp(authorization, "Bearer ", 7) == 0 &&
+           strncmp(authorization + 7, sim->stripe_secret, slen) == 0 &&
+           authorization[7 + slen] == '\0';
+}
+
 void stripe_lower_currency(const char *currency, char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "%s", currency);
@@ -431,6 +440,10 @@ void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_re
     size_t n = 0;
     char msg[300];
 
+    if (strcmp(req->method, "GET") == 0) {
+        stripe_inquiry_handle(sim, req, resp);
+        return;
+    }
     if (strcmp(req->path, "/v1/refunds") != 0 || strcmp(req->method, "POST") != 0) {
         snprintf(msg, sizeof(msg), "Unrecognized request URL (%.16s: %.200s)", req->method,
                  req->path);
@@ -447,15 +460,12 @@ void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_re
         goto out;
     }
 
-    const char *auth = req->authorization;
-    size_t slen = strlen(sim->stripe_secret);
     struct pipeline_call call = {
         .gateway = SIM_GATEWAY_STRIPE,
         .op = FAULT_OP_REFUND,
         .payment_key = refund.payment_intent,
         .fingerprint = fp,
-        .authorized = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 &&
-                      strncmp(auth + 7, sim->stripe_secret, slen) == 0 && auth[7 + slen] == '\0',
+        .authorized = stripe_authorized(sim, req->authorization),
         .validate = validate_refund,
         .process = process_refund,
         .arg = &refund,

@@ -1,7 +1,12 @@
 /*
- * stripe: the Stripe refunds endpoint of the simulator.
+ * stripe: the Stripe endpoints of the simulator.
  *
- *   POST /v1/refunds   form body payment_intent=pi_...[&amount=N]
+ *   POST /v1/refunds                 form body payment_intent=pi_...[&amount=N]
+ *                                    [&reason=R][&metadata[NAME]=VALUE...]
+ *   GET  /v1/refunds                 ?payment_intent=&limit=&starting_after=
+ *                                    &ending_before= (stripe_inquiry.c)
+ *   GET  /v1/refunds/{id}            (stripe_inquiry.c)
+ *   GET  /v1/payment_intents/{id}    (stripe_inquiry.c)
  *
  * Bearer auth with the secret key, errors {"error":{"type","code","message"}}.
  */
@@ -18,8 +23,16 @@
 struct ledger_payment;
 struct ledger_refund;
 
-/* Answer a request whose path is /v1/refunds or below it. */
+/* Answer a request whose path is /v1/refunds, or below it or
+ * /v1/payment_intents/. */
 void stripe_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
+
+/* Answer a GET of those paths (stripe_inquiry.c). */
+void stripe_inquiry_handle(struct sim *sim, const struct sim_request *req,
+                           struct sim_response *resp);
+
+/* True if authorization is "Bearer <the Stripe secret>". */
+bool stripe_authorized(const struct sim *sim, const char *authorization);
 
 /* One decoded name=value pair of an application/x-www-form-urlencoded body. */
 struct stripe_param {

@@ -25,6 +25,13 @@ static struct reply stripe_post(const char *body, const char *idem)
     return http("POST", "/v1/refunds", headers, body, 0);
 }
 
+/* A Stripe GET (inquiry) of path. */
+static struct reply stripe_get(const char *path)
+{
+    static const char *const headers[] = {STRIPE_AUTH, NULL};
+    return http("GET", path, headers, NULL, 0);
+}
+
 /* Add a Stripe payment whose new refunds start as refund_status. */
 static void add_stripe_payment(const char *key, long amount, const char *refund_status)
 {
@@ -242,4 +249,210 @@ Test(gateway_sim_refunds, metadata_beyond_the_limits_is_refused)
     json_t *j = refund_of(&r);
     cr_expect_str_eq(json_str(json_object_get(j, "metadata"), "cancel_reason"), "ok");
     json_decref(j);
+}
+
+/* The id of the refund object of a 200 answer into id; frees r. */
+static void refund_id_of(struct reply *r, char *id, size_t idlen)
+{
+    json_t *j = refund_of(r);
+    snprintf(id, idlen, "%s", json_str(j, "id"));
+    json_decref(j);
+}
+
+/* GET path, which must answer a list (new reference). */
+static json_t *list_of(const char *path)
+{
+    struct reply r = stripe_get(path);
+    cr_assert_eq(r.status, 200, "GET %s -> %ld: %s", path, r.status, r.body);
+    json_t *j = reply_json(&r);
+    reply_free(&r);
+    cr_assert_str_eq(json_str(j, "object"), "list");
+    cr_assert_str_eq(json_str(j, "url"), "/v1/refunds");
+    cr_assert(json_is_array(json_object_get(j, "data")));
+    return j;
+}
+
+static const char *item_id(const json_t *list, size_t i)
+{
+    return json_str(json_array_get(json_object_get(list, "data"), i), "id");
+}
+
+/* A pending refund is listed and retrieved as pending until the admin call
+ * makes it succeed; the inquiries then show the new status. */
+Test(gateway_sim_refunds, pending_refund_is_listed_and_retrieved_then_succeeds)
+{
+    char id1[64], id2[64], path[128];
+    add_stripe_payment("pi_inq", 5000, "pending");
+    struct reply r = stripe_refund("pi_inq", "req-inq-1", 1000);
+    refund_id_of(&r, id1, sizeof(id1));
+    r = stripe_refund("pi_inq", "req-inq-2", 2000);
+    refund_id_of(&r, id2, sizeof(id2));
+
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_inq");
+    cr_expect_eq(json_is_true(json_object_get(l, "has_more")), false);
+    cr_assert_eq(json_array_size(json_object_get(l, "data")), 2);
+    cr_expect_str_eq(item_id(l, 0), id2, "newest first");
+    cr_expect_str_eq(item_id(l, 1), id1);
+    json_t *first = json_array_get(json_object_get(l, "data"), 1);
+    cr_expect_str_eq(json_str(first, "status"), "pending");
+    cr_expect_eq(json_int(first, "amount"), 1000);
+    cr_expect_str_eq(json_str(first, "currency"), "usd");
+    json_decref(l);
+
+    snprintf(path, sizeof(path), "/v1/refunds/%s", id1);
+    r = stripe_get(path);
+    json_t *j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "pending");
+    cr_expect_str_eq(json_str(j, "payment_intent"), "pi_inq");
+    json_decref(j);
+
+    cr_expect_eq(move_refund(id1, "{\"status\":\"succeeded\"}"), 200);
+    r = stripe_get(path);
+    j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "succeeded");
+    json_decref(j);
+    l = list_of("/v1/refunds?payment_intent=pi_inq");
+    cr_expect_str_eq(json_str(json_array_get(json_object_get(l, "data"), 1), "status"),
+                     "succeeded");
+    cr_expect_str_eq(json_str(json_array_get(json_object_get(l, "data"), 0), "status"), "pending");
+    json_decref(l);
+
+    /* A failed refund shows its failure_reason. */
+    cr_expect_eq(move_refund(id2, "{\"status\":\"failed\",\"failureReason\":\"expired_or_canceled_"
+                                  "card\"}"),
+                 200);
+    snprintf(path, sizeof(path), "/v1/refunds/%s", id2);
+    r = stripe_get(path);
+    j = refund_of(&r);
+    cr_expect_str_eq(json_str(j, "status"), "failed");
+    cr_expect_str_eq(json_str(j, "failure_reason"), "expired_or_canceled_card");
+    json_decref(j);
+}
+
+Test(gateway_sim_refunds, list_pages_with_limit_and_cursors)
+{
+    char ids[3][64], path[256];
+    add_payment("stripe", "pi_page", 9000, 0);
+    add_payment("stripe", "pi_other", 9000, 0);
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "req-page-%d", i);
+        struct reply r = stripe_refund("pi_page", key, 1000);
+        refund_id_of(&r, ids[i], sizeof(ids[i]));
+    }
+    struct reply r = stripe_refund("pi_other", "req-page-other", 500);
+    reply_free(&r);
+
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_page&limit=2");
+    cr_assert_eq(json_array_size(json_object_get(l, "data")), 2);
+    cr_expect(json_is_true(json_object_get(l, "has_more")));
+    cr_expect_str_eq(item_id(l, 0), ids[2]);
+    cr_expect_str_eq(item_id(l, 1), ids[1]);
+    json_decref(l);
+
+    snprintf(path, sizeof(path), "/v1/refunds?payment_intent=pi_page&limit=2&starting_after=%s",
+             ids[1]);
+    l = list_of(path);
+    cr_assert_eq(json_array_size(json_object_get(l, "data")), 1);
+    cr_expect_str_eq(item_id(l, 0), ids[0]);
+    cr_expect(json_is_false(json_object_get(l, "has_more")));
+    json_decref(l);
+
+    snprintf(path, sizeof(path), "/v1/refunds?payment_intent=pi_page&limit=1&ending_before=%s",
+             ids[0]);
+    l = list_of(path);
+    cr_assert_eq(json_array_size(json_object_get(l, "data")), 1);
+    cr_expect_str_eq(item_id(l, 0), ids[1]);
+    cr_expect(json_is_true(json_object_get(l, "has_more")));
+    json_decref(l);
+
+    /* Without payment_intent: every Stripe refund, newest first. */
+    l = list_of("/v1/refunds");
+    cr_expect_eq(json_array_size(json_object_get(l, "data")), 4);
+    cr_expect_str_eq(json_str(json_array_get(json_object_get(l, "data"), 0), "payment_intent"),
+                     "pi_other");
+    json_decref(l);
+
+    r = stripe_get("/v1/refunds?payment_intent=pi_page&limit=0");
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_invalid_integer");
+    r = stripe_get("/v1/refunds?limit=101");
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_invalid_integer");
+    r = stripe_get("/v1/refunds?charge=ch_page");
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameter_unknown");
+    snprintf(path, sizeof(path), "/v1/refunds?starting_after=%s&ending_before=%s", ids[0], ids[1]);
+    r = stripe_get(path);
+    expect_stripe_error(&r, 400, "invalid_request_error", "parameters_exclusive");
+    r = stripe_get("/v1/refunds?starting_after=re_nope");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+}
+
+Test(gateway_sim_refunds, list_of_unknown_payment_intent_is_404_and_of_no_refunds_empty)
+{
+    add_payment("stripe", "pi_none", 5000, 0);
+    add_payment("toss", "tpay_list", 5000, 0);
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_none");
+    cr_expect_eq(json_array_size(json_object_get(l, "data")), 0);
+    cr_expect(json_is_false(json_object_get(l, "has_more")));
+    json_decref(l);
+    struct reply r = stripe_get("/v1/refunds?payment_intent=pi_unknown");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+    r = stripe_get("/v1/refunds?payment_intent=tpay_list");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+    r = stripe_get("/v1/refunds/re_sim_unknown");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+}
+
+Test(gateway_sim_refunds, metadata_is_listed)
+{
+    add_payment("stripe", "pi_meta_list", 5000, 0);
+    struct reply r =
+        stripe_post("payment_intent=pi_meta_list&amount=100&metadata[requestId]=req-ml", "req-ml");
+    reply_free(&r);
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_meta_list");
+    json_t *m = json_object_get(json_array_get(json_object_get(l, "data"), 0), "metadata");
+    cr_expect_str_eq(json_str(m, "requestId"), "req-ml");
+    json_decref(l);
+}
+
+Test(gateway_sim_refunds, payment_intent_inquiry)
+{
+    add_stripe_payment("pi_get", 4200, "succeeded");
+    add_payment("toss", "tpay_get", 4200, 0);
+    struct reply r = stripe_get("/v1/payment_intents/pi_get");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = reply_json(&r);
+    reply_free(&r);
+    cr_expect_str_eq(json_str(j, "id"), "pi_get");
+    cr_expect_str_eq(json_str(j, "object"), "payment_intent");
+    cr_expect_eq(json_int(j, "amount"), 4200);
+    cr_expect_eq(json_int(j, "amount_received"), 4200);
+    cr_expect_str_eq(json_str(j, "currency"), "usd");
+    cr_expect_str_eq(json_str(j, "status"), "succeeded");
+    cr_expect_str_eq(json_str(j, "latest_charge"), "ch_get");
+    json_decref(j);
+    r = stripe_get("/v1/payment_intents/pi_missing");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+    r = stripe_get("/v1/payment_intents/tpay_get");
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+    static const char *const bad_auth[] = {"Authorization: Bearer sk_test_wrong", NULL};
+    r = http("GET", "/v1/payment_intents/pi_get", bad_auth, NULL, 0);
+    expect_stripe_error(&r, 401, "invalid_request_error", NULL);
+}
+
+/* Faults reach the inquiries only with operation "inquiry" or "any". */
+Test(gateway_sim_refunds, inquiry_faults)
+{
+    add_payment("stripe", "pi_inq_f", 5000, 0);
+    add_fault("{\"type\":\"error_5xx\",\"gateway\":\"stripe\",\"operation\":\"inquiry\"}");
+    struct reply r = stripe_refund("pi_inq_f", "req-inq-f", 100);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+    r = stripe_get("/v1/refunds?payment_intent=pi_inq_f");
+    expect_stripe_error(&r, 503, "api_error", NULL);
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_inq_f");
+    cr_expect_eq(json_array_size(json_object_get(l, "data")), 1);
+    json_decref(l);
+    add_fault("{\"type\":\"rate_limited\",\"operation\":\"any\",\"paymentKey\":\"pi_inq_f\"}");
+    r = stripe_get("/v1/payment_intents/pi_inq_f");
+    expect_stripe_error(&r, 429, "invalid_request_error", "rate_limit");
 }

@@ -32,6 +32,9 @@ Test(gateway_sim, toss_full_cancel_succeeds_and_is_in_the_ledger)
     cr_assert_eq(json_array_size(cancels), 1);
     cr_expect_eq(json_int(json_array_get(cancels, 0), "cancelAmount"), 10000);
     cr_expect_str_eq(json_str(json_array_get(cancels, 0), "cancelReason"), "booking cancelled");
+    cr_expect_str_eq(json_str(json_array_get(cancels, 0), "cancelStatus"), "DONE");
+    cr_expect_eq(strlen(json_str(json_array_get(cancels, 0), "transactionKey")), 32);
+    cr_expect_neq(json_object_get(json_array_get(cancels, 0), "canceledAt"), NULL);
     json_decref(j);
     reply_free(&r);
 
@@ -331,6 +334,7 @@ Test(gateway_sim, inquiry_returns_balance_and_cancels)
     cr_assert_eq(json_array_size(cancels), 2);
     cr_expect_eq(json_int(json_array_get(cancels, 0), "cancelAmount"), 2500);
     cr_expect_eq(json_int(json_array_get(cancels, 1), "cancelAmount"), 500);
+    cr_expect_str_eq(json_str(json_array_get(cancels, 1), "cancelStatus"), "DONE");
     json_decref(j);
     reply_free(&r);
     r = http("GET", "/v1/payments/tpay_nope", auth, NULL, 0);

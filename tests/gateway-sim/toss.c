@@ -65,10 +65,11 @@ static json_t *payment_object(const struct ledger_payment *p)
     for (size_t i = 0; i < p->nrefunds; i++) {
         const struct ledger_refund *r = &p->refunds[i];
         sim_format_time(r->at_ms, at, sizeof(at));
-        json_array_append_new(cancels, json_pack("{s:I, s:s, s:s, s:s}", "cancelAmount",
+        /* A simulated cancel is done when answered: cancelStatus DONE. */
+        json_array_append_new(cancels, json_pack("{s:I, s:s, s:s, s:s, s:s}", "cancelAmount",
                                                  (json_int_t)r->amount, "cancelReason",
                                                  r->reason ? r->reason : "", "transactionKey",
-                                                 r->id, "canceledAt", at));
+                                                 r->id, "canceledAt", at, "cancelStatus", "DONE"));
     }
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "paymentKey", p->payment_key, "orderId",
                      p->order_id, "status", status, "totalAmount", (json_int_t)p->amount,

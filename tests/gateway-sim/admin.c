@@ -4,6 +4,7 @@
 #include "admin.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "faults.h"
@@ -146,6 +147,156 @@ static void post_refund_status(struct sim *sim, const struct sim_request *req,
     json_decref(obj);
 }
 
+static void free_metadata(struct ledger_meta *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].name);
+        free(m[i].value);
+    }
+    free(m);
+}
+
+/* Copy the JSON object jmeta ({"NAME": "VALUE", ...}) into *out. False with
+ * a message in err on bad input or when out of memory. */
+static bool metadata_from_json(const json_t *jmeta, struct ledger_meta **out, size_t *n, char *err,
+                               size_t errlen)
+{
+    const char *name;
+    const json_t *v;
+    size_t count = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (!json_is_object(jmeta)) {
+        snprintf(err, errlen, "metadata must be an object of strings");
+        return false;
+    }
+    if (json_object_size(jmeta) == 0)
+        return true;
+    struct ledger_meta *m = calloc(json_object_size(jmeta), sizeof(*m));
+    if (m == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    json_object_foreach((json_t *)jmeta, name, v)
+    {
+        if (!json_is_string(v) || name[0] == '\0') {
+            snprintf(err, errlen, "metadata must be an object of strings");
+            goto fail;
+        }
+        m[count].name = strdup(name);
+        m[count].value = strdup(json_string_value(v));
+        count++;
+        if (m[count - 1].name == NULL || m[count - 1].value == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    *out = m;
+    *n = count;
+    return true;
+fail:
+    free_metadata(m, count);
+    return false;
+}
+
+/* POST /_sim/payments/{paymentKey}/refunds: plant a refund made outside
+ * cancel-retry (by hand in the gateway's dashboard, say). */
+static void plant_refund(struct sim *sim, const struct sim_request *req, const char *payment_key,
+                         struct sim_response *resp)
+{
+    char err[256];
+    struct ledger_meta *metadata = NULL;
+    size_t nmetadata = 0;
+    struct ledger_payment *after = NULL;
+    struct ledger_refund_spec spec = {.has_status = true, .status = LEDGER_STATUS_SUCCEEDED};
+    json_t *obj = body_object(req, resp);
+
+    if (obj == NULL)
+        return;
+    const json_t *jamount = json_object_get(obj, "amount");
+    const json_t *jstatus = json_object_get(obj, "status");
+    const json_t *jkey = json_object_get(obj, "idempotencyKey");
+    const json_t *jreason = json_object_get(obj, "reason");
+    const json_t *jmeta = json_object_get(obj, "metadata");
+    struct ledger_payment *p = ledger_payment_lookup(sim->ledger, payment_key);
+    if (p == NULL) {
+        not_found(resp, "no such payment");
+        goto out;
+    }
+    if (!json_is_integer(jamount) || json_integer_value(jamount) <= 0) {
+        bad_request(resp, "amount must be a positive integer");
+        goto out;
+    }
+    if (jstatus != NULL && !ledger_status_parse(json_string_value(jstatus), &spec.status)) {
+        bad_request(resp, STATUS_CHOICES);
+        goto out;
+    }
+    if ((jkey != NULL && !json_is_string(jkey)) || (jreason != NULL && !json_is_string(jreason))) {
+        bad_request(resp, "idempotencyKey and reason must be strings");
+        goto out;
+    }
+    if (p->gateway == SIM_GATEWAY_TOSS &&
+        (spec.status != LEDGER_STATUS_SUCCEEDED || (jmeta != NULL && !json_is_null(jmeta)))) {
+        bad_request(resp, "a Toss cancel is always succeeded (DONE) and has no metadata");
+        goto out;
+    }
+    if (jmeta != NULL && !json_is_null(jmeta) &&
+        !metadata_from_json(jmeta, &metadata, &nmetadata, err, sizeof(err))) {
+        bad_request(resp, err);
+        goto out;
+    }
+    spec.amount = json_integer_value(jamount);
+    spec.idempotency_key = json_string_value(jkey);
+    spec.reason = json_string_value(jreason);
+    spec.metadata = metadata;
+    spec.nmetadata = nmetadata;
+    switch (ledger_refund(sim->ledger, p->gateway, payment_key, &spec, &after)) {
+    case LEDGER_REFUND_OK:
+        if (after != NULL && after->nrefunds > 0) {
+            const struct ledger_refund *r = &after->refunds[after->nrefunds - 1];
+            log_info("refund %s planted on %s", r->id, payment_key);
+            sim_respond_json(resp, 201, ledger_refund_json(after, r));
+        } else {
+            sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
+        }
+        break;
+    case LEDGER_REFUND_NOT_FOUND:
+        not_found(resp, "no such payment");
+        break;
+    case LEDGER_REFUND_NOTHING_LEFT:
+    case LEDGER_REFUND_TOO_LARGE:
+        bad_request(resp, "amount exceeds the payment's refundable balance");
+        break;
+    case LEDGER_REFUND_NO_MEMORY:
+        sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
+        break;
+    }
+out:
+    free_metadata(metadata, nmetadata);
+    ledger_payment_free(after);
+    ledger_payment_free(p);
+    json_decref(obj);
+}
+
+/* /_sim/payments/{paymentKey}/refunds: the key into key (false if what is
+ * not that path). */
+static bool payment_refunds_path(const char *what, char *key, size_t keylen)
+{
+    static const char suffix[] = "/refunds";
+    size_t len = strlen(what), slen = sizeof(suffix) - 1;
+
+    if (strncmp(what, "payments/", 9) != 0 || len <= 9 + slen ||
+        strcmp(what + len - slen, suffix) != 0)
+        return false;
+    size_t klen = len - 9 - slen;
+    if (klen >= keylen || memchr(what + 9, '/', klen) != NULL)
+        return false;
+    memcpy(key, what + 9, klen);
+    key[klen] = '\0';
+    return true;
+}
+
 static void faults_endpoint(struct sim *sim, const struct sim_request *req,
                             struct sim_response *resp)
 {
@@ -203,6 +354,7 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
     const char *what = req->path + strlen(ADMIN_PREFIX);
     bool get = strcmp(req->method, "GET") == 0;
     bool post = strcmp(req->method, "POST") == 0;
+    char key[512];
 
     if (strcmp(what, "health") == 0) {
         sim_respond_json(resp, 200, json_pack("{s:s}", "status", "ok"));
@@ -211,11 +363,25 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
             post_payment(sim, req, resp);
         else
             method_not_allowed(resp);
-    } else if (strncmp(what, "refunds/", 8) == 0 && what[8] != '\0') {
+    } else if (payment_refunds_path(what, key, sizeof(key))) {
         if (post)
-            post_refund_status(sim, req, what + 8, resp);
+            plant_refund(sim, req, key, resp);
         else
             method_not_allowed(resp);
+    } else if (strncmp(what, "refunds/", 8) == 0 && what[8] != '\0') {
+        if (post) {
+            post_refund_status(sim, req, what + 8, resp);
+        } else if (strcmp(req->method, "DELETE") == 0) {
+            if (ledger_refund_delete(sim->ledger, what + 8)) {
+                log_info("refund %s deleted", what + 8);
+                sim_response_clear(resp);
+                resp->status = 204; /* no body */
+            } else {
+                not_found(resp, "no such refund");
+            }
+        } else {
+            method_not_allowed(resp);
+        }
     } else if (strcmp(what, "faults") == 0) {
         faults_endpoint(sim, req, resp);
     } else if (strcmp(what, "latency") == 0) {

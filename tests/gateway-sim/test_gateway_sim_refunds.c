@@ -456,3 +456,136 @@ Test(gateway_sim_refunds, inquiry_faults)
     r = stripe_get("/v1/payment_intents/pi_inq_f");
     expect_stripe_error(&r, 429, "invalid_request_error", "rate_limit");
 }
+
+/* POST /_sim/payments/{key}/refunds with body; answers the reply. */
+static struct reply plant(const char *key, const char *body)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_sim/payments/%s/refunds", key);
+    return http("POST", path, NULL, body, 0);
+}
+
+/* A refund made outside cancel-retry shows in the ledger and in the
+ * gateway's own answers, and uses up the balance. */
+Test(gateway_sim_refunds, planted_stripe_refund_is_seen_by_the_gateway)
+{
+    add_payment("stripe", "pi_plant", 5000, 0);
+    struct reply r = plant("pi_plant", "{\"amount\":2000,\"metadata\":{\"requestId\":\"req-x\"},"
+                                       "\"reason\":\"requested_by_customer\","
+                                       "\"idempotencyKey\":\"dashboard-1\"}");
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    json_t *j = reply_json(&r);
+    reply_free(&r);
+    cr_expect_str_eq(json_str(j, "paymentKey"), "pi_plant");
+    cr_expect_str_eq(json_str(j, "status"), "succeeded");
+    cr_expect_str_eq(json_str(j, "idempotencyKey"), "dashboard-1");
+    cr_expect_eq(json_int(j, "amount"), 2000);
+    cr_expect_str_eq(json_str(json_object_get(j, "metadata"), "requestId"), "req-x");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_str(j, "id"));
+    json_decref(j);
+    expect_ledger("pi_plant", 1, 2000);
+
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_plant");
+    cr_assert_eq(json_array_size(json_object_get(l, "data")), 1);
+    json_t *item = json_array_get(json_object_get(l, "data"), 0);
+    cr_expect_str_eq(json_str(item, "id"), id);
+    cr_expect_str_eq(json_str(item, "reason"), "requested_by_customer");
+    cr_expect_str_eq(json_str(json_object_get(item, "metadata"), "requestId"), "req-x");
+    json_decref(l);
+
+    r = stripe_refund("pi_plant", "req-plant", 3001);
+    expect_stripe_error(&r, 400, "invalid_request_error", "amount_too_large");
+    r = plant("pi_plant", "{\"amount\":3001}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    reply_free(&r);
+    /* A pending plant counts, a failed one does not. */
+    r = plant("pi_plant", "{\"amount\":1000,\"status\":\"pending\"}");
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    reply_free(&r);
+    r = plant("pi_plant", "{\"amount\":2000,\"status\":\"failed\"}");
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    reply_free(&r);
+    expect_ledger("pi_plant", 3, 3000);
+}
+
+Test(gateway_sim_refunds, planted_toss_cancel_is_seen_by_the_inquiry)
+{
+    static const char *const auth[] = {TOSS_AUTH, NULL};
+    add_payment("toss", "tpay_plant", 10000, 0);
+    struct reply r = plant("tpay_plant", "{\"amount\":3000,\"reason\":\"refunded by hand\"}");
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    reply_free(&r);
+    r = http("GET", "/v1/payments/tpay_plant", auth, NULL, 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = reply_json(&r);
+    reply_free(&r);
+    cr_expect_str_eq(json_str(j, "status"), "PARTIAL_CANCELED");
+    cr_expect_eq(json_int(j, "balanceAmount"), 7000);
+    json_t *c = json_array_get(json_object_get(j, "cancels"), 0);
+    cr_expect_str_eq(json_str(c, "cancelReason"), "refunded by hand");
+    cr_expect_str_eq(json_str(c, "cancelStatus"), "DONE");
+    json_decref(j);
+
+    r = plant("tpay_plant", "{\"amount\":100,\"status\":\"pending\"}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    reply_free(&r);
+    r = plant("tpay_plant", "{\"amount\":100,\"metadata\":{\"a\":\"b\"}}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    reply_free(&r);
+    r = plant("tpay_nope", "{\"amount\":100}");
+    cr_expect_eq(r.status, 404, "%s", r.body);
+    reply_free(&r);
+    r = plant("tpay_plant", "{\"amount\":0}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    reply_free(&r);
+    expect_ledger("tpay_plant", 1, 3000);
+}
+
+/* Deleting a refund plants "we think it was refunded, the gateway says no":
+ * the gateway forgets it and the balance comes back, while the answer stored
+ * under its key is still replayed. */
+Test(gateway_sim_refunds, deleted_refund_is_forgotten_by_the_gateway)
+{
+    char id[64], path[128], buf[64];
+    add_payment("stripe", "pi_del", 5000, 0);
+    struct reply r = stripe_refund("pi_del", "req-del", 2000);
+    refund_id_of(&r, id, sizeof(id));
+    snprintf(path, sizeof(path), "/_sim/refunds/%s", id);
+    r = http("DELETE", path, NULL, NULL, 0);
+    cr_expect_eq(r.status, 204);
+    cr_expect_eq(r.len, 0);
+    reply_free(&r);
+    expect_ledger("pi_del", 0, 0);
+
+    snprintf(path, sizeof(path), "/v1/refunds/%s", id);
+    r = stripe_get(path);
+    expect_stripe_error(&r, 404, "invalid_request_error", "resource_missing");
+    json_t *l = list_of("/v1/refunds?payment_intent=pi_del");
+    cr_expect_eq(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
+
+    r = stripe_refund("pi_del", "req-del", 2000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    reply_free(&r);
+    expect_ledger("pi_del", 0, 0);
+
+    snprintf(path, sizeof(path), "/_sim/refunds/%s", id);
+    r = http("DELETE", path, NULL, NULL, 0);
+    cr_expect_eq(r.status, 404);
+    reply_free(&r);
+
+    /* A deleted Toss cancel goes too. */
+    add_payment("toss", "tpay_del", 10000, 0);
+    r = toss_cancel("tpay_del", "req-del-t", -1);
+    reply_free(&r);
+    json_t *t = ledger_refund("tpay_del", 0);
+    snprintf(path, sizeof(path), "/_sim/refunds/%s", json_str(t, "id"));
+    json_decref(t);
+    admin("DELETE", path, NULL, 204);
+    expect_ledger("tpay_del", 0, 0);
+    r = toss_cancel("tpay_del", "req-del-t2", -1);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+}

@@ -23,14 +23,18 @@ struct gateway_client {
 /* One refund or inquiry on its way; owned by the HTTP callbacks. */
 struct gateway_call {
     struct gateway_client *gc;
-    gateway_done_cb done_cb;   /* refund */
-    gateway_inquiry_cb inq_cb; /* inquiry */
+    gateway_done_cb done_cb;           /* refund */
+    gateway_inquiry_cb inq_cb;         /* Toss payment inquiry */
+    gateway_refund_inquiry_cb find_cb; /* refund inquiry */
     void *arg;
     char *request_id;
     char *payment_key;
+    char *currency;
     int64_t amount;
     bool partial;
-    struct gateway_answer answer; /* the refund answer while an inquiry confirms it */
+    struct gateway_answer answer;   /* the refund answer while an inquiry confirms it */
+    struct gateway_inquiry inquiry; /* the refund inquiry while its second call runs */
+    char *first_body;               /* Stripe: the PaymentIntent, while the list is read */
 };
 
 void gateway_call_spec_clear(struct gateway_call_spec *spec)
@@ -59,46 +63,46 @@ bool gateway_call_spec_add_header(struct gateway_call_spec *spec, const char *na
     return true;
 }
 
-const char *gateway_verdict_name(enum gateway_verdict v)
+const char *gateway_finding_name(enum refund_finding f)
 {
-    switch (v) {
-    case GATEWAY_SUCCEEDED:
-        return "SUCCEEDED";
-    case GATEWAY_ALREADY_REFUNDED:
+    switch (f) {
+    case FINDING_NONE:
+        return "NONE";
+    case FINDING_REFUNDED:
+        return "REFUNDED";
+    case FINDING_ALREADY_REFUNDED:
         return "ALREADY_REFUNDED";
-    case GATEWAY_RETRYABLE:
-        return "RETRYABLE";
-    case GATEWAY_PERMANENT:
-        return "PERMANENT";
-    case GATEWAY_CONFIG_FAULT:
-        return "CONFIG_FAULT";
+    case FINDING_PENDING:
+        return "PENDING";
+    case FINDING_NOT_REFUNDED:
+        return "NOT_REFUNDED";
+    case FINDING_REFUND_FAILED:
+        return "REFUND_FAILED";
+    case FINDING_MISMATCH:
+        return "MISMATCH";
+    case FINDING_UNKNOWN:
+        return "UNKNOWN";
     }
     return "UNKNOWN";
 }
 
 bool gateway_answer_counts_as_failure(const struct gateway_answer *a)
 {
-    if (a->verdict != GATEWAY_RETRYABLE)
-        return false;
-    return !a->answered || a->http_status >= 500 || a->http_status == 429;
+    return a->gateway_wide && a->verdict != GATEWAY_SUCCEEDED;
 }
 
-/* A transfer that got no HTTP answer. Everything is retryable (the
- * Idempotency-Key makes a resend safe even if the gateway did act) except
- * what only a config change fixes. */
+/* A transfer that got no HTTP answer: its pseudo-code for the table. */
 static void classify_transport(int curl_code, const char *curl_error, struct gateway_answer *out)
 {
-    const char *code = "CONNECTION_ERROR";
-    enum gateway_verdict v = GATEWAY_RETRYABLE;
+    const char *code = GATEWAY_CODE_CONNECTION_ERROR;
 
     switch ((CURLcode)curl_code) {
     case CURLE_OPERATION_TIMEDOUT:
-        code = "TIMEOUT";
+        code = GATEWAY_CODE_TIMEOUT;
         break;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-        code = "INVALID_URL";
-        v = GATEWAY_CONFIG_FAULT;
+        code = GATEWAY_CODE_INVALID_URL;
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -106,13 +110,11 @@ static void classify_transport(int curl_code, const char *curl_error, struct gat
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        code = "TLS_ERROR";
-        v = GATEWAY_CONFIG_FAULT;
+        code = GATEWAY_CODE_TLS_ERROR;
         break;
     default:
         break;
     }
-    out->verdict = v;
     snprintf(out->code, sizeof(out->code), "%s", code);
     snprintf(out->message, sizeof(out->message), "%s",
              curl_error != NULL && curl_error[0] != '\0' ? curl_error
@@ -133,9 +135,18 @@ static bool code_is_non_retryable(const struct retry_policy *policy, const char 
     return false;
 }
 
+static void apply_rule(const struct gateway_rule *r, struct gateway_answer *out)
+{
+    out->rule = r->id;
+    out->verdict = r->verdict;
+    out->stored = r->stored != GATEWAY_STORED_NO;
+    out->no_refund = r->no_refund;
+    out->gateway_wide = r->gateway_wide;
+}
+
 void gateway_classify(enum gateway_kind kind, long status, const char *body, int curl_code,
                       const char *curl_error, const struct retry_policy *policy,
-                      struct gateway_answer *out)
+                      const struct refund_request *req, struct gateway_answer *out)
 {
     memset(out, 0, sizeof(*out));
     out->retry_after_ms = -1;
@@ -144,21 +155,37 @@ void gateway_classify(enum gateway_kind kind, long status, const char *body, int
     if (status == 0) {
         out->answered = false;
         classify_transport(curl_code, curl_error, out);
-    } else {
+        apply_rule(gateway_table_lookup(kind, 0, out->code), out);
+    } else if (status >= 200 && status < 300) {
         out->answered = true;
-        if (status >= 200 && status < 300) {
+        if (req == NULL) { /* an inquiry: the caller reads the body */
             out->verdict = GATEWAY_SUCCEEDED;
+            out->rule = kind == GATEWAY_STRIPE ? "stripe.inquiry" : "toss.inquiry";
             return;
         }
-        if (kind == GATEWAY_STRIPE) {
+        /* The body must show the refund: a 200 from a proxy, a refund still
+         * pending or one that failed is not money returned. */
+        const char *shape =
+            kind == GATEWAY_STRIPE
+                ? gateway_stripe_refund_shape(body, req, out->message, sizeof(out->message))
+                : gateway_toss_refund_shape(body, req, out->message, sizeof(out->message));
+        apply_rule(gateway_table_lookup(kind, status, shape), out);
+        if (out->verdict == GATEWAY_SUCCEEDED)
+            out->message[0] = '\0';
+        else if (out->verdict == GATEWAY_UNVERIFIED)
+            snprintf(out->code, sizeof(out->code), "UNVERIFIED_SUCCESS");
+        else
+            snprintf(out->code, sizeof(out->code), "%s", shape);
+        return;
+    } else {
+        out->answered = true;
+        if (kind == GATEWAY_STRIPE)
             gateway_stripe_parse_error(body, out->code, sizeof(out->code), out->message,
                                        sizeof(out->message));
-            out->verdict = gateway_stripe_classify_status(status, out->code);
-        } else {
+        else
             gateway_toss_parse_error(body, out->code, sizeof(out->code), out->message,
                                      sizeof(out->message));
-            out->verdict = gateway_toss_classify_status(status, out->code);
-        }
+        apply_rule(gateway_table_lookup(kind, status, out->code), out);
         if (out->message[0] == '\0')
             snprintf(out->message, sizeof(out->message), "http status %ld", status);
     }
@@ -248,6 +275,8 @@ static void call_free(struct gateway_call *call)
         return;
     free(call->request_id);
     free(call->payment_key);
+    free(call->currency);
+    free(call->first_body);
     free(call);
 }
 
@@ -260,7 +289,8 @@ static struct gateway_call *call_new(struct gateway_client *gc, const char *requ
     call->gc = gc;
     call->request_id = strdup(request_id != NULL ? request_id : "");
     call->payment_key = strdup(payment_key);
-    if (call->request_id == NULL || call->payment_key == NULL) {
+    call->currency = strdup("");
+    if (call->request_id == NULL || call->payment_key == NULL || call->currency == NULL) {
         call_free(call);
         return NULL;
     }
@@ -320,7 +350,7 @@ static void payment_from_response(const struct gateway_client *gc, const struct 
 {
     memset(p, 0, sizeof(*p));
     gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
-                     resp->curl_error, NULL, &p->answer);
+                     resp->curl_error, NULL, NULL, &p->answer);
     p->answer.latency_ms = resp->latency_ms;
     p->answer.retry_after_ms = resp->retry_after_ms;
     if (p->answer.verdict == GATEWAY_SUCCEEDED && !gateway_toss_parse_payment(resp->body, p)) {
@@ -330,6 +360,16 @@ static void payment_from_response(const struct gateway_client *gc, const struct 
                  "payment inquiry answer is not a payment object");
     }
     scrub_secret(p->answer.message, gc->cfg->secret_key);
+}
+
+static bool call_set_currency(struct gateway_call *call, const char *currency)
+{
+    char *c = strdup(currency != NULL ? currency : "");
+    if (c == NULL)
+        return false;
+    free(call->currency);
+    call->currency = c;
+    return true;
 }
 
 static void finish_refund(struct gateway_call *call)
@@ -349,14 +389,27 @@ static void on_confirm_http(const struct http_response *resp, void *arg)
     finish_refund(call);
 }
 
+/* The refund a call is about, borrowing the call's copies. */
+static void call_request(const struct gateway_call *call, struct refund_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->request_id = call->request_id;
+    req->payment_key = call->payment_key;
+    req->amount = call->amount;
+    req->currency = call->currency[0] != '\0' ? call->currency : NULL;
+    req->partial = call->partial;
+}
+
 static void on_refund_http(const struct http_response *resp, void *arg)
 {
     struct gateway_call *call = arg;
     struct gateway_client *gc = call->gc;
     struct gateway_answer *a = &call->answer;
+    struct refund_request req;
 
+    call_request(call, &req);
     gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
-                     resp->curl_error, &gc->cfg->retry, a);
+                     resp->curl_error, &gc->cfg->retry, &req, a);
     a->retry_after_ms = resp->retry_after_ms;
     a->latency_ms = resp->latency_ms;
     a->replayed = resp->idempotent_replayed;
@@ -399,10 +452,19 @@ bool gateway_refund_start(struct gateway_client *gc, const struct refund_request
             return false;
         }
     }
-    if (req->partial && req->amount <= 0) {
-        snprintf(err, errlen, "cannot start partial refund of %lld: amount must be positive",
+    if (req->amount <= 0) {
+        snprintf(err, errlen, "cannot start refund of %lld: amount must be positive",
                  (long long)req->amount);
         return false;
+    }
+    const char *key = req->idempotency_key != NULL ? req->idempotency_key : req->request_id;
+    for (const char *c = key; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            snprintf(err, errlen,
+                     "cannot start refund: idempotency key contains control "
+                     "characters");
+            return false;
+        }
     }
     struct gateway_call *call = call_new(gc, req->request_id, req->payment_key);
     if (call == NULL) {
@@ -413,6 +475,11 @@ bool gateway_refund_start(struct gateway_client *gc, const struct refund_request
     call->arg = arg;
     call->amount = req->amount;
     call->partial = req->partial;
+    if (!call_set_currency(call, req->currency)) {
+        call_free(call);
+        snprintf(err, errlen, "could not start refund: out of memory");
+        return false;
+    }
 
     if (gc->cfg->kind == GATEWAY_STRIPE)
         built = gateway_stripe_build_refund(&ctx, req, &spec, err, errlen);
@@ -459,6 +526,157 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
     call->arg = arg;
     if (!gateway_toss_build_inquiry(&ctx, payment_key, &spec, err, errlen) ||
         !submit_spec(gc, &spec, on_inquiry_http, call, err, errlen)) {
+        call_free(call);
+        return false;
+    }
+    return true;
+}
+
+/* --- refund inquiries --- */
+
+static void log_inquiry(const struct gateway_call *call, const struct gateway_inquiry *q)
+{
+    struct log_ctx ctx = LOG_CTX_INIT;
+    json_t *f =
+        json_pack("{s:s, s:s, s:s, s:I}", "gateway", gateway_client_name(call->gc), "paymentKey",
+                  call->payment_key, "finding", gateway_finding_name(q->finding), "latencyMs",
+                  (json_int_t)q->answer.latency_ms);
+    if (f != NULL && q->answer.code[0] != '\0')
+        json_object_set_new(f, "code", json_string(q->answer.code));
+    ctx.request_id = call->request_id[0] != '\0' ? call->request_id : NULL;
+    ctx.fields = f;
+    log_emit(q->finding == FINDING_UNKNOWN ? LOG_WARN : LOG_INFO, &ctx,
+             "gateway inquiry found %s: %s", gateway_finding_name(q->finding), q->detail);
+    json_decref(f);
+}
+
+static void finish_inquiry(struct gateway_call *call)
+{
+    scrub_secret(call->inquiry.detail, call->gc->cfg->secret_key);
+    scrub_secret(call->inquiry.answer.message, call->gc->cfg->secret_key);
+    log_inquiry(call, &call->inquiry);
+    call->find_cb(&call->inquiry, call->arg);
+    call_free(call);
+}
+
+/* Classify one inquiry HTTP response into call->inquiry.answer (latency
+ * added up). False when it is not a readable 2xx: the finding is UNKNOWN. */
+static bool inquiry_answered(struct gateway_call *call, const struct http_response *resp)
+{
+    struct gateway_inquiry *q = &call->inquiry;
+    int64_t latency = q->answer.latency_ms + resp->latency_ms;
+
+    gateway_classify(call->gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
+                     resp->curl_error, NULL, NULL, &q->answer);
+    q->answer.latency_ms = latency;
+    q->answer.retry_after_ms = resp->retry_after_ms;
+    if (q->answer.verdict == GATEWAY_SUCCEEDED && resp->body != NULL)
+        return true;
+    if (q->answer.http_status == 404 && (strcmp(q->answer.code, "NOT_FOUND_PAYMENT") == 0 ||
+                                         strcmp(q->answer.code, "resource_missing") == 0)) {
+        /* The gateway itself says it has no such payment (its own code, not
+         * a proxy's 404): no refund of it can exist. */
+        q->finding = FINDING_NOT_REFUNDED;
+        snprintf(q->detail, sizeof(q->detail), "the gateway knows no such payment (%s)",
+                 q->answer.code);
+        return false;
+    }
+    q->finding = FINDING_UNKNOWN;
+    snprintf(q->detail, sizeof(q->detail), "inquiry answered %s %.60s: %.120s",
+             gateway_verdict_name(q->answer.verdict), q->answer.code, q->answer.message);
+    return false;
+}
+
+static void on_toss_inquiry_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct gateway_inquiry *q = &call->inquiry;
+    struct gateway_payment p;
+    struct refund_request req;
+
+    if (inquiry_answered(call, resp)) {
+        memset(&p, 0, sizeof(p));
+        call_request(call, &req);
+        if (!gateway_toss_parse_payment(resp->body, &p)) {
+            q->finding = FINDING_UNKNOWN;
+            snprintf(q->detail, sizeof(q->detail), "the inquiry answer is not a payment object");
+        } else {
+            q->finding = gateway_toss_judge(&p, &req, q->detail, sizeof(q->detail));
+            q->payment_amount = p.total_amount;
+            q->refunded_amount = p.canceled_amount;
+            snprintf(q->currency, sizeof(q->currency), "%s", p.currency);
+        }
+    }
+    finish_inquiry(call);
+}
+
+static void on_stripe_refunds_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct refund_request req;
+
+    if (inquiry_answered(call, resp)) {
+        call_request(call, &req);
+        gateway_stripe_judge(call->first_body, resp->body, &req, &call->inquiry);
+    }
+    finish_inquiry(call);
+}
+
+static void on_stripe_intent_http(const struct http_response *resp, void *arg)
+{
+    struct gateway_call *call = arg;
+    struct gateway_client *gc = call->gc;
+    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+    struct gateway_call_spec spec;
+    char err[256];
+
+    if (!inquiry_answered(call, resp)) {
+        finish_inquiry(call);
+        return;
+    }
+    call->first_body = strdup(resp->body);
+    if (call->first_body != NULL &&
+        gateway_stripe_build_refund_list(&ctx, call->payment_key, &spec, err, sizeof(err)) &&
+        submit_spec(gc, &spec, on_stripe_refunds_http, call, err, sizeof(err)))
+        return;
+    call->inquiry.finding = FINDING_UNKNOWN;
+    snprintf(call->inquiry.detail, sizeof(call->inquiry.detail),
+             "could not list the payment's refunds: %.200s",
+             call->first_body != NULL ? err : "out of memory");
+    finish_inquiry(call);
+}
+
+bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund_request *req,
+                                  gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct gateway_call_spec spec;
+    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+    bool ok;
+
+    if (req->request_id == NULL || req->request_id[0] == '\0' || req->payment_key == NULL ||
+        req->payment_key[0] == '\0') {
+        snprintf(err, errlen, "cannot start inquiry: request id and payment key are required");
+        return false;
+    }
+    struct gateway_call *call = call_new(gc, req->request_id, req->payment_key);
+    if (call == NULL || !call_set_currency(call, req->currency)) {
+        call_free(call);
+        snprintf(err, errlen, "could not start inquiry: out of memory");
+        return false;
+    }
+    call->find_cb = cb;
+    call->arg = arg;
+    call->amount = req->amount;
+    call->partial = req->partial;
+    call->inquiry.payment_amount = -1;
+    call->inquiry.refunded_amount = -1;
+    if (gc->cfg->kind == GATEWAY_STRIPE)
+        ok = gateway_stripe_build_payment_intent(&ctx, req->payment_key, &spec, err, errlen) &&
+             submit_spec(gc, &spec, on_stripe_intent_http, call, err, errlen);
+    else
+        ok = gateway_toss_build_inquiry(&ctx, req->payment_key, &spec, err, errlen) &&
+             submit_spec(gc, &spec, on_toss_inquiry_http, call, err, errlen);
+    if (!ok) {
         call_free(call);
         return false;
     }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "gateway.h"
 
@@ -62,8 +63,37 @@ void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char
 void gateway_stripe_parse_error(const char *body, char *code, size_t codelen, char *message,
                                 size_t msglen);
 
-/* Verdict of a non-2xx HTTP answer with the parsed code. */
-enum gateway_verdict gateway_toss_classify_status(long status, const char *code);
-enum gateway_verdict gateway_stripe_classify_status(long status, const char *code);
+/* An amount from a gateway's JSON: an integer, or a real that is a whole
+ * number within +-2^53; anything else (absent, text, 1e300) is -1, so a
+ * hostile number never reaches a cast's undefined behaviour. */
+static inline int64_t json_number_i64(const json_t *v)
+{
+    if (json_is_integer(v))
+        return (int64_t)json_integer_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(int64_t)d)
+            return (int64_t)d;
+    }
+    return -1;
+}
+
+/* The body shape of a 2xx refund answer, as a gateway_table code: Toss
+ * "payment" (a cancel of our amount, done), "payment.cancel_pending";
+ * Stripe "refund.<status>" for a refund object of our amount and currency;
+ * "" when the body does not show our refund (why says what is wrong). */
+const char *gateway_toss_refund_shape(const char *body, const struct refund_request *req, char *why,
+                                      size_t whylen);
+const char *gateway_stripe_refund_shape(const char *body, const struct refund_request *req,
+                                        char *why, size_t whylen);
+
+/* Stripe inquiry calls: GET {base}/v1/payment_intents/{id} and
+ * GET {base}/v1/refunds?payment_intent={id}&limit=100. */
+bool gateway_stripe_build_payment_intent(const struct gateway_build_ctx *ctx,
+                                         const char *payment_intent, struct gateway_call_spec *spec,
+                                         char *err, size_t errlen);
+bool gateway_stripe_build_refund_list(const struct gateway_build_ctx *ctx,
+                                      const char *payment_intent, struct gateway_call_spec *spec,
+                                      char *err, size_t errlen);
 
 #endif

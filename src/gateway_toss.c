@@ -77,7 +77,9 @@ bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
     if (body == NULL ||
         json_object_set_new(body, "cancelReason", json_string(req->reason ? req->reason : "")))
         goto oom;
-    if (req->partial && json_object_set_new(body, "cancelAmount", json_integer(req->amount)))
+    /* The amount goes even for a full cancel: without it Toss cancels
+     * whatever remains, which may be more than this request asked for. */
+    if (json_object_set_new(body, "cancelAmount", json_integer(req->amount)))
         goto oom;
     spec->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (spec->body == NULL)
@@ -85,7 +87,8 @@ bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
     spec->body_len = strlen(spec->body);
 
     if (!gateway_call_spec_add_header(spec, "Content-Type", "application/json") ||
-        !gateway_call_spec_add_header(spec, "Idempotency-Key", req->request_id))
+        !gateway_call_spec_add_header(
+            spec, "Idempotency-Key", req->idempotency_key ? req->idempotency_key : req->request_id))
         goto oom;
     spec->headers[spec->nheaders] = strdup(ctx->auth_header);
     if (spec->headers[spec->nheaders] == NULL)
@@ -138,28 +141,6 @@ void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char
     json_decref(root);
 }
 
-enum gateway_verdict gateway_toss_classify_status(long status, const char *code)
-{
-    if (status == 401 || status == 403)
-        return GATEWAY_CONFIG_FAULT;
-    if (status == 429 || status >= 500)
-        return GATEWAY_RETRYABLE;
-    if (strcmp(code, "ALREADY_CANCELED_PAYMENT") == 0)
-        return GATEWAY_ALREADY_REFUNDED;
-    /* Toss answers PROVIDER_ERROR for a temporary fault of the card company
-     * or bank behind it, with a 4xx or a 5xx status. */
-    if (strcmp(code, "PROVIDER_ERROR") == 0 ||
-        strcmp(code, "FAILED_INTERNAL_SYSTEM_PROCESSING") == 0)
-        return GATEWAY_RETRYABLE;
-    /* The same Idempotency-Key is still being processed: its outcome is not
-     * known yet, asking again later is exactly right. */
-    if (status == 409 && strcmp(code, "IDEMPOTENT_REQUEST_PROCESSING") == 0)
-        return GATEWAY_RETRYABLE;
-    if (status >= 300 && status < 400)
-        return GATEWAY_CONFIG_FAULT; /* a redirect: base_url points at the wrong place */
-    return GATEWAY_PERMANENT;
-}
-
 bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
 {
     json_t *root = body != NULL ? json_loads(body, 0, NULL) : NULL;
@@ -170,19 +151,31 @@ bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
     json_t *cancels = json_object_get(root, "cancels");
     if (!json_is_integer(balance) && !json_is_real(balance))
         goto out;
-    out->balance_amount = (int64_t)json_number_value(balance);
-    out->total_amount = (int64_t)json_number_value(json_object_get(root, "totalAmount"));
+    out->balance_amount = json_number_i64(balance);
+    out->total_amount = json_number_i64(json_object_get(root, "totalAmount"));
     const char *st = json_string_value(json_object_get(root, "status"));
     const char *cur = json_string_value(json_object_get(root, "currency"));
     snprintf(out->status, sizeof(out->status), "%s", st != NULL ? st : "");
     snprintf(out->currency, sizeof(out->currency), "%s", cur != NULL ? cur : "");
     out->canceled_amount = 0;
+    out->ncancels = 0;
+    out->cancels_truncated = false;
     if (json_is_array(cancels)) {
         size_t i;
         json_t *c;
         json_array_foreach(cancels, i, c)
         {
-            out->canceled_amount += (int64_t)json_number_value(json_object_get(c, "cancelAmount"));
+            int64_t amount = json_number_i64(json_object_get(c, "cancelAmount"));
+            const char *cst = json_string_value(json_object_get(c, "cancelStatus"));
+            if (amount > 0)
+                out->canceled_amount += amount;
+            if (out->ncancels == sizeof(out->cancels) / sizeof(out->cancels[0])) {
+                out->cancels_truncated = true;
+                continue;
+            }
+            out->cancels[out->ncancels].amount = amount;
+            out->cancels[out->ncancels].done = cst == NULL || strcmp(cst, "DONE") == 0;
+            out->ncancels++;
         }
     }
     ok = true;
@@ -231,4 +224,97 @@ void gateway_toss_resolve_already_refunded(const struct gateway_payment *inquiry
     snprintf(answer->message, sizeof(answer->message),
              "cannot confirm already-canceled payment: inquiry: %.60s%s%.120s", ia->code,
              ia->code[0] != '\0' ? " " : "", ia->message);
+}
+
+/* Is there a cancel of ours in p? Toss names no request or key on a cancel
+ * (docs/gateways.md, "Toss: which cancel is ours"), so a cancel of exactly
+ * our amount counts as ours only beyond those that other requests of this
+ * payment with the same amount account for: req->same_amount_done ended
+ * SUCCEEDED, req->same_amount_open may still have made one. 1: ours is done,
+ * 2: ours is not done yet, 0: none is ours, -1: cannot tell. */
+static int our_cancel(const struct gateway_payment *p, const struct refund_request *req)
+{
+    int done = 0, other = 0;
+    for (size_t i = 0; i < p->ncancels; i++) {
+        if (p->cancels[i].amount != req->amount)
+            continue;
+        if (p->cancels[i].done)
+            done++;
+        else
+            other++;
+    }
+    int known = req->same_amount_done, open = req->same_amount_open;
+    if (done > known + open)
+        return 1;
+    if (done + other > known + open)
+        return 2;
+    if (done + other <= known)
+        return 0;
+    return -1;
+}
+
+const char *gateway_toss_refund_shape(const char *body, const struct refund_request *req, char *why,
+                                      size_t whylen)
+{
+    struct gateway_payment p;
+    memset(&p, 0, sizeof(p));
+    if (!gateway_toss_parse_payment(body, &p)) {
+        snprintf(why, whylen, "the 2xx answer is not a Toss payment object");
+        return "";
+    }
+    if (req->currency != NULL && p.currency[0] != '\0' && strcmp(p.currency, req->currency) != 0) {
+        snprintf(why, whylen, "the payment is in %s, the request in %s", p.currency, req->currency);
+        return "";
+    }
+    switch (our_cancel(&p, req)) {
+    case 1:
+        return "payment";
+    case 2:
+        snprintf(why, whylen, "the cancel of %lld is not done yet", (long long)req->amount);
+        return "payment.cancel_pending";
+    default:
+        snprintf(why, whylen, "the payment object shows no cancel of %lld", (long long)req->amount);
+        return "";
+    }
+}
+
+enum refund_finding gateway_toss_judge(const struct gateway_payment *p,
+                                       const struct refund_request *req, char *detail,
+                                       size_t detaillen)
+{
+    if (req->currency != NULL && p->currency[0] != '\0' &&
+        strcmp(p->currency, req->currency) != 0) {
+        snprintf(detail, detaillen, "the payment is in %s, the request in %s", p->currency,
+                 req->currency);
+        return FINDING_MISMATCH;
+    }
+    switch (our_cancel(p, req)) {
+    case 1:
+        snprintf(detail, detaillen, "the payment shows a cancel of %lld", (long long)req->amount);
+        return FINDING_REFUNDED;
+    case 2:
+        snprintf(detail, detaillen, "the payment shows a cancel of %lld not done yet",
+                 (long long)req->amount);
+        return FINDING_PENDING;
+    case -1:
+        snprintf(detail, detaillen,
+                 "a cancel of %lld exists, but another request of this payment with the same "
+                 "amount may have made it",
+                 (long long)req->amount);
+        return FINDING_UNKNOWN;
+    default:
+        break;
+    }
+    if (p->cancels_truncated) {
+        snprintf(detail, detaillen, "the payment has more cancels than one inquiry reads");
+        return FINDING_UNKNOWN;
+    }
+    if (p->balance_amount == 0) {
+        snprintf(detail, detaillen, "the payment is fully canceled (%lld), not by a cancel of %lld",
+                 (long long)p->canceled_amount, (long long)req->amount);
+        return FINDING_ALREADY_REFUNDED;
+    }
+    snprintf(detail, detaillen, "no cancel of %lld; balance %lld of %lld", (long long)req->amount,
+             (long long)p->balance_amount, (long long)p->total_amount);
+    return FINDING_NOT_REFUNDED;
 }

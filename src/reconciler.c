@@ -57,6 +57,22 @@ static bool follow_up_abandoned(struct db *db, const struct config *cfg,
         stats->leases_recovered++;
         return true;
     }
+    if (d.inquire_now) {
+        /* The vanished worker's call may have refunded: no EXHAUSTED without
+         * asking the gateway. A final check (an inquiry, no budget) decides. */
+        if (!request_store_final_check(db, row->request_id, row->attempts, f.now_ms, d.status,
+                                       &done, err, errlen))
+            return false;
+        if (done) {
+            struct cancel_request_fields req;
+            request_events_fields(row, &req);
+            if (!request_events_retry(db, cfg, &req, row->correlation_id, row->attempts + 1,
+                                      f.now_ms, err, errlen))
+                return false;
+        }
+        stats->leases_recovered++;
+        return true;
+    }
     static const char why[] = "the worker vanished mid-attempt and no attempt is left";
     struct cancel_last_error last = {"WORKER_VANISHED", why, 0};
     if (!request_store_finalize_scheduled(db, row->request_id, row->attempts + 1, d.status,

@@ -18,7 +18,17 @@
     " extract(epoch FROM key_expires_at) * 1000, extract(epoch FROM created_at) * 1000,"           \
     " lease_owner, last_error_code, last_error_message, last_http_status, source_event,"           \
     " source_topic, source_partition, source_offset,"                                              \
-    " extract(epoch FROM source_timestamp) * 1000"
+    " extract(epoch FROM source_timestamp) * 1000,"                                                \
+    " key_generation, key_holds_error, inquire_first, final_check"
+
+/* The upstream service may have used the key (the requestId) before the
+ * event was written, so its lifetime at the gateway is counted from the
+ * earliest time we know of: the event's time ($21), the Kafka timestamp
+ * ($17) and now. 0 means unknown. */
+#define KEY_FIRST_USED                                                                             \
+    "LEAST(now(), CASE WHEN $21::bigint = 0 THEN now() ELSE to_timestamp($21::bigint / 1000.0) "   \
+    "END,"                                                                                         \
+    " CASE WHEN $17::bigint = 0 THEN now() ELSE to_timestamp($17::bigint / 1000.0) END)"
 
 static const char sql_insert[] =
     "INSERT INTO cancel_request (request_id, gateway, payment_key, amount, currency, partial,"
@@ -29,11 +39,7 @@ static const char sql_insert[] =
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
     "  CASE WHEN $17::bigint = 0 THEN NULL ELSE to_timestamp($17::bigint / 1000.0) END,"
     "  $18, to_timestamp($19::bigint / 1000.0), to_timestamp($20::bigint / 1000.0),"
-    "  LEAST(now(), CASE WHEN $21::bigint = 0 THEN now()"
-    "                    ELSE to_timestamp($21::bigint / 1000.0) END),"
-    "  LEAST(now(), CASE WHEN $21::bigint = 0 THEN now()"
-    "                    ELSE to_timestamp($21::bigint / 1000.0) END)"
-    "    + $22::bigint * interval '1 ms')"
+    "  " KEY_FIRST_USED ", " KEY_FIRST_USED " + $22::bigint * interval '1 ms')"
     " ON CONFLICT (request_id) DO NOTHING";
 
 static const char sql_get[] =
@@ -46,10 +52,15 @@ static const char sql_claim[] =
     "UPDATE cancel_request"
     "   SET status = 'IN_FLIGHT', attempts = attempts + 1, lease_owner = $2,"
     "       lease_expires_at = now() + $3::bigint * interval '1 ms', updated_at = now()"
-    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts + 1 = $4"
+    " WHERE request_id = $1 AND status IN ('SCHEDULED', 'PENDING') AND attempts + 1 = $4"
     "   AND next_attempt_at <= now() + $5::bigint * interval '1 ms'"
-    "   AND now() < deadline_at"
-    "   AND (key_expires_at IS NULL OR key_expires_at > now() + $3::bigint * interval '1 ms')"
+    /* An attempt that only inquires (a pending refund, a final check) sends
+     * no key: neither the deadline nor the key's lifetime stops it. One that
+     * may refund must be able to finish before both. */
+    "   AND (status = 'PENDING' OR final_check IS NOT NULL"
+    "        OR (now() < deadline_at"
+    "            AND (key_expires_at IS NULL"
+    "                 OR key_expires_at > now() + $3::bigint * interval '1 ms')))"
     " RETURNING " REQUEST_COLUMNS;
 
 static const char sql_log_started[] =
@@ -59,24 +70,43 @@ static const char sql_log_started[] =
 static const char sql_finish[] =
     "UPDATE cancel_request"
     "   SET status = $4, lease_owner = NULL, lease_expires_at = NULL,"
-    "       next_attempt_at = CASE WHEN $4 = 'SCHEDULED' THEN to_timestamp($5::bigint / 1000.0)"
+    "       next_attempt_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING')"
+    "                              THEN to_timestamp($5::bigint / 1000.0)"
     "                              ELSE next_attempt_at END,"
     "       last_error_code = $6, last_error_message = $7, last_http_status = $8::integer,"
-    "       finished_at = CASE WHEN $4 = 'SCHEDULED' THEN NULL ELSE now() END,"
+    "       finished_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING') THEN NULL ELSE now() END,"
+    /* An attempt that spends no budget moves the budget's base with it. */
+    "       budget_base = budget_base + CASE WHEN $9::boolean THEN 0 ELSE 1 END,"
+    /* A new generation's key is first used by the next attempt: its
+     * lifetime starts now. */
+    "       key_expires_at = CASE WHEN $10::integer > key_generation"
+    "                             THEN now() + $14::bigint * interval '1 ms'"
+    "                             ELSE key_expires_at END,"
+    "       key_generation = $10::integer, key_holds_error = $11::boolean,"
+    "       inquire_first = $12::boolean, final_check = $13, found_by_inquiry = $15::boolean,"
     "       updated_at = now()"
     " WHERE request_id = $1 AND status = 'IN_FLIGHT' AND attempts = $2 AND lease_owner = $3";
 
 static const char sql_log_answered[] =
     "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, verdict,"
     "  http_status, error_code, error_message, latency_ms, replayed, decision, next_attempt_at,"
-    "  detail)"
+    "  detail, idempotency_key, inquiry, inquiry_detail)"
     " VALUES ($1, $2, 'ANSWERED', $3, $4, $5, $6::integer, $7, $8, $9, $10, $11,"
-    "  CASE WHEN $12::bigint = 0 THEN NULL ELSE to_timestamp($12::bigint / 1000.0) END, $13)";
+    "  CASE WHEN $12::bigint = 0 THEN NULL ELSE to_timestamp($12::bigint / 1000.0) END, $13,"
+    "  $14, $15, $16)";
 
 static const char sql_postpone[] =
     "UPDATE cancel_request SET next_attempt_at = to_timestamp($3::bigint / 1000.0),"
     "       updated_at = now()"
-    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts + 1 = $2";
+    " WHERE request_id = $1 AND status IN ('SCHEDULED', 'PENDING') AND attempts + 1 = $2";
+
+/* The reconciler after an abandoned last attempt: no budget is left, but the
+ * abandoned call may have refunded; an inquiry decides (final check). */
+static const char sql_final_check[] =
+    "UPDATE cancel_request SET next_attempt_at = to_timestamp($3::bigint / 1000.0),"
+    "       inquire_first = true, final_check = $4, budget_base = budget_base + 1,"
+    "       updated_at = now()"
+    " WHERE request_id = $1 AND status = 'SCHEDULED' AND attempts = $2";
 
 static const char sql_finalize_scheduled[] =
     "UPDATE cancel_request SET status = $3, last_error_code = $4, last_error_message = $5,"
@@ -99,9 +129,19 @@ static const char sql_log_abandoned[] =
     "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, detail)"
     " VALUES ($1, $2, 'ABANDONED', $3, $4, $5)";
 
+/* Other requests of the same payment and amount: ended SUCCEEDED, and still
+ * able to make a cancel of that amount (claimed at least once, not final). */
+static const char sql_same_amount[] =
+    "SELECT count(*) FILTER (WHERE status = 'SUCCEEDED'),"
+    "       count(*) FILTER (WHERE status IN ('SCHEDULED', 'IN_FLIGHT', 'PENDING')"
+    "                          AND attempts > 0)"
+    "  FROM cancel_request"
+    " WHERE gateway = $1 AND payment_key = $2 AND amount = $3::bigint AND request_id <> $4";
+
 static const char sql_due_without_trigger[] =
     "SELECT r.request_id FROM cancel_request r"
-    " WHERE r.status = 'SCHEDULED' AND r.next_attempt_at < now() - $1::bigint * interval '1 ms'"
+    " WHERE r.status IN ('SCHEDULED', 'PENDING')"
+    "   AND r.next_attempt_at < now() - $1::bigint * interval '1 ms'"
     "   AND NOT EXISTS (SELECT 1 FROM outbox o"
     "                    WHERE o.request_id = r.request_id"
     "                      AND o.event_type = 'payments.cancel.retry.scheduled.v1'"
@@ -125,6 +165,7 @@ void request_row_clear(struct request_row *row)
     free(row->last_error_message);
     PQfreemem(row->source_event);
     free(row->source_topic);
+    free(row->final_check);
     memset(row, 0, sizeof(*row));
 }
 
@@ -163,6 +204,10 @@ static void row_from_result(const PGresult *res, int r, int first, struct reques
     row->source_offset = PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
     c++;
     row->source_timestamp_ms = pgutil_get_ms(res, r, c++);
+    row->key_generation = atoi(PQgetvalue(res, r, c++));
+    row->key_holds_error = PQgetvalue(res, r, c++)[0] == 't';
+    row->inquire_first = PQgetvalue(res, r, c++)[0] == 't';
+    row->final_check = pgutil_get_str(res, r, c++);
 }
 
 #define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
@@ -257,44 +302,77 @@ bool request_store_claim(struct db *db, const char *request_id, int attempt, con
     return true;
 }
 
-bool request_store_finish(struct db *db, const char *request_id, int attempt, const char *worker,
-                          const char *gateway, const struct attempt_answer *answer,
-                          const char *decision, const char *new_status, int64_t next_attempt_ms,
+bool request_store_finish(struct db *db, const struct request_row *row, const char *worker,
+                          const struct attempt_answer *answer, const struct attempt_next *next,
                           bool *applied, char *err, size_t errlen)
 {
-    char att[16], next[24], status_text[16], latency[24];
+    char att[16], nextms[24], status_text[16], latency[24], gen[16], ttl[24];
     const char *http = answer->http_status > 0 ? I64(status_text, answer->http_status) : NULL;
-    const char *values[8] = {
-        request_id,         I64(att, attempt),     worker, new_status, I64(next, next_attempt_ms),
-        answer->error_code, answer->error_message, http};
-    PGresult *res = pgutil_query(db, sql_finish, 8, values, NULL, NULL, PGRES_COMMAND_OK,
+    bool open = strcmp(next->status, "SCHEDULED") == 0 || strcmp(next->status, "PENDING") == 0;
+    const char *values[15] = {
+        row->request_id,
+        I64(att, row->attempts),
+        worker,
+        next->status,
+        I64(nextms, next->next_attempt_ms),
+        answer->error_code,
+        answer->error_message,
+        http,
+        next->spend ? "true" : "false",
+        I64(gen, next->key_generation),
+        next->key_holds_error ? "true" : "false",
+        next->inquire_first ? "true" : "false",
+        next->final_check,
+        I64(ttl, next->key_ttl_ms),
+        next->found_by_inquiry ? "true" : "false",
+    };
+    PGresult *res = pgutil_query(db, sql_finish, 15, values, NULL, NULL, PGRES_COMMAND_OK,
                                  "could not record the attempt's result", err, errlen);
     if (res == NULL)
         return false;
     *applied = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
 
-    const char *log_values[13] = {
-        request_id,
+    const char *log_values[16] = {
+        row->request_id,
         att,
         worker,
-        gateway,
+        row->gateway,
         answer->verdict,
         http,
         answer->error_code,
         answer->error_message,
         I64(latency, answer->latency_ms),
         answer->replayed ? "true" : "false",
-        decision,
-        strcmp(new_status, "SCHEDULED") == 0 ? next : "0",
-        *applied ? NULL
+        next->decision,
+        open ? nextms : "0",
+        *applied ? next->detail
                  : "the lease was lost before the answer was recorded; the decision was not "
                    "applied",
+        answer->idempotency_key,
+        answer->inquiry,
+        answer->inquiry_detail,
     };
-    res = pgutil_query(db, sql_log_answered, 13, log_values, NULL, NULL, PGRES_COMMAND_OK,
+    res = pgutil_query(db, sql_log_answered, 16, log_values, NULL, NULL, PGRES_COMMAND_OK,
                        "could not append the ANSWERED attempt fact", err, errlen);
     if (res == NULL)
         return false;
+    PQclear(res);
+    return true;
+}
+
+bool request_store_final_check(struct db *db, const char *request_id, int attempts,
+                               int64_t next_attempt_ms, const char *final_status, bool *moved,
+                               char *err, size_t errlen)
+{
+    char att[16], next[24];
+    const char *values[4] = {request_id, I64(att, attempts), I64(next, next_attempt_ms),
+                             final_status};
+    PGresult *res = pgutil_query(db, sql_final_check, 4, values, NULL, NULL, PGRES_COMMAND_OK,
+                                 "could not schedule the final check", err, errlen);
+    if (res == NULL)
+        return false;
+    *moved = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
     return true;
 }
@@ -398,4 +476,19 @@ void request_store_free_ids(char **ids, size_t n)
     for (size_t i = 0; i < n && ids != NULL; i++)
         free(ids[i]);
     free(ids);
+}
+
+bool request_store_same_amount(struct db *db, struct request_row *row, char *err, size_t errlen)
+{
+    char amount[24];
+    const char *values[4] = {row->gateway, row->payment_key, I64(amount, row->amount),
+                             row->request_id};
+    PGresult *res = pgutil_query(db, sql_same_amount, 4, values, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not count the payment's other requests", err, errlen);
+    if (res == NULL)
+        return false;
+    row->same_amount_done = atoi(PQgetvalue(res, 0, 0));
+    row->same_amount_open = atoi(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return true;
 }

@@ -47,6 +47,12 @@ struct request_row {
     int32_t source_partition;
     int64_t source_offset;
     int64_t source_timestamp_ms;
+    int key_generation;   /* 1: the key is the requestId; n: "requestId.n" */
+    bool key_holds_error; /* the key holds a stored error: inquire before reusing it */
+    bool inquire_first;   /* the next attempt starts with an inquiry */
+    char *final_check;    /* NULL, or EXHAUSTED/FAILED: only an inquiry is left */
+    int same_amount_done; /* request_store_same_amount() */
+    int same_amount_open;
 };
 
 void request_row_clear(struct request_row *row);
@@ -90,24 +96,49 @@ bool request_store_claim(struct db *db, const char *request_id, int attempt, con
 
 /* What the gateway said about one attempt, as recorded in the attempt log. */
 struct attempt_answer {
-    const char *verdict; /* SUCCEEDED, ALREADY_REFUNDED, RETRYABLE, PERMANENT, CONFIG_FAULT */
+    const char *verdict; /* gateway_verdict_name(), or INQUIRY when no refund call was made */
     int http_status;     /* 0 = no answer */
     const char *error_code;
     const char *error_message;
     int64_t latency_ms;
     bool replayed;
+    const char *idempotency_key; /* the key the refund call carried, NULL without a call */
+    const char *inquiry;         /* gateway_finding_name() of the deciding inquiry, or NULL */
+    const char *inquiry_detail;
 };
 
-/* Close attempt `attempt` held by worker: append the ANSWERED fact and move
- * the request to new_status (SCHEDULED with next_attempt_ms, or a final
- * status). *applied false = the lease was lost (the reconciler took it over);
- * the fact is still appended, marked as not applied, and the state is left to
- * whoever holds the request now. */
-bool request_store_finish(struct db *db, const char *request_id, int attempt, const char *worker,
-                          const char *gateway, const struct attempt_answer *answer,
-                          const char *decision, const char *new_status, int64_t next_attempt_ms,
+/* The request's state after an attempt (attempt.h decides it). */
+struct attempt_next {
+    const char *status;   /* SCHEDULED, PENDING or a final status */
+    const char *decision; /* attempt log decision */
+    const char *detail;   /* attempt log detail */
+    int64_t next_attempt_ms;
+    bool spend; /* false: budget_base moves up, the attempt is not counted */
+    int key_generation;
+    int64_t key_ttl_ms; /* the gateway's key lifetime, for a new generation */
+    bool key_holds_error;
+    bool inquire_first;
+    const char *final_check;
+    bool found_by_inquiry;
+};
+
+/* Close the attempt row->attempts held by worker: append the ANSWERED fact
+ * and apply next. *applied false = the lease was lost (the reconciler took it
+ * over); the fact is still appended, marked as not applied, and the state is
+ * left to whoever holds the request now. */
+bool request_store_finish(struct db *db, const struct request_row *row, const char *worker,
+                          const struct attempt_answer *answer, const struct attempt_next *next,
                           bool *applied, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* The reconciler, after it took over the lease of the request's last
+ * attempt (status SCHEDULED, attempts made = attempts): schedule an
+ * inquiry-only final check at next_attempt_ms that ends in final_status when
+ * it proves no refund. Spends no budget. *moved false when the request is not
+ * in that state any more. */
+bool request_store_final_check(struct db *db, const char *request_id, int attempts,
+                               int64_t next_attempt_ms, const char *final_status, bool *moved,
+                               char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Move a SCHEDULED request whose next attempt is `attempt` to a later time
  * without spending an attempt (breaker open, rate limit). *moved false when
@@ -140,5 +171,11 @@ bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int limi
     __attribute__((warn_unused_result));
 
 void request_store_free_ids(char **ids, size_t n);
+
+/* Fill row->same_amount_done / _open: other requests of the same payment and
+ * amount that ended SUCCEEDED / may still make a cancel (see struct
+ * refund_request). */
+bool request_store_same_amount(struct db *db, struct request_row *row, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

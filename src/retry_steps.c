@@ -32,7 +32,7 @@ static bool explain_miss(struct db *db, const struct config *cfg, const char *re
         return true;
     }
     bool ok = true;
-    if (strcmp(row.status, REQUEST_SCHEDULED) != 0) {
+    if (strcmp(row.status, REQUEST_SCHEDULED) != 0 && strcmp(row.status, REQUEST_PENDING) != 0) {
         snprintf(why, whylen, "request is %s", row.status);
     } else if (row.attempts + 1 != attempt) {
         snprintf(why, whylen, "stale event: attempt %d, the request waits for attempt %d", attempt,
@@ -78,6 +78,10 @@ bool retry_steps_claim(struct db *db, const struct config *cfg, const char *work
         goto fail;
     if (claimed) {
         *result = CLAIM_TAKEN;
+        if (!request_store_same_amount(db, row, err, errlen)) {
+            request_row_clear(row);
+            goto fail;
+        }
     } else if (!explain_miss(db, cfg, request_id, attempt, result, why, whylen, err, errlen)) {
         goto fail;
     }
@@ -111,42 +115,114 @@ bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct 
     return true;
 }
 
+/* The facts of attempt_decide() for the attempt claimed in row. */
+static void facts_of(const struct config *cfg, const struct request_row *row,
+                     const struct attempt_result *r, uint64_t random, struct attempt_facts *f)
+{
+    const struct gateway_answer *a = &r->answer;
+    memset(f, 0, sizeof(*f));
+    f->no_call = !r->called;
+    f->verdict = a->verdict;
+    f->stored = a->stored;
+    f->no_refund = a->no_refund;
+    /* The same error code twice in a row: the key gives back what it holds,
+     * whatever the documents say about storing it. */
+    f->repeated = r->called && a->answered && a->code[0] != '\0' && row->last_error_code != NULL &&
+                  strcmp(row->last_error_code, a->code) == 0;
+    f->retry_after_ms = r->called ? a->retry_after_ms : -1;
+    f->finding = r->inquired ? r->inquiry.finding : FINDING_NONE;
+    f->final_check = row->final_check;
+    f->attempt = row->attempts;
+    f->budget_base = row->budget_base;
+    f->max_attempts = row->max_attempts;
+    f->now_ms = timeutil_now_ms();
+    f->deadline_ms = row->deadline_at_ms;
+    f->key_expires_ms = r->key_generation > row->key_generation ? 0 : row->key_expires_at_ms;
+    f->lease_ms = cfg->consumers.retry.lease_ms;
+    f->policy = config_retry_policy_for(cfg, row->gateway);
+    f->random = random;
+}
+
+void retry_steps_decide(const struct config *cfg, const struct request_row *row,
+                        const struct attempt_result *r, uint64_t random, struct attempt_decision *d)
+{
+    struct attempt_facts f;
+    facts_of(cfg, row, r, random, &f);
+    attempt_decide(&f, d);
+}
+
+bool retry_steps_may_call(const struct config *cfg, const struct request_row *row)
+{
+    /* The claim's rule again, after the inquiry that ran first: the call
+     * must be able to finish (half a lease, which is longer than any gateway
+     * timeout) before the deadline and before the key dies. */
+    int64_t now = timeutil_now_ms();
+    int64_t half = cfg->consumers.retry.lease_ms / 2;
+    return row->final_check == NULL && now + half < row->deadline_at_ms &&
+           (row->key_expires_at_ms == 0 || now + half < row->key_expires_at_ms);
+}
+
+static int64_t key_ttl_of(const struct config *cfg, const char *gateway)
+{
+    for (size_t i = 0; i < cfg->ngateways; i++)
+        if (strcmp(cfg->gateways[i].name, gateway) == 0)
+            return cfg->gateways[i].idempotency_key_ttl_ms;
+    return 0;
+}
+
 bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
-                        const struct request_row *row, const struct gateway_answer *answer,
+                        const struct request_row *row, const struct attempt_result *r,
                         uint64_t random, const char **status_out, char *err, size_t errlen)
 {
-    struct attempt_facts f = {
-        .verdict = answer->verdict,
-        .retry_after_ms = answer->retry_after_ms,
-        .attempt = row->attempts,
-        .budget_base = row->budget_base,
-        .max_attempts = row->max_attempts,
-        .now_ms = timeutil_now_ms(),
-        .deadline_ms = row->deadline_at_ms,
-        .key_expires_ms = row->key_expires_at_ms,
-        .lease_ms = cfg->consumers.retry.lease_ms,
-        .policy = config_retry_policy_for(cfg, row->gateway),
-        .random = random,
-    };
     struct attempt_decision d;
-    attempt_decide(&f, &d);
+    const struct gateway_answer *ans = &r->answer;
+    char key[300], detail[512];
 
-    bool success =
-        answer->verdict == GATEWAY_SUCCEEDED || answer->verdict == GATEWAY_ALREADY_REFUNDED;
+    retry_steps_decide(cfg, row, r, random, &d);
+
+    bool success = d.final && (strcmp(d.status, CANCEL_STATUS_SUCCEEDED) == 0 ||
+                               strcmp(d.status, CANCEL_STATUS_ALREADY_REFUNDED) == 0);
+    const char *code = d.code != NULL ? d.code : ans->code;
+    const char *message = ans->message;
+    if (!r->called && r->inquired) {
+        code = d.code != NULL ? d.code : r->inquiry.answer.code;
+        message = r->inquiry.detail;
+    }
     struct attempt_answer a = {
-        .verdict = gateway_verdict_name(answer->verdict),
-        .http_status = (int)answer->http_status,
-        .error_code = success || answer->code[0] == '\0' ? NULL : answer->code,
-        .error_message = success || answer->message[0] == '\0' ? NULL : answer->message,
-        .latency_ms = answer->latency_ms,
-        .replayed = answer->replayed,
+        .verdict = r->called ? gateway_verdict_name(ans->verdict) : "INQUIRY",
+        .http_status = r->called ? (int)ans->http_status : 0,
+        .error_code = success || code[0] == '\0' ? NULL : code,
+        .error_message = success || message[0] == '\0' ? NULL : message,
+        .latency_ms =
+            (r->called ? ans->latency_ms : 0) + (r->inquired ? r->inquiry.answer.latency_ms : 0),
+        .replayed = r->called && ans->replayed,
+        .idempotency_key =
+            r->called ? attempt_key(row->request_id, r->key_generation, key, sizeof(key)) : NULL,
+        .inquiry = r->inquired                 ? gateway_finding_name(r->inquiry.finding)
+                   : r->before != FINDING_NONE ? gateway_finding_name(r->before)
+                                               : NULL,
+        .inquiry_detail = r->inquired ? r->inquiry.detail : NULL,
+    };
+    snprintf(detail, sizeof(detail), "%s%s%s", d.why, r->called && ans->rule ? "; rule " : "",
+             r->called && ans->rule ? ans->rule : "");
+    struct attempt_next next = {
+        .status = d.status,
+        .decision = d.decision,
+        .detail = detail,
+        .next_attempt_ms = d.next_attempt_ms,
+        .spend = d.spend,
+        .key_generation = r->key_generation + (d.new_key ? 1 : 0),
+        .key_ttl_ms = key_ttl_of(cfg, row->gateway),
+        .key_holds_error = d.key_holds_error,
+        .inquire_first = d.inquire_first,
+        .final_check = d.final_check,
+        .found_by_inquiry = d.found_by_inquiry,
     };
     bool applied = false;
 
     if (!db_begin(db, err, errlen))
         return false;
-    if (!request_store_finish(db, row->request_id, row->attempts, worker, row->gateway, &a,
-                              d.decision, d.status, d.next_attempt_ms, &applied, err, errlen)) {
+    if (!request_store_finish(db, row, worker, &a, &next, &applied, err, errlen)) {
         if (db_last_error_class(db) == DB_ERR_DUPLICATE) {
             /* The ANSWERED fact of this attempt exists: an earlier try of this
              * very step committed but its acknowledgement was lost. Done. */
@@ -184,9 +260,10 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
                  row->attempts, a.verdict);
     else
         log_emit(d.final && !success ? LOG_WARN : LOG_INFO, &ctx,
-                 "attempt %d: gateway %s answered %s (http %d%s%s) -> %s", row->attempts,
+                 "attempt %d: gateway %s answered %s (http %d%s%s)%s%s -> %s: %s", row->attempts,
                  row->gateway, a.verdict, a.http_status, a.error_code ? ", " : "",
-                 a.error_code ? a.error_code : "", d.decision);
+                 a.error_code ? a.error_code : "", a.inquiry ? ", inquiry found " : "",
+                 a.inquiry ? a.inquiry : "", d.decision, d.why);
     if (status_out != NULL)
         *status_out = applied ? d.status : NULL;
     return true;

@@ -24,6 +24,7 @@
 #include "cancel_event.h"
 #include "config.h"
 #include "db.h"
+#include "attempt.h"
 #include "dlq.h"
 #include "gateway.h"
 #include "request_store.h"
@@ -51,11 +52,31 @@ bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct 
                           const char *correlation_id, int64_t retry_at_ms, bool *moved, char *err,
                           size_t errlen) __attribute__((warn_unused_result));
 
-/* Record the gateway's answer to the attempt claimed in row and apply the
- * retry decision (attempt.h). *status_out (may be NULL) receives the new
- * request status (static string). */
+/* What one claimed attempt learnt from the gateway. */
+struct attempt_result {
+    bool called; /* a refund call was made (answer is its answer) */
+    struct gateway_answer answer;
+    int key_generation; /* the generation the call used */
+    bool inquired;      /* inquiry decides: the one after the answer, or the
+                         * one that ran instead of a call */
+    struct gateway_inquiry inquiry;
+    enum refund_finding before; /* an inquiry before the call, for the log; or NONE */
+};
+
+/* The decision for result r of the attempt claimed in row (attempt.h, with
+ * the request's budget and the gateway's policy; reads the clock). */
+void retry_steps_decide(const struct config *cfg, const struct request_row *row,
+                        const struct attempt_result *r, uint64_t random,
+                        struct attempt_decision *d);
+
+/* May a claimed attempt of row still send a refund now (deadline, key)? */
+bool retry_steps_may_call(const struct config *cfg, const struct request_row *row);
+
+/* Record what the attempt claimed in row learnt and apply the retry decision
+ * (attempt.h). *status_out (may be NULL) receives the new request status
+ * (static string). */
 bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
-                        const struct request_row *row, const struct gateway_answer *answer,
+                        const struct request_row *row, const struct attempt_result *r,
                         uint64_t random, const char **status_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

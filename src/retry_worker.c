@@ -37,8 +37,11 @@ struct gw {
 
 enum job_state {
     JOB_START,    /* parsed (or poison); next: breaker, token, claim */
-    JOB_IN_CALL,  /* claimed; the gateway call is running */
-    JOB_ANSWERED, /* the answer is here; next: record it */
+    JOB_ASKING,   /* claimed; an inquiry is running (before or after the call) */
+    JOB_ASKED,    /* claimed; the inquiry the row asked for first is here */
+    JOB_IN_CALL,  /* claimed; the refund call is running */
+    JOB_CALLED,   /* the refund's answer is here; next: an inquiry if it needs one */
+    JOB_ANSWERED, /* all is known; next: record it */
     JOB_DONE,     /* effects durable: its offset may be committed */
 };
 
@@ -61,7 +64,8 @@ struct job {
     int64_t not_before_ms; /* token wait */
     struct request_row row;
     bool have_row;
-    struct gateway_answer answer;
+    struct attempt_result result;
+    char idem_key[300]; /* the Idempotency-Key of the call */
 };
 
 struct retry_worker {
@@ -288,8 +292,74 @@ static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m
 static void on_answer(const struct gateway_answer *answer, void *arg)
 {
     struct job *j = arg;
-    j->answer = *answer;
-    j->state = JOB_ANSWERED;
+    j->result.answer = *answer;
+    j->result.called = true;
+    j->state = JOB_CALLED;
+}
+
+/* An inquiry that asked first lands in JOB_ASKED, one after the answer in
+ * JOB_ANSWERED. */
+static void on_inquiry(const struct gateway_inquiry *inquiry, void *arg)
+{
+    struct job *j = arg;
+    j->result.inquiry = *inquiry;
+    j->result.inquired = true;
+    j->state = j->result.called ? JOB_ANSWERED : JOB_ASKED;
+}
+
+static void job_request(const struct job *j, struct refund_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->request_id = j->row.request_id;
+    req->idempotency_key = j->idem_key;
+    req->payment_key = j->row.payment_key;
+    req->amount = j->row.amount;
+    req->currency = j->row.currency;
+    req->partial = j->row.partial;
+    req->reason = j->row.reason;
+    req->same_amount_done = j->row.same_amount_done;
+    req->same_amount_open = j->row.same_amount_open;
+}
+
+/* Ask the gateway what it did about the claimed request. */
+static void start_inquiry(struct job *j)
+{
+    char err[512];
+    struct refund_request req;
+
+    job_request(j, &req);
+    j->state = JOB_ASKING;
+    if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err))) {
+        struct gateway_inquiry q;
+        memset(&q, 0, sizeof(q));
+        q.finding = FINDING_UNKNOWN;
+        q.payment_amount = q.refunded_amount = -1;
+        snprintf(q.detail, sizeof(q.detail), "%.*s", (int)sizeof(q.detail) - 1, err);
+        on_inquiry(&q, j);
+    }
+}
+
+/* Send the refund under generation gen. */
+static void start_call(struct job *j, int gen)
+{
+    char err[1024];
+    struct refund_request req;
+
+    j->result.key_generation = gen;
+    attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
+    job_request(j, &req);
+    j->state = JOB_IN_CALL;
+    if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
+        /* Could not even send: a retryable answer, recorded like any other. */
+        struct gateway_answer a;
+        memset(&a, 0, sizeof(a));
+        a.verdict = GATEWAY_RETRYABLE;
+        a.retry_after_ms = -1;
+        a.rule = "client_error";
+        snprintf(a.code, sizeof(a.code), "CLIENT_ERROR");
+        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
+        on_answer(&a, j);
+    }
 }
 
 static void log_job(const struct job *j, enum log_level level, const char *what, const char *why)
@@ -374,43 +444,72 @@ static void step_start(struct retry_worker *w, struct job *j)
         return;
     }
     j->have_row = true;
-    struct refund_request req = {
-        .request_id = j->row.request_id,
-        .payment_key = j->row.payment_key,
-        .amount = j->row.amount,
-        .currency = j->row.currency,
-        .partial = j->row.partial,
-        .reason = j->row.reason,
-    };
-    j->state = JOB_IN_CALL;
-    if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
-        /* Could not even send: a retryable answer, recorded like any other. */
-        memset(&j->answer, 0, sizeof(j->answer));
-        j->answer.verdict = GATEWAY_RETRYABLE;
-        j->answer.retry_after_ms = -1;
-        snprintf(j->answer.code, sizeof(j->answer.code), "CLIENT_ERROR");
-        snprintf(j->answer.message, sizeof(j->answer.message), "%.*s",
-                 (int)sizeof(j->answer.message) - 1, err);
-        j->state = JOB_ANSWERED;
-    }
+    memset(&j->result, 0, sizeof(j->result));
+    j->result.key_generation = j->row.key_generation;
+    /* A pending refund, a key that holds an error, a final check or an
+     * earlier inquiry without answer: what the gateway did comes first. */
+    if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL)
+        start_inquiry(j);
+    else
+        start_call(j, j->row.key_generation);
 }
 
-/* JOB_ANSWERED: breaker bookkeeping once, then record until the db takes it. */
+/* JOB_ASKED: the inquiry made before any call decides whether one is made. */
+static void step_asked(struct retry_worker *w, struct job *j)
+{
+    enum refund_finding finding = j->result.inquiry.finding;
+    switch (attempt_after_inquiry(finding, j->row.key_holds_error, j->row.final_check,
+                                  retry_steps_may_call(w->cfg, &j->row))) {
+    case ATTEMPT_NO_CALL:
+        if (j->breaker_permit) {
+            breaker_release(j->gw->breaker, now_ms());
+            j->breaker_permit = false;
+        }
+        j->state = JOB_ANSWERED;
+        return;
+    case ATTEMPT_CALL_NEW_KEY:
+        log_job(j, LOG_INFO, "no refund at the gateway: a new key generation",
+                j->result.inquiry.detail);
+        /* fall through */
+    case ATTEMPT_CALL:
+        break;
+    }
+    j->result.before = finding;
+    j->result.inquired = false;
+    start_call(j, j->row.key_generation + (j->row.key_holds_error ? 1 : 0));
+}
+
+/* JOB_CALLED: breaker bookkeeping once; an inquiry when the answer alone
+ * cannot decide. */
+static void step_called(struct retry_worker *w, struct job *j)
+{
+    struct attempt_decision d;
+
+    if (j->breaker_permit) {
+        breaker_record(j->gw->breaker, now_ms(),
+                       !gateway_answer_counts_as_failure(&j->result.answer));
+        j->breaker_permit = false;
+    }
+    retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);
+    if (d.inquire_now)
+        start_inquiry(j);
+    else
+        j->state = JOB_ANSWERED;
+}
+
+/* JOB_ANSWERED: record until the db takes it. */
 static void step_record(struct retry_worker *w, struct job *j)
 {
     char err[1024];
 
-    if (j->breaker_permit) {
-        breaker_record(j->gw->breaker, now_ms(), !gateway_answer_counts_as_failure(&j->answer));
-        j->breaker_permit = false;
-    }
-    if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->answer, rng_u64(), NULL, err,
+    if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->result, rng_u64(), NULL, err,
                             sizeof(err))) {
         db_failed(w, "could not record an attempt's answer", err);
         return;
     }
     char verdict[64];
-    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"", gateway_verdict_name(j->answer.verdict));
+    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
+             j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
     count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
     j->state = JOB_DONE;
 }
@@ -455,6 +554,10 @@ static void step_jobs(struct retry_worker *w, bool draining)
         }
         if (j->state == JOB_START && db_usable(w))
             step_start(w, j);
+        if (j->state == JOB_ASKED)
+            step_asked(w, j);
+        if (j->state == JOB_CALLED)
+            step_called(w, j);
         if (j->state == JOB_ANSWERED && db_usable(w))
             step_record(w, j);
         if (j->state == JOB_DONE) {

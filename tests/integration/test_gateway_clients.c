@@ -243,7 +243,11 @@ static struct gateway_answer refund(struct http_client *http, struct gateway_cli
 {
     char err[256];
     struct result r = {0};
-    struct refund_request req = {request_id, payment_key, amount, "KRW", partial, "customer asked"};
+    /* sim_payment() makes Toss payments in KRW and Stripe ones in USD; the
+     * answer must show the request's currency to count. */
+    const char *currency = strcmp(gateway_client_name(gc), "toss") == 0 ? "KRW" : "USD";
+    struct refund_request req = {request_id,       payment_key, amount, currency, partial,
+                                 "customer asked", NULL,        0,      0};
     cr_assert(gateway_refund_start(gc, &req, on_done, &r, err, sizeof(err)), "%s", err);
     drive(http, &r, 1);
     return r.answer;
@@ -698,7 +702,8 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
 
     int64_t t0 = now_ms();
     for (int i = 0; i < CONCURRENT; i++) {
-        struct refund_request req = {ids[i], keys[i], 1000, "KRW", false, "bulk"};
+        struct refund_request req = {ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk",
+                                     NULL,   0,       0};
         cr_assert(gateway_refund_start(i % 2 ? f.stripe : f.toss, &req, on_done, &results[i], err,
                                        sizeof(err)),
                   "%s", err);

@@ -1,0 +1,366 @@
+/*
+ * Gateway truth (issue 12): every final status is what really happened at
+ * the gateway. Each test runs the whole pipeline (pipeline_fixture.h) with
+ * the issue's short policy: initial_delay 200ms, doubling, max_delay 2s, 6
+ * attempts, gateway timeout 3s; and asserts on the simulator's ledger (what
+ * the gateway did), not only on our own records.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "pipeline_fixture.h"
+#include "timeutil.h"
+
+#define FINAL_TIMEOUT_MS 60000
+
+/* The issue's policy: 200 ms x2, cap 2 s, n attempts (6 there), 3 s timeout.
+ * One YAML document: a test adds keys other than retry and gateways. */
+#define POLICY(n)                                                                                  \
+    "retry: { initial_delay: 200ms, max_delay: 2s, max_attempts: " #n " }\n"                       \
+    "gateways:\n"                                                                                  \
+    "  toss: { timeout: 3s }\n"                                                                    \
+    "  stripe: { timeout: 3s }\n"
+#define SHORT_POLICY POLICY(6)
+
+static struct pipeline *P;
+
+static void stop(void)
+{
+    pipeline_stop(P);
+    P = NULL;
+}
+
+static const char *wait_final(const char *request_id)
+{
+    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
+    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
+                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
+    return st;
+}
+
+static char *query(const char *sql, const char *request_id)
+{
+    const char *params[] = {request_id};
+    char *v = itest_query_value(pipeline_itest(P), sql, 1, params);
+    return v != NULL ? v : strdup("(null)");
+}
+
+/* "verdict/decision" of every ANSWERED fact, in order. */
+static char *answers(const char *request_id)
+{
+    return query("SELECT coalesce(string_agg(verdict || '/' || decision, ', ' ORDER BY attempt),"
+                 " '') FROM retry_attempt_log WHERE request_id = $1 AND event = 'ANSWERED'",
+                 request_id);
+}
+
+/* The Idempotency-Keys the refunds of payment_key were made under (the
+ * ledger: what the gateway did), comma-separated in order. */
+static char *ledger_keys(const char *payment_key)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
+    char *body = pipeline_sim_get(P, path);
+    json_t *p = json_loads(body, 0, NULL);
+    free(body);
+    cr_assert_not_null(p);
+    char out[512] = "";
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(p, "refunds"), i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "idempotencyKey"));
+        const char *st = json_string_value(json_object_get(r, "status"));
+        snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s%s%s", i ? "," : "",
+                 k ? k : "-", st && strcmp(st, "succeeded") != 0 ? ":" : "",
+                 st && strcmp(st, "succeeded") != 0 ? st : "");
+    }
+    json_decref(p);
+    return strdup(out);
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+static void fault(const char *json)
+{
+    pipeline_sim_post(P, "/_sim/faults", json);
+}
+
+static void expect_one_refund_under(const char *payment_key, const char *key)
+{
+    char *keys = ledger_keys(payment_key);
+    cr_expect_str_eq(keys, key, "refunds of %s at the gateway (logs: %s)", payment_key,
+                     pipeline_log_dir(P));
+    free(keys);
+}
+
+/* ---- key generations ---- */
+
+/* A retryable error that the gateway stores under the key can never succeed
+ * under that key: an inquiry proves no refund was made, and the next attempt
+ * goes under requestId.2. */
+static void stored_error_scenario(const char *gateway, const char *pk, const char *currency,
+                                  const char *rid)
+{
+    char json[256], key2[64];
+    pipeline_payment(P, gateway, pk, 8000, currency, 0);
+    snprintf(json, sizeof(json),
+             "{\"paymentKey\":\"%s\",\"type\":\"provider_error\",\"stored\":true,\"times\":1}", pk);
+    fault(json);
+    pipeline_publish(P, rid, gateway, pk, 8000, currency, false);
+
+    cr_assert_str_eq(wait_final(rid), "SUCCEEDED");
+    snprintf(key2, sizeof(key2), "%s.2", rid);
+    expect_one_refund_under(pk, key2);
+    char *keys = query("SELECT string_agg(idempotency_key || ':' || coalesce(inquiry, '-'), ', '"
+                       " ORDER BY attempt) FROM retry_attempt_log"
+                       " WHERE request_id = $1 AND event = 'ANSWERED'",
+                       rid);
+    char want[160];
+    snprintf(want, sizeof(want), "%s:NOT_REFUNDED, %s:-", rid, key2);
+    cr_expect_str_eq(keys, want, "each attempt's key and inquiry");
+    free(keys);
+    char *gen = query("SELECT key_generation FROM cancel_request WHERE request_id = $1", rid);
+    cr_expect_str_eq(gen, "2");
+    free(gen);
+}
+
+Test(gateway_truth, toss_stored_error_succeeds_under_the_second_key, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_toss_stored", SHORT_POLICY);
+    stored_error_scenario("toss", "pk_stored", "KRW", "r-stored");
+}
+
+Test(gateway_truth, stripe_stored_500_succeeds_under_the_second_key, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_stripe_stored", SHORT_POLICY);
+    stored_error_scenario("stripe", "pi_stored", "USD", "r-stored-s");
+}
+
+/* ---- in progress ---- */
+
+/* The first call hangs 10 s past the 3 s client timeout while the gateway
+ * applies the refund; the gateway answers "still processing" meanwhile.
+ * Those answers spend no attempt, and the request ends SUCCEEDED with one
+ * refund. */
+Test(gateway_truth, a_ten_second_hang_ends_succeeded, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_hang", POLICY(3));
+    pipeline_payment(P, "toss", "pk_slow", 6000, "KRW", 0);
+    fault("{\"paymentKey\":\"pk_slow\",\"type\":\"apply_then_hang\",\"delayMs\":10000}");
+    pipeline_publish(P, "r-slow", "toss", "pk_slow", 6000, "KRW", false);
+
+    cr_assert_str_eq(wait_final("r-slow"), "SUCCEEDED");
+    expect_one_refund_under("pk_slow", "r-slow");
+    char *log = answers("r-slow");
+    cr_expect(strstr(log, "IN_PROGRESS/RETRY") != NULL, "no in-progress answer: %s", log);
+    free(log);
+    /* Budget 3: the timeout and the success count, the 409s do not. */
+    char *spent =
+        query("SELECT attempts - budget_base FROM cancel_request WHERE request_id = $1", "r-slow");
+    cr_expect_str_eq(spent, "2", "attempts that counted against the budget");
+    free(spent);
+}
+
+/* ---- pending refunds ---- */
+
+static char *first_refund_id(const char *payment_key)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
+    char *body = pipeline_sim_get(P, path);
+    json_t *p = json_loads(body, 0, NULL);
+    free(body);
+    const char *id =
+        json_string_value(json_object_get(json_array_get(json_object_get(p, "refunds"), 0), "id"));
+    char *out = id != NULL ? strdup(id) : NULL;
+    json_decref(p);
+    cr_assert_not_null(out, "no refund in the ledger of %s", payment_key);
+    return out;
+}
+
+static void pending_payment(const char *pk, const char *rid)
+{
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"gateway\":\"stripe\",\"paymentKey\":\"%s\",\"amount\":4000,\"currency\":\"USD\","
+             "\"refundStatus\":\"pending\"}",
+             pk);
+    pipeline_sim_post(P, "/_sim/payments", json);
+    pipeline_publish(P, rid, "stripe", pk, 4000, "USD", false);
+    const char *params[] = {rid};
+    cr_assert(pipeline_wait_query(P, "SELECT status FROM cancel_request WHERE request_id = $1", 1,
+                                  params, "PENDING", 30000),
+              "%s never became PENDING (logs: %s)", rid, pipeline_log_dir(P));
+}
+
+static void move_refund(const char *pk, const char *status)
+{
+    char *id = first_refund_id(pk);
+    char path[256], json[128];
+    snprintf(path, sizeof(path), "/_sim/refunds/%s", id);
+    snprintf(json, sizeof(json), "{\"status\":\"%s\"}", status);
+    pipeline_sim_post(P, path, json);
+    free(id);
+}
+
+Test(gateway_truth, stripe_pending_refund_succeeds_once_it_settles, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_pending", SHORT_POLICY);
+    pending_payment("pi_pend", "r-pend");
+    /* Still pending after a few checks: no attempt spent, not final. */
+    usleep(3 * 1000 * 1000);
+    char *st = query("SELECT status || ' ' || (attempts - budget_base) FROM cancel_request"
+                     " WHERE request_id = $1",
+                     "r-pend");
+    cr_expect_str_eq(st, "PENDING 0", "waiting for a pending refund spends nothing");
+    free(st);
+    move_refund("pi_pend", "succeeded");
+
+    cr_assert_str_eq(wait_final("r-pend"), "SUCCEEDED");
+    expect_one_refund_under("pi_pend", "r-pend");
+    char *found =
+        query("SELECT found_by_inquiry FROM cancel_request WHERE request_id = $1", "r-pend");
+    cr_expect_str_eq(found, "t");
+    free(found);
+}
+
+Test(gateway_truth, stripe_failed_refund_is_not_a_success, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_pending_failed", SHORT_POLICY);
+    pending_payment("pi_fail", "r-fail");
+    move_refund("pi_fail", "failed");
+
+    cr_assert_str_eq(wait_final("r-fail"), "FAILED");
+    char *code =
+        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-fail");
+    cr_expect_str_eq(code, "REFUND_FAILED");
+    free(code);
+    cr_expect_eq(pipeline_refunded_amount(P, "pi_fail"), 0, "a failed refund returns no money");
+}
+
+/* ---- no false EXHAUSTED ---- */
+
+/* The only attempt's refund was made but its answer was lost: the budget is
+ * spent, and an inquiry finds the refund before anything ends EXHAUSTED. */
+Test(gateway_truth, a_lost_last_answer_is_settled_by_inquiry, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_last_lost", POLICY(1));
+    pipeline_payment(P, "toss", "pk_last", 7000, "KRW", 0);
+    fault("{\"paymentKey\":\"pk_last\",\"type\":\"apply_then_drop\"}");
+    pipeline_publish(P, "r-last", "toss", "pk_last", 7000, "KRW", false);
+
+    cr_assert_str_eq(wait_final("r-last"), "SUCCEEDED");
+    expect_one_refund_under("pk_last", "r-last");
+    char *log = query("SELECT verdict || '/' || decision || '/' || inquiry FROM retry_attempt_log"
+                      " WHERE request_id = $1 AND event = 'ANSWERED'",
+                      "r-last");
+    cr_expect_str_eq(log, "RETRYABLE/SUCCEEDED/REFUNDED");
+    free(log);
+}
+
+/* kill -9 of the retry-consumer during the last attempt of a refund that
+ * the gateway applied: the reconciler takes the lease over, a final check
+ * (an inquiry, no budget) finds the refund: SUCCEEDED, never EXHAUSTED. */
+Test(gateway_truth, kill_during_the_last_attempt_of_an_applied_refund, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_kill_last", POLICY(1) "consumers: { retry: { lease: 4s } }\n");
+    pipeline_payment(P, "toss", "pk_kill", 9000, "KRW", 0);
+    fault("{\"paymentKey\":\"pk_kill\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
+    pipeline_publish(P, "r-kill", "toss", "pk_kill", 9000, "KRW", false);
+    const char *params[] = {"r-kill"};
+    cr_assert(pipeline_wait_query(P, "SELECT status FROM cancel_request WHERE request_id = $1", 1,
+                                  params, "IN_FLIGHT", 30000));
+    usleep(500 * 1000); /* the call is at the gateway, the refund applied */
+    pipeline_kill(P, PIPELINE_RETRY, 0, SIGKILL);
+    usleep(3000 * 1000);
+    pipeline_start_process(P, PIPELINE_RETRY, 0);
+
+    cr_assert_str_eq(wait_final("r-kill"), "SUCCEEDED");
+    expect_one_refund_under("pk_kill", "r-kill");
+    char *log = query("SELECT string_agg(event || coalesce('/' || inquiry, ''), ', '"
+                      " ORDER BY attempt, id) FROM retry_attempt_log WHERE request_id = $1",
+                      "r-kill");
+    cr_expect_str_eq(log, "STARTED, ABANDONED, STARTED, ANSWERED/REFUNDED");
+    free(log);
+}
+
+/* ---- money bounds and documented codes ---- */
+
+/* POST /v1/refunds to the simulator as an upstream service would, with its
+ * own parameters under key; returns the HTTP status. */
+static long stripe_refund_as_upstream(const char *key, const char *form)
+{
+    char url[256], idem[128];
+    long status = 0;
+    snprintf(url, sizeof(url), "%s/v1/refunds", pipeline_sim_url(P));
+    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, idem);
+    h = curl_slist_append(h, "Authorization: Bearer sk_test_stripe_it");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* Upstream's own failed call used our key with other parameters and did
+ * refund the whole payment: Stripe refuses the reused key; the inquiry shows
+ * the payment refunded, so the request is not FAILED. */
+Test(gateway_truth, a_reused_key_is_settled_by_inquiry, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_key_reuse", SHORT_POLICY);
+    pipeline_payment(P, "stripe", "pi_reuse", 5000, "USD", 0);
+    /* The upstream call: same key, no amount, no metadata. */
+    cr_assert_eq(stripe_refund_as_upstream("r-reuse", "payment_intent=pi_reuse"), 200,
+                 "the upstream refund");
+    pipeline_publish(P, "r-reuse", "stripe", "pi_reuse", 5000, "USD", false);
+
+    cr_assert_str_eq(wait_final("r-reuse"), "ALREADY_REFUNDED");
+    cr_expect_eq(pipeline_refunds(P, "pi_reuse"), 1, "no second refund");
+    char *log = answers("r-reuse");
+    cr_expect_str_eq(log, "PERMANENT/ALREADY_REFUNDED");
+    free(log);
+}
+
+Test(gateway_truth, toss_403_business_codes_are_not_config_faults, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_toss_403", SHORT_POLICY);
+    pipeline_payment(P, "toss", "pk_nc", 3000, "KRW", 0);
+    pipeline_payment(P, "toss", "pk_busy", 3000, "KRW", 0);
+    fault("{\"paymentKey\":\"pk_nc\",\"type\":\"permanent\",\"status\":403,"
+          "\"code\":\"NOT_CANCELABLE_PAYMENT\",\"times\":0}");
+    fault("{\"paymentKey\":\"pk_busy\",\"type\":\"permanent\",\"status\":403,"
+          "\"code\":\"FORBIDDEN_CONSECUTIVE_REQUEST\",\"times\":2}");
+    pipeline_publish(P, "r-nc", "toss", "pk_nc", 3000, "KRW", false);
+    pipeline_publish(P, "r-busy", "toss", "pk_busy", 3000, "KRW", false);
+
+    cr_assert_str_eq(wait_final("r-nc"), "FAILED");
+    cr_assert_str_eq(wait_final("r-busy"), "SUCCEEDED");
+    char *log = answers("r-nc");
+    cr_expect_str_eq(log, "PERMANENT/FAILED", "permanent, not a config fault");
+    free(log);
+    /* The same refusal twice under one key counts as held by the key: an
+     * inquiry shows no refund and the third attempt goes under a new key. */
+    log = answers("r-busy");
+    cr_expect_str_eq(log, "RETRYABLE/RETRY, RETRYABLE/RETRY, SUCCEEDED/SUCCEEDED");
+    free(log);
+    expect_one_refund_under("pk_busy", "r-busy.2");
+}

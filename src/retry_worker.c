@@ -401,7 +401,8 @@ static void step_record(struct retry_worker *w, struct job *j)
     char err[1024];
 
     if (j->breaker_permit) {
-        breaker_record(j->gw->breaker, now_ms(), !gateway_answer_counts_as_failure(&j->answer));
+        breaker_record(j->gw->breaker, now_ms(), !gateway_answer_counts_as_failure(&j->answer),
+                       breaker_request_hash(j->row.request_id));
         j->breaker_permit = false;
     }
     if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->answer, rng_u64(), NULL, err,

@@ -24,11 +24,16 @@ struct breaker_bucket {
     int failures;  /* of those, the ones whose latest result failed */
 };
 
-/* The latest result of one request, counted in the bucket of epoch. */
+/* What the breaker remembers of one request. An entry is in use while its
+ * result is counted in the window or while it marks the request as failed;
+ * otherwise (a success that has left the window) its slot is free. */
 struct breaker_seen {
     uint64_t hash;
-    int64_t epoch; /* -1: free */
-    bool failed;
+    /* counted: the bucket epoch of the result counted for it. Not counted:
+     * when it was last seen (its age for eviction); -1: never used. */
+    int64_t epoch;
+    bool counted; /* its latest counted result is in the bucket of epoch */
+    bool failed;  /* failed mark: it failed and has not succeeded since */
 };
 
 struct breaker {
@@ -54,8 +59,11 @@ static void reset_window(struct breaker *br)
         br->buckets[i].requests = 0;
         br->buckets[i].failures = 0;
     }
-    for (int i = 0; i < BREAKER_TRACKED_REQUESTS; i++)
+    for (int i = 0; i < BREAKER_TRACKED_REQUESTS; i++) {
         br->seen[i].epoch = -1;
+        br->seen[i].counted = false;
+        br->seen[i].failed = false;
+    }
 }
 
 struct breaker *breaker_new(const struct config_breaker *cfg)
@@ -152,10 +160,18 @@ static bool in_window(int64_t e, int64_t epoch)
     return e >= 0 && e > epoch - BREAKER_BUCKETS && e <= epoch;
 }
 
-/* The slot for request hash at epoch: its own entry if it has one, else a
- * free or expired slot of its neighbourhood, else the least recently seen
- * one there. An evicted entry's result stays counted in its bucket: it was
- * a distinct request of the window all the same. */
+/* Is entry s's result counted in the window of epoch? */
+static bool counted_in_window(const struct breaker_seen *s, int64_t epoch)
+{
+    return s->counted && in_window(s->epoch, epoch);
+}
+
+/* The slot for request hash at epoch: its own entry if it has one (counted
+ * in the window or marked failed), else a free slot of its neighbourhood,
+ * else the least recently seen entry there, which is forgotten. A forgotten
+ * entry's result stays counted in its bucket (it was a distinct request of
+ * the window all the same), and a forgotten failed mark lets the request's
+ * next failure count again. A slot returned for a new entry is cleared. */
 static struct breaker_seen *seen_slot(struct breaker *br, uint64_t hash, int64_t epoch)
 {
     /* Callers' hashes may be weak in the low bits (tests pass small
@@ -169,10 +185,10 @@ static struct breaker_seen *seen_slot(struct breaker *br, uint64_t hash, int64_t
     struct breaker_seen *unused = NULL, *oldest = NULL;
     for (size_t i = 0; i < BREAKER_NEIGHBOURHOOD; i++) {
         struct breaker_seen *s = &br->seen[(home + i) & (BREAKER_TRACKED_REQUESTS - 1)];
-        bool live = in_window(s->epoch, epoch);
-        if (live && s->hash == hash)
+        bool in_use = s->failed || counted_in_window(s, epoch);
+        if (in_use && s->hash == hash)
             return s;
-        if (!live) {
+        if (!in_use) {
             if (unused == NULL)
                 unused = s;
         } else if (oldest == NULL || s->epoch < oldest->epoch) {
@@ -180,39 +196,55 @@ static struct breaker_seen *seen_slot(struct breaker *br, uint64_t hash, int64_t
         }
     }
     struct breaker_seen *s = unused != NULL ? unused : oldest;
+    s->hash = hash;
     s->epoch = -1;
+    s->counted = false;
+    s->failed = false;
     return s;
 }
 
-/* Count request hash's result in the closed-state window, replacing its
- * earlier result there, and trip if the ratio is reached. */
+/* Record request hash's result in the closed-state window and trip if the
+ * ratio is reached. A failure of a request marked failed is a known-bad
+ * repeat and changes no count (it only refreshes the entry's age once its
+ * first failure has left the window). Otherwise (a success, or a first
+ * failure) the result replaces the request's earlier one in the window and
+ * sets or clears its failed mark. */
 static void record_closed(struct breaker *br, int64_t now_ms, bool success, uint64_t hash)
 {
     int64_t epoch = now_ms / br->bucket_ms;
     struct breaker_seen *s = seen_slot(br, hash, epoch);
-    if (s->epoch >= 0) {
-        /* Seen earlier in the window: take its previous result out. Its
-         * bucket is still the one of s->epoch, as s->epoch is in the window. */
-        struct breaker_bucket *old = &br->buckets[s->epoch % BREAKER_BUCKETS];
-        if (old->epoch == s->epoch) {
-            old->requests--;
-            if (s->failed)
-                old->failures--;
+    if (!success && s->failed) {
+        if (!counted_in_window(s, epoch)) {
+            s->epoch = epoch;
+            s->counted = false;
         }
+    } else {
+        if (counted_in_window(s, epoch)) {
+            /* Counted earlier in the window: take that result out. Its bucket
+             * is still the one of s->epoch, as s->epoch is in the window. */
+            struct breaker_bucket *old = &br->buckets[s->epoch % BREAKER_BUCKETS];
+            if (old->epoch == s->epoch) {
+                old->requests--;
+                if (s->failed)
+                    old->failures--;
+            }
+        }
+        struct breaker_bucket *b = &br->buckets[epoch % BREAKER_BUCKETS];
+        if (b->epoch != epoch) {
+            b->epoch = epoch;
+            b->requests = 0;
+            b->failures = 0;
+        }
+        b->requests++;
+        if (!success)
+            b->failures++;
+        s->epoch = epoch;
+        s->counted = true;
+        s->failed = !success;
     }
-    struct breaker_bucket *b = &br->buckets[epoch % BREAKER_BUCKETS];
-    if (b->epoch != epoch) {
-        b->epoch = epoch;
-        b->requests = 0;
-        b->failures = 0;
-    }
-    b->requests++;
-    if (!success)
-        b->failures++;
-    s->hash = hash;
-    s->epoch = epoch;
-    s->failed = !success;
 
+    /* Judged at every record, a known-bad repeat included: the window may
+     * have slid since the last one. */
     int requests = 0, failures = 0;
     for (int i = 0; i < BREAKER_BUCKETS; i++) {
         const struct breaker_bucket *w = &br->buckets[i];

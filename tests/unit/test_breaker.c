@@ -232,27 +232,29 @@ Test(breaker, names)
 }
 
 /* The incident: a quarter of the payments fail persistently, each answering
- * 5xx on every one of its 6 attempts (retried at 1, 3, 7, 11 and 15 s, as in
- * the local demo's 1s..4s backoff), among a steady stream of healthy ones.
- * Counting calls that is 6 failures for every 3 successes and the breaker
- * kept opening; counted as distinct requests it is about 1 in 3 and the
- * healthy requests are never refused. Note the rule helps when a request's
- * retries fall in the same window: attempts spaced wider than window_ms
- * count once in each window they land in. */
+ * 5xx on every one of its 6 attempts, among a steady stream of healthy ones
+ * (10 a second). The bad ones are retried after the example policy's waits,
+ * 30, 60, 120, 240 and 480 s (initial_delay 30s, doubling; full jitter only
+ * shortens them), so their attempts land in different 30 s windows. Counting
+ * each request once per window, about 62 % of a window's requests were
+ * failing and the breaker kept opening. Now only a bad payment's first
+ * failure counts, its retries are known-bad repeats: 25 % failing, up to
+ * about 43 % once the table is full and forgets marks before the last
+ * attempts (it fills up within these 40 minutes; see breaker.h). */
 Test(breaker, quarter_of_payments_failing_persistently_never_opens_it)
 {
     struct config_breaker c = example_cfg();
     struct breaker *br = breaker_new(&c);
     cr_assert_not_null(br);
-    static const int64_t retry_offsets_ms[] = {0, 1000, 3000, 7000, 11000, 15000};
-    const int64_t tick_ms = 100; /* a new payment every 100 ms */
-    const int64_t ticks = 10 * 60 * 1000 / tick_ms;
+    static const int64_t retry_at_s[] = {30, 90, 210, 450, 930}; /* after the first attempt */
+    const int64_t tick_ms = 75; /* a new payment every 75 ms, 3 of 4 healthy */
+    const int64_t ticks = 40 * 60 * 1000 / tick_ms;
     for (int64_t k = 0; k < ticks; k++) {
         int64_t now = 1000 + k * tick_ms;
         /* Attempts due now of the bad payments (every 4th) that came
          * earlier, then the payment arriving now. */
-        for (size_t a = 1; a < sizeof(retry_offsets_ms) / sizeof(retry_offsets_ms[0]); a++) {
-            int64_t started = k - retry_offsets_ms[a] / tick_ms;
+        for (size_t a = 0; a < sizeof(retry_at_s) / sizeof(retry_at_s[0]); a++) {
+            int64_t started = k - retry_at_s[a] * 1000 / tick_ms;
             if (started >= 0 && started % 4 == 0)
                 call(br, now, (uint64_t)started, false);
         }
@@ -291,7 +293,8 @@ Test(breaker, outage_across_requests_opens_it_after_min_requests)
     breaker_free(br);
 }
 
-/* One bad payment is not a gateway outage, however often it is retried. */
+/* One bad payment is not a gateway outage, however often it is retried:
+ * its first failure counts, its retries are known-bad repeats. */
 Test(breaker, one_request_failing_100_times_alone_never_opens_it)
 {
     struct config_breaker c = cfg(); /* min_requests 4 */
@@ -328,6 +331,70 @@ Test(breaker, request_that_failed_then_succeeded_counts_as_success)
     breaker_free(br);
 }
 
+/* A failure of a request the table remembers as failed is left out of
+ * the window, even long after its first failure has left it. */
+Test(breaker, known_bad_repeat_neither_fails_nor_succeeds)
+{
+    struct config_breaker c = cfg(); /* window 10 s, min_requests 4, 50 % */
+    struct breaker *br = breaker_new(&c);
+    cr_assert_not_null(br);
+    uint64_t bad = breaker_request_hash("r-bad");
+    call(br, 1000, bad, false); /* its first failure */
+    /* 480 s later, another window: its retry fails again. */
+    int64_t t = 481000;
+    call(br, t, bad, false);
+    call(br, t + 100, breaker_request_hash("r-s1"), true);
+    call(br, t + 200, breaker_request_hash("r-s2"), true);
+    call(br, t + 300, breaker_request_hash("r-f1"), false);
+    cr_expect_eq(breaker_state(br, t + 300), BREAKER_CLOSED,
+                 "1 failing of 3; the repeat counted as a failure would make it 2 of 4");
+    call(br, t + 400, breaker_request_hash("r-f2"), false);
+    cr_expect_eq(breaker_state(br, t + 400), BREAKER_OPEN,
+                 "2 failing of 4; the repeat counted as a success would make it 2 of 5");
+    breaker_free(br);
+}
+
+/* A success counts, and the request's next failure counts again. */
+Test(breaker, success_clears_the_failed_mark)
+{
+    struct config_breaker c = cfg(); /* window 10 s, min_requests 4, 50 % */
+    struct breaker *br = breaker_new(&c);
+    cr_assert_not_null(br);
+    uint64_t a = breaker_request_hash("r-a");
+    call(br, 1000, a, false); /* its first failure */
+    int64_t t = 31000;        /* that window is gone; the mark stays */
+    call(br, t, a, true);
+    call(br, t + 100, breaker_request_hash("r-s1"), true);
+    call(br, t + 200, breaker_request_hash("r-s2"), true);
+    call(br, t + 300, breaker_request_hash("r-f1"), false);
+    call(br, t + 400, breaker_request_hash("r-f2"), false);
+    cr_expect_eq(breaker_state(br, t + 400), BREAKER_CLOSED,
+                 "2 failing of 5; without a's success 2 of 4 would open it");
+    call(br, t + 500, a, false);
+    cr_expect_eq(breaker_state(br, t + 500), BREAKER_OPEN,
+                 "a failed again after its success: a first failure again, 3 of 5");
+    breaker_free(br);
+}
+
+/* Failures during an outage say nothing about a request itself: once the
+ * probes close it, the requests that opened it count again when they fail. */
+Test(breaker, closing_forgets_the_failed_marks)
+{
+    struct breaker *br = tripped_at(1000); /* requests 1, 2 and 4 failed */
+    cr_assert(breaker_allow(br, 6000, NULL));
+    cr_assert(breaker_allow(br, 6000, NULL));
+    breaker_record(br, 6050, true, 914);
+    breaker_record(br, 6060, true, 915);
+    cr_assert_eq(breaker_state(br, 6060), BREAKER_CLOSED);
+    call(br, 6100, 10, true);
+    call(br, 6100, 1, false);
+    call(br, 6100, 2, false);
+    cr_expect_eq(breaker_state(br, 6100), BREAKER_CLOSED, "3 requests < min_requests 4");
+    call(br, 6100, 4, false);
+    cr_expect_eq(breaker_state(br, 6100), BREAKER_OPEN, "1, 2 and 4 failing again: 3 of 4");
+    breaker_free(br);
+}
+
 /* Far more distinct requests than the breaker tracks: memory is fixed at
  * breaker_new() (no allocation here; ASan checks the bounds), the ratio of
  * the window stays right while entries are evicted, and after the window
@@ -349,7 +416,8 @@ Test(breaker, many_distinct_requests_keep_the_window_exact)
         call(br, now, breaker_request_hash(id), ok);
         cr_assert_eq(breaker_state(br, now), BREAKER_CLOSED, "opened at request %d", i);
     }
-    /* The window forgot them all. 19 requests, 8 failing, then one more
+    /* The window forgot them all (the table still holds the failed marks of
+     * the churn; new requests push them out). 19 requests, 8 failing, then one more
      * failing 5 times: 9 of 20. Anything left over from the churn, or the
      * retries counted as 5, would tip it over 50 %. */
     int64_t now = 30000;

@@ -81,7 +81,7 @@ struct config_rate_limit {
 struct config_breaker {
     bool enabled;         /* default true */
     double failure_ratio; /* (0,1], default 0.5 */
-    int min_requests;     /* calls in the window before the ratio counts, default 20 */
+    int min_requests;     /* distinct requests in the window before the ratio counts, default 20 */
     int64_t window_ms;    /* default 30s */
     int64_t open_ms;      /* how long it stays open before a half-open probe, default 30s */
     int half_open_probes; /* successes needed to close again, default 3 */

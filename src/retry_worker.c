@@ -487,7 +487,8 @@ static void step_called(struct retry_worker *w, struct job *j)
 
     if (j->breaker_permit) {
         breaker_record(j->gw->breaker, now_ms(),
-                       !gateway_answer_counts_as_failure(&j->result.answer));
+                       !gateway_answer_counts_as_failure(&j->result.answer),
+                       breaker_request_hash(j->row.request_id));
         j->breaker_permit = false;
     }
     retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);

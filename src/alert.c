@@ -4,6 +4,8 @@
  */
 #include "alert.h"
 
+#include "gateway_table.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,25 @@ static bool status_alerts(const struct config_slack *s, const char *status)
     return false;
 }
 
+/* Did oc end FAILED on a configuration fault (the behaviour table's verdict
+ * for its last error)? The retry-consumer dead-letters such a request under
+ * CONFIG_FAULT in the same transaction, and that dead letter (routable by
+ * the reason CONFIG_FAULT, with the replay command) is the request's one
+ * alert. */
+static bool config_fault_outcome(const struct config *cfg, const struct cancel_outcome *oc)
+{
+    if (strcmp(oc->status, CANCEL_STATUS_FAILED) != 0 || oc->last_error_code == NULL)
+        return false;
+    for (size_t i = 0; i < cfg->ngateways; i++) {
+        if (strcmp(cfg->gateways[i].name, oc->gateway) != 0)
+            continue;
+        const struct gateway_rule *r = gateway_table_lookup(
+            cfg->gateways[i].kind, oc->last_error_http_status, oc->last_error_code);
+        return r->verdict == GATEWAY_CONFIG_FAULT;
+    }
+    return false;
+}
+
 static enum alert_verdict from_outcome(const struct config *cfg, const struct kafka_record *rec,
                                        struct alert *a, char *why, size_t whylen)
 {
@@ -101,6 +122,13 @@ static enum alert_verdict from_outcome(const struct config *cfg, const struct ka
     }
     if (!status_alerts(&cfg->alerts.slack, a->oc.status)) {
         snprintf(why, whylen, "status %s is not in alerts.slack.statuses", a->oc.status);
+        alert_clear(a);
+        return ALERT_SKIP;
+    }
+    if (config_fault_outcome(cfg, &a->oc)) {
+        snprintf(why, whylen,
+                 "a FAILED outcome after a configuration fault: its CONFIG_FAULT "
+                 "dead letter is the alert");
         alert_clear(a);
         return ALERT_SKIP;
     }

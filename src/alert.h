@@ -3,10 +3,12 @@
  *
  * - Which consumed message becomes an alert, and what it says
  *   (alert_from_record): an Outcome whose status is in alerts.slack.statuses,
- *   or a dead letter. A dead letter with reason FAILED or EXHAUSTED is not
- *   alerted: the pipeline writes it together with the request's Outcome (same
- *   outbox transaction), and the Outcome's alert already says everything, so
- *   the request gets one post, not two. A message on the outcome topic that
+ *   or a dead letter. A request that ends FAILED or EXHAUSTED gets one post,
+ *   not two, though the pipeline writes an Outcome and a dead letter for it
+ *   (same outbox transaction): a dead letter with reason FAILED or EXHAUSTED
+ *   is not alerted (the Outcome says everything), and a FAILED Outcome whose
+ *   last error is a configuration fault (gateway_table.h) is not alerted
+ *   (its CONFIG_FAULT dead letter is, routable by that reason). A message on the outcome topic that
  *   does not parse is alerted too (someone publishes garbage there).
  * - The dedup key: "outcome:<CloudEvents id>" for outcomes (the relay may
  *   publish the same row twice; the id stays), "dlq:<topic>/<partition>/<offset>"

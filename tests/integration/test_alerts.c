@@ -276,16 +276,24 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
                       "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
     pipeline_publish(P, "r-exhaust", "toss", "tpay_exhaust_0001", 15000, "KRW", false);
     pipeline_publish(P, "r-fail", "stripe", "pi_fail_0002", 1234, "USD", false);
+    /* A configuration fault: a FAILED Outcome and a CONFIG_FAULT dead letter
+     * for one request, announced once (by the dead letter). */
+    pipeline_payment(P, "toss", "tpay_auth_0003", 5000, "KRW", 0);
+    pipeline_sim_post(P, "/_sim/faults",
+                      "{\"paymentKey\":\"tpay_auth_0003\",\"type\":\"bad_credentials\","
+                      "\"times\":0}");
+    pipeline_publish(P, "r-auth", "toss", "tpay_auth_0003", 5000, "KRW", false);
     pipeline_publish_raw(P, "cancel_failed", "poison-1", "{this is not json");
     cr_assert_str_eq(pipeline_wait_final(P, "r-exhaust", 60000), "EXHAUSTED");
     cr_assert_str_eq(pipeline_wait_final(P, "r-fail", 60000), "FAILED");
+    cr_assert_str_eq(pipeline_wait_final(P, "r-auth", 60000), "FAILED");
 
-    json_t *ps = wait_accepted(3, 30000);
+    json_t *ps = wait_accepted(4, 30000);
     json_decref(ps);
     itest_sleep_ms(4000); /* anything extra (a DLQ copy, a repeat) would arrive by now */
     ps = posts();
-    cr_assert_eq(json_array_size(ps), 3, "want exactly 3 posts, got %zu", json_array_size(ps));
-    const char *exhausted = NULL, *failed = NULL, *poison = NULL;
+    cr_assert_eq(json_array_size(ps), 4, "want exactly 4 posts, got %zu", json_array_size(ps));
+    const char *exhausted = NULL, *failed = NULL, *poison = NULL, *auth = NULL;
     size_t i;
     json_t *p;
     json_array_foreach(ps, i, p)
@@ -294,7 +302,9 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
         cr_expect_eq(json_integer_value(json_object_get(p, "status")), 200);
         cr_expect_str_eq(json_string_value(json_object_get(p, "path")), SECRET_PATH);
         cr_expect(json_is_array(json_object_get(json_object_get(p, "payload"), "blocks")));
-        if (strstr(t, "r-exhaust") != NULL)
+        if (strstr(t, "r-auth") != NULL)
+            auth = t;
+        else if (strstr(t, "r-exhaust") != NULL)
             exhausted = t;
         else if (strstr(t, "r-fail") != NULL)
             failed = t;
@@ -304,6 +314,9 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
     cr_assert_not_null(exhausted);
     cr_assert_not_null(failed);
     cr_assert_not_null(poison);
+    cr_assert_not_null(auth);
+    expect_in(auth, "(CONFIG_FAULT)");
+    expect_in(auth, "Replay: `cancelctl dlq replay --request-id r-auth`");
     expect_in(exhausted, "Refund retries exhausted: request r-exhaust (EXHAUSTED)");
     expect_in(exhausted, "Gateway: toss");
     expect_in(exhausted, "Payment key: ****0001");
@@ -320,7 +333,7 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
     expect_in(poison, "Message dead-lettered");
     expect_in(poison, "(PARSE_ERROR)");
     expect_in(poison, "cancelctl dlq list --reason PARSE_ERROR");
-    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 3);
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 4);
     expect_no_secret_in_log();
     json_decref(ps);
 }

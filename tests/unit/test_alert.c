@@ -222,3 +222,44 @@ Test(alert, window_digests_past_the_threshold_and_forgets_old_alerts)
     cr_expect_not(alert_window_full(&w, t + 1700));
     alert_window_free(&w);
 }
+
+/* One alert per request: a Toss 401 ends the request FAILED with a
+ * CONFIG_FAULT dead letter; the dead letter is the alert, the Outcome not. */
+Test(alert, config_fault_request_is_announced_once)
+{
+    char err[256], *json = NULL;
+    struct cancel_request_fields f = {"r-8", "toss", "tpay_0000000888", "KRW", 15000, false};
+    struct cancel_last_error last = {"UNAUTHORIZED_KEY", "bad key", 401};
+    json_t *data = outcome_data(&f, "FAILED", 1, &last, 1763630102123, err, sizeof(err));
+    cr_assert_not_null(data, "%s", err);
+    cr_assert(cloudevent_build_at(CANCEL_EVENT_TYPE_OUTCOME, CANCEL_EVENT_SOURCE, "r-8", NULL, data,
+                                  "ev-8", 1763630102123, &json, err, sizeof(err)),
+              "%s", err);
+    json_decref(data);
+    struct kafka_record rec = record(cfg->topics.outcome.name, json, 8);
+    struct alert a;
+    char why[160];
+    cr_expect_eq(alert_from_record(cfg, &rec, NULL, &a, why, sizeof(why)), ALERT_SKIP);
+    cr_expect_not_null(strstr(why, "CONFIG_FAULT"), "%s", why);
+    alert_clear(&a);
+    free(json);
+
+    json_t *h = dlq_headers("CONFIG_FAULT");
+    struct kafka_record dl = record(cfg->topics.dlq.name, "{}", 9);
+    cr_expect_eq(alert_from_record(cfg, &dl, h, &a, why, sizeof(why)), ALERT_POST);
+    cr_expect_str_eq(a.view.reason, "CONFIG_FAULT");
+    alert_clear(&a);
+    json_decref(h);
+
+    /* A business refusal is not a config fault: its Outcome is the alert. */
+    struct cancel_last_error nf = {"NOT_CANCELABLE_PAYMENT", "no", 403};
+    data = outcome_data(&f, "FAILED", 1, &nf, 1763630102123, err, sizeof(err));
+    cr_assert(cloudevent_build_at(CANCEL_EVENT_TYPE_OUTCOME, CANCEL_EVENT_SOURCE, "r-8", NULL, data,
+                                  "ev-9", 1763630102123, &json, err, sizeof(err)),
+              "%s", err);
+    json_decref(data);
+    rec = record(cfg->topics.outcome.name, json, 10);
+    cr_expect_eq(alert_from_record(cfg, &rec, NULL, &a, why, sizeof(why)), ALERT_POST);
+    alert_clear(&a);
+    free(json);
+}

@@ -28,6 +28,10 @@
 #define DLQ_REASON_FAILED               "FAILED"
 #define DLQ_REASON_EXHAUSTED            "EXHAUSTED"
 #define DLQ_REASON_CONFIG_FAULT         "CONFIG_FAULT"
+/* Reconciliation found that the gateway's record and our final status
+ * disagree (reconcile.h); the value is the request's original CancelFailed,
+ * as for FAILED and EXHAUSTED. */
+#define DLQ_REASON_RECONCILE_MISMATCH "RECONCILE_MISMATCH"
 
 #define DLQ_HEADER_REASON             "dlq.reason"
 #define DLQ_HEADER_ERROR              "dlq.error"

@@ -174,7 +174,8 @@ bool ops_dlq_filter_check(const struct ops_dlq_filter *f, char *err, size_t errl
         if (!dlq_reason_valid(item)) {
             snprintf(err, errlen,
                      "--reason: %s is not a dead-letter reason (PARSE_ERROR, SCHEMA_VIOLATION, "
-                     "UNKNOWN_GATEWAY, IDEMPOTENCY_CONFLICT, FAILED, EXHAUSTED, CONFIG_FAULT)",
+                     "UNKNOWN_GATEWAY, IDEMPOTENCY_CONFLICT, FAILED, EXHAUSTED, CONFIG_FAULT, "
+                     "RECONCILE_MISMATCH)",
                      item);
             return false;
         }

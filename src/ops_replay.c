@@ -48,7 +48,8 @@ const char *ops_replay_action_name(enum ops_replay_action a)
 bool ops_replay_reason_rearms(const char *reason)
 {
     return strcmp(reason, DLQ_REASON_FAILED) == 0 || strcmp(reason, DLQ_REASON_EXHAUSTED) == 0 ||
-           strcmp(reason, DLQ_REASON_CONFIG_FAULT) == 0;
+           strcmp(reason, DLQ_REASON_CONFIG_FAULT) == 0 ||
+           strcmp(reason, DLQ_REASON_RECONCILE_MISMATCH) == 0;
 }
 
 bool ops_replay_target_check(const struct config *cfg, const struct ops_dlq_letter *l, char *target,

@@ -2,7 +2,10 @@
  * ops_replay: replaying one dead letter (cancelctl dlq replay).
  *
  * What a replay does depends on the dead letter's dlq.reason:
- * - FAILED, EXHAUSTED, CONFIG_FAULT (a request the pipeline gave up on): the
+ * - FAILED, EXHAUSTED, CONFIG_FAULT (a request the pipeline gave up on) and
+ *   RECONCILE_MISMATCH (the gateway disagrees with our final status; a
+ *   request that `cancelctl reconcile --fix` turned FAILED is replayed
+ *   through it, and its first attempt inquires before any new key): the
  *   request is re-armed in the db (ops_request.h: fresh budget, same
  *   requestId and so the same idempotency key, refused when the key's
  *   lifetime at the gateway has passed) and RetryScheduled goes through the
@@ -54,7 +57,7 @@ struct ops_replay_result {
 };
 
 /* True for the reasons that re-arm a request (FAILED, EXHAUSTED,
- * CONFIG_FAULT); every other reason is re-published. */
+ * CONFIG_FAULT, RECONCILE_MISMATCH); every other reason is re-published. */
 bool ops_replay_reason_rearms(const char *reason);
 
 /* For a poison dead letter: may its bytes go back to its original topic under

@@ -164,8 +164,15 @@ void slack_mask_key(const char *key, char *out, size_t outlen)
 
 /* ---- alerts ---- */
 
+static bool is_reconcile_mismatch(const struct slack_alert *a)
+{
+    return a->kind == SLACK_ALERT_DEAD_LETTER && strcmp(a->reason, "RECONCILE_MISMATCH") == 0;
+}
+
 static const char *headline(const struct slack_alert *a)
 {
+    if (is_reconcile_mismatch(a))
+        return "The gateway disagrees with our record";
     if (a->kind == SLACK_ALERT_DEAD_LETTER)
         return "Message dead-lettered";
     if (strcmp(a->reason, "EXHAUSTED") == 0)
@@ -220,6 +227,14 @@ static void add_commands(struct sbuf *sb, const struct slack_alert *a, const cha
         sb_add_value(sb, a->request_id, true);
         sb_add(sb, "`");
         sb_add(sb, sep);
+        if (is_reconcile_mismatch(a)) {
+            /* A replay would be refused while we still record a refund the
+             * gateway does not have: our record is corrected first. */
+            sb_add(sb, "Correct our record: `cancelctl reconcile --request-id ");
+            sb_add_value(sb, a->request_id, true);
+            sb_add(sb, " --fix`");
+            return;
+        }
         sb_add(sb, "Replay: `cancelctl dlq replay --request-id ");
         sb_add_value(sb, a->request_id, true);
         sb_add(sb, "`");

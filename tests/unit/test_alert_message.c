@@ -124,6 +124,33 @@ Test(alert_message, poison_dead_letter_without_request_id)
                 "]}");
 }
 
+/* A reconciliation mismatch asks to correct our record, not to replay: a
+ * replay is refused while we still record the refund as done. */
+Test(alert_message, reconcile_mismatch_says_how_to_correct_our_record)
+{
+    struct slack_alert a = {
+        .kind = SLACK_ALERT_DEAD_LETTER,
+        .reason = "RECONCILE_MISMATCH",
+        .request_id = "r-9",
+        .gateway = "stripe",
+        .amount = -1,
+        .attempts = 1,
+        .error_message = "OURS_REFUNDED_THEIRS_NOT: we recorded SUCCEEDED",
+        .topic = "payments.cancel.dlq",
+        .by = "outbox-relay",
+    };
+    json_t *doc = slack_alert_message(&a);
+    cr_assert_not_null(doc);
+    char *msg = json_dumps(doc, 0);
+    cr_assert_not_null(msg);
+    cr_expect_not_null(strstr(msg, "The gateway disagrees with our record: request r-9"), "%s",
+                       msg);
+    cr_expect_not_null(strstr(msg, "`cancelctl reconcile --request-id r-9 --fix`"), "%s", msg);
+    cr_expect_null(strstr(msg, "dlq replay"), "%s", msg);
+    free(msg);
+    json_decref(doc);
+}
+
 Test(alert_message, digest_exact_payload)
 {
     struct slack_count reasons[] = {{"EXHAUSTED", 30}, {"PARSE_ERROR", 2}};

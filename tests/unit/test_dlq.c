@@ -95,6 +95,7 @@ Test(dlq, refuses_unknown_reason_and_missing_consumer)
     cr_expect_null(dlq_headers_build(&m, err, sizeof(err)));
     cr_expect(dlq_reason_valid(DLQ_REASON_IDEMPOTENCY_CONFLICT));
     cr_expect(dlq_reason_valid(DLQ_REASON_UNKNOWN_GATEWAY));
+    cr_expect(dlq_reason_valid(DLQ_REASON_RECONCILE_MISMATCH));
     cr_expect_not(dlq_reason_valid("parse_error"));
 }
 

@@ -401,6 +401,9 @@ Test(replay, reasons_that_rearm_and_reasons_that_republish)
     cr_expect(ops_replay_reason_rearms("FAILED"));
     cr_expect(ops_replay_reason_rearms("EXHAUSTED"));
     cr_expect(ops_replay_reason_rearms("CONFIG_FAULT"));
+    /* A mismatch names a request, never bytes to re-publish: re-publishing a
+     * CancelFailed whose requestId exists would be deduplicated into nothing. */
+    cr_expect(ops_replay_reason_rearms("RECONCILE_MISMATCH"));
     cr_expect_not(ops_replay_reason_rearms("PARSE_ERROR"));
     cr_expect_not(ops_replay_reason_rearms("SCHEMA_VIOLATION"));
     cr_expect_not(ops_replay_reason_rearms("UNKNOWN_GATEWAY"));

@@ -111,7 +111,8 @@ ParameterizedTestParameters(migrate, every_table_exists)
 {
     static struct table_case tables[] = {
         {"schema_migrations"}, {"cancel_request"}, {"retry_attempt_log"}, {"outbox"},
-        {"dlq_replay"},        {"alert_sent"},     {"operator_action"}};
+        {"dlq_replay"},        {"alert_sent"},     {"operator_action"},   {"reconcile_run"},
+        {"reconcile_mismatch"}};
     return cr_make_param_array(struct table_case, tables, sizeof(tables) / sizeof(tables[0]));
 }
 

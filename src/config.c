@@ -113,6 +113,15 @@ static const struct config_key relay_table[] = {
     END,
 };
 
+static const struct config_key reconcile_table[] = {
+    B("enabled", struct config_reconcile, enabled, "true"),
+    D("interval", struct config_reconcile, interval_ms, "1h", SEC_MS, 7 * DAY_MS),
+    /* Stripe documents that a succeeded refund can still fail within 30 days. */
+    D("window", struct config_reconcile, window_ms, "24h", MIN_MS, 90 * DAY_MS),
+    F("rate_per_second", struct config_reconcile, rate_per_second, "5", 0, 1000, CK_GT_MIN),
+    END,
+};
+
 static const struct config_key retry_table[] = {
     I("max_attempts", struct retry_policy, max_attempts, "5", 1, 1000),
     D("initial_delay", struct retry_policy, initial_delay_ms, "30s", 1, 30 * DAY_MS),
@@ -208,6 +217,7 @@ static const struct config_key root_table[] = {
     SEC("topics", struct config, topics, topics_table, 0),
     SEC("consumers", struct config, consumers, consumers_table, 0),
     SEC("relay", struct config, relay, relay_table, 0),
+    SEC("reconcile", struct config, reconcile, reconcile_table, 0),
     SEC("retry", struct config, retry, retry_table, 0),
     CUSTOM("gateways", parse_gateways), /* after retry: gateways inherit it */
     SEC("alerts", struct config, alerts, alerts_table, 0),

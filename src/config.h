@@ -159,6 +159,16 @@ struct config_relay {
     int64_t flush_timeout_ms;      /* on shutdown, default 10s */
 };
 
+/* Reconciliation against the gateways (reconcile.h): the pass the active
+ * outbox-relay runs on its own. cancelctl reconcile uses window and
+ * rate_per_second as its defaults, whatever enabled says. */
+struct config_reconcile {
+    bool enabled;           /* the relay runs scheduled passes, default true */
+    int64_t interval_ms;    /* from one scheduled pass's start to the next, default 1h */
+    int64_t window_ms;      /* requests finished this long ago or less, default 24h */
+    double rate_per_second; /* inquiries per second and gateway, default 5 */
+};
+
 struct config {
     char *path;               /* the file it was loaded from */
     enum log_level log_level; /* log.level, default info */
@@ -167,6 +177,7 @@ struct config {
     struct config_topics topics;
     struct config_consumers consumers;
     struct config_relay relay;
+    struct config_reconcile reconcile;
     struct retry_policy retry; /* the top-level default policy */
     struct config_gateway *gateways;
     size_t ngateways;

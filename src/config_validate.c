@@ -161,6 +161,18 @@ bool config_validate(struct config_ctx *c)
                            duration_format(cfg->database.reconnect_max_ms, a, sizeof(a)),
                            duration_format(cfg->database.reconnect_min_ms, b, sizeof(b)));
     }
+    if (cfg->reconcile.window_ms < cfg->reconcile.interval_ms) {
+        const char *keys[] = {"reconcile", "window", NULL};
+        const char *alt[] = {"reconcile", "interval", NULL};
+        p = find(c, keys);
+        if (p == NULL)
+            p = find(c, alt);
+        return config_fail(c, p ? p->line : 0, "reconcile.window",
+                           "window %s is shorter than the interval %s: requests that finish "
+                           "between two passes would never be checked",
+                           duration_format(cfg->reconcile.window_ms, a, sizeof(a)),
+                           duration_format(cfg->reconcile.interval_ms, b, sizeof(b)));
+    }
     if (!validate_policy(c, &cfg->retry, NULL))
         return false;
     for (size_t i = 0; i < cfg->ngateways; i++)

@@ -175,6 +175,11 @@ Test(config, example_file_every_key)
     cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
     cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
 
+    cr_expect(cfg->reconcile.enabled);
+    cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
+    cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);
+    cr_expect_float_eq(cfg->reconcile.rate_per_second, 5.0, 1e-9);
+
     const char *const top_codes[] = {"INVALID_API_KEY", "UNAUTHORIZED_KEY", "FORBIDDEN_REQUEST"};
     cr_expect_eq(cfg->retry.max_attempts, 8);
     cr_expect_eq(cfg->retry.initial_delay_ms, 30 * SEC);
@@ -296,6 +301,10 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
     cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
     cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
+    cr_expect(cfg->reconcile.enabled);
+    cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
+    cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);
+    cr_expect_float_eq(cfg->reconcile.rate_per_second, 5.0, 1e-9);
     cr_expect_eq(cfg->retry.max_attempts, 5);
     cr_expect_eq(cfg->retry.initial_delay_ms, 30 * SEC);
     cr_expect_float_eq(cfg->retry.backoff_coefficient, 2.0, 1e-9);
@@ -492,6 +501,15 @@ ParameterizedTestParameters(config, errors)
          "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  toss:\n"
          "    kind: tos\n    secret_key: sk\n",
          "t.yaml:7: gateways.toss.kind: invalid value \"tos\": must be one of toss, stripe"},
+        {"reconcile window below interval", BASE "reconcile:\n  interval: 2h\n  window: 1h\n",
+         "t.yaml:11: reconcile.window: window 1h is shorter than the interval 2h: requests that "
+         "finish between two passes would never be checked"},
+        {"reconcile default window below", BASE "reconcile:\n  interval: 2d\n",
+         "t.yaml:10: reconcile.window: window 1d is shorter than the interval 2d: requests that "
+         "finish between two passes would never be checked"},
+        {"reconcile rate of zero", BASE "reconcile:\n  rate_per_second: 0\n",
+         "t.yaml:10: reconcile.rate_per_second: 0 is out of range: must be greater than 0 and at "
+         "most 1000"},
         {"bad jitter", BASE "retry:\n  jitter: half\n",
          "t.yaml:10: retry.jitter: invalid value \"half\": must be one of none, full"},
         {"bad log level", "log:\n  level: loud\n" BASE,

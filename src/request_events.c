@@ -74,12 +74,20 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
     json_decref(data);
     if (!ok || dlq_reason == NULL)
         return ok;
+    return request_events_request_dead_letter(db, cfg, row, dlq_reason, dlq_error, consumer,
+                                              attempts, err, errlen);
+}
 
-    /* For FAILED and EXHAUSTED the dead letter is the original CancelFailed,
-     * so that a replay can re-publish it as it was (contracts.md). */
+bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
+                                        const struct request_row *row, const char *reason,
+                                        const char *error, const char *consumer, int attempts,
+                                        char *err, size_t errlen)
+{
+    /* The original CancelFailed, so that a replay can re-publish it as it
+     * was (contracts.md). */
     struct dlq_meta meta = {
-        .reason = dlq_reason,
-        .error = dlq_error,
+        .reason = reason,
+        .error = error,
         .origin =
             {
                 .topic =
@@ -91,7 +99,7 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
         .consumer = consumer,
         .request_id = row->request_id,
         .attempts = attempts,
-        .at_ms = now,
+        .at_ms = timeutil_now_ms(),
     };
     return request_events_dead_letter(db, cfg, row->source_event, row->source_event_len,
                                       row->request_id, &meta, err, errlen);

@@ -37,6 +37,17 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
                           const char *dlq_reason, const char *dlq_error, const char *consumer,
                           char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Outbox a dead letter of row's request: its original CancelFailed bytes,
+ * keyed by its requestId, so that a replay can re-arm it (contracts.md),
+ * with reason, error (detail, never a secret), consumer (dlq.consumer) and
+ * attempts. Used for FAILED and EXHAUSTED requests and for reconciliation
+ * mismatches. */
+bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
+                                        const struct request_row *row, const char *reason,
+                                        const char *error, const char *consumer, int attempts,
+                                        char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Outbox a dead letter carrying bytes unchanged, keyed by key (may be NULL),
  * with the headers meta describes. */
 bool request_events_dead_letter(struct db *db, const struct config *cfg, const void *bytes,

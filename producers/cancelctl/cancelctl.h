@@ -28,6 +28,7 @@
     X(dlq)                                                                                         \
     X(requeue)                                                                                     \
     X(resolve)                                                                                     \
+    X(reconcile)                                                                                   \
     X(migrate)                                                                                     \
     X(publish)                                                                                     \
     X(topics)

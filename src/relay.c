@@ -14,6 +14,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
+#include "reconcile_run.h"
 #include "reconciler.h"
 #include "signals.h"
 
@@ -21,6 +22,11 @@
 #define RELAY_STANDBY_RETRY_MS  1000
 #define RELAY_PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define RELAY_PURGE_CHUNK       1000
+/* Longest sleep while a reconciliation pass has inquiries in flight: they
+ * move on only when the loop turns (a NOTIFY still wakes it at once). */
+#define RELAY_PASS_TURN_MS 50
+/* Wait before trying again a pass that could not start. */
+#define RELAY_PASS_RETRY_MS (60 * 1000)
 
 static const char sql_try_lock[] =
     "SELECT pg_try_advisory_lock(hashtext('cancel-retry:outbox-relay'))";
@@ -42,6 +48,11 @@ struct relay {
     int64_t next_purge_ms;
     int64_t failure_backoff_ms;
     struct metrics *metrics;
+    /* The scheduled reconciliation against the gateways (reconcile_run.h):
+     * the pass in progress, and when the next one starts (monotonic ms; -1:
+     * ask the database, after taking the lead). */
+    struct reconcile_pass *pass;
+    int64_t next_pass_ms;
 };
 
 void relay_set_metrics(struct relay *r, struct metrics *m)
@@ -57,6 +68,10 @@ void relay_set_metrics(struct relay *r, struct metrics *m)
                      "requests the reconciler re-scheduled or ended, by kind");
     metrics_describe(m, "cancel_retry_producer_recreated_total", "counter",
                      "Kafka producers recreated after a fatal error");
+    metrics_describe(m, "cancel_retry_gateway_reconcile_passes_total", "counter",
+                     "scheduled reconciliation passes against the gateways, finished");
+    metrics_describe(m, "cancel_retry_gateway_reconcile_checked_total", "counter",
+                     "requests compared with the gateway's record, by result");
 }
 
 static int64_t mono_ms(void)
@@ -96,6 +111,7 @@ void relay_free(struct relay *r)
 {
     if (r == NULL)
         return;
+    reconcile_pass_free(r->pass);
     if (r->producer != NULL)
         kafka_producer_close(r->producer, (int)r->cfg->relay.flush_timeout_ms);
     db_free(r->db);
@@ -280,6 +296,88 @@ static int publish_batch(struct relay *r)
     return result;
 }
 
+/* Close the scheduled pass; error says why it stopped early (NULL: done). */
+static void end_pass(struct relay *r, const char *error)
+{
+    char err[512];
+    const struct reconcile_counts *c = reconcile_pass_counts(r->pass);
+
+    if (db_is_connected(r->db) && !reconcile_pass_end(r->pass, r->db, error, err, sizeof(err)))
+        log_warn("%s", err);
+    if (error != NULL)
+        log_warn("reconciliation pass %lld stopped early: %s",
+                 (long long)reconcile_pass_run_id(r->pass), error);
+    else
+        log_emit(c->new_mismatches > 0 ? LOG_WARN : LOG_INFO, NULL,
+                 "reconciliation pass %lld: checked %d, %d agree, %d settling, %d could not be "
+                 "checked, %d mismatch(es), %d new",
+                 (long long)reconcile_pass_run_id(r->pass), c->checked, c->agree, c->settling,
+                 c->unchecked, c->mismatches, c->new_mismatches);
+    metrics_add(r->metrics, "cancel_retry_gateway_reconcile_passes_total", NULL, 1);
+    metrics_add(r->metrics, "cancel_retry_gateway_reconcile_checked_total", "result=\"agree\"",
+                c->agree);
+    metrics_add(r->metrics, "cancel_retry_gateway_reconcile_checked_total", "result=\"settling\"",
+                c->settling);
+    metrics_add(r->metrics, "cancel_retry_gateway_reconcile_checked_total",
+                "result=\"could_not_check\"", c->unchecked);
+    metrics_add(r->metrics, "cancel_retry_gateway_reconcile_checked_total", "result=\"mismatch\"",
+                c->mismatches);
+    reconcile_pass_free(r->pass);
+    r->pass = NULL;
+}
+
+/* The scheduled reconciliation, a little per turn of the loop: record the
+ * answers that came, start the inquiries the rate allows, drive the HTTP
+ * calls without waiting. Publishing never waits for a gateway. */
+static void reconcile_turn(struct relay *r)
+{
+    char err[512];
+    const struct config_reconcile *rc = &r->cfg->reconcile;
+    int64_t now = mono_ms();
+
+    if (!rc->enabled)
+        return;
+    if (r->pass == NULL) {
+        if (r->next_pass_ms < 0) {
+            /* The rhythm lives in the database, so that a restart or a
+             * fail-over neither skips a pass nor runs one twice. */
+            int64_t due_in = 0;
+            if (!reconcile_store_scheduled_due_in(r->db, rc->interval_ms, &due_in, err,
+                                                  sizeof(err))) {
+                log_warn("%s", err);
+                r->next_pass_ms = now + RELAY_PASS_RETRY_MS;
+                return;
+            }
+            r->next_pass_ms = now + due_in;
+        }
+        if (now < r->next_pass_ms)
+            return;
+        struct reconcile_options opt = {
+            .trigger = RECONCILE_TRIGGER_SCHEDULED,
+            .run_by = r->worker,
+            .consumer = "outbox-relay",
+            .window_ms = rc->window_ms,
+            .rate_per_second = rc->rate_per_second,
+        };
+        r->pass = reconcile_pass_new(r->cfg, &opt, err, sizeof(err));
+        if (r->pass != NULL && !reconcile_pass_begin(r->pass, r->db, err, sizeof(err))) {
+            reconcile_pass_free(r->pass);
+            r->pass = NULL;
+        }
+        if (r->pass == NULL) {
+            log_warn("could not start a reconciliation pass: %s", err);
+            r->next_pass_ms = now + (rc->interval_ms < RELAY_PASS_RETRY_MS ? rc->interval_ms
+                                                                           : RELAY_PASS_RETRY_MS);
+            return;
+        }
+        r->next_pass_ms = now + rc->interval_ms;
+        log_debug("reconciliation pass %lld started", (long long)reconcile_pass_run_id(r->pass));
+    }
+    int step = reconcile_pass_step(r->pass, r->db, 0, err, sizeof(err));
+    if (step <= 0)
+        end_pass(r, step < 0 ? err : NULL);
+}
+
 static void housekeeping(struct relay *r)
 {
     char err[512];
@@ -314,6 +412,7 @@ static void housekeeping(struct relay *r)
             log_info("deleted %d published outbox rows past retention", total);
         r->next_purge_ms = now + RELAY_PURGE_INTERVAL_MS;
     }
+    reconcile_turn(r);
 }
 
 /* Sleep until a NOTIFY, the next row's due time or poll_interval, whichever
@@ -336,6 +435,13 @@ static void wait_for_work(struct relay *r)
     int64_t until_reconcile = r->next_reconcile_ms - mono_ms();
     if (until_reconcile < wait)
         wait = until_reconcile > 0 ? until_reconcile : 0;
+    if (r->pass != NULL && wait > RELAY_PASS_TURN_MS)
+        wait = RELAY_PASS_TURN_MS;
+    if (r->pass == NULL && r->cfg->reconcile.enabled && r->next_pass_ms >= 0) {
+        int64_t until_pass = r->next_pass_ms - mono_ms();
+        if (until_pass < wait)
+            wait = until_pass > 0 ? until_pass : 0;
+    }
     /* Serve delivery reports and the producer's internals while waiting. */
     rd_kafka_poll(r->producer, 0);
     if (!db_wait_notify(r->db, wait, &notified, err, sizeof(err)))
@@ -355,6 +461,12 @@ int relay_run(struct relay *r)
             if (r->leader)
                 log_warn("lost the database connection; this relay is no longer active");
             r->leader = false;
+            if (r->pass != NULL) {
+                /* Its run row stays open: the next active relay starts a
+                 * pass of its own when one is due. */
+                reconcile_pass_free(r->pass);
+                r->pass = NULL;
+            }
             if (!db_ensure_connected(r->db, err, sizeof(err)))
                 break; /* stop requested while waiting */
         }
@@ -366,6 +478,7 @@ int relay_run(struct relay *r)
                 continue;
             }
             r->next_reconcile_ms = mono_ms();
+            r->next_pass_ms = -1;
         }
         if (!ensure_producer(r)) {
             pause_ms(r, 1000);
@@ -380,6 +493,8 @@ int relay_run(struct relay *r)
         if (n < r->cfg->relay.batch_size)
             wait_for_work(r);
     }
+    if (r->pass != NULL)
+        end_pass(r, "the relay stopped");
     log_info("outbox-relay stopping");
     return 0;
 }

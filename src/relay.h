@@ -11,6 +11,10 @@
  * - sleeps on LISTEN/NOTIFY and the next row's due time, never a busy poll;
  * - runs the reconciler every relay.reconcile_interval and deletes published
  *   rows older than relay.retention;
+ * - runs a reconciliation pass against the gateways every reconcile.interval
+ *   (reconcile_run.h), a few inquiries per turn of its loop with
+ *   non-blocking HTTP, so that publishing never waits for a gateway; it only
+ *   records and alerts mismatches, never corrects them;
  * - recreates its producer after a fatal producer error (librdkafka 2.0.2 can
  *   raise one after a broker restart);
  * - while the broker or the db is down, waits and loses nothing.

@@ -70,6 +70,28 @@ static const char sql_slack_recent[] =
                          " FROM alert_sent WHERE state = 'FAILED_PERMANENT' ORDER BY first_seen_at "
                          "DESC LIMIT 5";
 
+static const char sql_mismatch_kinds[] =
+    "SELECT kind, count(*) FROM reconcile_mismatch WHERE fixed_at IS NULL"
+    " GROUP BY kind ORDER BY kind";
+
+/* clang-format would scatter these over the page (TS() is a macro). */
+// clang-format off
+static const char sql_mismatch_recent[] =
+    "SELECT request_id AS \"requestId\", gateway, kind, our_status AS \"ourStatus\","
+    "  their_finding AS \"theirFinding\", detail,"
+    "  " TS("found_at") " AS \"foundAt\", " TS("last_seen_at") " AS \"lastSeenAt\""
+    " FROM reconcile_mismatch WHERE fixed_at IS NULL"
+    " ORDER BY found_at DESC, id DESC LIMIT 10";
+
+static const char sql_last_run[] =
+    "SELECT id, trigger, run_by AS \"runBy\","
+    "  " TS("started_at") " AS \"startedAt\", " TS("finished_at") " AS \"finishedAt\","
+    "  " TS("window_start") " AS \"windowStart\", gateway, checked, mismatches,"
+    "  new_mismatches AS \"newMismatches\", pending AS settling,"
+    "  could_not_check AS \"couldNotCheck\", fixed, error"
+    " FROM reconcile_run ORDER BY started_at DESC, id DESC LIMIT 1";
+// clang-format on
+
 static const char
     sql_request
         [] =
@@ -216,6 +238,42 @@ static json_t *one(struct db *db, const char *sql, int n, const char *const *val
     return first;
 }
 
+/* {"openMismatches": {"total", "byKind"}, "recentOpen": [...], "lastRun"}
+ * into doc's "reconciliation". */
+static bool reconciliation(struct db *db, json_t *doc, char *err, size_t errlen)
+{
+    json_t *kinds =
+        rows(db, sql_mismatch_kinds, 0, NULL, "could not count open mismatches", err, errlen);
+    if (kinds == NULL)
+        return false;
+    json_t *by_kind = json_object();
+    json_int_t total = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(kinds, i, row)
+    {
+        json_int_t n = json_integer_value(json_object_get(row, "count"));
+        json_object_set_new(by_kind, json_string_value(json_object_get(row, "kind")),
+                            json_integer(n));
+        total += n;
+    }
+    json_decref(kinds);
+    json_t *recent =
+        rows(db, sql_mismatch_recent, 0, NULL, "could not read open mismatches", err, errlen);
+    json_t *last = recent != NULL ? one(db, sql_last_run, 0, NULL,
+                                        "could not read the last reconciliation run", err, errlen)
+                                  : NULL;
+    if (recent == NULL || last == NULL) {
+        json_decref(by_kind);
+        json_decref(recent);
+        return false;
+    }
+    json_object_set_new(doc, "reconciliation",
+                        json_pack("{s:{s:I, s:o}, s:o, s:o}", "openMismatches", "total", total,
+                                  "byKind", by_kind, "recentOpen", recent, "lastRun", last));
+    return true;
+}
+
 bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, char *err,
                        size_t errlen)
 {
@@ -278,6 +336,8 @@ bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, ch
         NULL)
         goto fail;
     json_object_set_new(doc, "replays", part);
+    if (!reconciliation(db, doc, err, errlen))
+        goto fail;
     db_rollback(db);
     *out = doc;
     return true;

@@ -21,8 +21,9 @@
 json_t *ops_report_rows(const PGresult *res);
 
 /* The database half of `cancelctl status`: {"requests": {"byStatus", "total"},
- * "oldestDue", "inFlight", "outbox", "replays", "slack"}. New reference in
- * *out. */
+ * "oldestDue", "inFlight", "outbox", "replays", "slack", "reconciliation":
+ * {"openMismatches": {"total", "byKind"}, "recentOpen", "lastRun"}}. New
+ * reference in *out. */
 bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, char *err,
                        size_t errlen) __attribute__((warn_unused_result));
 

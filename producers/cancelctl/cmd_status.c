@@ -20,7 +20,9 @@ static const char help[] =
     "due (and how overdue), attempts in flight (and expired leases the reconciler has\n"
     "not taken over yet), the outbox backlog (rows not yet published, due ones, delayed\n"
     "ones, failing ones, age of the oldest due one), replays done, and Slack delivery\n"
-    "faults (alerts the alert-consumer gave up on: FAILED_PERMANENT). From Kafka: the\n"
+    "faults (alerts the alert-consumer gave up on: FAILED_PERMANENT), and reconciliation\n"
+    "against the gateways: open mismatches by kind (the newest ten) and the last pass\n"
+    "(when, how many checked, mismatches, could not be checked). From Kafka: the\n"
     "dead-letter topic's depth by reason (read with a consumer that commits nothing),\n"
     "and the lag of the pipeline's consumer groups (committed offsets against the end\n"
     "of each topic).\n"
@@ -94,6 +96,45 @@ static const char *str(const json_t *o, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s != NULL ? s : dflt;
+}
+
+/* Open mismatches by kind, the newest ones, and the last pass. */
+static void print_reconciliation(const json_t *rec)
+{
+    if (rec == NULL)
+        return;
+    const json_t *open = json_object_get(rec, "openMismatches");
+    printf("\nReconciliation against the gateways\n");
+    printf("  open mismatches: %" JSON_INTEGER_FORMAT, num(open, "total"));
+    const char *kind;
+    json_t *v;
+    const char *sep = " (";
+    json_object_foreach((json_t *)json_object_get(open, "byKind"), kind, v)
+    {
+        printf("%s%s %" JSON_INTEGER_FORMAT, sep, kind, json_integer_value(v));
+        sep = ", ";
+    }
+    printf("%s\n", num(open, "total") > 0 ? ")" : "");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(rec, "recentOpen"), i, m)
+        printf("    %s %-27s %-28s %s\n", str(m, "foundAt", "?"), str(m, "kind", "?"),
+               str(m, "requestId", "?"), str(m, "detail", ""));
+    const json_t *last = json_object_get(rec, "lastRun");
+    if (!json_is_object(last)) {
+        printf("  last run: none yet\n");
+        return;
+    }
+    const char *finished = str(last, "finishedAt", NULL);
+    printf("  last run: %s (%s, by %s)%s, checked %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+           " mismatch(es) (%" JSON_INTEGER_FORMAT " new), %" JSON_INTEGER_FORMAT
+           " could not be checked, %" JSON_INTEGER_FORMAT " still settling\n",
+           str(last, "startedAt", "?"), str(last, "trigger", "?"), str(last, "runBy", "?"),
+           finished != NULL ? "" : " still running or interrupted", num(last, "checked"),
+           num(last, "mismatches"), num(last, "newMismatches"), num(last, "couldNotCheck"),
+           num(last, "settling"));
+    if (json_is_string(json_object_get(last, "error")))
+        printf("    stopped early: %s\n", str(last, "error", ""));
 }
 
 static void print_human(const json_t *doc)
@@ -175,6 +216,8 @@ static void print_human(const json_t *doc)
     } else {
         printf("  could not be read (%s)\n", str(doc, "consumerLagError", "?"));
     }
+
+    print_reconciliation(json_object_get(doc, "reconciliation"));
 
     const json_t *slack = json_object_get(doc, "slack");
     if (slack != NULL) {

@@ -490,6 +490,20 @@ Test(reconcile, scheduled_pass_in_the_relay_alerts_a_planted_mismatch_once, .fin
     expect_q("SELECT status FROM cancel_request WHERE request_id = $1", "r-s1", "SUCCEEDED");
     cr_expect_eq(q_int("SELECT count(*) FROM operator_action", NULL), 0);
     cr_expect_eq(refund_calls(), posts, "the scheduled pass sent a refund");
+
+    /* Someone refunds it in the console: the next pass finds both sides
+     * agree and closes the mismatch, alerting nobody. */
+    plant_refund("pi_s1", "{\"amount\":6000,\"metadata\":{\"requestId\":\"r-s1\"}}");
+    cr_assert(pipeline_wait_query(P,
+                                  "SELECT fix_note FROM reconcile_mismatch WHERE request_id = $1"
+                                  " AND fixed_at IS NOT NULL",
+                                  1, (const char *const[]){"r-s1"},
+                                  "the gateway and our record agree again: REFUNDED (our refund "
+                                  "of 6000 is succeeded)",
+                                  30000),
+              "the mismatch was not closed (logs: %s)", pipeline_log_dir(P));
+    cr_expect_eq(mismatch_letters("r-s1"), 1);
+    cr_expect_eq(refund_calls(), posts, "the scheduled pass sent a refund");
     wait_outbox_drained();
 }
 

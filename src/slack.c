@@ -172,7 +172,7 @@ static bool is_reconcile_mismatch(const struct slack_alert *a)
 static const char *headline(const struct slack_alert *a)
 {
     if (is_reconcile_mismatch(a))
-        return "The gateway disagrees with our record";
+        return "Reconciliation mismatch";
     if (a->kind == SLACK_ALERT_DEAD_LETTER)
         return "Message dead-lettered";
     if (strcmp(a->reason, "EXHAUSTED") == 0)
@@ -352,7 +352,8 @@ static json_t *alert_blocks(const struct slack_alert *a, const char *amount, con
         return NULL;
     dlq_sanitize_text(a->request_id != NULL ? a->request_id : "unknown request",
                       a->request_id != NULL ? strlen(a->request_id) : 15, clean, 100);
-    snprintf(header, sizeof(header), "%s %s: %s", emoji(a), headline(a), clean);
+    /* clean holds at most 99 bytes; saying so lets the compiler see it fits. */
+    snprintf(header, sizeof(header), "%s %s: %.99s", emoji(a), headline(a), clean);
     json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header", "text",
                                             "type", "plain_text", "text", header, "emoji", 1));
 

@@ -143,8 +143,7 @@ Test(alert_message, reconcile_mismatch_says_how_to_correct_our_record)
     cr_assert_not_null(doc);
     char *msg = json_dumps(doc, 0);
     cr_assert_not_null(msg);
-    cr_expect_not_null(strstr(msg, "The gateway disagrees with our record: request r-9"), "%s",
-                       msg);
+    cr_expect_not_null(strstr(msg, "Reconciliation mismatch: request r-9"), "%s", msg);
     cr_expect_not_null(strstr(msg, "`cancelctl reconcile --request-id r-9 --fix`"), "%s", msg);
     cr_expect_null(strstr(msg, "dlq replay"), "%s", msg);
     free(msg);

@@ -435,17 +435,31 @@ static void wait_for_work(struct relay *r)
     int64_t until_reconcile = r->next_reconcile_ms - mono_ms();
     if (until_reconcile < wait)
         wait = until_reconcile > 0 ? until_reconcile : 0;
-    if (r->pass != NULL && wait > RELAY_PASS_TURN_MS)
-        wait = RELAY_PASS_TURN_MS;
     if (r->pass == NULL && r->cfg->reconcile.enabled && r->next_pass_ms >= 0) {
         int64_t until_pass = r->next_pass_ms - mono_ms();
         if (until_pass < wait)
             wait = until_pass > 0 ? until_pass : 0;
     }
-    /* Serve delivery reports and the producer's internals while waiting. */
-    rd_kafka_poll(r->producer, 0);
-    if (!db_wait_notify(r->db, wait, &notified, err, sizeof(err)))
-        log_warn("%s", err);
+    /* While a reconciliation pass runs, the wait is cut into short slices
+     * that move its inquiries on; the outbox is still looked at only on a
+     * NOTIFY or when its wait is over, as without a pass. */
+    int64_t until = mono_ms() + wait;
+    for (;;) {
+        int64_t slice = until - mono_ms();
+        if (slice < 0)
+            slice = 0;
+        if (r->pass != NULL && slice > RELAY_PASS_TURN_MS)
+            slice = RELAY_PASS_TURN_MS;
+        /* Serve delivery reports and the producer's internals while waiting. */
+        rd_kafka_poll(r->producer, 0);
+        if (!db_wait_notify(r->db, slice, &notified, err, sizeof(err))) {
+            log_warn("%s", err);
+            return;
+        }
+        if (notified || r->pass == NULL || mono_ms() >= until || signals_stop_requested())
+            return;
+        reconcile_turn(r);
+    }
 }
 
 int relay_run(struct relay *r)

@@ -364,3 +364,68 @@ Test(gateway_truth, toss_403_business_codes_are_not_config_faults, .fini = stop,
     free(log);
     expect_one_refund_under("pk_busy", "r-busy.2");
 }
+
+/* ---- the breaker and a few bad payments ---- */
+
+#define BREAKER_REQUESTS 80
+
+static void quarter_event(int i, struct cancel_failed_event *ev, char *rid, char *pk, void *arg)
+{
+    int base = *(const int *)arg;
+    snprintf(rid, PIPELINE_ID_MAX, "r-q-%03d", base + i);
+    snprintf(pk, PIPELINE_ID_MAX, "pk_q_%03d", base + i);
+    ev->request_id = rid;
+    ev->payment_key = pk;
+    ev->gateway = "toss";
+    ev->amount = 1000;
+    ev->currency = "KRW";
+}
+
+/* A quarter of the payments fail on every attempt (a 503 each time), the
+ * rest are healthy, at 10 requests/s for 8 s: the per-gateway breaker
+ * (default min_requests 20, failure_ratio 0.5) must not open on a few bad
+ * payments retried over and over, so healthy requests finish fast. */
+Test(gateway_truth, a_quarter_of_payments_failing_forever_leave_the_rest_fast, .fini = stop,
+     .timeout = 240)
+{
+    P = pipeline_start("truth_quarter_bad", SHORT_POLICY);
+    for (int i = 0; i < BREAKER_REQUESTS; i++) {
+        char pk[32], json[160];
+        snprintf(pk, sizeof(pk), "pk_q_%03d", i);
+        pipeline_payment(P, "toss", pk, 1000, "KRW", 0);
+        if (i % 4 == 3) {
+            snprintf(json, sizeof(json),
+                     "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}", pk);
+            fault(json);
+        }
+    }
+    for (int base = 0; base < BREAKER_REQUESTS; base += 10) {
+        pipeline_publish_many(P, 10, quarter_event, &base);
+        usleep(1000 * 1000);
+    }
+    for (int i = 0; i < BREAKER_REQUESTS; i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "r-q-%03d", i);
+        cr_assert_str_eq(wait_final(rid), i % 4 == 3 ? "EXHAUSTED" : "SUCCEEDED", "%s", rid);
+    }
+    char *p95 = itest_query_value(pipeline_itest(P),
+                                  "SELECT round(percentile_cont(0.95) WITHIN GROUP (ORDER BY"
+                                  "  extract(epoch FROM finished_at - created_at))::numeric, 2)"
+                                  "  FROM cancel_request WHERE status = 'SUCCEEDED'",
+                                  0, NULL);
+    cr_assert_not_null(p95);
+    cr_log_info("healthy requests, intake to final: p95 %s s", p95);
+    cr_expect_leq(atof(p95), 3.0, "healthy requests took p95 %s s (logs: %s)", p95,
+                  pipeline_log_dir(P));
+    free(p95);
+    char path[700], line[4096];
+    snprintf(path, sizeof(path), "%s/retry-consumer-0.log", pipeline_log_dir(P));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    int opened = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        opened += strstr(line, "circuit open") != NULL;
+    fclose(f);
+    cr_expect_eq(opened, 0, "the breaker postponed %d attempts (logs: %s)", opened,
+                 pipeline_log_dir(P));
+}

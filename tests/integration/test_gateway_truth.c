@@ -429,3 +429,29 @@ Test(gateway_truth, a_quarter_of_payments_failing_forever_leave_the_rest_fast, .
     cr_expect_eq(opened, 0, "the breaker postponed %d attempts (logs: %s)", opened,
                  pipeline_log_dir(P));
 }
+
+/* ---- the key's lifetime ---- */
+
+/* An event without a CloudEvents time that sat in Kafka for three hours:
+ * the upstream service may have used the key then, so its lifetime at the
+ * gateway is counted from the Kafka timestamp, not from our intake. */
+Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_key_lifetime", SHORT_POLICY);
+    pipeline_payment(P, "toss", "pk_old", 2000, "KRW", 0);
+    const char *ev = "{\"specversion\":\"1.0\",\"id\":\"ev-old\",\"source\":\"/it/truth\","
+                     "\"type\":\"payments.cancel.failed.v1\",\"subject\":\"r-old\","
+                     "\"datacontenttype\":\"application/json\",\"data\":{\"requestId\":\"r-old\","
+                     "\"gateway\":\"toss\",\"paymentKey\":\"pk_old\",\"amount\":2000,"
+                     "\"currency\":\"KRW\",\"reason\":\"customer cancelled\"}}";
+    int64_t three_hours_ago = timeutil_now_ms() - 3 * 3600 * 1000LL;
+    pipeline_publish_raw_at(P, "cancel_failed", "r-old", ev, strlen(ev), NULL, three_hours_ago);
+    cr_assert_str_eq(wait_final("r-old"), "SUCCEEDED");
+    /* Toss keys live 15 days (docs/gateways.md) from the first use we know of. */
+    char *age = query("SELECT round(extract(epoch FROM (created_at - key_first_used_at)) / 3600)"
+                      "  || ' ' || round(extract(epoch FROM (key_expires_at - key_first_used_at))"
+                      "  / 86400) FROM cancel_request WHERE request_id = $1",
+                      "r-old");
+    cr_expect_str_eq(age, "3 15", "hours between the key's first use and intake, days of life");
+    free(age);
+}

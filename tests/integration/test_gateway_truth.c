@@ -455,3 +455,57 @@ Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, 
     cr_expect_str_eq(age, "3 15", "hours between the key's first use and intake, days of life");
     free(age);
 }
+
+/* ---- operators ---- */
+
+static void ctl(struct itest_result *r, const char *const *args)
+{
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = "/bin/sh";
+    argv[n++] = "-c";
+    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
+    argv[n++] = itest_cancelctl();
+    argv[n++] = "--config";
+    argv[n++] = pipeline_config_path(P);
+    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    itest_run(r, 90000, argv, NULL);
+}
+
+/* An EXHAUSTED request that someone then refunded by hand in the gateway's
+ * dashboard: a requeue asks the gateway first and never refunds again. The
+ * key generation and the inquiry are in `cancelctl show`. */
+Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_requeue", POLICY(2));
+    pipeline_payment(P, "stripe", "pi_hand", 2500, "USD", 0);
+    fault("{\"paymentKey\":\"pi_hand\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_publish(P, "r-hand", "stripe", "pi_hand", 2500, "USD", false);
+    cr_assert_str_eq(wait_final("r-hand"), "EXHAUSTED");
+    cr_expect_eq(pipeline_refunds(P, "pi_hand"), 0);
+
+    pipeline_sim_call(P, "DELETE", "/_sim/faults", NULL, NULL);
+    pipeline_sim_post(P, "/_sim/payments/pi_hand/refunds", "{\"amount\":2500}");
+    struct itest_result r;
+    ctl(&r, (const char *const[]){"requeue", "r-hand", NULL});
+    cr_assert_eq(r.exit_code, 0, "requeue: %s%s", r.out, r.err);
+    itest_result_free(&r);
+
+    cr_assert_str_eq(wait_final("r-hand"), "ALREADY_REFUNDED");
+    cr_expect_eq(pipeline_refunds(P, "pi_hand"), 1, "only the refund made by hand");
+    char *last =
+        query("SELECT verdict || '/' || inquiry FROM retry_attempt_log"
+              " WHERE request_id = $1 AND event = 'ANSWERED' ORDER BY attempt DESC LIMIT 1",
+              "r-hand");
+    cr_expect_str_eq(last, "INQUIRY/ALREADY_REFUNDED", "the requeued attempt only inquired");
+    free(last);
+
+    ctl(&r, (const char *const[]){"show", "r-hand", NULL});
+    cr_expect_eq(r.exit_code, 0);
+    cr_expect_not_null(strstr(r.out, "key generation"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "proven by an inquiry"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "inquiry found ALREADY_REFUNDED"), "%s", r.out);
+    itest_result_free(&r);
+}

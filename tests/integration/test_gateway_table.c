@@ -80,6 +80,14 @@ struct row_case {
     "\"cancelAmount\":3000,\"cancelReason\":\"customer asked\",\"transactionKey\":\"tx1\","        \
     "\"canceledAt\":\"2026-11-20T09:15:02.123Z\",\"cancelStatus\":\"IN_PROGRESS\"}]}"
 
+/* A virtual-account payment: the cancel is done, the money follows later. */
+#define TOSS_VA_REFUND(status)                                                                     \
+    "{\"paymentKey\":\"pk_row\",\"orderId\":\"order-pk_row\",\"status\":\"PARTIAL_CANCELED\","     \
+    "\"totalAmount\":10000,\"balanceAmount\":7000,\"currency\":\"KRW\","                           \
+    "\"virtualAccount\":{\"refundStatus\":\"" status "\"},\"cancels\":[{"                          \
+    "\"cancelAmount\":3000,\"cancelReason\":\"customer asked\",\"transactionKey\":\"tx1\","        \
+    "\"canceledAt\":\"2026-11-20T09:15:02.123Z\",\"cancelStatus\":\"DONE\"}]}"
+
 static const struct row_case cases[] = {
     /* --- Toss: answers the simulator gives on its own --- */
     {"toss.200.payment", T, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
@@ -137,6 +145,8 @@ static const struct row_case cases[] = {
     CODE(T, "toss.403.other", 403, "SOME_NEW_403_CODE"),
     CODE(T, "toss.4xx.other", 400, "SOME_NEW_400_CODE"),
     RAW(T, "toss.200.cancel_pending", 200, TOSS_CANCEL_NOT_DONE),
+    RAW(T, "toss.200.refund_pending", 200, TOSS_VA_REFUND("PENDING")),
+    RAW(T, "toss.200.refund_failed", 200, TOSS_VA_REFUND("FAILED")),
     RAW(T, "toss.3xx.redirect", 302, NULL),
     RAW(T, "toss.5xx.no_body", 502, HTML_502),
     RAW(T, "toss.other", 799, "{}"),

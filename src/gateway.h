@@ -95,6 +95,7 @@ struct gateway_payment {
     int64_t balance_amount;
     int64_t canceled_amount; /* sum of cancels[].cancelAmount */
     char currency[8];
+    char refund_status[24]; /* virtualAccount.refundStatus, "" when absent */
     /* The first GATEWAY_MAX_CANCELS cancels: amount, and whether Toss reports
      * it done (cancelStatus DONE, or no cancelStatus at all). */
     struct {

@@ -19,6 +19,8 @@ static const struct gateway_rule rows[] = {
     /* --- Toss Payments --- */
     {"toss.200.payment",                             T, 200, 299, "payment",                          GATEWAY_SUCCEEDED,        YES, false, false},
     {"toss.200.cancel_pending",                      T, 200, 299, "payment.cancel_pending",           GATEWAY_PENDING,          YES, false, false},
+    {"toss.200.refund_pending",                      T, 200, 299, "payment.refund_pending",           GATEWAY_PENDING,          YES, false, false},
+    {"toss.200.refund_failed",                       T, 200, 299, "payment.refund_failed",            GATEWAY_PERMANENT,        YES, false, false},
     {"toss.200.unverified",                          T, 200, 299, NULL,                               GATEWAY_UNVERIFIED,       YES, false, false},
     {"toss.400.ALREADY_CANCELED_PAYMENT",            T, 400, 400, "ALREADY_CANCELED_PAYMENT",         GATEWAY_ALREADY_REFUNDED, YES, false, false},
     {"toss.400.ALREADY_REFUND_PAYMENT",              T, 400, 400, "ALREADY_REFUND_PAYMENT",           GATEWAY_ALREADY_REFUNDED, YES, false, false},
@@ -36,7 +38,7 @@ static const struct gateway_rule rows[] = {
     {"toss.400.INVALID_BANK",                        T, 400, 400, "INVALID_BANK",                     GATEWAY_PERMANENT,        UNK, true,  false},
     {"toss.400.FORBIDDEN_BANK_REFUND_REQUEST",       T, 400, 400, "FORBIDDEN_BANK_REFUND_REQUEST",    GATEWAY_PERMANENT,        UNK, false, false},
     {"toss.401.UNAUTHORIZED_KEY",                    T, 401, 401, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
-    {"toss.403.FORBIDDEN_CONSECUTIVE_REQUEST",       T, 403, 403, "FORBIDDEN_CONSECUTIVE_REQUEST",    GATEWAY_RETRYABLE,        NO,  true,  false},
+    {"toss.403.FORBIDDEN_CONSECUTIVE_REQUEST",       T, 403, 403, "FORBIDDEN_CONSECUTIVE_REQUEST",    GATEWAY_RETRYABLE,        UNK, false, false},
     /* More than the balance: possibly because our own earlier cancel took
      * it. Not proof of "no refund": an inquiry decides. */
     {"toss.403.NOT_CANCELABLE_AMOUNT",               T, 403, 403, "NOT_CANCELABLE_AMOUNT",            GATEWAY_PERMANENT,        UNK, false, false},
@@ -78,7 +80,7 @@ static const struct gateway_rule rows[] = {
     {"stripe.400.idempotency_error",                 S, 400, 400, "idempotency_error",                GATEWAY_PERMANENT,        NO,  false, false},
     /* More than is left: possibly because our own earlier refund took it. */
     {"stripe.400.amount_too_large",                  S, 400, 400, "amount_too_large",                 GATEWAY_PERMANENT,        UNK, false, false},
-    {"stripe.400.invalid_request_error",             S, 400, 400, NULL,                               GATEWAY_PERMANENT,        UNK, true,  false},
+    {"stripe.400.invalid_request_error",             S, 400, 400, NULL,                               GATEWAY_PERMANENT,        UNK, false, false},
     {"stripe.401.authentication",                    S, 401, 401, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
     {"stripe.402.request_failed",                    S, 402, 402, NULL,                               GATEWAY_PERMANENT,        YES, true,  false},
     {"stripe.403.permission",                        S, 403, 403, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},

@@ -154,6 +154,11 @@ bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
     out->balance_amount = json_number_i64(balance);
     out->total_amount = json_number_i64(json_object_get(root, "totalAmount"));
     const char *st = json_string_value(json_object_get(root, "status"));
+    /* Virtual-account payments: the cancel is done at once, the money goes
+     * back to the customer's account later (docs/gateways.md). */
+    const char *rs =
+        json_string_value(json_object_get(json_object_get(root, "virtualAccount"), "refundStatus"));
+    snprintf(out->refund_status, sizeof(out->refund_status), "%s", rs != NULL ? rs : "");
     const char *cur = json_string_value(json_object_get(root, "currency"));
     snprintf(out->status, sizeof(out->status), "%s", st != NULL ? st : "");
     snprintf(out->currency, sizeof(out->currency), "%s", cur != NULL ? cur : "");
@@ -253,6 +258,19 @@ static int our_cancel(const struct gateway_payment *p, const struct refund_reque
     return -1;
 }
 
+/* virtualAccount.refundStatus: NONE, PENDING, FAILED, PARTIAL_FAILED,
+ * COMPLETED (docs/gateways.md); absent for other payment methods. */
+static bool refund_pending(const struct gateway_payment *p)
+{
+    return strcmp(p->refund_status, "PENDING") == 0;
+}
+
+static bool refund_failed(const struct gateway_payment *p)
+{
+    return strcmp(p->refund_status, "FAILED") == 0 ||
+           strcmp(p->refund_status, "PARTIAL_FAILED") == 0;
+}
+
 const char *gateway_toss_refund_shape(const char *body, const struct refund_request *req, char *why,
                                       size_t whylen)
 {
@@ -268,6 +286,14 @@ const char *gateway_toss_refund_shape(const char *body, const struct refund_requ
     }
     switch (our_cancel(&p, req)) {
     case 1:
+        if (refund_pending(&p)) {
+            snprintf(why, whylen, "the virtual-account refund is %s", p.refund_status);
+            return "payment.refund_pending";
+        }
+        if (refund_failed(&p)) {
+            snprintf(why, whylen, "the virtual-account refund is %s", p.refund_status);
+            return "payment.refund_failed";
+        }
         return "payment";
     case 2:
         snprintf(why, whylen, "the cancel of %lld is not done yet", (long long)req->amount);
@@ -290,6 +316,16 @@ enum refund_finding gateway_toss_judge(const struct gateway_payment *p,
     }
     switch (our_cancel(p, req)) {
     case 1:
+        if (refund_failed(p)) {
+            snprintf(detail, detaillen, "the cancel of %lld is done, its refund %s",
+                     (long long)req->amount, p->refund_status);
+            return FINDING_REFUND_FAILED;
+        }
+        if (refund_pending(p)) {
+            snprintf(detail, detaillen, "the cancel of %lld is done, its refund PENDING",
+                     (long long)req->amount);
+            return FINDING_PENDING;
+        }
         snprintf(detail, detaillen, "the payment shows a cancel of %lld", (long long)req->amount);
         return FINDING_REFUNDED;
     case 2:

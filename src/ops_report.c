@@ -74,8 +74,7 @@ static const char sql_mismatch_kinds[] =
     "SELECT kind, count(*) FROM reconcile_mismatch WHERE fixed_at IS NULL"
     " GROUP BY kind ORDER BY kind";
 
-/* clang-format would scatter these over the page (TS() is a macro). */
-// clang-format off
+/* clang-format off */
 static const char sql_mismatch_recent[] =
     "SELECT request_id AS \"requestId\", gateway, kind, our_status AS \"ourStatus\","
     "  their_finding AS \"theirFinding\", detail,"
@@ -90,60 +89,38 @@ static const char sql_last_run[] =
     "  new_mismatches AS \"newMismatches\", pending AS settling,"
     "  could_not_check AS \"couldNotCheck\", fixed, error"
     " FROM reconcile_run ORDER BY started_at DESC, id DESC LIMIT 1";
-// clang-format on
 
-static const char
-    sql_request
-        [] =
-            "SELECT request_id AS \"requestId\", status, gateway, payment_key AS \"paymentKey\", "
-            "amount,"
-            "  currency, partial, reason, origin_transaction_id AS \"originTransactionId\","
-            "  first_failure_code AS \"firstFailureCode\", correlation_id AS \"correlationId\","
-            "  attempts, budget_base AS \"budgetBase\", max_attempts AS \"maxAttempts\","
-            "  " TS("next_attempt_at") " AS \"nextAttemptAt\", " TS(
-                "deadline_at") " AS \"deadlineAt\","
-                               "  " TS("key_first_used_at") " AS \"keyFirstUsedAt\", " TS(
-                                   "key_expires_at") " AS \"keyExpiresAt\","
-                                                     "  lease_owner AS \"leaseOwner\", " TS(
-                                                         "lease_expires_at") " AS "
-                                                                             "\"leaseExpiresAt\","
-                                                                             "  last_error_code AS "
-                                                                             "\"lastErrorCode\", "
-                                                                             "last_error_message "
-                                                                             "AS "
-                                                                             "\"lastErrorMessage\","
-                                                                             "  last_http_status "
-                                                                             "AS "
-                                                                             "\"lastHttpStatus\", "
-                                                                             "resolved_by AS "
-                                                                             "\"resolvedBy\","
-                                                                             "  resolved_note AS "
-                                                                             "\"resolvedNote\", "
-                                                                             "source_topic AS "
-                                                                             "\"sourceTopic\","
-                                                                             "  source_partition "
-                                                                             "AS "
-                                                                             "\"sourcePartition\", "
-                                                                             "source_offset AS "
-                                                                             "\"sourceOffset\","
-                                                                             "  " TS("created_at") " AS \"createdAt\", " TS(
-                                                                                 "updated_at") " AS"
-                                                                                               " \""
-                                                                                               "upd"
-                                                                                               "ate"
-                                                                                               "dAt"
-                                                                                               "\","
-                                                                                               " "
-                                                                                               " " TS(
-                                                                                                   "finished_at") " AS \"finishedAt\""
-                                                                                                                  " FROM cancel_request WHERE request_id = $1";
+static const char sql_request[] =
+    "SELECT request_id AS \"requestId\", status, gateway, payment_key AS \"paymentKey\","
+    "  amount, currency, partial, reason,"
+    "  origin_transaction_id AS \"originTransactionId\","
+    "  first_failure_code AS \"firstFailureCode\", correlation_id AS \"correlationId\","
+    "  attempts, budget_base AS \"budgetBase\", max_attempts AS \"maxAttempts\","
+    "  " TS("next_attempt_at") " AS \"nextAttemptAt\","
+    "  " TS("deadline_at") " AS \"deadlineAt\","
+    "  " TS("key_first_used_at") " AS \"keyFirstUsedAt\","
+    "  " TS("key_expires_at") " AS \"keyExpiresAt\","
+    "  key_generation AS \"keyGeneration\", key_holds_error AS \"keyHoldsError\","
+    "  inquire_first AS \"inquireFirst\", final_check AS \"finalCheck\","
+    "  found_by_inquiry AS \"foundByInquiry\","
+    "  lease_owner AS \"leaseOwner\", " TS("lease_expires_at") " AS \"leaseExpiresAt\","
+    "  last_error_code AS \"lastErrorCode\", last_error_message AS \"lastErrorMessage\","
+    "  last_http_status AS \"lastHttpStatus\","
+    "  resolved_by AS \"resolvedBy\", resolved_note AS \"resolvedNote\","
+    "  source_topic AS \"sourceTopic\", source_partition AS \"sourcePartition\","
+    "  source_offset AS \"sourceOffset\","
+    "  " TS("created_at") " AS \"createdAt\", " TS("updated_at") " AS \"updatedAt\","
+    "  " TS("finished_at") " AS \"finishedAt\""
+    " FROM cancel_request WHERE request_id = $1";
 
-static const char sql_attempts[] = "SELECT attempt, event, worker, " TS(
-    "at") " AS at, verdict, http_status AS \"httpStatus\","
-          "  error_code AS \"errorCode\", error_message AS \"errorMessage\","
-          "  latency_ms AS \"latencyMs\", replayed, decision,"
-          "  " TS("next_attempt_at") " AS \"nextAttemptAt\", detail"
-                                     " FROM retry_attempt_log WHERE request_id = $1 ORDER BY id";
+static const char sql_attempts[] =
+    "SELECT attempt, event, worker, " TS("at") " AS at, verdict,"
+    "  http_status AS \"httpStatus\", error_code AS \"errorCode\","
+    "  error_message AS \"errorMessage\", latency_ms AS \"latencyMs\", replayed, decision,"
+    "  " TS("next_attempt_at") " AS \"nextAttemptAt\", detail,"
+    "  idempotency_key AS \"idempotencyKey\", inquiry, inquiry_detail AS \"inquiryDetail\""
+    " FROM retry_attempt_log WHERE request_id = $1 ORDER BY id";
+/* clang-format on */
 
 /* Our own events are JSON we built; only they are decoded. */
 static const char sql_events[] = "SELECT id, topic, event_type AS type, " TS(

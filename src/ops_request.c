@@ -24,6 +24,10 @@ static const char sql_rearm[] =
     "       next_attempt_at = to_timestamp($4::bigint / 1000.0),"
     "       deadline_at = to_timestamp($5::bigint / 1000.0),"
     "       lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL,"
+    /* What the gateway did comes first: the earlier attempts may have
+     * refunded (or the key may hold an error), so the first new attempt
+     * inquires before it sends anything. */
+    "       inquire_first = true, final_check = NULL,"
     "       updated_at = now()"
     " WHERE request_id = $1 AND status = $6 AND attempts = $7::integer";
 
@@ -83,9 +87,10 @@ static const char *status_refusal(const char *status, bool scheduled_ok)
         return "the refund already succeeded";
     if (strcmp(status, CANCEL_STATUS_MANUALLY_RESOLVED) == 0)
         return "it was resolved by hand";
-    if (strcmp(status, REQUEST_SCHEDULED) == 0 && !scheduled_ok)
+    bool open = strcmp(status, REQUEST_SCHEDULED) == 0 || strcmp(status, REQUEST_PENDING) == 0;
+    if (open && !scheduled_ok)
         return "it is already scheduled (re-armed since this dead letter, or still retrying)";
-    if (strcmp(status, REQUEST_SCHEDULED) != 0 && !is_failed(status))
+    if (!open && !is_failed(status))
         return "its status is unknown to this version";
     return NULL;
 }
@@ -189,6 +194,12 @@ void ops_next_step_words(const struct request_row *row, int64_t now_ms, int64_t 
                      "retry-consumer should take it at once. If it stays overdue, check "
                      "\"cancelctl status\" (outbox backlog, consumer lag)",
                      row->attempts + 1, used + 1, row->max_attempts, when, span);
+    } else if (strcmp(s, REQUEST_PENDING) == 0) {
+        fmt_time(row->next_attempt_at_ms, when, sizeof(when));
+        snprintf(buf, len,
+                 "the gateway accepted the refund and reports its result later; an inquiry at %s "
+                 "confirms it (no attempt is spent while it is pending)",
+                 when);
     } else if (strcmp(s, REQUEST_IN_FLIGHT) == 0) {
         snprintf(buf, len,
                  "attempt %d is running on %s; if that worker died, the reconciler takes the "

@@ -29,7 +29,7 @@ FINAL = {"SUCCEEDED", "ALREADY_REFUNDED", "FAILED", "EXHAUSTED", "MANUALLY_RESOL
 SCENARIOS = [
     dict(name="ok", what="succeeds at once", gateway="toss", amount=15000, currency="KRW",
          status="SUCCEEDED", attempts=1, refunds=1, refunded=15000),
-    dict(name="transient", what="500 PROVIDER_ERROR, 503, then ok", gateway="toss",
+    dict(name="transient", what="400 PROVIDER_ERROR, 503, then ok", gateway="toss",
          amount=12000, currency="KRW",
          faults=[{"type": "provider_error", "times": 1}, {"type": "error_5xx", "times": 1}],
          status="SUCCEEDED", attempts=3, refunds=1, refunded=12000),

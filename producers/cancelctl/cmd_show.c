@@ -71,6 +71,15 @@ static void print_human(const json_t *doc)
            text(r, "budgetBase", b3, sizeof(b3)), str(r, "deadlineAt"));
     printf("  next attempt at %s; idempotency key used since %s, expires %s\n",
            str(r, "nextAttemptAt"), str(r, "keyFirstUsedAt"), str(r, "keyExpiresAt"));
+    printf("  key generation %s%s%s%s%s\n", text(r, "keyGeneration", b1, sizeof(b1)),
+           json_is_true(json_object_get(r, "keyHoldsError"))
+               ? " (holds the gateway's error: a new generation after a negative inquiry)"
+               : "",
+           json_is_true(json_object_get(r, "inquireFirst")) ? "; next attempt inquires first" : "",
+           json_is_string(json_object_get(r, "finalCheck")) ? "; final check, ends " : "",
+           json_is_string(json_object_get(r, "finalCheck")) ? str(r, "finalCheck") : "");
+    if (json_is_true(json_object_get(r, "foundByInquiry")))
+        printf("  the refund was proven by an inquiry at the gateway, not by a refund answer\n");
     if (json_is_string(json_object_get(r, "leaseOwner")))
         printf("  lease: %s until %s\n", str(r, "leaseOwner"), str(r, "leaseExpiresAt"));
     if (json_is_string(json_object_get(r, "lastErrorCode")) ||
@@ -99,6 +108,14 @@ static void print_human(const json_t *doc)
                json_is_string(json_object_get(row, "errorCode")) ? str(row, "errorCode") : "",
                json_is_string(json_object_get(row, "detail")) ? ": " : "",
                json_is_string(json_object_get(row, "detail")) ? str(row, "detail") : "");
+        if (json_is_string(json_object_get(row, "idempotencyKey")) ||
+            json_is_string(json_object_get(row, "inquiry")))
+            printf("      key %s%s%s%s%s\n", str(row, "idempotencyKey"),
+                   json_is_string(json_object_get(row, "inquiry")) ? "; inquiry found " : "",
+                   json_is_string(json_object_get(row, "inquiry")) ? str(row, "inquiry") : "",
+                   json_is_string(json_object_get(row, "inquiryDetail")) ? ": " : "",
+                   json_is_string(json_object_get(row, "inquiryDetail")) ? str(row, "inquiryDetail")
+                                                                         : "");
     }
     if (json_array_size(json_object_get(doc, "attempts")) == 0)
         printf("  (no attempt yet)\n");

@@ -139,9 +139,9 @@ static void print_reconciliation(const json_t *rec)
 
 static void print_human(const json_t *doc)
 {
-    static const char *const statuses[] = {"SCHEDULED",        "IN_FLIGHT", "SUCCEEDED",
-                                           "ALREADY_REFUNDED", "FAILED",    "EXHAUSTED",
-                                           "MANUALLY_RESOLVED"};
+    static const char *const statuses[] = {"SCHEDULED", "IN_FLIGHT",        "PENDING",
+                                           "SUCCEEDED", "ALREADY_REFUNDED", "FAILED",
+                                           "EXHAUSTED", "MANUALLY_RESOLVED"};
     const json_t *req = json_object_get(doc, "requests");
     const json_t *by = json_object_get(req, "byStatus");
     char span[32];

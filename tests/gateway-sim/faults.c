@@ -30,6 +30,7 @@ static const char *const type_names[] = {
     [FAULT_PERMANENT] = "permanent",
     [FAULT_BAD_CREDENTIALS] = "bad_credentials",
     [FAULT_IN_PROGRESS] = "in_progress",
+    [FAULT_RAW] = "raw",
 };
 
 static const char *const op_names[] = {
@@ -52,6 +53,7 @@ void fault_clear(struct fault *f)
     free(f->payment_key);
     free(f->code);
     free(f->message);
+    free(f->body);
     memset(f, 0, sizeof(*f));
 }
 
@@ -169,20 +171,28 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     f.type = (enum fault_type)t;
     f.gateway = -1;
     f.op = FAULT_OP_REFUND;
+    /* A raw answer may carry any status an HTTP client accepts as final
+     * (200..999, for "anything else"); the others a standard one. */
     if (!opt_int(obj, "times", 0, 1000000, &times, err, errlen) ||
-        !opt_int(obj, "status", 100, 599, &status, err, errlen) ||
+        !opt_int(obj, "status", f.type == FAULT_RAW ? 200 : 100, f.type == FAULT_RAW ? 999 : 599,
+                 &status, err, errlen) ||
         !opt_int(obj, "retryAfter", 0, 86400, &retry_after, err, errlen) ||
         !opt_int(obj, "delayMs", 0, FAULT_MAX_DELAY_MS, &delay_ms, err, errlen) ||
         !opt_str(obj, "paymentKey", &f.payment_key, err, errlen) ||
         !opt_str(obj, "code", &f.code, err, errlen) ||
         !opt_str(obj, "message", &f.message, err, errlen) ||
+        !opt_str(obj, "body", &f.body, err, errlen) ||
         !opt_str(obj, "gateway", &gateway, err, errlen) ||
         !opt_str(obj, "operation", &op, err, errlen) ||
         !opt_bool(obj, "stored", &f.stored, err, errlen))
         goto out;
     if (f.stored && f.type != FAULT_ERROR_5XX && f.type != FAULT_PROVIDER_ERROR &&
-        f.type != FAULT_PERMANENT) {
-        snprintf(err, errlen, "stored is only for error_5xx, provider_error and permanent");
+        f.type != FAULT_PERMANENT && f.type != FAULT_RAW) {
+        snprintf(err, errlen, "stored is only for error_5xx, provider_error, permanent and raw");
+        goto out;
+    }
+    if (f.body != NULL && f.type != FAULT_RAW) {
+        snprintf(err, errlen, "body is only for raw");
         goto out;
     }
     if (gateway != NULL) {
@@ -266,6 +276,7 @@ bool faults_match(struct faults *faults, enum sim_gateway gateway, enum fault_op
         out->payment_key = f->payment_key ? strdup(f->payment_key) : NULL;
         out->code = f->code ? strdup(f->code) : NULL;
         out->message = f->message ? strdup(f->message) : NULL;
+        out->body = f->body ? strdup(f->body) : NULL;
         found = true;
         break;
     }
@@ -298,6 +309,8 @@ json_t *faults_json(struct faults *faults)
             json_object_set_new(o, "delayMs", json_integer(f->delay_ms));
         if (f->code != NULL)
             json_object_set_new(o, "code", json_string(f->code));
+        if (f->body != NULL)
+            json_object_set_new(o, "body", json_string(f->body));
         if (f->stored)
             json_object_set_new(o, "stored", json_true());
         json_array_append_new(list, o);

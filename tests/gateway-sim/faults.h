@@ -28,6 +28,9 @@ enum fault_type {
     FAULT_PERMANENT,       /* status (default 400) with code */
     FAULT_BAD_CREDENTIALS, /* 401 as for a wrong key */
     FAULT_IN_PROGRESS,     /* the 409 "request with this key still being processed" */
+    FAULT_RAW,             /* status (default 200) with body, verbatim: what no gateway
+                              documents (a proxy's page, a redirect, a 2xx that is not
+                              the expected object) */
 };
 
 /* Which gateway calls a fault applies to. */
@@ -46,13 +49,14 @@ struct fault {
     int gateway;       /* enum sim_gateway, or -1 = any */
     int times;         /* 0 = forever */
     int used;
-    bool stored;     /* error_5xx, provider_error, permanent: answered inside the
-                        idempotency layer and stored under the key */
+    bool stored;     /* error_5xx, provider_error, permanent, raw: answered inside
+                        the idempotency layer and stored under the key */
     int status;      /* 0 = the type's default */
     int retry_after; /* seconds, rate_limited */
     int64_t delay_ms;
     char *code;    /* NULL = the type's default */
     char *message; /* NULL = the type's default */
+    char *body;    /* raw: the answer's body; NULL = empty */
 };
 
 struct faults *faults_new(void);

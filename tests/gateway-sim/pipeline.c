@@ -4,6 +4,7 @@
 #include "pipeline.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ledger.h"
@@ -18,10 +19,12 @@
     "your request."
 
 /* How each fault type answers, per gateway. status is the default when the
- * fault gives none; toss_code and stripe_code likewise for "code", message
- * (stripe_message for Stripe when not NULL) for "message". */
+ * fault gives none (toss_status for Toss when not 0); toss_code and
+ * stripe_code likewise for "code", message (stripe_message for Stripe when
+ * not NULL) for "message". */
 struct fault_answer {
     int status;
+    int toss_status;
     const char *toss_code;
     const char *stripe_type;
     const char *stripe_code;
@@ -30,22 +33,29 @@ struct fault_answer {
 };
 
 static const struct fault_answer fault_answers[] = {
-    [FAULT_ERROR_5XX] = {503, "SERVICE_UNAVAILABLE", "api_error", NULL,
-                         "the gateway is temporarily unavailable"},
-    [FAULT_PROVIDER_ERROR] = {500, "PROVIDER_ERROR", "api_error", NULL,
-                              "the card company could not process the request"},
-    [FAULT_RATE_LIMITED] = {429, "TOO_MANY_REQUESTS", "invalid_request_error", "rate_limit",
-                            "too many requests: retry later"},
-    [FAULT_HANG] = {504, "GATEWAY_TIMEOUT", "api_error", NULL, "the gateway timed out"},
-    [FAULT_APPLY_THEN_HANG] = {504, "GATEWAY_TIMEOUT", "api_error", NULL, "the gateway timed out"},
-    [FAULT_APPLY_THEN_DROP] = {0, NULL, NULL, NULL, NULL},
-    [FAULT_PERMANENT] = {400, "INVALID_REQUEST", "invalid_request_error", NULL,
-                         "the request cannot be processed"},
-    [FAULT_BAD_CREDENTIALS] = {401, "UNAUTHORIZED_KEY", "invalid_request_error", NULL,
-                               "invalid API key provided"},
-    [FAULT_IN_PROGRESS] = {409, "IDEMPOTENT_REQUEST_PROCESSING", "idempotency_error",
+    [FAULT_ERROR_5XX] = {503, 0, "SERVICE_UNAVAILABLE", "api_error", NULL,
+                         "the gateway is temporarily unavailable", NULL},
+    /* Toss documents PROVIDER_ERROR as a 400 ("일시적인 오류가 발생했습니다"). */
+    [FAULT_PROVIDER_ERROR] = {500, 400, "PROVIDER_ERROR", "api_error", NULL,
+                              "the card company could not process the request", NULL},
+    /* Stripe's 429 has carried no code since API version 2015-09-08; a
+     * "code" given to the fault (lock_timeout) is sent. */
+    [FAULT_RATE_LIMITED] = {429, 0, "TOO_MANY_REQUESTS", "invalid_request_error", NULL,
+                            "too many requests: retry later",
+                            "Too many requests hit the API too quickly. We recommend an "
+                            "exponential backoff of your requests."},
+    [FAULT_HANG] = {504, 0, "GATEWAY_TIMEOUT", "api_error", NULL, "the gateway timed out", NULL},
+    [FAULT_APPLY_THEN_HANG] = {504, 0, "GATEWAY_TIMEOUT", "api_error", NULL,
+                               "the gateway timed out", NULL},
+    [FAULT_APPLY_THEN_DROP] = {0, 0, NULL, NULL, NULL, NULL, NULL},
+    [FAULT_PERMANENT] = {400, 0, "INVALID_REQUEST", "invalid_request_error", NULL,
+                         "the request cannot be processed", NULL},
+    [FAULT_BAD_CREDENTIALS] = {401, 0, "UNAUTHORIZED_KEY", "invalid_request_error", NULL,
+                               "invalid API key provided", NULL},
+    [FAULT_IN_PROGRESS] = {409, 0, "IDEMPOTENT_REQUEST_PROCESSING", "idempotency_error",
                            "idempotency_key_in_use", TOSS_IN_FLIGHT_MESSAGE,
                            STRIPE_IN_FLIGHT_MESSAGE},
+    [FAULT_RAW] = {200, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
 /* Faults that act before the idempotency layer, like a load balancer or an
@@ -62,7 +72,7 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
                            struct sim_response *resp)
 {
     const struct fault_answer *a = &fault_answers[f->type];
-    int status = f->status ? f->status : a->status;
+    int status = gateway == SIM_GATEWAY_TOSS && a->toss_status ? a->toss_status : a->status;
     const char *code =
         f->code ? f->code : (gateway == SIM_GATEWAY_TOSS ? a->toss_code : a->stripe_code);
     const char *message = a->message;
@@ -72,6 +82,15 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     if (f->message != NULL)
         message = f->message;
 
+    if (f->status != 0)
+        status = f->status;
+    if (f->type == FAULT_RAW) {
+        /* Verbatim: no gateway format, no Content-Type beyond the usual. */
+        sim_response_clear(resp);
+        resp->status = status;
+        resp->body = f->body != NULL && f->body[0] != '\0' ? strdup(f->body) : NULL;
+        return;
+    }
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
     sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
@@ -100,15 +119,14 @@ static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
                           STRIPE_IN_FLIGHT_MESSAGE);
 }
 
+/* Stripe's answer to a key reused with other parameters. Toss documents
+ * none: its calls compare no parameters (an empty fingerprint), so they never
+ * get here. */
 static void mismatch(enum sim_gateway gateway, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
-        sim_respond_error(resp, gateway, 422, NULL, "INVALID_IDEMPOTENCY_KEY_REUSE",
-                          "this idempotency key was already used with a different request");
-    else
-        sim_respond_error(resp, gateway, 400, "idempotency_error", NULL,
-                          "Keys for idempotent requests can only be used with the same "
-                          "parameters they were first used with.");
+    sim_respond_error(resp, gateway, 400, "idempotency_error", NULL,
+                      "Keys for idempotent requests can only be used with the same "
+                      "parameters they were first used with.");
 }
 
 /* Append the call to the ledger's call log and log one line about it. */
@@ -161,9 +179,23 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     bool owns_key = false;
     bool stored = false; /* a stored fault answered in place of the handler */
     const char *key = NULL;
+    char *scoped = NULL; /* the key as stored: "<scope>\n<key>" when the call has a scope */
 
     if (call->fingerprint != NULL && req->idempotency_key != NULL && req->idempotency_key[0])
         key = req->idempotency_key;
+    if (key != NULL && call->scope != NULL) {
+        size_t n = strlen(call->scope) + strlen(key) + 2;
+        scoped = malloc(n);
+        if (scoped == NULL) {
+            /* As for a key that cannot be stored: "in flight", the client
+             * retries, which is safe. */
+            in_flight(call->gateway, resp);
+            record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
+            return;
+        }
+        snprintf(scoped, n, "%s\n%s", call->scope, key);
+        key = scoped;
+    }
 
     int64_t latency = faults_pick_latency(sim->faults);
     if (latency > 0)
@@ -252,4 +284,5 @@ out:
         ledger_idem_release(sim->ledger, call->gateway, key);
     if (have_fault)
         fault_clear(&f);
+    free(scoped);
 }

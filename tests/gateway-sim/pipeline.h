@@ -5,7 +5,7 @@
  *   latency -> injected fault (5xx, 429, hang, permanent, 401, in_progress:
  *              nothing stored)
  *           -> credentials (401) -> parameter validation (Stripe: nothing stored)
- *           -> idempotency (replay, 409, mismatch)
+ *           -> idempotency (replay, 409, Stripe's mismatch)
  *           -> the handler's own work, or a "stored" fault's answer in its
  *              place -> store the response for the key
  *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
@@ -38,8 +38,12 @@ struct pipeline_call {
     enum sim_gateway gateway;
     enum fault_op op;
     const char *payment_key;       /* for fault matching and the call log; may be NULL */
-    const char *fingerprint;       /* the parameters under the Idempotency-Key; NULL = no
-                                      idempotency for this call (inquiries) */
+    const char *fingerprint;       /* the parameters a repeated Idempotency-Key must match,
+                                      else the mismatch error; "" = none compared (Toss);
+                                      NULL = no idempotency for this call (inquiries) */
+    const char *scope;             /* what names a repeat besides the key (Toss: method
+                                      and URL: the same key elsewhere is another request);
+                                      NULL = the key alone (Stripe) */
     bool authorized;               /* the credentials were right */
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;

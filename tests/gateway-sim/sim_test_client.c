@@ -221,7 +221,7 @@ void add_fault(const char *json)
 struct reply toss_cancel_as(const char *auth, const char *key, const char *idem, long amount,
                             long timeout_ms)
 {
-    char path[256], body[256], idem_hdr[300];
+    char path[256], body[256], idem_hdr[512];
     const char *headers[4] = {auth, "Content-Type: application/json", NULL, NULL};
 
     snprintf(path, sizeof(path), "/v1/payments/%s/cancel", key);
@@ -341,4 +341,27 @@ size_t calls_for(const char *key)
     json_decref(j);
     reply_free(&r);
     return n;
+}
+
+const char *call_replays(const char *key, char *buf, size_t buflen)
+{
+    char path[256];
+    size_t used = 0, i;
+    json_t *c;
+
+    snprintf(path, sizeof(path), "/_sim/calls?paymentKey=%s", key);
+    struct reply r = http("GET", path, NULL, NULL, 0);
+    json_t *j = reply_json(&r);
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(j, "calls"), i, c)
+    {
+        int n = snprintf(buf + used, buflen - used, "%s%s", i ? "," : "",
+                         json_is_true(json_object_get(c, "replayed")) ? "true" : "false");
+        if (n < 0 || (size_t)n >= buflen - used)
+            break;
+        used += (size_t)n;
+    }
+    json_decref(j);
+    reply_free(&r);
+    return buf;
 }

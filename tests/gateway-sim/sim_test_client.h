@@ -77,4 +77,10 @@ void expect_stripe_error(struct reply *r, long status, const char *type, const c
 /* Number of calls the simulator logged for key. */
 size_t calls_for(const char *key);
 
+/* The "replayed" flags of the calls logged for key, in order, as
+ * "false,true,..." in buf. The simulator's call log records a replay for
+ * both gateways, also where the answer carries no Idempotent-Replayed
+ * header (Toss). */
+const char *call_replays(const char *key, char *buf, size_t buflen);
+
 #endif

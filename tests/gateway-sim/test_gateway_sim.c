@@ -72,7 +72,9 @@ Test(gateway_sim, replay_with_the_same_key_returns_the_same_body_and_refunds_onc
     struct reply again = toss_cancel("tpay_replay", "req-replay", 3000);
     cr_assert_eq(again.status, 200, "%s", again.body);
     cr_expect_str_eq(again.body, first.body);
-    cr_expect_str_eq(header(&again, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    /* Toss documents no replay marker; the simulator's call log knows. */
+    cr_expect_str_eq(header(&again, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    cr_expect_str_eq(call_replays("tpay_replay", buf, sizeof(buf)), "false,true");
     reply_free(&first);
     reply_free(&again);
     expect_ledger("tpay_replay", 1, 3000);
@@ -88,22 +90,45 @@ Test(gateway_sim, replay_with_the_same_key_returns_the_same_body_and_refunds_onc
     expect_ledger("pi_replay", 1, 1000);
 }
 
-Test(gateway_sim, same_key_with_a_different_amount_is_a_mismatch)
+/* Toss names a repeat by key, API key, URL and method, not by body: the
+ * same key with another amount gets the first answer, and nothing more is
+ * cancelled. The same key on another payment (another URL) is another
+ * request. */
+Test(gateway_sim, toss_same_key_with_another_body_gets_the_first_answer)
 {
+    char buf[64];
     add_payment("toss", "tpay_mm", 10000, 0);
-    struct reply r = toss_cancel("tpay_mm", "req-mm", 3000);
-    cr_assert_eq(r.status, 200);
-    reply_free(&r);
-    r = toss_cancel("tpay_mm", "req-mm", 4000);
-    expect_toss_error(&r, 422, "INVALID_IDEMPOTENCY_KEY_REUSE");
+    add_payment("toss", "tpay_mm2", 10000, 0);
+    struct reply first = toss_cancel("tpay_mm", "req-mm", 3000);
+    cr_assert_eq(first.status, 200, "%s", first.body);
+    struct reply again = toss_cancel("tpay_mm", "req-mm", 4000);
+    cr_expect_eq(again.status, 200, "%s", again.body);
+    cr_expect_str_eq(again.body, first.body);
+    cr_expect_str_eq(header(&again, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    reply_free(&again);
+    reply_free(&first);
+    cr_expect_str_eq(call_replays("tpay_mm", buf, sizeof(buf)), "false,true");
+    expect_ledger("tpay_mm", 1, 3000);
 
+    struct reply other = toss_cancel("tpay_mm2", "req-mm", 4000);
+    cr_expect_eq(other.status, 200, "%s", other.body);
+    json_t *j = reply_json(&other);
+    cr_expect_str_eq(json_str(j, "paymentKey"), "tpay_mm2");
+    json_decref(j);
+    reply_free(&other);
+    expect_ledger("tpay_mm2", 1, 4000);
+    expect_ledger("tpay_mm", 1, 3000);
+}
+
+/* Stripe compares the parameters and refuses a key reused with others. */
+Test(gateway_sim, stripe_same_key_with_a_different_amount_is_a_mismatch)
+{
     add_payment("stripe", "pi_mm", 5000, 0);
-    r = stripe_refund("pi_mm", "req-mm-s", 1000);
+    struct reply r = stripe_refund("pi_mm", "req-mm-s", 1000);
     cr_assert_eq(r.status, 200);
     reply_free(&r);
     r = stripe_refund("pi_mm", "req-mm-s", 1001);
     expect_stripe_error(&r, 400, "idempotency_error", NULL);
-    expect_ledger("tpay_mm", 1, 3000);
     expect_ledger("pi_mm", 1, 1000);
 }
 
@@ -153,8 +178,10 @@ static void in_flight_conflict(bool stripe)
 
     r = stripe ? stripe_refund(key, "req-busy", 1000) : toss_cancel(key, "req-busy", 1000);
     cr_expect_eq(r.status, 200, "%s", r.body);
-    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
+    /* Only Stripe marks a replay in the answer. */
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), stripe ? "true" : "");
     reply_free(&r);
+    cr_expect_str_eq(call_replays(key, buf, sizeof(buf)), "false,false,true");
     expect_ledger(key, 1, 1000);
 }
 
@@ -198,9 +225,14 @@ Test(gateway_sim, rate_limited_carries_retry_after)
     struct reply r = toss_cancel("tpay_429", "req-429", -1);
     cr_expect_str_eq(header(&r, "Retry-After", buf, sizeof(buf)), "2");
     expect_toss_error(&r, 429, "TOO_MANY_REQUESTS");
+    /* No code on Stripe's 429 since API version 2015-09-08. */
     r = stripe_refund("pi_429", "req-429-s", -1);
     cr_expect_str_eq(header(&r, "Retry-After", buf, sizeof(buf)), "2");
-    expect_stripe_error(&r, 429, "invalid_request_error", "rate_limit");
+    expect_stripe_error(&r, 429, "invalid_request_error", NULL);
+    /* Stripe's object lock timeout is a 429 with code lock_timeout. */
+    add_fault("{\"type\":\"rate_limited\",\"gateway\":\"stripe\",\"code\":\"lock_timeout\"}");
+    r = stripe_refund("pi_429", "req-429-s", -1);
+    expect_stripe_error(&r, 429, "invalid_request_error", "lock_timeout");
     expect_ledger("tpay_429", 0, 0);
     expect_ledger("pi_429", 0, 0);
 }
@@ -252,7 +284,7 @@ Test(gateway_sim, provider_permanent_and_credential_faults)
     add_payment("stripe", "pi_f", 10000, 0);
     add_fault("{\"type\":\"provider_error\",\"gateway\":\"toss\"}");
     struct reply r = toss_cancel("tpay_f", "req-f1", -1);
-    expect_toss_error(&r, 500, "PROVIDER_ERROR");
+    expect_toss_error(&r, 400, "PROVIDER_ERROR"); /* documented as a 400 */
     add_fault("{\"type\":\"provider_error\",\"gateway\":\"stripe\"}");
     r = stripe_refund("pi_f", "req-f2", -1);
     expect_stripe_error(&r, 500, "api_error", NULL);
@@ -288,7 +320,7 @@ Test(gateway_sim, refund_beyond_the_balance_is_refused)
 {
     add_payment("toss", "tpay_big", 10000, 6000);
     struct reply r = toss_cancel("tpay_big", "req-big", 4001);
-    expect_toss_error(&r, 400, "NOT_CANCELABLE_AMOUNT");
+    expect_toss_error(&r, 403, "NOT_CANCELABLE_AMOUNT");
     add_payment("stripe", "pi_big", 5000, 0);
     r = stripe_refund("pi_big", "req-big-s", 5001);
     expect_stripe_error(&r, 400, "invalid_request_error", "amount_too_large");
@@ -421,18 +453,18 @@ Test(gateway_sim, stored_provider_error_and_permanent_replay_on_toss)
     add_fault("{\"type\":\"permanent\",\"stored\":true,\"status\":403,"
               "\"code\":\"FORBIDDEN_CONSECUTIVE_REQUEST\"}");
     struct reply r = toss_cancel("tpay_stored", "req-tst-1", 2000);
-    expect_toss_error(&r, 500, "PROVIDER_ERROR");
+    expect_toss_error(&r, 400, "PROVIDER_ERROR");
     r = toss_cancel("tpay_stored", "req-tst-1", 2000);
-    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
-    expect_toss_error(&r, 500, "PROVIDER_ERROR");
+    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "");
+    expect_toss_error(&r, 400, "PROVIDER_ERROR");
     r = toss_cancel("tpay_stored", "req-tst-2", 2000);
     expect_toss_error(&r, 403, "FORBIDDEN_CONSECUTIVE_REQUEST");
     r = toss_cancel("tpay_stored", "req-tst-2", 2000);
-    cr_expect_str_eq(header(&r, "Idempotent-Replayed", buf, sizeof(buf)), "true");
     expect_toss_error(&r, 403, "FORBIDDEN_CONSECUTIVE_REQUEST");
-    /* A different body under a key holding an error is still a mismatch. */
+    /* A different body under a key holding an error gets that error too. */
     r = toss_cancel("tpay_stored", "req-tst-1", 3000);
-    expect_toss_error(&r, 422, "INVALID_IDEMPOTENCY_KEY_REUSE");
+    expect_toss_error(&r, 400, "PROVIDER_ERROR");
+    cr_expect_str_eq(call_replays("tpay_stored", buf, sizeof(buf)), "false,true,false,true,true");
     expect_ledger("tpay_stored", 0, 0);
     r = toss_cancel("tpay_stored", "req-tst-3", 2000);
     cr_expect_eq(r.status, 200, "%s", r.body);
@@ -513,4 +545,62 @@ Test(gateway_sim, stripe_validation_errors_are_not_stored_under_the_key)
     cr_expect_eq(r.status, 200, "%s", r.body);
     reply_free(&r);
     expect_ledger("pi_invalid", 1, 100);
+}
+
+/* Toss: "멱등키는 최대 300자": a longer key gets 400 INVALID_IDEMPOTENCY_KEY
+ * and nothing is cancelled or stored. */
+Test(gateway_sim, toss_key_longer_than_300_characters_is_refused)
+{
+    char key[302];
+    add_payment("toss", "tpay_longkey", 10000, 0);
+    memset(key, 'k', 301);
+    key[301] = '\0';
+    struct reply r = toss_cancel("tpay_longkey", key, 1000);
+    expect_toss_error(&r, 400, "INVALID_IDEMPOTENCY_KEY");
+    expect_ledger("tpay_longkey", 0, 0);
+    key[300] = '\0'; /* 300 is allowed */
+    r = toss_cancel("tpay_longkey", key, 1000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+    expect_ledger("tpay_longkey", 1, 1000);
+}
+
+/* A raw fault answers its status and body verbatim, in no gateway's format. */
+Test(gateway_sim, raw_fault_answers_status_and_body_verbatim)
+{
+    char buf[64];
+    add_payment("toss", "tpay_raw", 10000, 0);
+    add_payment("stripe", "pi_raw", 10000, 0);
+    add_fault("{\"type\":\"raw\",\"status\":502,\"body\":\"<html>bad gateway</html>\"}");
+    struct reply r = toss_cancel("tpay_raw", "req-raw", 1000);
+    cr_expect_eq(r.status, 502);
+    cr_expect_str_eq(r.body, "<html>bad gateway</html>");
+    reply_free(&r);
+    add_fault("{\"type\":\"raw\",\"body\":\"{\\\"object\\\":\\\"balance\\\"}\"}");
+    r = stripe_refund("pi_raw", "req-raw-s", 1000);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(r.body, "{\"object\":\"balance\"}");
+    reply_free(&r);
+    add_fault("{\"type\":\"raw\",\"status\":302}");
+    r = toss_cancel("tpay_raw", "req-raw-2", 1000);
+    cr_expect_eq(r.status, 302);
+    cr_expect_eq(r.len, 0);
+    reply_free(&r);
+    add_fault("{\"type\":\"raw\",\"status\":799,\"body\":\"?\"}");
+    r = toss_cancel("tpay_raw", "req-raw-3", 1000);
+    cr_expect_eq(r.status, 799);
+    reply_free(&r);
+    /* Before the idempotency layer, like the other faults: nothing stored. */
+    r = toss_cancel("tpay_raw", "req-raw", 1000);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    reply_free(&r);
+    cr_expect_str_eq(call_replays("tpay_raw", buf, sizeof(buf)), "false,false,false,false");
+    expect_ledger("tpay_raw", 1, 1000);
+    expect_ledger("pi_raw", 0, 0);
+
+    admin("POST", "/_sim/faults", "{\"type\":\"raw\",\"status\":199}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"raw\",\"status\":1000}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"error_5xx\",\"status\":799}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"permanent\",\"body\":\"x\"}", 400);
+    admin("POST", "/_sim/faults", "{\"type\":\"raw\",\"body\":7}", 400);
 }

@@ -120,7 +120,8 @@ static void process_cancel(struct sim *sim, const struct sim_request *req, void 
         answer_error(resp, 400, "ALREADY_CANCELED_PAYMENT", "the payment was already canceled");
         break;
     case LEDGER_REFUND_TOO_LARGE:
-        answer_error(resp, 400, "NOT_CANCELABLE_AMOUNT",
+        /* Toss documents it as a 403: "취소 할 수 없는 금액 입니다." */
+        answer_error(resp, 403, "NOT_CANCELABLE_AMOUNT",
                      "the cancel amount is larger than the cancelable balance");
         break;
     case LEDGER_REFUND_NO_MEMORY:
@@ -145,28 +146,21 @@ static void process_inquiry(struct sim *sim, const struct sim_request *req, void
     ledger_payment_free(p);
 }
 
-/* The parameters an Idempotency-Key is bound to: method, path and the body,
- * as canonical JSON when it parses (key order and spacing do not matter). */
-static char *fingerprint(const struct sim_request *req, const json_t *body)
-{
-    char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    const char *b = canon ? canon : req->body;
-    size_t blen = canon ? strlen(canon) : req->body_len;
-    size_t len = strlen(req->method) + strlen(req->path) + blen + 3;
-    char *fp = malloc(len);
+/* Toss: "멱등키는 최대 300자" (at most 300 characters); a longer key gets
+ * 400 INVALID_IDEMPOTENCY_KEY, and nothing is stored under it. */
+#define TOSS_MAX_IDEMPOTENCY_KEY 300
 
-    if (fp != NULL) {
-        int n = snprintf(fp, len, "%s %s\n", req->method, req->path);
-        memcpy(fp + n, b, blen);
-        fp[(size_t)n + blen] = '\0';
-        /* A NUL inside a raw body would cut the comparison short; make it
-         * visible instead. */
-        for (size_t i = (size_t)n; i < (size_t)n + blen; i++)
-            if (fp[i] == '\0')
-                fp[i] = '\x01';
+static bool validate_cancel(struct sim *sim, const struct sim_request *req, void *arg,
+                            struct sim_response *resp)
+{
+    (void)sim;
+    (void)arg;
+    if (req->idempotency_key != NULL && strlen(req->idempotency_key) > TOSS_MAX_IDEMPOTENCY_KEY) {
+        answer_error(resp, 400, "INVALID_IDEMPOTENCY_KEY",
+                     "the idempotency key must be at most 300 characters");
+        return false;
     }
-    free(canon);
-    return fp;
+    return true;
 }
 
 void toss_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
@@ -177,7 +171,7 @@ void toss_handle(struct sim *sim, const struct sim_request *req, struct sim_resp
     const char *rest = start + keylen;
     char *payment_key = NULL;
     json_t *body = NULL;
-    char *fp = NULL;
+    char *scope = NULL;
 
     if (keylen == 0 || (strcmp(rest, "") != 0 && strcmp(rest, "/cancel") != 0)) {
         answer_error(resp, 404, "NOT_FOUND", "no such endpoint");
@@ -209,19 +203,30 @@ void toss_handle(struct sim *sim, const struct sim_request *req, struct sim_resp
         goto out;
     }
     body = json_loadb(req->body, req->body_len, 0, NULL);
-    fp = fingerprint(req, body);
-    if (fp == NULL) {
+    /* Toss names a repeat by key, API key, URL and method
+     * ("멱등키와 API 키, API 주소, HTTP 메서드 조합"): the body is not compared,
+     * so the same key with another body gets the first answer. One API key
+     * gets past the credentials, so the key is scoped by method and URL. */
+    size_t scope_len = strlen(req->method) + strlen(req->path) + 2;
+    scope = malloc(scope_len);
+    if (scope == NULL) {
         answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
         goto out;
     }
+    snprintf(scope, scope_len, "%s %s", req->method, req->path);
     struct toss_cancel cancel = {.payment_key = payment_key, .body = body};
     call.op = FAULT_OP_REFUND;
-    call.fingerprint = fp;
+    call.fingerprint = "";
+    call.scope = scope;
+    call.validate = validate_cancel;
     call.process = process_cancel;
     call.arg = &cancel;
     pipeline_run(sim, req, &call, resp);
+    /* Toss documents no replay marker: the call log records the replay, the
+     * answer does not carry Idempotent-Replayed. */
+    resp->replayed = false;
 out:
-    free(fp);
+    free(scope);
     json_decref(body);
     free(payment_key);
 }

@@ -769,6 +769,13 @@ static rd_kafka_conf_t *kafka_conf(struct pipeline *p)
 void pipeline_publish_raw_len(struct pipeline *p, const char *topic_role, const char *key,
                               const void *bytes, size_t len, const json_t *headers)
 {
+    pipeline_publish_raw_at(p, topic_role, key, bytes, len, headers, 0);
+}
+
+void pipeline_publish_raw_at(struct pipeline *p, const char *topic_role, const char *key,
+                             const void *bytes, size_t len, const json_t *headers,
+                             int64_t timestamp_ms)
+{
     char errstr[256];
     const char *topic = topic_of(p, topic_role);
     rd_kafka_conf_t *conf = kafka_conf(p);
@@ -786,7 +793,7 @@ void pipeline_publish_raw_len(struct pipeline *p, const char *topic_role, const 
     rd_kafka_resp_err_t e = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)bytes, len),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_headers_destroy(hdrs);
     rd_kafka_resp_err_t fe = e == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_flush(rk, 15000) : e;

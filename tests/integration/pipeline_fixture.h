@@ -127,6 +127,11 @@ void pipeline_publish_raw(struct pipeline *p, const char *topic_role, const char
 void pipeline_publish_raw_len(struct pipeline *p, const char *topic_role, const char *key,
                               const void *bytes, size_t len, const json_t *headers);
 
+/* The same with the message's CreateTime (epoch ms; 0 = now). */
+void pipeline_publish_raw_at(struct pipeline *p, const char *topic_role, const char *key,
+                             const void *bytes, size_t len, const json_t *headers,
+                             int64_t timestamp_ms);
+
 /* Fill request i's CancelFailed event: rid and pk are PIPELINE_ID_MAX-byte
  * buffers the callback may write and point ev at; arg is the caller's. */
 #define PIPELINE_ID_MAX 64

@@ -3,207 +3,31 @@
  * the Toss and Stripe wire formats, the answer classification and the
  * idempotency behaviour end to end.
  *
- * Each test spawns its own simulator on an ephemeral port (--port-file), so
- * tests are independent and need no local stack. The simulator binary is
- * $GATEWAY_SIM, else ../gateway-sim/gateway-sim next to this test's own
- * directory in the build tree.
+ * Each test spawns its own simulator on an ephemeral port
+ * (gateway_sim_fixture.h), so tests are independent and need no local stack.
  */
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <jansson.h>
-#include <libgen.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gateway.h"
+#include "gateway_sim_fixture.h"
 #include "http.h"
 #include "log.h"
 
-#define TOSS_SECRET   "test_sk_toss_local"
-#define STRIPE_SECRET "sk_test_stripe_local"
-
-struct sim {
-    pid_t pid;
-    char base_url[64];
-    char port_file[64];
-};
+#define TOSS_SECRET   GWSIM_TOSS_SECRET
+#define STRIPE_SECRET GWSIM_STRIPE_SECRET
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sim_binary(char *out, size_t len)
-{
-    const char *env = getenv("GATEWAY_SIM");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, len, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    cr_assert(n > 0, "readlink /proc/self/exe failed");
-    self[n] = '\0';
-    snprintf(out, len, "%s/../gateway-sim/gateway-sim", dirname(self));
-}
-
-/* Blocking admin call; returns the body (caller frees) and the status. */
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *userdata)
-{
-    struct buf *b = userdata;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (nd == NULL)
-        return 0;
-    memcpy(nd + b->len, p, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static char *admin(const struct sim *s, const char *method, const char *path, const char *json,
-                   long *status)
-{
-    char url[256];
-    struct buf b = {calloc(1, 1), 0};
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "%s%s", s->base_url, path);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-    if (json != NULL)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(e);
-    long st = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    if (status != NULL)
-        *status = rc == CURLE_OK ? st : 0;
-    return b.data;
-}
-
-static void admin_ok(const struct sim *s, const char *method, const char *path, const char *json)
-{
-    long st = 0;
-    char *body = admin(s, method, path, json, &st);
-    cr_assert(st >= 200 && st < 300, "%s %s %s -> %ld %s", method, path, json ? json : "", st,
-              body);
-    free(body);
-}
-
-static void sim_start(struct sim *s)
-{
-    char bin[PATH_MAX];
-    sim_binary(bin, sizeof(bin));
-    cr_assert(access(bin, X_OK) == 0, "gateway-sim not found at %s (set GATEWAY_SIM)", bin);
-    snprintf(s->port_file, sizeof(s->port_file), "/tmp/gw-sim-port.%d", (int)getpid());
-    unlink(s->port_file);
-
-    s->pid = fork();
-    cr_assert(s->pid >= 0);
-    if (s->pid == 0) {
-        /* Die with the test process even if an assertion ends it early. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(bin, "gateway-sim", "--listen", "127.0.0.1:0", "--port-file", s->port_file,
-              "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    int port = 0;
-    for (int i = 0; i < 100 && port == 0; i++) {
-        FILE *f = fopen(s->port_file, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%d", &port) != 1)
-                port = 0;
-            fclose(f);
-        }
-        if (port == 0)
-            usleep(50 * 1000);
-    }
-    cr_assert(port > 0, "gateway-sim wrote no port to %s", s->port_file);
-    snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", port);
-    long st = 0;
-    for (int i = 0; i < 50 && st != 200; i++) {
-        free(admin(s, "GET", "/_sim/health", NULL, &st));
-        if (st != 200)
-            usleep(50 * 1000);
-    }
-    cr_assert_eq(st, 200, "gateway-sim not healthy");
-}
-
-static void sim_stop(struct sim *s)
-{
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    unlink(s->port_file);
-}
-
-static void sim_payment(const struct sim *s, const char *gateway, const char *key, long amount,
-                        long refunded)
-{
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"gateway\":\"%.16s\",\"paymentKey\":\"%.128s\",\"amount\":%ld,\"currency\":\"%s\","
-             "\"refunded\":%ld}",
-             gateway, key, amount, strcmp(gateway, "toss") == 0 ? "KRW" : "USD", refunded);
-    admin_ok(s, "POST", "/_sim/payments", json);
-}
-
-static void sim_fault(const struct sim *s, const char *json)
-{
-    admin_ok(s, "POST", "/_sim/faults", json);
-}
-
-/* The ledger entry of one payment: refunded total and number of refunds. */
-static void sim_ledger(const struct sim *s, const char *key, long *refunded, size_t *nrefunds)
-{
-    char path[128];
-    long st = 0;
-    snprintf(path, sizeof(path), "/_sim/ledger/%s", key);
-    char *body = admin(s, "GET", path, NULL, &st);
-    cr_assert_eq(st, 200, "ledger %s: %ld %s", key, st, body);
-    json_t *root = json_loads(body, 0, NULL);
-    cr_assert_not_null(root, "ledger body: %s", body);
-    *refunded = (long)json_integer_value(json_object_get(root, "refunded"));
-    *nrefunds = json_array_size(json_object_get(root, "refunds"));
-    json_decref(root);
-    free(body);
-}
-
-static struct config_gateway gateway_cfg(const struct sim *s, enum gateway_kind kind,
-                                         const char *secret)
-{
-    struct config_gateway c;
-    memset(&c, 0, sizeof(c));
-    c.name = kind == GATEWAY_STRIPE ? "stripe" : "toss";
-    c.kind = kind;
-    c.base_url = (char *)s->base_url;
-    c.secret_key = (char *)secret;
-    c.connect_timeout_ms = 2000;
-    c.timeout_ms = 5000;
-    c.tls_verify = true;
-    return c;
 }
 
 struct result {
@@ -243,7 +67,7 @@ static struct gateway_answer refund(struct http_client *http, struct gateway_cli
 {
     char err[256];
     struct result r = {0};
-    /* sim_payment() makes Toss payments in KRW and Stripe ones in USD; the
+    /* gwsim_payment() makes Toss payments in KRW and Stripe ones in USD; the
      * answer must show the request's currency to count. */
     const char *currency = strcmp(gateway_client_name(gc), "toss") == 0 ? "KRW" : "USD";
     struct refund_request req = {request_id,       payment_key, amount, currency, partial,
@@ -254,7 +78,7 @@ static struct gateway_answer refund(struct http_client *http, struct gateway_cli
 }
 
 struct fixture {
-    struct sim sim;
+    struct gwsim sim;
     struct http_client *http;
     struct config_gateway toss_cfg, stripe_cfg;
     struct gateway_client *toss, *stripe;
@@ -264,11 +88,11 @@ static void setup(struct fixture *f)
 {
     char err[256];
     memset(f, 0, sizeof(*f));
-    sim_start(&f->sim);
+    gwsim_start(&f->sim);
     f->http = http_client_new(err, sizeof(err));
     cr_assert_not_null(f->http, "%s", err);
-    f->toss_cfg = gateway_cfg(&f->sim, GATEWAY_TOSS, TOSS_SECRET);
-    f->stripe_cfg = gateway_cfg(&f->sim, GATEWAY_STRIPE, STRIPE_SECRET);
+    f->toss_cfg = gwsim_gateway_cfg(&f->sim, GATEWAY_TOSS, TOSS_SECRET);
+    f->stripe_cfg = gwsim_gateway_cfg(&f->sim, GATEWAY_STRIPE, STRIPE_SECRET);
     f->toss = gateway_client_new(&f->toss_cfg, f->http, err, sizeof(err));
     cr_assert_not_null(f->toss, "%s", err);
     f->stripe = gateway_client_new(&f->stripe_cfg, f->http, err, sizeof(err));
@@ -280,7 +104,7 @@ static void teardown(struct fixture *f)
     http_client_free(f->http);
     gateway_client_free(f->toss);
     gateway_client_free(f->stripe);
-    sim_stop(&f->sim);
+    gwsim_stop(&f->sim);
 }
 
 #define expect_verdict(a, v)                                                                       \
@@ -292,7 +116,7 @@ Test(gateway_clients, toss_full_cancel_succeeds_and_a_retry_is_a_replay)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_ok", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_ok", 10000, 0);
 
     struct gateway_answer a = refund(f.http, f.toss, "req-ok", "pk_ok", 10000, false);
     expect_verdict(a, GATEWAY_SUCCEEDED);
@@ -301,14 +125,16 @@ Test(gateway_clients, toss_full_cancel_succeeds_and_a_retry_is_a_replay)
     cr_expect_not(a.replayed);
     cr_expect_gt(a.latency_ms, -1);
 
-    /* Same key, same request: the stored answer comes back. */
+    /* Same key, same request: the stored answer comes back. Toss marks no
+     * replay in the answer; the simulator's call log shows it. */
     a = refund(f.http, f.toss, "req-ok", "pk_ok", 10000, false);
     expect_verdict(a, GATEWAY_SUCCEEDED);
-    cr_expect(a.replayed, "Idempotent-Replayed not seen");
+    cr_expect_not(a.replayed, "Toss documents no Idempotent-Replayed header");
+    gwsim_expect_replays(&f.sim, "pk_ok", "false,true");
 
     long refunded;
     size_t n;
-    sim_ledger(&f.sim, "pk_ok", &refunded, &n);
+    gwsim_ledger(&f.sim, "pk_ok", &refunded, &n);
     cr_expect_eq(refunded, 10000);
     cr_expect_eq(n, 1, "one refund for two calls with one key");
     teardown(&f);
@@ -318,7 +144,7 @@ Test(gateway_clients, stripe_partial_refund_succeeds_and_replays)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "stripe", "pi_ok", 5000, 0);
+    gwsim_payment(&f.sim, "stripe", "pi_ok", 5000, 0);
 
     struct gateway_answer a = refund(f.http, f.stripe, "req-s1", "pi_ok", 1200, true);
     expect_verdict(a, GATEWAY_SUCCEEDED);
@@ -329,7 +155,7 @@ Test(gateway_clients, stripe_partial_refund_succeeds_and_replays)
 
     long refunded;
     size_t n;
-    sim_ledger(&f.sim, "pi_ok", &refunded, &n);
+    gwsim_ledger(&f.sim, "pi_ok", &refunded, &n);
     cr_expect_eq(refunded, 1200, "partial: only the amount");
     cr_expect_eq(n, 1);
     teardown(&f);
@@ -339,8 +165,8 @@ Test(gateway_clients, server_error_is_retryable_then_the_retry_succeeds)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_5xx", 10000, 0);
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_5xx\",\"type\":\"error_5xx\",\"status\":503}");
+    gwsim_payment(&f.sim, "toss", "pk_5xx", 10000, 0);
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_5xx\",\"type\":\"error_5xx\",\"status\":503}");
 
     struct gateway_answer a = refund(f.http, f.toss, "req-5xx", "pk_5xx", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
@@ -357,8 +183,8 @@ Test(gateway_clients, provider_error_is_retryable)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_pe", 10000, 0);
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_pe\",\"type\":\"provider_error\"}");
+    gwsim_payment(&f.sim, "toss", "pk_pe", 10000, 0);
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_pe\",\"type\":\"provider_error\"}");
     struct gateway_answer a = refund(f.http, f.toss, "req-pe", "pk_pe", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_str_eq(a.code, "PROVIDER_ERROR");
@@ -369,9 +195,9 @@ Test(gateway_clients, rate_limited_carries_retry_after)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_429", 10000, 0);
-    sim_payment(&f.sim, "stripe", "pi_429", 10000, 0);
-    sim_fault(&f.sim, "{\"type\":\"rate_limited\",\"retryAfter\":2,\"times\":2}");
+    gwsim_payment(&f.sim, "toss", "pk_429", 10000, 0);
+    gwsim_payment(&f.sim, "stripe", "pi_429", 10000, 0);
+    gwsim_fault(&f.sim, "{\"type\":\"rate_limited\",\"retryAfter\":2,\"times\":2}");
 
     struct gateway_answer a = refund(f.http, f.toss, "req-429", "pk_429", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
@@ -389,8 +215,8 @@ Test(gateway_clients, hang_times_out_as_retryable_without_an_answer)
     struct fixture f;
     setup(&f);
     f.toss_cfg.timeout_ms = 500;
-    sim_payment(&f.sim, "toss", "pk_hang", 10000, 0);
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":3000}");
+    gwsim_payment(&f.sim, "toss", "pk_hang", 10000, 0);
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":3000}");
 
     int64_t t0 = now_ms();
     struct gateway_answer a = refund(f.http, f.toss, "req-hang", "pk_hang", 10000, false);
@@ -411,9 +237,9 @@ static void drop_then_retry(struct fixture *f, bool stripe)
 {
     const char *key = stripe ? "pi_drop" : "pk_drop";
     char fault[128];
-    sim_payment(&f->sim, stripe ? "stripe" : "toss", key, 10000, 0);
+    gwsim_payment(&f->sim, stripe ? "stripe" : "toss", key, 10000, 0);
     snprintf(fault, sizeof(fault), "{\"paymentKey\":\"%s\",\"type\":\"apply_then_drop\"}", key);
-    sim_fault(&f->sim, fault);
+    gwsim_fault(&f->sim, fault);
 
     struct gateway_client *gc = stripe ? f->stripe : f->toss;
     struct gateway_answer a = refund(f->http, gc, "req-drop", key, 4000, true);
@@ -422,11 +248,14 @@ static void drop_then_retry(struct fixture *f, bool stripe)
     cr_expect(gateway_answer_counts_as_failure(&a));
     a = refund(f->http, gc, "req-drop", key, 4000, true);
     expect_verdict(a, GATEWAY_SUCCEEDED);
-    cr_expect(a.replayed, "the retry must get the stored success");
+    /* The retry gets the stored success: Stripe says so in the answer, the
+     * call log says so for both. */
+    cr_expect_eq(a.replayed, stripe, "replayed flag of the answer");
+    gwsim_expect_replays(&f->sim, key, "false,true");
 
     long refunded;
     size_t n;
-    sim_ledger(&f->sim, key, &refunded, &n);
+    gwsim_ledger(&f->sim, key, &refunded, &n);
     cr_expect_eq(n, 1, "one refund in the ledger");
     cr_expect_eq(refunded, 4000);
 }
@@ -455,20 +284,20 @@ Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_warm", 10000, 0);
-    sim_payment(&f.sim, "toss", "pk_drop2", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_warm", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_drop2", 10000, 0);
     struct gateway_answer a = refund(f.http, f.toss, "req-warm", "pk_warm", 10000, false);
     expect_verdict(a, GATEWAY_SUCCEEDED);
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_drop2\",\"type\":\"apply_then_drop\"}");
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_drop2\",\"type\":\"apply_then_drop\"}");
     a = refund(f.http, f.toss, "req-drop2", "pk_drop2", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_not(a.answered, "the dropped call must not be answered by a silent re-send");
     a = refund(f.http, f.toss, "req-drop2", "pk_drop2", 10000, false);
     expect_verdict(a, GATEWAY_SUCCEEDED);
-    cr_expect(a.replayed, "the retry gets the stored success");
+    gwsim_expect_replays(&f.sim, "pk_drop2", "false,true"); /* the retry gets the stored success */
     long refunded;
     size_t n;
-    sim_ledger(&f.sim, "pk_drop2", &refunded, &n);
+    gwsim_ledger(&f.sim, "pk_drop2", &refunded, &n);
     cr_expect_eq(n, 1);
     cr_expect_eq(refunded, 10000);
     teardown(&f);
@@ -479,21 +308,21 @@ Test(gateway_clients, toss_already_canceled_is_confirmed_by_inquiry)
     struct fixture f;
     setup(&f);
     /* Full: cancelled before (by someone else's call): balance 0 confirms. */
-    sim_payment(&f.sim, "toss", "pk_done", 10000, 10000);
+    gwsim_payment(&f.sim, "toss", "pk_done", 10000, 10000);
     struct gateway_answer a = refund(f.http, f.toss, "req-done", "pk_done", 10000, false);
     expect_verdict(a, GATEWAY_ALREADY_REFUNDED);
     cr_expect_str_eq(a.code, "ALREADY_CANCELED_PAYMENT");
 
     /* Partial: an earlier cancel of 5000 under another key covers a request
      * for 5000. */
-    sim_payment(&f.sim, "toss", "pk_part", 5000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_part", 5000, 0);
     a = refund(f.http, f.toss, "req-first", "pk_part", 5000, true);
     expect_verdict(a, GATEWAY_SUCCEEDED);
     a = refund(f.http, f.toss, "req-second", "pk_part", 5000, true);
     expect_verdict(a, GATEWAY_ALREADY_REFUNDED);
 
     /* Partial, but the payment shows no cancel covering it: not confirmed. */
-    sim_payment(&f.sim, "toss", "pk_odd", 10000, 10000);
+    gwsim_payment(&f.sim, "toss", "pk_odd", 10000, 10000);
     a = refund(f.http, f.toss, "req-odd", "pk_odd", 3000, true);
     expect_verdict(a, GATEWAY_PERMANENT);
     cr_expect_str_eq(a.code, "ALREADY_REFUNDED_UNCONFIRMED");
@@ -505,14 +334,14 @@ Test(gateway_clients, toss_inquiry_failing_is_retryable)
     struct fixture f;
     setup(&f);
     f.toss_cfg.timeout_ms = 500;
-    sim_payment(&f.sim, "toss", "pk_inq", 10000, 10000);
+    gwsim_payment(&f.sim, "toss", "pk_inq", 10000, 10000);
     /* The cancel answers ALREADY_CANCELED_PAYMENT; the confirming inquiry
      * (the simulator's "operation" selector) first gets a 503, then hangs
      * past the client's timeout. */
-    sim_fault(&f.sim,
-              "{\"paymentKey\":\"pk_inq\",\"operation\":\"inquiry\",\"type\":\"error_5xx\"}");
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_inq\",\"operation\":\"inquiry\",\"type\":\"hang\","
-                      "\"delayMs\":3000}");
+    gwsim_fault(&f.sim,
+                "{\"paymentKey\":\"pk_inq\",\"operation\":\"inquiry\",\"type\":\"error_5xx\"}");
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_inq\",\"operation\":\"inquiry\",\"type\":\"hang\","
+                        "\"delayMs\":3000}");
     struct gateway_answer a = refund(f.http, f.toss, "req-inq", "pk_inq", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_str_eq(a.code, "INQUIRY_FAILED");
@@ -529,7 +358,7 @@ Test(gateway_clients, stripe_charge_already_refunded)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "stripe", "pi_done", 3000, 3000);
+    gwsim_payment(&f.sim, "stripe", "pi_done", 3000, 3000);
     struct gateway_answer a = refund(f.http, f.stripe, "req-sdone", "pi_done", 3000, false);
     expect_verdict(a, GATEWAY_ALREADY_REFUNDED);
     cr_expect_str_eq(a.code, "charge_already_refunded");
@@ -540,8 +369,8 @@ Test(gateway_clients, business_errors_are_permanent)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_small", 1000, 0);
-    sim_payment(&f.sim, "stripe", "pi_small", 1000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_small", 1000, 0);
+    gwsim_payment(&f.sim, "stripe", "pi_small", 1000, 0);
 
     struct gateway_answer a = refund(f.http, f.toss, "req-big", "pk_small", 5000, true);
     expect_verdict(a, GATEWAY_PERMANENT);
@@ -558,19 +387,35 @@ Test(gateway_clients, business_errors_are_permanent)
     cr_expect_str_eq(a.code, "resource_missing");
 
     /* An injected permanent code. */
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_small\",\"type\":\"permanent\",\"status\":400,"
-                      "\"code\":\"INVALID_REFUND_ACCOUNT_INFO\",\"message\":\"bad account\"}");
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_small\",\"type\":\"permanent\",\"status\":400,"
+                        "\"code\":\"INVALID_REFUND_ACCOUNT_INFO\",\"message\":\"bad account\"}");
     a = refund(f.http, f.toss, "req-perm", "pk_small", 100, true);
     expect_verdict(a, GATEWAY_PERMANENT);
     cr_expect_str_eq(a.code, "INVALID_REFUND_ACCOUNT_INFO");
     cr_expect_str_eq(a.message, "bad account");
 
-    /* The same key with different parameters: the mismatch error. */
+    /* The same key with other parameters. Toss compares no bodies: the first
+     * answer (a cancel of 100) comes back, which does not show a cancel of
+     * 200, so it proves nothing; nothing more is cancelled. */
     a = refund(f.http, f.toss, "req-reuse", "pk_small", 100, true);
     expect_verdict(a, GATEWAY_SUCCEEDED);
     a = refund(f.http, f.toss, "req-reuse", "pk_small", 200, true);
+    expect_verdict(a, GATEWAY_UNVERIFIED);
+    cr_expect_str_eq(a.rule, "toss.200.unverified");
+    long refunded;
+    size_t n;
+    gwsim_ledger(&f.sim, "pk_small", &refunded, &n);
+    cr_expect_eq(n, 1, "one cancel for two calls with one key");
+    cr_expect_eq(refunded, 100);
+    /* Stripe compares them and refuses. */
+    a = refund(f.http, f.stripe, "req-sreuse", "pi_small", 100, true);
+    expect_verdict(a, GATEWAY_SUCCEEDED);
+    a = refund(f.http, f.stripe, "req-sreuse", "pi_small", 200, true);
     expect_verdict(a, GATEWAY_PERMANENT);
-    cr_expect_str_eq(a.code, "INVALID_IDEMPOTENCY_KEY_REUSE");
+    cr_expect_str_eq(a.rule, "stripe.400.idempotency_error");
+    gwsim_ledger(&f.sim, "pi_small", &refunded, &n);
+    cr_expect_eq(n, 1);
+    cr_expect_eq(refunded, 100);
     teardown(&f);
 }
 
@@ -581,8 +426,8 @@ Test(gateway_clients, non_retryable_codes_from_config)
     char *codes[] = {"PROVIDER_ERROR"};
     f.toss_cfg.retry.non_retryable_codes = codes;
     f.toss_cfg.retry.n_non_retryable_codes = 1;
-    sim_payment(&f.sim, "toss", "pk_nr", 10000, 0);
-    sim_fault(&f.sim, "{\"paymentKey\":\"pk_nr\",\"type\":\"provider_error\"}");
+    gwsim_payment(&f.sim, "toss", "pk_nr", 10000, 0);
+    gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_nr\",\"type\":\"provider_error\"}");
     struct gateway_answer a = refund(f.http, f.toss, "req-nr", "pk_nr", 10000, false);
     expect_verdict(a, GATEWAY_PERMANENT);
     cr_expect_str_eq(a.code, "PROVIDER_ERROR");
@@ -594,11 +439,12 @@ Test(gateway_clients, bad_credentials_are_a_config_fault_without_the_secret)
     struct fixture f;
     char err[256];
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_auth", 10000, 0);
-    sim_payment(&f.sim, "stripe", "pi_auth", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_auth", 10000, 0);
+    gwsim_payment(&f.sim, "stripe", "pi_auth", 10000, 0);
 
-    struct config_gateway bad_toss = gateway_cfg(&f.sim, GATEWAY_TOSS, "test_sk_WRONG_toss");
-    struct config_gateway bad_stripe = gateway_cfg(&f.sim, GATEWAY_STRIPE, "sk_test_WRONG_stripe");
+    struct config_gateway bad_toss = gwsim_gateway_cfg(&f.sim, GATEWAY_TOSS, "test_sk_WRONG_toss");
+    struct config_gateway bad_stripe =
+        gwsim_gateway_cfg(&f.sim, GATEWAY_STRIPE, "sk_test_WRONG_stripe");
     struct gateway_client *t = gateway_client_new(&bad_toss, f.http, err, sizeof(err));
     struct gateway_client *s = gateway_client_new(&bad_stripe, f.http, err, sizeof(err));
     cr_assert(t != NULL && s != NULL, "%s", err);
@@ -613,13 +459,13 @@ Test(gateway_clients, bad_credentials_are_a_config_fault_without_the_secret)
     cr_expect_null(strstr(a.message, "WRONG"), "secret in message: %s", a.message);
 
     /* The injected variant, with the right key. */
-    sim_fault(&f.sim, "{\"type\":\"bad_credentials\"}");
+    gwsim_fault(&f.sim, "{\"type\":\"bad_credentials\"}");
     a = refund(f.http, f.toss, "req-auth2", "pk_auth", 10000, false);
     expect_verdict(a, GATEWAY_CONFIG_FAULT);
 
     long refunded;
     size_t n;
-    sim_ledger(&f.sim, "pk_auth", &refunded, &n);
+    gwsim_ledger(&f.sim, "pk_auth", &refunded, &n);
     cr_expect_eq(n, 0, "nothing refunded with bad credentials");
     gateway_client_free(t);
     gateway_client_free(s);
@@ -632,9 +478,9 @@ Test(gateway_clients, connection_refused_is_retryable)
     struct http_client *http = http_client_new(err, sizeof(err));
     cr_assert_not_null(http, "%s", err);
     /* Port 1 on loopback: nothing listens there. */
-    struct sim nowhere = {0};
+    struct gwsim nowhere = {0};
     snprintf(nowhere.base_url, sizeof(nowhere.base_url), "http://127.0.0.1:1");
-    struct config_gateway c = gateway_cfg(&nowhere, GATEWAY_STRIPE, STRIPE_SECRET);
+    struct config_gateway c = gwsim_gateway_cfg(&nowhere, GATEWAY_STRIPE, STRIPE_SECRET);
     struct gateway_client *gc = gateway_client_new(&c, http, err, sizeof(err));
     cr_assert_not_null(gc, "%s", err);
     struct gateway_answer a = refund(http, gc, "req-refused", "pi_x", 100, false);
@@ -662,7 +508,7 @@ Test(gateway_clients, toss_inquiry_reports_the_payment)
     struct fixture f;
     char err[256];
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_look", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_look", 10000, 0);
     struct gateway_answer a = refund(f.http, f.toss, "req-look", "pk_look", 2500, true);
     expect_verdict(a, GATEWAY_SUCCEEDED);
 
@@ -689,7 +535,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
     struct fixture f;
     char err[256];
     setup(&f);
-    admin_ok(&f.sim, "PUT", "/_sim/latency", "{\"minMs\":100,\"maxMs\":100}");
+    gwsim_admin_ok(&f.sim, "PUT", "/_sim/latency", "{\"minMs\":100,\"maxMs\":100}");
 
     char keys[CONCURRENT][32], ids[CONCURRENT][32];
     struct result results[CONCURRENT];
@@ -697,7 +543,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
     for (int i = 0; i < CONCURRENT; i++) {
         snprintf(keys[i], sizeof(keys[i]), "pk_many_%d", i);
         snprintf(ids[i], sizeof(ids[i]), "req-many-%d", i);
-        sim_payment(&f.sim, i % 2 ? "stripe" : "toss", keys[i], 1000, 0);
+        gwsim_payment(&f.sim, i % 2 ? "stripe" : "toss", keys[i], 1000, 0);
     }
 
     int64_t t0 = now_ms();
@@ -728,8 +574,8 @@ Test(gateway_clients, debug_logs_never_show_the_secret)
 {
     struct fixture f;
     setup(&f);
-    sim_payment(&f.sim, "toss", "pk_log", 10000, 0);
-    sim_payment(&f.sim, "stripe", "pi_log", 10000, 0);
+    gwsim_payment(&f.sim, "toss", "pk_log", 10000, 0);
+    gwsim_payment(&f.sim, "stripe", "pi_log", 10000, 0);
 
     char path[64];
     snprintf(path, sizeof(path), "/tmp/gw-log.%d", (int)getpid());

@@ -221,12 +221,16 @@ Test(gateway_truth, stripe_pending_refund_succeeds_once_it_settles, .fini = stop
     P = pipeline_start("truth_pending", SHORT_POLICY);
     pending_payment("pi_pend", "r-pend");
     /* Still pending after a few checks: no attempt spent, not final. */
-    usleep(3 * 1000 * 1000);
-    char *st = query("SELECT status || ' ' || (attempts - budget_base) FROM cancel_request"
-                     " WHERE request_id = $1",
-                     "r-pend");
-    cr_expect_str_eq(st, "PENDING 0", "waiting for a pending refund spends nothing");
-    free(st);
+    const char *params[] = {"r-pend"};
+    cr_assert(pipeline_wait_query(P,
+                                  "SELECT attempts >= 3 FROM cancel_request WHERE request_id = $1",
+                                  1, params, "t", 30000),
+              "no inquiry checked the pending refund (logs: %s)", pipeline_log_dir(P));
+    cr_expect(pipeline_wait_query(P,
+                                  "SELECT status || ' ' || (attempts - budget_base)"
+                                  " FROM cancel_request WHERE request_id = $1",
+                                  1, params, "PENDING 0", 10000),
+              "waiting for a pending refund spends nothing (logs: %s)", pipeline_log_dir(P));
     move_refund("pi_pend", "succeeded");
 
     cr_assert_str_eq(wait_final("r-pend"), "SUCCEEDED");
@@ -357,10 +361,156 @@ Test(gateway_truth, toss_403_business_codes_are_not_config_faults, .fini = stop,
     char *log = answers("r-nc");
     cr_expect_str_eq(log, "PERMANENT/FAILED", "permanent, not a config fault");
     free(log);
-    /* The same refusal twice under one key counts as held by the key: an
-     * inquiry shows no refund and the third attempt goes under a new key. */
+    /* Toss does not say whether it keeps this refusal under the key: read
+     * as kept, each one is followed by an inquiry (no refund) and the next
+     * attempt goes under a new key. */
     log = answers("r-busy");
     cr_expect_str_eq(log, "RETRYABLE/RETRY, RETRYABLE/RETRY, SUCCEEDED/SUCCEEDED");
     free(log);
-    expect_one_refund_under("pk_busy", "r-busy.2");
+    expect_one_refund_under("pk_busy", "r-busy.3");
+}
+
+/* ---- the breaker and a few bad payments ---- */
+
+#define BREAKER_REQUESTS 80
+
+static void quarter_event(int i, struct cancel_failed_event *ev, char *rid, char *pk, void *arg)
+{
+    int base = *(const int *)arg;
+    snprintf(rid, PIPELINE_ID_MAX, "r-q-%03d", base + i);
+    snprintf(pk, PIPELINE_ID_MAX, "pk_q_%03d", base + i);
+    ev->request_id = rid;
+    ev->payment_key = pk;
+    ev->gateway = "toss";
+    ev->amount = 1000;
+    ev->currency = "KRW";
+}
+
+/* A quarter of the payments fail on every attempt (a 503 each time), the
+ * rest are healthy, at 10 requests/s for 8 s: the per-gateway breaker
+ * (default min_requests 20, failure_ratio 0.5) must not open on a few bad
+ * payments retried over and over, so healthy requests finish fast. */
+Test(gateway_truth, a_quarter_of_payments_failing_forever_leave_the_rest_fast, .fini = stop,
+     .timeout = 240)
+{
+    P = pipeline_start("truth_quarter_bad", SHORT_POLICY);
+    for (int i = 0; i < BREAKER_REQUESTS; i++) {
+        char pk[32], json[160];
+        snprintf(pk, sizeof(pk), "pk_q_%03d", i);
+        pipeline_payment(P, "toss", pk, 1000, "KRW", 0);
+        if (i % 4 == 3) {
+            snprintf(json, sizeof(json),
+                     "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}", pk);
+            fault(json);
+        }
+    }
+    for (int base = 0; base < BREAKER_REQUESTS; base += 10) {
+        pipeline_publish_many(P, 10, quarter_event, &base);
+        usleep(1000 * 1000);
+    }
+    for (int i = 0; i < BREAKER_REQUESTS; i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "r-q-%03d", i);
+        cr_assert_str_eq(wait_final(rid), i % 4 == 3 ? "EXHAUSTED" : "SUCCEEDED", "%s", rid);
+    }
+    char *p95 = itest_query_value(pipeline_itest(P),
+                                  "SELECT round(percentile_cont(0.95) WITHIN GROUP (ORDER BY"
+                                  "  extract(epoch FROM finished_at - created_at))::numeric, 2)"
+                                  "  FROM cancel_request WHERE status = 'SUCCEEDED'",
+                                  0, NULL);
+    cr_assert_not_null(p95);
+    cr_log_info("healthy requests, intake to final: p95 %s s", p95);
+    cr_expect_leq(atof(p95), 3.0, "healthy requests took p95 %s s (logs: %s)", p95,
+                  pipeline_log_dir(P));
+    free(p95);
+    char path[700], line[4096];
+    snprintf(path, sizeof(path), "%s/retry-consumer-0.log", pipeline_log_dir(P));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    int opened = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        opened += strstr(line, "circuit open") != NULL;
+    fclose(f);
+    cr_expect_eq(opened, 0, "the breaker postponed %d attempts (logs: %s)", opened,
+                 pipeline_log_dir(P));
+}
+
+/* ---- the key's lifetime ---- */
+
+/* An event without a CloudEvents time that sat in Kafka for three hours:
+ * the upstream service may have used the key then, so its lifetime at the
+ * gateway is counted from the Kafka timestamp, not from our intake. */
+Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_key_lifetime", SHORT_POLICY);
+    pipeline_payment(P, "toss", "pk_old", 2000, "KRW", 0);
+    const char *ev = "{\"specversion\":\"1.0\",\"id\":\"ev-old\",\"source\":\"/it/truth\","
+                     "\"type\":\"payments.cancel.failed.v1\",\"subject\":\"r-old\","
+                     "\"datacontenttype\":\"application/json\",\"data\":{\"requestId\":\"r-old\","
+                     "\"gateway\":\"toss\",\"paymentKey\":\"pk_old\",\"amount\":2000,"
+                     "\"currency\":\"KRW\",\"reason\":\"customer cancelled\"}}";
+    int64_t three_hours_ago = timeutil_now_ms() - 3 * 3600 * 1000LL;
+    pipeline_publish_raw_at(P, "cancel_failed", "r-old", ev, strlen(ev), NULL, three_hours_ago);
+    cr_assert_str_eq(wait_final("r-old"), "SUCCEEDED");
+    /* Toss keys live 15 days (docs/gateways.md) from the first use we know of. */
+    char *age = query("SELECT round(extract(epoch FROM (created_at - key_first_used_at)) / 3600)"
+                      "  || ' ' || round(extract(epoch FROM (key_expires_at - key_first_used_at))"
+                      "  / 86400) FROM cancel_request WHERE request_id = $1",
+                      "r-old");
+    cr_expect_str_eq(age, "3 15", "hours between the key's first use and intake, days of life");
+    free(age);
+}
+
+/* ---- operators ---- */
+
+static void ctl(struct itest_result *r, const char *const *args)
+{
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = "/bin/sh";
+    argv[n++] = "-c";
+    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
+    argv[n++] = itest_cancelctl();
+    argv[n++] = "--config";
+    argv[n++] = pipeline_config_path(P);
+    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    itest_run(r, 90000, argv, NULL);
+}
+
+/* An EXHAUSTED request that someone then refunded by hand in the gateway's
+ * dashboard: a requeue asks the gateway first and never refunds again. The
+ * key generation and the inquiry are in `cancelctl show`. */
+Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("truth_requeue", POLICY(2));
+    pipeline_payment(P, "stripe", "pi_hand", 2500, "USD", 0);
+    fault("{\"paymentKey\":\"pi_hand\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_publish(P, "r-hand", "stripe", "pi_hand", 2500, "USD", false);
+    cr_assert_str_eq(wait_final("r-hand"), "EXHAUSTED");
+    cr_expect_eq(pipeline_refunds(P, "pi_hand"), 0);
+
+    pipeline_sim_call(P, "DELETE", "/_sim/faults", NULL, NULL);
+    pipeline_sim_post(P, "/_sim/payments/pi_hand/refunds", "{\"amount\":2500}");
+    struct itest_result r;
+    ctl(&r, (const char *const[]){"requeue", "r-hand", NULL});
+    cr_assert_eq(r.exit_code, 0, "requeue: %s%s", r.out, r.err);
+    itest_result_free(&r);
+
+    cr_assert_str_eq(wait_final("r-hand"), "ALREADY_REFUNDED");
+    cr_expect_eq(pipeline_refunds(P, "pi_hand"), 1, "only the refund made by hand");
+    char *last =
+        query("SELECT verdict || '/' || inquiry FROM retry_attempt_log"
+              " WHERE request_id = $1 AND event = 'ANSWERED' ORDER BY attempt DESC LIMIT 1",
+              "r-hand");
+    cr_expect_str_eq(last, "INQUIRY/ALREADY_REFUNDED", "the requeued attempt only inquired");
+    free(last);
+
+    ctl(&r, (const char *const[]){"show", "r-hand", NULL});
+    cr_expect_eq(r.exit_code, 0);
+    cr_expect_not_null(strstr(r.out, "key generation"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "proven by an inquiry"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "inquiry found ALREADY_REFUNDED"), "%s", r.out);
+    itest_result_free(&r);
 }

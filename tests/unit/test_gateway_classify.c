@@ -675,3 +675,24 @@ Test(inquiry, hostile_numbers_never_reach_a_cast)
     cr_expect_eq(p.balance_amount, -1);
     cr_expect_eq(p.canceled_amount, 0);
 }
+
+Test(inquiry, toss_virtual_account_refunds_settle_later)
+{
+    const char *pending = "{\"paymentKey\":\"pk\",\"balanceAmount\":7000,\"totalAmount\":10000,"
+                          "\"currency\":\"KRW\",\"virtualAccount\":{\"refundStatus\":\"PENDING\"},"
+                          "\"cancels\":[{\"cancelAmount\":3000,\"cancelStatus\":\"DONE\"}]}";
+    const char *failed = "{\"paymentKey\":\"pk\",\"balanceAmount\":7000,\"totalAmount\":10000,"
+                         "\"currency\":\"KRW\",\"virtualAccount\":{\"refundStatus\":\"FAILED\"},"
+                         "\"cancels\":[{\"cancelAmount\":3000,\"cancelStatus\":\"DONE\"}]}";
+    cr_expect_eq(toss_judge(pending, 3000, 0, 0), FINDING_PENDING);
+    cr_expect_eq(toss_judge(failed, 3000, 0, 0), FINDING_REFUND_FAILED);
+    struct refund_request req = {"r", "pk", 3000, "KRW", true, "x", NULL, 0, 0};
+    struct gateway_answer a;
+    gateway_classify(GATEWAY_TOSS, 200, pending, CURLE_OK, NULL, NULL, &req, &a);
+    cr_expect_eq(a.verdict, GATEWAY_PENDING);
+    cr_expect_str_eq(a.rule, "toss.200.refund_pending");
+    gateway_classify(GATEWAY_TOSS, 200, failed, CURLE_OK, NULL, NULL, &req, &a);
+    cr_expect_eq(a.verdict, GATEWAY_PERMANENT);
+    cr_expect_str_eq(a.rule, "toss.200.refund_failed");
+    cr_expect_not(a.no_refund, "an inquiry confirms what the refund did");
+}

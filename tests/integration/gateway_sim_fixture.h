@@ -1,0 +1,60 @@
+/*
+ * gateway_sim_fixture: a private gateway-sim process for the self-contained
+ * integration tests of the gateway clients (test_gateway_clients.c,
+ * test_gateway_table.c), which need no database and no Kafka.
+ *
+ * gwsim_start() spawns the simulator on an ephemeral port (--listen
+ * 127.0.0.1:0 --port-file) and waits until it is healthy; gwsim_stop() stops
+ * it. The binary is $GATEWAY_SIM, else ../gateway-sim/gateway-sim next to
+ * the test's own directory in the build tree. The admin helpers fail the
+ * current Criterion test when the simulator does not answer as required.
+ */
+#ifndef CR_TEST_GATEWAY_SIM_FIXTURE_H
+#define CR_TEST_GATEWAY_SIM_FIXTURE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define GWSIM_TOSS_SECRET   "test_sk_toss_local"
+#define GWSIM_STRIPE_SECRET "sk_test_stripe_local"
+
+struct gwsim {
+    pid_t pid;
+    char base_url[64]; /* http://127.0.0.1:<port> */
+    char port_file[64];
+};
+
+void gwsim_start(struct gwsim *s);
+void gwsim_stop(struct gwsim *s);
+
+/* A blocking call to the simulator: the body (caller frees) and, when
+ * status is not NULL, the HTTP status (0 when there was no answer). */
+char *gwsim_admin(const struct gwsim *s, const char *method, const char *path, const char *json,
+                  long *status);
+
+/* The same, failing the test unless the status is 2xx. */
+void gwsim_admin_ok(const struct gwsim *s, const char *method, const char *path, const char *json);
+
+/* A payment to refund: Toss payments in KRW, Stripe ones in USD. */
+void gwsim_payment(const struct gwsim *s, const char *gateway, const char *key, long amount,
+                   long refunded);
+
+/* POST /_sim/faults with json. */
+void gwsim_fault(const struct gwsim *s, const char *json);
+
+/* The ledger entry of one payment: refunded total and number of refunds. */
+void gwsim_ledger(const struct gwsim *s, const char *key, long *refunded, size_t *nrefunds);
+
+/* Expect the "replayed" flags of the calls the simulator logged for key, in
+ * order, to be want ("false,true,..."). Toss answers carry no replay marker
+ * (it documents none), so the call log is where a Toss replay shows. */
+void gwsim_expect_replays(const struct gwsim *s, const char *key, const char *want);
+
+/* A gateway config pointing at the simulator (2 s connect, 5 s timeout). The
+ * strings are borrowed from s and secret. */
+struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind kind,
+                                        const char *secret);
+
+#endif

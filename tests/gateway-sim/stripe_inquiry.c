@@ -171,7 +171,8 @@ static void list_refunds(struct sim *sim, const struct inquiry *q, struct sim_re
     for (size_t i = 0; i < npayments; i++)
         for (size_t j = 0; j < payments[i].nrefunds; j++)
             list[n++] = (struct listed){i, j, payments[i].refunds[j].seq};
-    qsort(list, n, sizeof(*list), cmp_newest_first);
+    if (n > 1) /* qsort(NULL, 0) is undefined behaviour (UBSan says so) */
+        qsort(list, n, sizeof(*list), cmp_newest_first);
 
     /* The page: [from, to) of the newest-first list. */
     size_t from = 0, to;

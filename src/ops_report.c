@@ -149,6 +149,14 @@ static const char sql_actions[] = "SELECT action, operator, note, " TS(
     "at") " AS at"
           " FROM operator_action WHERE request_id = $1 ORDER BY id";
 
+/* clang-format off */
+static const char sql_mismatches[] =
+    "SELECT kind, our_status AS \"ourStatus\", their_finding AS \"theirFinding\", detail,"
+    "  " TS("found_at") " AS \"foundAt\", " TS("fixed_at") " AS \"fixedAt\","
+    "  fixed_by AS \"fixedBy\""
+    " FROM reconcile_mismatch WHERE request_id = $1 ORDER BY id";
+/* clang-format on */
+
 json_t *ops_report_rows(const PGresult *res)
 {
     json_t *arr = json_array();
@@ -359,6 +367,7 @@ bool ops_report_show(struct db *db, const struct config *cfg, const char *reques
         {"deadLetters", sql_dead_letters, "could not read the request's dead letters"},
         {"replays", sql_request_replays, "could not read the request's replays"},
         {"operatorActions", sql_actions, "could not read the operator actions"},
+        {"mismatches", sql_mismatches, "could not read the request's reconciliation mismatches"},
     };
     for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
         if ((part = rows(db, parts[k].sql, 1, values, parts[k].context, err, errlen)) == NULL)

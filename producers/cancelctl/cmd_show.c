@@ -174,6 +174,15 @@ static void print_human(const json_t *doc)
                    json_is_string(json_object_get(row, "note")) ? ": " : "",
                    json_is_string(json_object_get(row, "note")) ? str(row, "note") : "");
     }
+    if (json_array_size(json_object_get(doc, "mismatches")) > 0) {
+        printf("\nReconciliation against the gateway\n");
+        json_array_foreach(json_object_get(doc, "mismatches"), i, row) printf(
+            "  %s %s: ours %s, the gateway's %s: %s%s%s%s\n", str(row, "foundAt"), str(row, "kind"),
+            str(row, "ourStatus"), str(row, "theirFinding"), str(row, "detail"),
+            json_is_string(json_object_get(row, "fixedAt")) ? "; fixed " : "",
+            json_is_string(json_object_get(row, "fixedAt")) ? str(row, "fixedAt") : "",
+            json_is_string(json_object_get(row, "fixedAt")) ? "" : " (open)");
+    }
     printf("\nNext: %s\n", str(doc, "next"));
 }
 

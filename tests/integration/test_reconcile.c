@@ -365,6 +365,12 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
                        "%s", r.out);
     itest_result_free(&r);
     cr_expect_eq(mismatch_letters(NULL), 4);
+    /* show tells the one request's mismatch. */
+    ctl(&r, 0, (const char *const[]){"show", "r-gone", NULL});
+    cr_expect_not_null(strstr(r.out, "Reconciliation against the gateway"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "OURS_REFUNDED_THEIRS_NOT: ours SUCCEEDED"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "(open)"), "%s", r.out);
+    itest_result_free(&r);
 
     /* status shows them. */
     doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});

@@ -244,10 +244,6 @@ static bool parse_kafka(struct config_ctx *c, const struct config_key *e, const 
     for (size_t i = 0; map != NULL && i < map->n; i++) {
         const struct cy_pair *kp = &map->pairs[i];
         config_join_path(child, sizeof(child), path, kp->key);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(map->pairs[j].key, kp->key) == 0)
-                return config_fail(c, kp->line, child, "duplicate key (first at line %d)",
-                                   map->pairs[j].line);
         /* librdkafka property values are text; YAML numbers and booleans
          * arrive here as their text already. */
         if (kp->value.kind != CY_SCALAR || kp->value.null)
@@ -342,10 +338,6 @@ static bool parse_gateways(struct config_ctx *c, const struct config_key *e,
         struct config_gateway *gw = &cfg->gateways[i];
         config_join_path(child, sizeof(child), path, gp->key);
         cfg->ngateways = i + 1;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(map->pairs[j].key, gp->key) == 0)
-                return config_fail(c, gp->line, child, "duplicate key (first at line %d)",
-                                   map->pairs[j].line);
         if (!gateway_name_ok(gp->key))
             return config_fail(
                 c, gp->line, child,

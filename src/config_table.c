@@ -327,8 +327,9 @@ static bool walk_entry(struct config_ctx *c, const struct config_key *e, const s
  * Apply map (NULL: the section is absent) to base as table describes. line is
  * where a missing key is reported: the line of the key that opens this map,
  * or of the nearest present ancestor. Keys are checked in file order for
- * duplicates and unknown names, then applied in table order, so that a
- * section another depends on (retry before gateways) is complete first.
+ * unknown names (config_yaml already refused duplicates), then applied in
+ * table order, so that a section another depends on (retry before gateways)
+ * is complete first.
  */
 bool config_table_walk(struct config_ctx *c, const struct config_key *table,
                        const struct cy_node *map, int line, const char *path, void *base)
@@ -339,10 +340,6 @@ bool config_table_walk(struct config_ctx *c, const struct config_key *table,
         const struct cy_pair *p = &map->pairs[i];
         const struct config_key *e = table;
         config_join_path(child, sizeof(child), path, p->key);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(map->pairs[j].key, p->key) == 0)
-                return config_fail(c, p->line, child, "duplicate key (first at line %d)",
-                                   map->pairs[j].line);
         while (e->key != NULL && strcmp(e->key, p->key) != 0)
             e++;
         if (e->key == NULL)

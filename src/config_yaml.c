@@ -1,27 +1,29 @@
 /*
- * config_yaml: libyaml's document API turned into a tree with line numbers
- * and ${VAR} expansion. See config_yaml.h.
+ * config_yaml: libyaml's event API turned into a tree with line numbers and
+ * ${VAR} expansion, with the limits of config_yaml.h checked as events
+ * arrive. See config_yaml.h.
  */
 #include "config_yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
-/* Deeper than any sane config; stops runaway recursion on hostile input. */
-#define CY_MAX_DEPTH 32
-#define CY_MAX_VAR   128
+#define CY_MAX_VAR 128
 
+/* One load in progress. */
 struct cy_loader {
-    const char *name;
-    yaml_document_t *doc;
-    unsigned char *seen; /* per node index: an alias reuses a node, which we refuse */
-    size_t nnodes;
+    const char *name; /* file name for messages */
+    yaml_parser_t *parser;
+    long nodes; /* nodes read so far, against CY_MAX_NODES */
     char *err;
     size_t errlen;
 };
@@ -177,131 +179,13 @@ void cy_free(struct cy_node *root)
     free(root);
 }
 
-static bool plain_null(const yaml_node_t *yn)
+static bool plain_null(const yaml_event_t *ev)
 {
-    const char *v = (const char *)yn->data.scalar.value;
-    if (yn->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    const char *v = (const char *)ev->data.scalar.value;
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
-}
-
-static bool convert(struct cy_loader *ld, int index, int ref_line, struct cy_node *out,
-                    const char *path, int depth);
-
-static bool convert_scalar(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *out,
-                           const char *path)
-{
-    const char *raw = (const char *)yn->data.scalar.value;
-    char why[256];
-
-    out->kind = CY_SCALAR;
-    if (strlen(raw) != yn->data.scalar.length) {
-        cy_fail(ld, out->line, path, "value contains a NUL character");
-        return false;
-    }
-    out->null = plain_null(yn);
-    out->value = out->null ? strdup("") : expand(raw, why, sizeof(why));
-    if (out->value == NULL) {
-        cy_fail(ld, out->line, path, "%s", out->null ? "out of memory" : why);
-        return false;
-    }
-    return true;
-}
-
-static bool convert_map(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *out,
-                        const char *path, int depth)
-{
-    size_t n = (size_t)(yn->data.mapping.pairs.top - yn->data.mapping.pairs.start);
-
-    out->kind = CY_MAP;
-    out->pairs = calloc(n ? n : 1, sizeof(*out->pairs));
-    if (out->pairs == NULL) {
-        cy_fail(ld, out->line, path, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_pair_t *yp = &yn->data.mapping.pairs.start[i];
-        yaml_node_t *kn = yaml_document_get_node(ld->doc, yp->key);
-        struct cy_pair *pair = &out->pairs[i];
-        char child[512];
-
-        out->n = i + 1; /* so that node_clear frees what is built so far */
-        pair->line = (int)kn->start_mark.line + 1;
-        pair->column = (int)kn->start_mark.column + 1;
-        if (kn->type != YAML_SCALAR_NODE) {
-            cy_fail(ld, pair->line, path, "map keys must be plain strings");
-            return false;
-        }
-        pair->key = strdup((const char *)kn->data.scalar.value);
-        if (pair->key == NULL) {
-            cy_fail(ld, pair->line, path, "out of memory");
-            return false;
-        }
-        if (path[0] != '\0')
-            snprintf(child, sizeof(child), "%s.%s", path, pair->key);
-        else
-            snprintf(child, sizeof(child), "%s", pair->key);
-        if (!convert(ld, yp->value, pair->line, &pair->value, child, depth + 1))
-            return false;
-    }
-    return true;
-}
-
-static bool convert_seq(struct cy_loader *ld, yaml_node_t *yn, struct cy_node *out,
-                        const char *path, int depth)
-{
-    size_t n = (size_t)(yn->data.sequence.items.top - yn->data.sequence.items.start);
-
-    out->kind = CY_SEQ;
-    out->items = calloc(n ? n : 1, sizeof(*out->items));
-    if (out->items == NULL) {
-        cy_fail(ld, out->line, path, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char child[512];
-        out->n = i + 1;
-        snprintf(child, sizeof(child), "%s[%zu]", path, i);
-        if (!convert(ld, yn->data.sequence.items.start[i], out->line, &out->items[i], child,
-                     depth + 1))
-            return false;
-    }
-    return true;
-}
-
-/* Convert node index of the document into out. ref_line is the line of the
- * key or sequence that refers to it: an alias's target has its own (earlier)
- * line, which would point the reader to the wrong place. */
-static bool convert(struct cy_loader *ld, int index, int ref_line, struct cy_node *out,
-                    const char *path, int depth)
-{
-    yaml_node_t *yn = yaml_document_get_node(ld->doc, index);
-
-    if (yn == NULL)
-        return false; /* cannot happen with a document libyaml built */
-    out->line = (int)yn->start_mark.line + 1;
-    out->column = (int)yn->start_mark.column + 1;
-    if (depth > CY_MAX_DEPTH) {
-        cy_fail(ld, out->line, path, "nesting deeper than %d levels", CY_MAX_DEPTH);
-        return false;
-    }
-    if (index < 1 || (size_t)index > ld->nnodes || ld->seen[index - 1]) {
-        cy_fail(ld, ref_line, path, "YAML aliases are not supported");
-        return false;
-    }
-    ld->seen[index - 1] = 1;
-    switch (yn->type) {
-    case YAML_SCALAR_NODE:
-        return convert_scalar(ld, yn, out, path);
-    case YAML_MAPPING_NODE:
-        return convert_map(ld, yn, out, path, depth);
-    case YAML_SEQUENCE_NODE:
-        return convert_seq(ld, yn, out, path, depth);
-    default:
-        cy_fail(ld, out->line, path, "unsupported YAML node");
-        return false;
-    }
 }
 
 static void parser_fail(const char *name, const yaml_parser_t *p, char *err, size_t errlen)
@@ -315,62 +199,337 @@ static void parser_fail(const char *name, const yaml_parser_t *p, char *err, siz
         snprintf(err, errlen, "%s:%zu: invalid YAML: %s", name, p->problem_mark.line + 1, problem);
 }
 
+static bool next_event(struct cy_loader *ld, yaml_event_t *ev)
+{
+    if (yaml_parser_parse(ld->parser, ev))
+        return true;
+    parser_fail(ld->name, ld->parser, ld->err, ld->errlen);
+    return false;
+}
+
+static int event_line(const yaml_event_t *ev)
+{
+    return (int)ev->start_mark.line + 1;
+}
+
+/* Count one more node (key, value or list item) against CY_MAX_NODES. */
+static bool count_node(struct cy_loader *ld, int line, const char *path)
+{
+    if (++ld->nodes <= CY_MAX_NODES)
+        return true;
+    cy_fail(ld, line, path, "too many keys, values and list items: the limit is %d", CY_MAX_NODES);
+    return false;
+}
+
+static bool check_length(struct cy_loader *ld, const yaml_event_t *ev, int line, const char *path)
+{
+    size_t len = ev->data.scalar.length;
+
+    if (len > CY_MAX_SCALAR) {
+        cy_fail(ld, line, path, "value is too long: %zu bytes, the limit is %d", len,
+                CY_MAX_SCALAR);
+        return false;
+    }
+    if (strlen((const char *)ev->data.scalar.value) != len) {
+        cy_fail(ld, line, path, "value contains a NUL character");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The keys of one map being read, for the duplicate check: an open-addressing
+ * hash set of indexes into the map's pairs, so that a map of n keys costs O(n)
+ * rather than comparing every key with every earlier one.
+ */
+struct cy_keyset {
+    size_t *slots; /* index + 1 into pairs; 0 = empty */
+    size_t cap;    /* a power of two, at least twice the number of keys */
+    size_t count;
+};
+
+static size_t key_hash(const char *s)
+{
+    size_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static bool keyset_grow(struct cy_keyset *ks, const struct cy_pair *pairs)
+{
+    size_t cap = ks->cap ? ks->cap * 2 : 16;
+    size_t *slots = calloc(cap, sizeof(*slots));
+
+    if (slots == NULL)
+        return false;
+    for (size_t i = 0; i < ks->cap; i++) {
+        if (ks->slots[i] == 0)
+            continue;
+        size_t j = key_hash(pairs[ks->slots[i] - 1].key) & (cap - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = ks->slots[i];
+    }
+    free(ks->slots);
+    ks->slots = slots;
+    ks->cap = cap;
+    return true;
+}
+
+/* Add pairs[index].key. Returns 1 when added, 0 when an earlier pair has the
+ * same key (its index in *first), -1 when out of memory. */
+static int keyset_add(struct cy_keyset *ks, const struct cy_pair *pairs, size_t index,
+                      size_t *first)
+{
+    if ((ks->count + 1) * 2 > ks->cap && !keyset_grow(ks, pairs))
+        return -1;
+    size_t j = key_hash(pairs[index].key) & (ks->cap - 1);
+    while (ks->slots[j] != 0) {
+        if (strcmp(pairs[ks->slots[j] - 1].key, pairs[index].key) == 0) {
+            *first = ks->slots[j] - 1;
+            return 0;
+        }
+        j = (j + 1) & (ks->cap - 1);
+    }
+    ks->slots[j] = index + 1;
+    ks->count++;
+    return 1;
+}
+
+static bool parse_node(struct cy_loader *ld, yaml_event_t *ev, struct cy_node *out,
+                       const char *path, int depth);
+
+static bool parse_scalar(struct cy_loader *ld, const yaml_event_t *ev, struct cy_node *out,
+                         const char *path)
+{
+    const char *raw = (const char *)ev->data.scalar.value;
+    char why[256];
+
+    out->kind = CY_SCALAR;
+    if (!check_length(ld, ev, out->line, path))
+        return false;
+    out->null = plain_null(ev);
+    out->value = out->null ? strdup("") : expand(raw, why, sizeof(why));
+    if (out->value == NULL) {
+        cy_fail(ld, out->line, path, "%s", out->null ? "out of memory" : why);
+        return false;
+    }
+    /* ${VAR} may bring in more than the file held. */
+    if (strlen(out->value) > CY_MAX_SCALAR) {
+        cy_fail(ld, out->line, path, "expanded value is too long: the limit is %d bytes",
+                CY_MAX_SCALAR);
+        return false;
+    }
+    return true;
+}
+
+/* Make room for one more element of size elem in *array (holding n, room for
+ * *cap); the new element is zeroed so that node_clear can free a partial one. */
+static bool grow(void **array, size_t n, size_t *cap, size_t elem)
+{
+    if (n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4;
+        void *na = realloc(*array, ncap * elem);
+        if (na == NULL)
+            return false;
+        *array = na;
+        *cap = ncap;
+    }
+    memset((char *)*array + n * elem, 0, elem);
+    return true;
+}
+
+/* Read key and value events up to the end of the map opened at out. */
+static bool parse_map(struct cy_loader *ld, struct cy_node *out, const char *path, int depth)
+{
+    struct cy_keyset keys = {NULL, 0, 0};
+    size_t cap = 0, first;
+    bool ok = false;
+
+    out->kind = CY_MAP;
+    for (;;) {
+        yaml_event_t kev, vev;
+        char child[512];
+
+        if (!next_event(ld, &kev))
+            goto out;
+        if (kev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&kev);
+            break;
+        }
+        if (!grow((void **)&out->pairs, out->n, &cap, sizeof(*out->pairs))) {
+            yaml_event_delete(&kev);
+            cy_fail(ld, event_line(&kev), path, "out of memory");
+            goto out;
+        }
+        struct cy_pair *pair = &out->pairs[out->n++];
+        pair->line = event_line(&kev);
+        pair->column = (int)kev.start_mark.column + 1;
+        bool key_ok = false;
+        if (kev.type == YAML_ALIAS_EVENT)
+            cy_fail(ld, pair->line, path, "YAML aliases are not supported");
+        else if (kev.type != YAML_SCALAR_EVENT)
+            cy_fail(ld, pair->line, path, "map keys must be plain strings");
+        else if (count_node(ld, pair->line, path) && check_length(ld, &kev, pair->line, path)) {
+            pair->key = strdup((const char *)kev.data.scalar.value);
+            key_ok = pair->key != NULL;
+            if (!key_ok)
+                cy_fail(ld, pair->line, path, "out of memory");
+        }
+        yaml_event_delete(&kev);
+        if (!key_ok)
+            goto out;
+        if (path[0] != '\0')
+            snprintf(child, sizeof(child), "%s.%s", path, pair->key);
+        else
+            snprintf(child, sizeof(child), "%s", pair->key);
+        int added = keyset_add(&keys, out->pairs, out->n - 1, &first);
+        if (added < 0) {
+            cy_fail(ld, pair->line, child, "out of memory");
+            goto out;
+        }
+        if (added == 0) {
+            cy_fail(ld, pair->line, child, "duplicate key (first at line %d)",
+                    out->pairs[first].line);
+            goto out;
+        }
+        if (!next_event(ld, &vev) || !parse_node(ld, &vev, &pair->value, child, depth + 1))
+            goto out;
+    }
+    ok = true;
+out:
+    free(keys.slots);
+    return ok;
+}
+
+/* Read item events up to the end of the sequence opened at out. */
+static bool parse_seq(struct cy_loader *ld, struct cy_node *out, const char *path, int depth)
+{
+    size_t cap = 0;
+
+    out->kind = CY_SEQ;
+    for (;;) {
+        yaml_event_t iev;
+        char child[512];
+
+        if (!next_event(ld, &iev))
+            return false;
+        if (iev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&iev);
+            return true;
+        }
+        if (!grow((void **)&out->items, out->n, &cap, sizeof(*out->items))) {
+            cy_fail(ld, event_line(&iev), path, "out of memory");
+            yaml_event_delete(&iev);
+            return false;
+        }
+        snprintf(child, sizeof(child), "%s[%zu]", path, out->n);
+        struct cy_node *item = &out->items[out->n++];
+        if (!parse_node(ld, &iev, item, child, depth + 1))
+            return false;
+    }
+}
+
+/*
+ * Build out from the node that starts with event ev (taken over and deleted
+ * here) and the events after it. Every limit is checked as the events arrive,
+ * so that a hostile file is refused after reading at most a little past the
+ * limit it breaks, not after libyaml has built all of it.
+ */
+static bool parse_node(struct cy_loader *ld, yaml_event_t *ev, struct cy_node *out,
+                       const char *path, int depth)
+{
+    bool ok = false;
+
+    out->line = event_line(ev);
+    out->column = (int)ev->start_mark.column + 1;
+    if (ev->type == YAML_ALIAS_EVENT) {
+        cy_fail(ld, out->line, path, "YAML aliases are not supported");
+    } else if (depth > CY_MAX_DEPTH) {
+        cy_fail(ld, out->line, path, "nesting deeper than %d levels", CY_MAX_DEPTH);
+    } else if (count_node(ld, out->line, path)) {
+        switch (ev->type) {
+        case YAML_SCALAR_EVENT:
+            ok = parse_scalar(ld, ev, out, path);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            ok = parse_map(ld, out, path, depth);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            ok = parse_seq(ld, out, path, depth);
+            break;
+        default:
+            cy_fail(ld, out->line, path, "unsupported YAML node");
+            break;
+        }
+    }
+    yaml_event_delete(ev);
+    return ok;
+}
+
+/* Everything after the root's events: the end of the document and of the
+ * stream. A second document would be silently ignored: refuse it instead. */
+static bool parse_tail(struct cy_loader *ld)
+{
+    yaml_event_t ev;
+    bool ok = false;
+
+    if (!next_event(ld, &ev))
+        return false;
+    yaml_event_delete(&ev); /* DOCUMENT-END */
+    if (!next_event(ld, &ev))
+        return false;
+    if (ev.type == YAML_DOCUMENT_START_EVENT) {
+        yaml_event_delete(&ev);
+        if (!next_event(ld, &ev))
+            return false;
+        snprintf(ld->err, ld->errlen, "%s:%d: only one YAML document is allowed", ld->name,
+                 event_line(&ev));
+    } else {
+        ok = true;
+    }
+    yaml_event_delete(&ev);
+    return ok;
+}
+
 /* Shared tail of both loaders: parser input already set. */
 static struct cy_node *load(const char *name, yaml_parser_t *parser, char *err, size_t errlen)
 {
-    yaml_document_t doc, extra;
-    struct cy_node *root = NULL;
-    struct cy_loader ld = {name, &doc, NULL, 0, err, errlen};
-    bool have_doc = false, ok = false;
+    struct cy_loader ld = {name, parser, 0, err, errlen};
+    struct cy_node *root = calloc(1, sizeof(*root));
+    yaml_event_t ev;
+    bool ok = false;
 
-    if (!yaml_parser_load(parser, &doc)) {
-        parser_fail(name, parser, err, errlen);
-        goto out;
-    }
-    have_doc = true;
-    root = calloc(1, sizeof(*root));
     if (root == NULL) {
         snprintf(err, errlen, "%s: out of memory", name);
-        goto out;
+        return NULL;
     }
-    yaml_node_t *top = yaml_document_get_root_node(&doc);
-    if (top == NULL) {
+    if (!next_event(&ld, &ev))
+        goto out;
+    yaml_event_delete(&ev); /* STREAM-START */
+    if (!next_event(&ld, &ev))
+        goto out;
+    if (ev.type == YAML_STREAM_END_EVENT) {
         /* Empty file: an empty map, so that missing keys are reported as such. */
+        yaml_event_delete(&ev);
         root->kind = CY_MAP;
         root->line = 1;
         root->column = 1;
         ok = true;
         goto out;
     }
-    if (top->type != YAML_MAPPING_NODE) {
-        snprintf(err, errlen, "%s:%zu: the top level must be a map of sections", name,
-                 top->start_mark.line + 1);
+    yaml_event_delete(&ev); /* DOCUMENT-START */
+    if (!next_event(&ld, &ev))
+        goto out;
+    if (ev.type != YAML_MAPPING_START_EVENT) {
+        snprintf(err, errlen, "%s:%d: the top level must be a map of sections", name,
+                 event_line(&ev));
+        yaml_event_delete(&ev);
         goto out;
     }
-    ld.nnodes = (size_t)(doc.nodes.top - doc.nodes.start);
-    ld.seen = calloc(ld.nnodes ? ld.nnodes : 1, 1);
-    if (ld.seen == NULL) {
-        snprintf(err, errlen, "%s: out of memory", name);
-        goto out;
-    }
-    if (!convert(&ld, 1, 1, root, "", 0))
-        goto out;
-    /* A second document would be silently ignored: refuse it instead. */
-    if (!yaml_parser_load(parser, &extra)) {
-        parser_fail(name, parser, err, errlen);
-        goto out;
-    }
-    top = yaml_document_get_root_node(&extra);
-    if (top != NULL)
-        snprintf(err, errlen, "%s:%zu: only one YAML document is allowed", name,
-                 top->start_mark.line + 1);
-    else
-        ok = true;
-    yaml_document_delete(&extra);
+    ok = parse_node(&ld, &ev, root, "", 0) && parse_tail(&ld);
 out:
-    free(ld.seen);
-    if (have_doc)
-        yaml_document_delete(&doc);
     if (!ok) {
         cy_free(root);
         return NULL;
@@ -378,46 +537,123 @@ out:
     return root;
 }
 
-struct cy_node *cy_load_file(const char *path, char *err, size_t errlen)
+static struct cy_node *load_text(const char *name, const char *text, size_t len, char *err,
+                                 size_t errlen)
 {
     yaml_parser_t parser;
     struct cy_node *root;
-    FILE *f = fopen(path, "rb");
 
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: could not open file: %s", path, strerror(errno));
+    if (len > CY_MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s: config is too large: %zu bytes, the limit is %d", name, len,
+                 CY_MAX_FILE_SIZE);
         return NULL;
     }
     if (!yaml_parser_initialize(&parser)) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", name);
         return NULL;
     }
-    yaml_parser_set_input_file(&parser, f);
-    root = load(path, &parser, err, errlen);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    root = load(name, &parser, err, errlen);
     yaml_parser_delete(&parser);
-    if (root != NULL && ferror(f)) {
-        snprintf(err, errlen, "%s: could not read file: %s", path, strerror(errno));
-        cy_free(root);
-        root = NULL;
+    return root;
+}
+
+static const char *file_type_name(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "a special file";
+}
+
+/*
+ * Read all of path into a malloc'd buffer (NUL-terminated, length in *len).
+ * Only a regular file of at most CY_MAX_FILE_SIZE bytes is read: both are
+ * checked on the open descriptor before reading, and the size again while
+ * reading in case the file grows meanwhile.
+ */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before we can
+     * refuse it. It changes nothing for a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: could not open file: %s", path, strerror(errno));
+        return NULL;
     }
-    fclose(f);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: could not stat file: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot read config: it is %s, not a regular file", path,
+                 file_type_name(st.st_mode));
+        goto fail;
+    }
+    if (st.st_size > CY_MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s: config file is too large: %lld bytes, the limit is %d", path,
+                 (long long)st.st_size, CY_MAX_FILE_SIZE);
+        goto fail;
+    }
+    buf = malloc(CY_MAX_FILE_SIZE + 2);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, CY_MAX_FILE_SIZE + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: could not read file: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > CY_MAX_FILE_SIZE) {
+            snprintf(err, errlen, "%s: config file is too large: more than %d bytes", path,
+                     CY_MAX_FILE_SIZE);
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+struct cy_node *cy_load_file(const char *path, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *text = read_file(path, &len, err, errlen);
+    struct cy_node *root;
+
+    if (text == NULL)
+        return NULL;
+    root = load_text(path, text, len, err, errlen);
+    free(text);
     return root;
 }
 
 struct cy_node *cy_load_string(const char *name, const char *text, char *err, size_t errlen)
 {
-    yaml_parser_t parser;
-    struct cy_node *root;
-
-    if (!yaml_parser_initialize(&parser)) {
-        snprintf(err, errlen, "%s: out of memory", name);
-        return NULL;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
-    root = load(name, &parser, err, errlen);
-    yaml_parser_delete(&parser);
-    return root;
+    return load_text(name, text, strlen(text), err, errlen);
 }
 
 const struct cy_pair *cy_map_find(const struct cy_node *map, const char *key)

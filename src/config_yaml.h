@@ -15,7 +15,26 @@
  *
  * The loader refuses YAML aliases (*ref): the config format has no use for
  * them and they could make a small file expand into a huge tree.
+ *
+ * Keys of one map are unique: a duplicate is an error naming both lines.
+ *
+ * Limits: a config is a few hundred lines written by people, so anything far
+ * bigger is a mistake (a wrong path, a generated file) or hostile. Each limit
+ * is checked while reading, before the rest of the input is parsed, and the
+ * error names the file, the line and key where there is one, and the limit.
+ * Duplicate keys are found with a hash set per map, so loading stays linear.
  */
+
+/* Bytes of the file (or string). The shipped example is about 10 KiB. */
+#define CY_MAX_FILE_SIZE (1024 * 1024)
+/* Levels of maps and lists below the top-level map. */
+#define CY_MAX_DEPTH 32
+/* Keys, values and list items in the whole file (a key: value pair counts
+ * two). The shipped example has about 250. */
+#define CY_MAX_NODES 10000
+/* Bytes of one key or value, before and after ${VAR} expansion. The longest
+ * real values (a DSN, a webhook URL) are well under 1 KiB. */
+#define CY_MAX_SCALAR (16 * 1024)
 #ifndef CR_CONFIG_YAML_H
 #define CR_CONFIG_YAML_H
 

@@ -264,9 +264,14 @@ bool metrics_serve(struct metrics *m, const char *listen, char *err, size_t errl
         snprintf(err, errlen, "metrics.listen \"%s\" is not an IPv4 host:port", listen);
         return false;
     }
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-                                 on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+    /* MHD_USE_AUTO: epoll on Linux, so neither the limit nor an fd number
+     * above FD_SETSIZE (select's 1024) stops accepting. See metrics.h. */
+    m->daemon = MHD_start_daemon(
+        MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, m,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)METRICS_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)METRICS_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)METRICS_IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (m->daemon == NULL) {
         snprintf(err, errlen, "could not listen on %s for metrics (in use?)", listen);
         return false;

@@ -15,6 +15,25 @@
 
 struct metrics;
 
+/*
+ * Limits of the HTTP endpoint, so that idle or slow clients cannot keep
+ * /healthz from answering (1,100 half-open sockets once did):
+ * - one client address holds at most METRICS_MAX_CONNECTIONS_PER_IP
+ *   connections; more are closed as soon as they are accepted, so one bad
+ *   client cannot take the slots a health check or a scraper needs;
+ * - at most METRICS_MAX_CONNECTIONS in all; past that, new connections wait
+ *   in the kernel's listen queue until a slot frees;
+ * - a connection idle for METRICS_IDLE_TIMEOUT_S seconds (no request, or a
+ *   request that stopped arriving) is closed. A scrape or probe takes
+ *   milliseconds; a keep-alive scraper simply reconnects.
+ * Served by one internal thread with epoll (poll elsewhere): the handlers
+ * only format a few dozen lines, so one thread suffices on a 2-core box and
+ * no client can make the process start more threads.
+ */
+#define METRICS_MAX_CONNECTIONS        64
+#define METRICS_MAX_CONNECTIONS_PER_IP 8
+#define METRICS_IDLE_TIMEOUT_S         5
+
 /* service goes into every series as label service="...". */
 struct metrics *metrics_new(const char *service);
 void metrics_free(struct metrics *m);

@@ -1,9 +1,14 @@
 /*
  * offset_tracker: see offset_tracker.h.
  *
- * A partition holds a small array of (offset, done) in offset order; the
- * number of entries is bounded by the consumer's in-flight limit, so linear
- * search and memmove are cheaper than anything cleverer.
+ * A partition holds a small array of the messages not yet done, in offset
+ * order. A message done while an earlier one is still pending is dropped at
+ * once, its offset folded into the entry before it (tail), so memory follows
+ * the messages in flight, not the messages read since the oldest of them: an
+ * alert waiting for a dead Slack webhook may hold its partition's commit
+ * point for hours while thousands of later messages finish. The number of
+ * entries is small, so linear search and memmove are cheaper than anything
+ * cleverer.
  */
 #include "offset_tracker.h"
 
@@ -11,8 +16,8 @@
 #include <string.h>
 
 struct entry {
-    int64_t offset;
-    bool done;
+    int64_t offset; /* a message not yet done */
+    int64_t tail;   /* the last offset done after it and before the next entry; -1: none */
 };
 
 struct partition {
@@ -85,7 +90,7 @@ bool offset_tracker_add(struct offset_tracker *ot, const char *topic, int32_t pa
         p->cap = cap;
     }
     p->entries[p->n].offset = offset;
-    p->entries[p->n].done = false;
+    p->entries[p->n].tail = -1;
     p->n++;
     ot->pending++;
     return true;
@@ -95,29 +100,25 @@ int64_t offset_tracker_done(struct offset_tracker *ot, const char *topic, int32_
                             int64_t offset)
 {
     struct partition *p = find(ot, topic, partition);
-    size_t i, popped = 0;
-    int64_t commit = -1;
+    size_t i;
 
     if (p == NULL)
         return -1;
-    for (i = 0; i < p->n; i++) {
-        if (p->entries[i].offset == offset && !p->entries[i].done) {
-            p->entries[i].done = true;
-            ot->pending--;
-            break;
-        }
-    }
+    for (i = 0; i < p->n && p->entries[i].offset != offset; i++)
+        ;
     if (i == p->n)
         return -1;
-    while (popped < p->n && p->entries[popped].done) {
-        commit = p->entries[popped].offset + 1;
-        popped++;
+    /* Everything done up to the next pending entry: this offset, or the
+     * later ones already folded into it. */
+    int64_t last = p->entries[i].tail >= 0 ? p->entries[i].tail : offset;
+    memmove(p->entries + i, p->entries + i + 1, (p->n - i - 1) * sizeof(*p->entries));
+    p->n--;
+    ot->pending--;
+    if (i > 0) {
+        p->entries[i - 1].tail = last; /* an earlier message still holds the commit */
+        return -1;
     }
-    if (popped > 0) {
-        memmove(p->entries, p->entries + popped, (p->n - popped) * sizeof(*p->entries));
-        p->n -= popped;
-    }
-    return commit;
+    return last + 1;
 }
 
 void offset_tracker_forget(struct offset_tracker *ot, const char *topic, int32_t partition)
@@ -126,10 +127,7 @@ void offset_tracker_forget(struct offset_tracker *ot, const char *topic, int32_t
 
     if (p == NULL)
         return;
-    for (size_t i = 0; i < p->n; i++) {
-        if (!p->entries[i].done)
-            ot->pending--;
-    }
+    ot->pending -= p->n;
     p->n = 0;
 }
 

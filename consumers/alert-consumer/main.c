@@ -52,7 +52,8 @@ int main(int argc, char **argv)
             log_error("%s", err);
         goto out;
     }
-    rk = kafka_consumer_new(cfg, cfg->consumers.alert.group_id, NULL, NULL, err, sizeof(err));
+    rk = kafka_consumer_new(cfg, cfg->consumers.alert.group_id, alert_engine_on_rebalance, engine,
+                            err, sizeof(err));
     if (rk == NULL) {
         log_error("%s", err);
         goto out;

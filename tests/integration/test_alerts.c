@@ -560,3 +560,153 @@ Test(alerts, routes_send_matching_alerts_to_their_webhook, .fini = stop_all, .ti
     json_decref(ps);
     expect_no_secret_in_log();
 }
+
+/* Posts accepted (200) whose text names request id (with a space after it,
+ * so r-x-1 does not match r-x-10). */
+static int accepted_for(const json_t *ps, const char *request_id, const char **path)
+{
+    char needle[64];
+    int seen = 0;
+    size_t i;
+    json_t *p;
+    snprintf(needle, sizeof(needle), "request %s ", request_id);
+    json_array_foreach(ps, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "status")) == 200 &&
+            strstr(text_of(p), needle) != NULL) {
+            seen++;
+            if (path != NULL)
+                *path = json_string_value(json_object_get(p, "path"));
+        }
+    }
+    return seen;
+}
+
+static long long first_at(const json_t *ps, int status)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "status")) == status)
+            return json_integer_value(json_object_get(p, "atMs"));
+    }
+    return -1;
+}
+
+Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout = 150)
+{
+    const char *dead[] = {"r-dead-0", "r-dead-1", "r-dead-2"};
+    const char *live[] = {"r-live-0", "r-live-1", "r-live-2", "r-live-3"};
+    const char *path = NULL;
+
+    start("alerts-dead-route",
+          "    routes:\n"
+          "      - gateway: stripe\n"
+          "        webhook_url: \"${CR_IT_SLACK_URL:-http://127.0.0.1:9/x}/stripe\"\n");
+    /* The stripe route's webhook answers 503 until the fault is lifted; the
+     * default webhook (same sink, another path) keeps answering 200. */
+    sink_fault("{\"status\":503,\"body\":\"service_unavailable\",\"path\":\"" SECRET_PATH
+               "/stripe\"}");
+    /* The dead route's alerts first: in every partition they come before the
+     * live ones, which used to wait behind them. */
+    for (int i = 0; i < 3; i++)
+        publish_outcome(dead[i], "EXHAUSTED", "stripe");
+    for (int i = 0; i < 3; i++)
+        publish_outcome(live[i], "EXHAUSTED", "toss");
+
+    json_t *ps = wait_accepted(3, 40000);
+    cr_assert_eq(count_status(ps, 200), 3, "the live route's alerts were not posted: %zu of 3",
+                 count_status(ps, 200));
+    long long dead_since = first_at(ps, 503), live_done = 0;
+    cr_assert_geq(dead_since, 0, "the dead route was never tried");
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(accepted_for(ps, live[i], &path), 1, "%s", live[i]);
+        cr_expect_str_eq(path, SECRET_PATH, "%s went to %s", live[i], path);
+    }
+    size_t j;
+    json_t *p;
+    json_array_foreach(ps, j, p)
+    {
+        if (json_integer_value(json_object_get(p, "status")) == 200)
+            live_done = json_integer_value(json_object_get(p, "atMs"));
+    }
+    cr_log_info("dead route: first 503 at +0 ms; live route's 3 alerts all posted at %+lld ms",
+                live_done - dead_since);
+    cr_expect_leq(live_done - dead_since, 5000,
+                  "the live route's alerts came %lld ms after the dead route's first failure",
+                  live_done - dead_since);
+    json_decref(ps);
+
+    /* Still dead, and backing off by now: a new alert on the live route is
+     * not held behind it either. */
+    itest_sleep_ms(3000);
+    long long t_live = timeutil_now_ms();
+    publish_outcome(live[3], "EXHAUSTED", "toss");
+    ps = wait_accepted(4, 15000);
+    cr_assert_eq(accepted_for(ps, live[3], NULL), 1);
+    json_array_foreach(ps, j, p)
+    {
+        if (strstr(text_of(p), "request r-live-3 ") != NULL)
+            cr_expect_leq(json_integer_value(json_object_get(p, "atMs")) - t_live, 5000);
+    }
+    size_t refused = count_status(ps, 503);
+    cr_expect_geq(refused, 2, "the dead route was not retried");
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(accepted_for(ps, dead[i], NULL), 0, "%s got through a dead webhook", dead[i]);
+    json_decref(ps);
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE gateway = 'stripe' AND "
+                       "state = 'PENDING'"),
+                 3);
+
+    /* The webhook comes back: its alerts go out, each once, none lost. */
+    json_decref(sink_call("DELETE", "/_sink/fault", NULL));
+    ps = wait_accepted(7, 40000);
+    json_decref(ps);
+    itest_sleep_ms(3000); /* a repeat would arrive by now */
+    ps = posts();
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(accepted_for(ps, dead[i], &path), 1, "%s", dead[i]);
+        cr_expect_str_eq(path, SECRET_PATH "/stripe", "%s went to %s", dead[i], path);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(accepted_for(ps, live[i], NULL), 1, "%s", live[i]);
+    cr_expect_eq(count_status(ps, 200), 7, "want 7 accepted posts, got %zu", count_status(ps, 200));
+    cr_log_info("dead route: %zu posts refused with 503 before it recovered", refused);
+    json_decref(ps);
+    cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 7);
+    expect_no_secret_in_log();
+}
+
+Test(alerts, a_dropped_db_connection_loses_nothing, .fini = stop_all, .timeout = 120)
+{
+    char err[512];
+    start("alerts-db-drop", NULL);
+    publish_outcome("r-drop-0", "EXHAUSTED", "toss");
+    json_decref(wait_accepted(1, 40000));
+    /* The alert-consumer's session is killed; the next alerts find it gone,
+     * wait for a new one and are posted, each once. */
+    cr_assert(itest_exec(pipeline_itest(P),
+                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = current_database()"
+                         " AND application_name = 'alert-consumer'",
+                         0, NULL, err, sizeof(err)),
+              "%s", err);
+    for (int i = 1; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-drop-%d", i);
+        publish_outcome(id, "EXHAUSTED", "toss");
+    }
+    json_decref(wait_accepted(4, 30000));
+    itest_sleep_ms(2000);
+    json_t *ps = posts();
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-drop-%d", i);
+        cr_expect_eq(accepted_for(ps, id, NULL), 1, "%s", id);
+    }
+    cr_expect_eq(count_status(ps, 200), 4);
+    json_decref(ps);
+    cr_assert(pipeline_wait_query(P, "SELECT count(*) FROM alert_sent WHERE state = 'SENT'", 0,
+                                  NULL, "4", 10000));
+}

@@ -10,10 +10,13 @@
  *   GET  /_sink/posts   {"posts": [{"path", "atMs", "status", "payload"|"raw"}]}
  *                       every post in arrival order, refused ones included
  *   POST /_sink/fault   {"status": 503, "body": "...", "retryAfter": 2,
- *                        "count": N, "forMs": MS}: answer the next N posts
- *                       (count absent or 0: every post) for forMs (absent:
- *                       until changed) with that status, body and Retry-After
- *                       header (seconds, omitted when absent)
+ *                        "count": N, "forMs": MS, "path": "/p"}: answer the
+ *                       next N posts (count absent or 0: every post) for forMs
+ *                       (absent: until changed) with that status, body and
+ *                       Retry-After header (seconds, omitted when absent);
+ *                       with path, only posts to that path (one webhook of
+ *                       several: a dead route), the others are answered 200
+ *   DELETE /_sink/fault lift the fault, keep the posts
  *   POST /_sink/reset   forget every post and the fault
  * --print writes the "text" of every accepted post to stdout: the demo shows
  * the Slack messages that were posted.
@@ -48,6 +51,7 @@ struct fault {
     int retry_after;  /* seconds, -1 = no header */
     int remaining;    /* posts left, 0 = unlimited */
     int64_t until_ms; /* 0 = no end */
+    char path[256];   /* "" = every path */
 };
 
 struct sink {
@@ -95,12 +99,12 @@ static enum MHD_Result set_fault(struct sink *s, struct MHD_Connection *conn, co
     json_error_t je;
     json_t *j = json_loads(body, 0, &je);
     struct fault f = {.active = true, .status = 500, .retry_after = -1};
-    const char *b = NULL;
+    const char *b = NULL, *path = NULL;
     json_int_t count = 0, for_ms = 0, ra = -1, status = 500;
 
-    if (j == NULL ||
-        json_unpack_ex(j, &je, JSON_STRICT, "{s?I, s?s, s?I, s?I, s?I}", "status", &status, "body",
-                       &b, "retryAfter", &ra, "count", &count, "forMs", &for_ms) != 0) {
+    if (j == NULL || json_unpack_ex(j, &je, JSON_STRICT, "{s?I, s?s, s?I, s?I, s?I, s?s}", "status",
+                                    &status, "body", &b, "retryAfter", &ra, "count", &count,
+                                    "forMs", &for_ms, "path", &path) != 0) {
         json_decref(j);
         return answer_json(conn, 400, json_pack("{s:s}", "error", je.text));
     }
@@ -109,6 +113,7 @@ static enum MHD_Result set_fault(struct sink *s, struct MHD_Connection *conn, co
     f.retry_after = (int)ra;
     f.remaining = (int)count;
     f.until_ms = for_ms > 0 ? timeutil_now_ms() + for_ms : 0;
+    snprintf(f.path, sizeof(f.path), "%s", path != NULL ? path : "");
     json_decref(j);
     pthread_mutex_lock(&s->mu);
     s->fault = f;
@@ -116,13 +121,14 @@ static enum MHD_Result set_fault(struct sink *s, struct MHD_Connection *conn, co
     return answer_json(conn, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* The answer to a webhook post under the current fault (taken under mu). */
-static struct fault current_answer(struct sink *s)
+/* The answer to a webhook post to path under the current fault (taken
+ * under mu). */
+static struct fault current_answer(struct sink *s, const char *path)
 {
     struct fault ok = {.status = 200, .body = "ok", .retry_after = -1};
     struct fault *f = &s->fault;
 
-    if (!f->active)
+    if (!f->active || (f->path[0] != '\0' && strcmp(f->path, path) != 0))
         return ok;
     if (f->until_ms != 0 && timeutil_now_ms() >= f->until_ms) {
         f->active = false;
@@ -141,7 +147,7 @@ static enum MHD_Result webhook_post(struct sink *s, struct MHD_Connection *conn,
     json_t *payload = json_loadb(u->body != NULL ? u->body : "", u->len, 0, NULL);
 
     pthread_mutex_lock(&s->mu);
-    struct fault f = current_answer(s);
+    struct fault f = current_answer(s, path);
     json_object_set_new(rec, "path", json_string(path));
     json_object_set_new(rec, "atMs", json_integer(timeutil_now_ms()));
     json_object_set_new(rec, "status", json_integer(f.status));
@@ -202,6 +208,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(url, "/_sink/fault") == 0 && strcmp(method, "POST") == 0)
         return set_fault(s, conn, u->body != NULL ? u->body : "");
+    if (strcmp(url, "/_sink/fault") == 0 && strcmp(method, "DELETE") == 0) {
+        pthread_mutex_lock(&s->mu);
+        memset(&s->fault, 0, sizeof(s->fault));
+        pthread_mutex_unlock(&s->mu);
+        return answer_json(conn, 200, json_pack("{s:b}", "ok", 1));
+    }
     if (strcmp(url, "/_sink/reset") == 0 && strcmp(method, "POST") == 0) {
         pthread_mutex_lock(&s->mu);
         json_array_clear(s->posts);

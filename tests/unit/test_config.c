@@ -256,7 +256,7 @@ Test(config, example_file_every_key)
     cr_expect_str_eq(s->routes[0].reason, "EXHAUSTED");
     cr_expect_str_eq(s->routes[0].webhook_url, "https://hooks.slack.com/services/T0/B0/stripe");
 
-    cr_expect_str_eq(cfg->metrics.listen, "0.0.0.0:9100");
+    cr_expect_str_eq(cfg->metrics.listen, "127.0.0.1:9100");
     config_free(cfg);
 }
 

@@ -79,3 +79,29 @@ Test(offset_tracker, many_messages_grow_the_arrays)
         cr_expect_eq(offset_tracker_done(ot, "t", 3, o), -1);
     cr_expect_eq(offset_tracker_done(ot, "t", 3, 0), 1000);
 }
+
+Test(offset_tracker, later_messages_finishing_behind_a_slow_one_are_folded)
+{
+    /* An alert waiting for a dead webhook while 100,000 later messages of its
+     * partition finish: only the waiting one is kept, and when it is done
+     * the commit jumps past all of them. */
+    cr_assert(offset_tracker_add(ot, "t", 0, 0));
+    for (int64_t o = 1; o <= 100000; o++) {
+        cr_assert(offset_tracker_add(ot, "t", 0, o));
+        cr_assert_eq(offset_tracker_done(ot, "t", 0, o), -1);
+    }
+    cr_expect_eq(offset_tracker_pending(ot), 1);
+    cr_expect_eq(offset_tracker_done(ot, "t", 0, 0), 100001);
+}
+
+Test(offset_tracker, gaps_between_offsets_commit_up_to_the_next_pending)
+{
+    cr_assert(offset_tracker_add(ot, "t", 0, 5));
+    cr_assert(offset_tracker_add(ot, "t", 0, 7));
+    cr_assert(offset_tracker_add(ot, "t", 0, 9));
+    cr_assert(offset_tracker_add(ot, "t", 0, 11));
+    cr_expect_eq(offset_tracker_done(ot, "t", 0, 9), -1);
+    cr_expect_eq(offset_tracker_done(ot, "t", 0, 5), 6);
+    cr_expect_eq(offset_tracker_done(ot, "t", 0, 7), 10);
+    cr_expect_eq(offset_tracker_done(ot, "t", 0, 11), 12);
+}

@@ -270,14 +270,16 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
      * does not settle before that, so the restarted process would wait that
      * long for its partitions. 6 s is the broker's minimum. */
     P = pipeline_start("retry_consumer_killed_mid_attempt",
-                       NO_BREAKER "kafka: { session.timeout.ms: 6000 }\n"
-                                  "consumers:\n"
-                                  "  retry: { lease: 5s, max_in_flight: 32 }\n"
-                                  "retry:\n"
-                                  "  max_attempts: 10\n"
-                                  "gateways:\n"
-                                  "  toss: { timeout: 4s }\n"
-                                  "  stripe: { timeout: 4s }\n");
+                       /* One gateways: map (the loader refuses a duplicate key; before
+                        * it did, the second map silently replaced NO_BREAKER's). */
+                       "kafka: { session.timeout.ms: 6000 }\n"
+                       "consumers:\n"
+                       "  retry: { lease: 5s, max_in_flight: 32 }\n"
+                       "retry:\n"
+                       "  max_attempts: 10\n"
+                       "gateways:\n"
+                       "  toss: { timeout: 4s, breaker: { enabled: false } }\n"
+                       "  stripe: { timeout: 4s, breaker: { enabled: false } }\n");
     /* Even requests: the refund is made, then the answer hangs 8 s; odd
      * ones: the call hangs 8 s and nothing is made. */
     for (int i = 0; i < N; i++)

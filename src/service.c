@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redact.h"
 #include "signals.h"
 
 #define DEFAULT_CONFIG "config/cancel-retry.yaml"
@@ -76,6 +77,11 @@ struct config *service_start(const struct service_info *info, int argc, char **a
         *exit_code = 1;
         return NULL;
     }
+    /* Before the level allows debug lines and before any thread exists: from
+     * here on every log line is masked with this config's secrets. */
+    if (!redact_process_install(cfg))
+        log_warn("could not build the set of secrets to mask (out of memory): only the "
+                 "pattern rules apply");
     log_set_level(cfg->log_level);
     signals_install();
     *exit_code = 0;

@@ -260,15 +260,27 @@ size_t redact_escape_at(const char *t, unsigned char *c)
     return 2;
 }
 
-/* Bytes of t that spell s, each byte of s written as itself or escaped;
- * -1 if t does not start with s. Both ways are tried at an escape, so a
- * secret that holds '%' or '\' itself is found too. */
-static long match_len(const char *t, const char *s)
+/* A text that ends in the first part of a secret was cut (a gateway message
+ * kept to 256 bytes): that part is masked too, when it is at least this
+ * long and at least half the secret. */
+#define REDACT_MIN_CUT 8
+
+static bool cut_secret(const char *s0, const char *s)
+{
+    size_t seen = (size_t)(s - s0);
+    return seen >= REDACT_MIN_CUT && seen * 2 >= strlen(s0);
+}
+
+/* Bytes of t that spell s (s0 is where the secret starts), each byte of s
+ * written as itself or escaped; -1 if t does not start with s. Both ways are
+ * tried at an escape, so a secret that holds '%' or '\' itself is found
+ * too. */
+static long match_len(const char *t, const char *s, const char *s0)
 {
     long used = 0;
     while (*s != '\0') {
         if (*t == '\0')
-            return -1;
+            return cut_secret(s0, s) ? used : -1;
         if (*t != '%' && *t != '\\') {
             if (*t != *s)
                 return -1;
@@ -278,7 +290,7 @@ static long match_len(const char *t, const char *s)
         unsigned char c;
         size_t n = redact_escape_at(t, &c);
         if (*t == *s) {
-            long rest = match_len(t + 1, s + 1);
+            long rest = match_len(t + 1, s + 1, s0);
             if (rest >= 0)
                 return used + 1 + rest;
         }
@@ -297,7 +309,7 @@ static size_t secret_at(const struct redact *r, const char *t)
     if (r == NULL || (c != '%' && c != '\\' && !has_first(r, c)))
         return 0;
     for (size_t k = 0; k < r->n; k++) {
-        long n = match_len(t, r->secrets[k]);
+        long n = match_len(t, r->secrets[k], r->secrets[k]);
         if (n > 0)
             return (size_t)n;
     }

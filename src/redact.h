@@ -12,9 +12,10 @@
  *    PGPASSWORD), and Kafka passwords and secrets of the kafka: map. A secret
  *    is found raw and also written with escapes: percent-encoding
  *    ("p%40ss" for "p@ss", either hex case), JSON or libpq backslashes
- *    ("\/", "\u0040", "\'"). Secrets shorter than REDACT_MIN_SECRET bytes
- *    are left to the second net: masking every "ab" in every line would make
- *    logs unreadable.
+ *    ("\/", "\u0040", "\'"), and at the very end of a text cut short (at
+ *    least 8 bytes and half the secret). Secrets shorter than
+ *    REDACT_MIN_SECRET bytes are left to the second net: masking every "ab"
+ *    in every line would make logs unreadable.
  *
  * 2. Pattern rules for secrets the config does not know (a DSN typed on the
  *    command line, a key a gateway echoes that is not ours):

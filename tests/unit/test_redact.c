@@ -211,6 +211,20 @@ Test(redact, short_and_special_secrets)
     redact_free(NULL);
 }
 
+Test(redact, secret_cut_at_the_end_of_a_text)
+{
+    struct redact *r = redact_new();
+    cr_assert(redact_add_gateway_key(r, "gw_LEAKME_secret_77"));
+    char *out = redact_text(r, "message cut at 256 bytes: gw_LEAKME_se");
+    cr_expect_str_eq(out, "message cut at 256 bytes: ***");
+    free(out);
+    /* Too little of it to say, or not at the end: left alone. */
+    out = redact_text(r, "gw_LEAK gw_LEAKME_se!");
+    cr_expect_str_eq(out, "gw_LEAK gw_LEAKME_se!");
+    free(out);
+    redact_free(r);
+}
+
 Test(redact, buf_cuts_on_a_character_boundary)
 {
     struct redact *r = redact_new();

@@ -55,6 +55,8 @@ ParameterizedTestParameters(redact, pattern_rules)
         {"GET /cb?access_token=LEAKME1&x=1", "GET /cb?access_token=***&x=1"},
         /* headers and credentials */
         {"Authorization: Basic TEVBS01FOg==", "Authorization: ***"},
+        {"authorization: Basic abc", "authorization: ***"},
+        {"Idempotency-Key: req-1", "Idempotency-Key: req-1"},
         {"proxy-authorization:Bearer LEAKME1\nnext", "proxy-authorization:***\nnext"},
         {"{\"authorization\":\"Bearer LEAKME1\",\"a\":1}", "{\"authorization\":\"***\",\"a\":1}"},
         {"{\"password\": \"LEAK ME1\"}", "{\"password\": \"***\"}"},

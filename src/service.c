@@ -71,7 +71,10 @@ struct config *service_start(const struct service_info *info, int argc, char **a
     struct config *cfg = config_load(path, err, sizeof(err));
     if (cfg == NULL) {
         /* Plain text and a log line: an operator at a terminal and a log
-         * pipeline both see why start-up stopped. */
+         * pipeline both see why start-up stopped. The loader names secrets
+         * without quoting them; the patterns are a second net for a DSN in a
+         * YAML error. */
+        redact_buf(NULL, err, sizeof(err));
         fprintf(stderr, "%s: %s\n", info->name, err);
         log_error("cannot start: invalid configuration: %s", err);
         *exit_code = 1;

@@ -149,8 +149,10 @@ static bool add_n(struct redact *r, const char *s, size_t n)
 
 bool redact_add_webhook_url(struct redact *r, const char *url)
 {
-    if (url == NULL || !redact_add_secret(r, url))
-        return url == NULL;
+    if (url == NULL)
+        return true;
+    if (!redact_add_secret(r, url))
+        return false;
     const char *host = strstr(url, "://");
     const char *path = strchr(host != NULL ? host + 3 : url, '/');
     if (path == NULL)

@@ -91,7 +91,9 @@ static size_t keyword_rule(const char *text, size_t i, struct redact_sb *out)
     size_t end = i, kwlen;
     while (ident_byte(text[end]))
         end++;
-    if (end == i || !decode_ident(text, i, end, kw, sizeof(kw), &kwlen))
+    /* Only the end of a long identifier matters (a.b.c.password=). */
+    size_t from = end - i > 48 ? end - 48 : i;
+    if (end == i || !decode_ident(text, from, end, kw, sizeof(kw), &kwlen))
         return 0;
     bool header = ends_with(kw, kwlen, "authorization");
     bool secret = header;

@@ -39,6 +39,8 @@ ParameterizedTestParameters(redact, pattern_rules)
         {"dbname='x'sslpassword='LEAK ME1' host=db", "dbname='x'sslpassword=*** host=db"},
         {"password=LEAK\\ ME1 host=db", "password=*** host=db"},
         {"host=db passfile=/p dbname=x", "host=db passfile=/p dbname=x"},
+        {"a.very.long.dotted.configuration.path.that.goes.on.password=LEAKME1 x",
+         "a.very.long.dotted.configuration.path.that.goes.on.password=*** x"},
         {"host=db dbname='a://b' password=LEAKME1", "host=db dbname='a://b' password=***"},
         /* URIs: userinfo, query parameters, percent-encoded keys */
         {"postgresql://app:LEAKME1@db:5432/x", "postgresql://app:***@db:5432/x"},

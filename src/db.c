@@ -13,6 +13,7 @@
 
 #include "duration.h"
 #include "log.h"
+#include "redact.h"
 #include "signals.h"
 
 /* How long one sleep slice of the back-off lasts: a stop request is noticed
@@ -50,7 +51,8 @@ struct db *db_new(const struct config_database *cfg, const char *application_nam
     if (db == NULL)
         return NULL;
     const char *dsn = cfg->dsn ? cfg->dsn : "";
-    size_t redacted_len = strlen(dsn) + 16;
+    /* Masking a one-letter password makes it longer: room for that. */
+    size_t redacted_len = 2 * strlen(dsn) + 16;
     db->dsn = strdup(dsn);
     db->application_name = strdup(application_name ? application_name : "cancel-retry");
     db->display_dsn = malloc(redacted_len);
@@ -58,7 +60,7 @@ struct db *db_new(const struct config_database *cfg, const char *application_nam
         db_free(db);
         return NULL;
     }
-    log_redact_dsn(dsn, db->display_dsn, redacted_len);
+    redact_dsn(dsn, db->display_dsn, redacted_len);
     db->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     db->reconnect_min_ms = cfg->reconnect_min_ms > 0 ? cfg->reconnect_min_ms : 200;
     db->reconnect_max_ms = cfg->reconnect_max_ms >= db->reconnect_min_ms ? cfg->reconnect_max_ms

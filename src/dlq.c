@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cancel_event.h"
+#include "redact.h"
 #include "timeutil.h"
 
 static const char *const dlq_reasons[] = {
@@ -130,10 +131,16 @@ json_t *dlq_headers_build(const struct dlq_meta *m, char *err, size_t errlen)
                  (long long)m->at_ms);
         return NULL;
     }
-    if (m->error != NULL)
-        dlq_sanitize_text(m->error, strlen(m->error), error, sizeof(error));
-    else
+    if (m->error != NULL) {
+        /* Masked before it is cut: a secret cut in two would no longer be
+         * recognised. dlq.error reaches Slack and cancelctl. */
+        char *clean = redact_process_text(m->error);
+        const char *e = clean != NULL ? clean : REDACT_MASK;
+        dlq_sanitize_text(e, strlen(e), error, sizeof(error));
+        free(clean);
+    } else {
         error[0] = '\0';
+    }
 
     pairs = json_array();
     bool ok = pairs != NULL && add_pair(pairs, DLQ_HEADER_REASON, m->reason) &&

@@ -59,7 +59,7 @@ struct dlq_origin {
 /* Everything a dead letter's headers say. Strings borrowed. */
 struct dlq_meta {
     const char *reason; /* one of DLQ_REASON_* */
-    const char *error;  /* detail; sanitized and cut to DLQ_ERROR_MAX; never a secret */
+    const char *error;  /* detail; secrets masked (redact.h), sanitized, cut to DLQ_ERROR_MAX */
     struct dlq_origin origin;
     const char *consumer;   /* the process that dead-letters it, e.g. "intake-consumer" */
     const char *request_id; /* NULL when unknown; omitted unless a valid requestId */

@@ -11,6 +11,7 @@
 
 #include "gateway_internal.h"
 #include "log.h"
+#include "redact.h"
 
 struct gateway_client {
     const struct config_gateway *cfg; /* borrowed */
@@ -18,6 +19,7 @@ struct gateway_client {
     char *base_url;                   /* cfg->base_url without trailing slashes */
     char *auth_header;                /* "Authorization: ..." (secret: never logged) */
     CURL *esc;                        /* only for curl_easy_escape */
+    struct redact *secrets;           /* the key and its Authorization forms */
 };
 
 /* One refund or inquiry on its way; owned by the HTTP callbacks. */
@@ -195,19 +197,13 @@ void gateway_classify(enum gateway_kind kind, long status, const char *body, int
         out->verdict = GATEWAY_PERMANENT;
 }
 
-/* A gateway might echo the key back in a message ("invalid key sk_..."):
- * make sure it never leaves this module. */
-static void scrub_secret(char *text, const char *secret)
+/* A gateway might echo the key back in a message ("invalid key sk_..."), or
+ * the Basic credential made from it: make sure neither leaves this module.
+ * The client's own set, so this holds even in a process that installed
+ * none. */
+static void scrub(const struct gateway_client *gc, char *text, size_t size)
 {
-    size_t slen = secret != NULL ? strlen(secret) : 0;
-    char *p;
-    if (slen < 4)
-        return;
-    while ((p = strstr(text, secret)) != NULL) {
-        size_t tail = strlen(p + slen);
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + slen, tail + 1);
-    }
+    redact_buf(gc->secrets, text, size);
 }
 
 struct gateway_client *gateway_client_new(const struct config_gateway *cfg,
@@ -237,6 +233,9 @@ struct gateway_client *gateway_client_new(const struct config_gateway *cfg,
                                                   : gateway_toss_auth_header(cfg->secret_key);
     if (gc->auth_header == NULL)
         goto oom;
+    gc->secrets = redact_new();
+    if (gc->secrets == NULL || !redact_add_gateway_key(gc->secrets, cfg->secret_key))
+        goto oom;
     gc->esc = curl_easy_init();
     if (gc->esc == NULL)
         goto oom;
@@ -256,6 +255,7 @@ void gateway_client_free(struct gateway_client *gc)
         memset(gc->auth_header, 0, strlen(gc->auth_header));
         free(gc->auth_header);
     }
+    redact_free(gc->secrets);
     free(gc->base_url);
     if (gc->esc != NULL)
         curl_easy_cleanup(gc->esc);
@@ -359,7 +359,7 @@ static void payment_from_response(const struct gateway_client *gc, const struct 
         snprintf(p->answer.message, sizeof(p->answer.message),
                  "payment inquiry answer is not a payment object");
     }
-    scrub_secret(p->answer.message, gc->cfg->secret_key);
+    scrub(gc, p->answer.message, sizeof(p->answer.message));
 }
 
 static bool call_set_currency(struct gateway_call *call, const char *currency)
@@ -413,7 +413,7 @@ static void on_refund_http(const struct http_response *resp, void *arg)
     a->retry_after_ms = resp->retry_after_ms;
     a->latency_ms = resp->latency_ms;
     a->replayed = resp->idempotent_replayed;
-    scrub_secret(a->message, gc->cfg->secret_key);
+    scrub(gc, a->message, sizeof(a->message));
 
     if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->cfg->kind == GATEWAY_TOSS) {
         /* Toss says "already canceled" both when our earlier attempt did it
@@ -552,8 +552,8 @@ static void log_inquiry(const struct gateway_call *call, const struct gateway_in
 
 static void finish_inquiry(struct gateway_call *call)
 {
-    scrub_secret(call->inquiry.detail, call->gc->cfg->secret_key);
-    scrub_secret(call->inquiry.answer.message, call->gc->cfg->secret_key);
+    scrub(call->gc, call->inquiry.detail, sizeof(call->inquiry.detail));
+    scrub(call->gc, call->inquiry.answer.message, sizeof(call->inquiry.answer.message));
     log_inquiry(call, &call->inquiry);
     call->find_cb(&call->inquiry, call->arg);
     call_free(call);

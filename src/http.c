@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "redact.h"
 
 struct http_transfer {
     struct http_client *client;
@@ -237,37 +238,26 @@ bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms)
     return true;
 }
 
-void http_redact_header(const char *line, char *out, size_t outlen)
-{
-    const char *colon = strchr(line, ':');
-    if (colon != NULL) {
-        size_t nlen = (size_t)(colon - line);
-        if ((nlen == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
-            (nlen == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)) {
-            snprintf(out, outlen, "%.*s: ***", (int)nlen, line);
-            return;
-        }
-    }
-    snprintf(out, outlen, "%s", line);
-}
-
-/* Debug trace of what is sent: method, URL and header lines, redacted. Never
- * the body (it may carry personal data) and never libcurl's verbose mode,
- * which would print the Authorization header. */
+/* Debug trace of what is sent: method, URL and header lines, redacted here
+ * (the log redacts again; this keeps the trace safe on its own). Never the
+ * body (it may carry personal data) and never libcurl's verbose mode, which
+ * would print the Authorization header. */
 static void log_request(const struct http_request *req, const char *method)
 {
     if (!log_enabled(LOG_DEBUG))
         return;
     json_t *fields = json_object();
     json_t *hdrs = json_array();
-    char buf[256];
     for (size_t i = 0; i < req->nheaders; i++) {
-        http_redact_header(req->headers[i], buf, sizeof(buf));
-        json_array_append_new(hdrs, json_string(buf));
+        char *line = redact_process_text(req->headers[i]);
+        json_array_append_new(hdrs, json_string(line != NULL ? line : REDACT_MASK));
+        free(line);
     }
+    char *url = redact_process_text(req->url);
     json_object_set_new(fields, "method", json_string(method));
-    json_object_set_new(fields, "url", json_string(req->url));
+    json_object_set_new(fields, "url", json_string(url != NULL ? url : REDACT_MASK));
     json_object_set_new(fields, "headers", hdrs);
+    free(url);
     struct log_ctx ctx = LOG_CTX_INIT;
     ctx.fields = fields;
     log_emit(LOG_DEBUG, &ctx, "http request");

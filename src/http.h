@@ -15,8 +15,10 @@
  * one call where two were made. Refunds and Slack posts are rare enough that
  * a handshake per call costs nothing. GETs (inquiries) may reuse connections.
  *
- * Redaction: the Authorization header of a request is never logged (it
- * carries gateway secrets); neither is any header value or body at info level.
+ * Redaction: the debug trace of a request passes its URL (a Slack webhook
+ * URL is a secret) and header lines (Authorization carries gateway
+ * secrets) through redact.h; no header value or body is logged at info
+ * level, and no body at all.
  */
 #ifndef CR_HTTP_H
 #define CR_HTTP_H
@@ -103,9 +105,5 @@ void http_client_wakeup(struct http_client *client);
  * to now (seconds since the epoch). Stores milliseconds (0 for a date in the
  * past) in *out_ms and returns true; false if the value is neither. */
 bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms);
-
-/* Copy a "Name: value" header line into out for logging, with the value of
- * Authorization (and Proxy-Authorization) replaced by "***". */
-void http_redact_header(const char *line, char *out, size_t outlen);
 
 #endif

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "redact.h"
+
 /* Written once at start-up (before threads exist) and read afterwards; not
  * mutable shared state in the sense of the house rules. */
 static const char *log_service = "cancel-retry";
@@ -131,9 +133,18 @@ static void emit(enum log_level level, const struct log_ctx *ctx, const char *co
             json_object_set_new(obj, "partition", json_integer(ctx->partition));
         if (ctx->offset >= 0)
             json_object_set_new(obj, "offset", json_integer(ctx->offset));
-        if (ctx->fields != NULL && json_is_object(ctx->fields))
-            json_object_update_missing(obj, ctx->fields);
+        if (ctx->fields != NULL && json_is_object(ctx->fields)) {
+            json_t *fields = json_deep_copy(ctx->fields);
+            if (fields != NULL)
+                json_object_update_missing(obj, fields);
+            json_decref(fields);
+        }
     }
+    /* The last moment before the line leaves the process: whatever a caller
+     * put in the message or the fields, the config's secrets and anything
+     * that looks like a credential are masked here. The fields are copied
+     * first; they are the caller's. */
+    redact_process_json(obj);
     write_line(obj);
     json_decref(obj);
 }
@@ -175,110 +186,4 @@ void log_syslog_level(int syslog_level, const char *facility, const char *client
     ctx.fields = fields;
     emit(level, &ctx, "librdkafka", text);
     json_decref(fields);
-}
-
-/* Bounded output for log_redact_dsn: appends what fits, always NUL-terminated. */
-struct redact_out {
-    char *buf;
-    size_t len;
-    size_t cap;
-};
-
-static void redact_put(struct redact_out *o, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n && o->len + 1 < o->cap; i++)
-        o->buf[o->len++] = s[i];
-    o->buf[o->len] = '\0';
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-/* URI form (postgresql://user:password@host/db?password=...): libpq takes the
- * credentials from before the first '@' that comes ahead of any '/', and also
- * accepts password=... among the query parameters; both are masked. */
-static void redact_uri(const char *p, const char *auth_start, struct redact_out *o)
-{
-    const char *q = auth_start;
-    while (*q != '\0' && *q != '@' && *q != '/')
-        q++;
-    if (*q == '@') {
-        const char *colon = memchr(auth_start, ':', (size_t)(q - auth_start));
-        if (colon != NULL) {
-            redact_put(o, p, (size_t)(colon - p));
-            redact_put(o, ":***", 4);
-            p = q;
-        }
-    }
-    const char *query = strchr(p, '?');
-    if (query == NULL) {
-        redact_put(o, p, strlen(p));
-        return;
-    }
-    redact_put(o, p, (size_t)(query - p) + 1);
-    p = query + 1;
-    while (*p != '\0') {
-        size_t n = strcspn(p, "&");
-        if (n >= 9 && strncmp(p, "password=", 9) == 0)
-            redact_put(o, "password=***", 12);
-        else
-            redact_put(o, p, n);
-        p += n;
-        if (*p == '&')
-            redact_put(o, p++, 1);
-    }
-}
-
-/* key=value form: the value of every "password" keyword (bare or quoted,
- * spaces allowed around '=') becomes ***. */
-static void redact_keywords(const char *dsn, struct redact_out *o)
-{
-    const char *p = dsn;
-    while (*p != '\0') {
-        if (strncmp(p, "password", 8) == 0 && (p == dsn || is_space(p[-1]))) {
-            const char *q = p + 8;
-            while (is_space(*q))
-                q++;
-            if (*q == '=') {
-                q++;
-                while (is_space(*q))
-                    q++;
-                redact_put(o, "password=***", 12);
-                if (*q == '\'') {
-                    for (q++; *q != '\0' && *q != '\''; q++) {
-                        if (*q == '\\' && q[1] != '\0')
-                            q++;
-                    }
-                    if (*q == '\'')
-                        q++;
-                } else {
-                    while (*q != '\0' && !is_space(*q))
-                        q++;
-                }
-                p = q;
-                continue;
-            }
-        }
-        redact_put(o, p++, 1);
-    }
-}
-
-void log_redact_dsn(const char *dsn, char *out, size_t outlen)
-{
-    struct redact_out o = {out, 0, outlen};
-    const char *p = dsn ? dsn : "";
-
-    if (outlen == 0)
-        return;
-    out[0] = '\0';
-    /* libpq treats a conninfo as a URI only when it starts with one of these
-     * prefixes; "://" elsewhere is just part of some value. */
-    if (strncmp(p, "postgresql://", 13) == 0)
-        redact_uri(p, p + 13, &o);
-    else if (strncmp(p, "postgres://", 11) == 0)
-        redact_uri(p, p + 11, &o);
-    else
-        redact_keywords(p, &o);
 }

@@ -6,8 +6,9 @@
  * from any thread (librdkafka logs from its own threads): each line is written
  * with a single write(2).
  *
- * Never pass secrets (gateway keys, webhook URLs, DSN passwords) to these
- * functions; log_redact_dsn() helps with connection strings.
+ * Every line is passed through redact.h (the process's set of secrets and
+ * the pattern rules) before it is written; still, do not hand secrets to
+ * these functions: the redaction is the net, not the plan.
  */
 #ifndef CR_LOG_H
 #define CR_LOG_H
@@ -59,9 +60,5 @@ void log_syslog_level(int syslog_level, const char *facility, const char *client
 #define log_info(...)  log_emit(LOG_INFO, NULL, __VA_ARGS__)
 #define log_warn(...)  log_emit(LOG_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_emit(LOG_ERROR, NULL, __VA_ARGS__)
-
-/* Write into out a copy of a libpq conninfo string or URI with any password
- * replaced by "***". Always NUL-terminates. */
-void log_redact_dsn(const char *dsn, char *out, size_t outlen);
 
 #endif

@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "redact.h"
 
 #define METRICS_MAX_SERIES 256
 
@@ -187,9 +188,14 @@ char *metrics_render(struct metrics *m)
             const struct series *s = &m->series[k];
             if (strcmp(s->name, name) != 0)
                 continue;
-            ok = append(&buf, &len, &cap, "%s{service=\"%s\"%s%s} %lld\n", name, m->service,
-                        s->labels != NULL ? "," : "", s->labels != NULL ? s->labels : "",
+            /* Label values come from config and events (gateway names,
+             * codes): masked like any other text that leaves the process. */
+            char *labels = s->labels != NULL ? redact_process_text(s->labels) : NULL;
+            ok = (s->labels == NULL || labels != NULL) &&
+                 append(&buf, &len, &cap, "%s{service=\"%s\"%s%s} %lld\n", name, m->service,
+                        labels != NULL ? "," : "", labels != NULL ? labels : "",
                         (long long)s->value);
+            free(labels);
         }
     }
     pthread_mutex_unlock(&m->lock);

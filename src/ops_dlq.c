@@ -14,6 +14,7 @@
 #include "duration.h"
 #include "kafka.h"
 #include "log.h"
+#include "redact.h"
 #include "timeutil.h"
 
 /* offsetsForTimes looks at Kafka timestamps (when the relay produced the
@@ -89,6 +90,9 @@ bool ops_dlq_letter_init(struct ops_dlq_letter *l, const char *topic, int32_t pa
         memcpy(l->value, value, value_len);
         l->value_len = value_len;
     }
+    /* dlq.error quotes gateways and parsers; a dead letter written before
+     * the redaction existed may still hold a secret: mask on the way out. */
+    redact_process_json(l->headers);
     l->reason = header(l->headers, DLQ_HEADER_REASON);
     l->request_id = header(l->headers, DLQ_HEADER_REQUEST_ID);
     l->error = header(l->headers, DLQ_HEADER_ERROR);

@@ -4,9 +4,11 @@
 #include "request_events.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "outbox.h"
+#include "redact.h"
 #include "timeutil.h"
 
 #define DLQ_EVENT_TYPE "dead-letter"
@@ -66,7 +68,19 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
     int64_t now = timeutil_now_ms();
 
     request_events_fields(row, &req);
+    /* lastError is what a gateway said, on its way to every consumer of the
+     * outcome topic and to Slack: mask the config's secrets in it. */
+    struct cancel_last_error safe;
+    char *message = NULL;
+    if (last != NULL) {
+        safe = *last;
+        message = last->message != NULL ? redact_process_text(last->message) : NULL;
+        if (last->message != NULL)
+            safe.message = message != NULL ? message : REDACT_MASK;
+        last = &safe;
+    }
     json_t *data = outcome_data(&req, status, attempts, last, now, err, errlen);
+    free(message);
     if (data == NULL)
         return false;
     bool ok = outbox_insert_event(db, cfg->topics.outcome.name, CANCEL_EVENT_TYPE_OUTCOME,

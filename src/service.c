@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redact.h"
 #include "signals.h"
 
 #define DEFAULT_CONFIG "config/cancel-retry.yaml"
@@ -70,12 +71,20 @@ struct config *service_start(const struct service_info *info, int argc, char **a
     struct config *cfg = config_load(path, err, sizeof(err));
     if (cfg == NULL) {
         /* Plain text and a log line: an operator at a terminal and a log
-         * pipeline both see why start-up stopped. */
+         * pipeline both see why start-up stopped. The loader names secrets
+         * without quoting them; the patterns are a second net for a DSN in a
+         * YAML error. */
+        redact_buf(NULL, err, sizeof(err));
         fprintf(stderr, "%s: %s\n", info->name, err);
         log_error("cannot start: invalid configuration: %s", err);
         *exit_code = 1;
         return NULL;
     }
+    /* Before the level allows debug lines and before any thread exists: from
+     * here on every log line is masked with this config's secrets. */
+    if (!redact_process_install(cfg))
+        log_warn("could not build the set of secrets to mask (out of memory): only the "
+                 "pattern rules apply");
     log_set_level(cfg->log_level);
     signals_install();
     *exit_code = 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dlq.h"
+#include "redact.h"
 
 /* Longest piece of event text copied into a message. Slack allows 3000
  * characters per section and 150 per header; an alert is read by a person. */
@@ -419,10 +420,20 @@ static json_t *alert_blocks(const struct slack_alert *a, const char *amount, con
     return blocks;
 }
 
-json_t *slack_alert_message(const struct slack_alert *a)
+json_t *slack_alert_message(const struct slack_alert *in)
 {
     char amount[64], masked[16];
     const char *amount_p = NULL, *masked_p = NULL;
+    /* The error is what a gateway or a parser said: mask the config's
+     * secrets before it is escaped for mrkdwn (after, "&" would be "&amp;"
+     * and a secret holding it would no longer be found). */
+    struct slack_alert copy = *in;
+    const struct slack_alert *a = &copy;
+    char *error = NULL;
+    if (in->error_message != NULL) {
+        error = redact_process_text(in->error_message);
+        copy.error_message = error != NULL ? error : REDACT_MASK;
+    }
 
     if (a->amount >= 0) {
         slack_format_amount(a->amount, a->currency, amount, sizeof(amount));
@@ -439,6 +450,9 @@ json_t *slack_alert_message(const struct slack_alert *a)
         msg = json_pack("{s:s, s:O}", "text", text, "blocks", blocks);
     free(text);
     json_decref(blocks);
+    free(error);
+    /* And the whole message once more: any other field may quote one too. */
+    redact_process_json(msg);
     return msg;
 }
 
@@ -528,6 +542,7 @@ json_t *slack_digest_message(const struct slack_digest *d)
     }
     free(t);
     free(h);
+    redact_process_json(msg);
     return msg;
 }
 
@@ -543,11 +558,14 @@ enum slack_result slack_classify(long status, const char *body, const char *curl
     if (status == 0) {
         snprintf(why, whylen, "no answer: %s",
                  curl_error != NULL && curl_error[0] != '\0' ? curl_error : "connection failed");
+        redact_process_buf(why, whylen);
         return SLACK_TRANSIENT;
     }
     dlq_sanitize_text(body != NULL ? body : "", body != NULL ? strlen(body) : 0, clean,
                       sizeof(clean));
     snprintf(why, whylen, "HTTP %ld%s%s", status, clean[0] != '\0' ? ": " : "", clean);
+    /* An answer may quote the webhook URL it was posted to. */
+    redact_process_buf(why, whylen);
     if (status == 429)
         return SLACK_RATE_LIMITED;
     if (status == 408 || status >= 500)

@@ -8,6 +8,8 @@
  * Every value that came from an event is treated as hostile text: cut to a
  * sane length, made valid UTF-8 and escaped for Slack's mrkdwn (&, <, >), so
  * a message cannot ping @channel, forge a link or break the payload.
+ * Every message and every answer's reason is also masked with the
+ * process's set of secrets (redact.h): an error may quote a gateway key.
  */
 #ifndef CR_SLACK_H
 #define CR_SLACK_H

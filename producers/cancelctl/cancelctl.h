@@ -58,8 +58,11 @@ CANCELCTL_COMMANDS(CANCELCTL_DECLARE)
 
 /* ---- helpers shared by the commands (cli.c) ---- */
 
-/* Load ctx->config_path. On failure prints the loader's message
- * ("FILE:LINE: key: reason") and returns NULL: the command exits 1. */
+/* Load ctx->config_path and install its secrets as the process's set of
+ * redact.h: what cancelctl prints is masked with it (cancelctl_fail,
+ * cancelctl_print_json, and the documents the commands print as text). On
+ * failure prints the loader's message ("FILE:LINE: key: reason") and returns
+ * NULL: the command exits 1. */
 struct config *cancelctl_load_config(const struct cancelctl_ctx *ctx);
 
 /* Connect to cfg's database, failing after a couple of attempts instead of
@@ -67,7 +70,8 @@ struct config *cancelctl_load_config(const struct cancelctl_ctx *ctx);
 struct db *cancelctl_connect_db(const struct cancelctl_ctx *ctx, const struct config *cfg);
 
 /* Report a failure: "cancelctl: message" on stderr and, with --json,
- * {"ok": false, "error": message} on stdout. Returns CANCELCTL_EXIT_FAILURE. */
+ * {"ok": false, "error": message} on stdout, secrets masked. Returns
+ * CANCELCTL_EXIT_FAILURE. */
 int cancelctl_fail(const struct cancelctl_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -79,7 +83,8 @@ int cancelctl_usage_error(const struct cancelctl_cmd *cmd, const char *fmt, ...)
 /* Print cmd's help to out. */
 void cancelctl_print_help(const struct cancelctl_cmd *cmd, FILE *out);
 
-/* Print doc (stolen) as indented JSON on stdout with a final newline. */
+/* Print doc (stolen) as indented JSON on stdout with a final newline,
+ * secrets masked. */
 void cancelctl_print_json(json_t *doc);
 
 /* Report what getopt_long complained about, given its return c (':' for a

@@ -11,6 +11,7 @@
 
 #include "cancel_event.h"
 #include "log.h"
+#include "redact.h"
 
 /* A tool fails fast: a database that is down for the operator is news, not
  * something to wait out. Two attempts ride over a momentary blip. */
@@ -22,6 +23,9 @@ struct config *cancelctl_load_config(const struct cancelctl_ctx *ctx)
     struct config *cfg = config_load(ctx->config_path, err, sizeof(err));
     if (cfg == NULL)
         cancelctl_fail(ctx, "%s", err);
+    else if (!redact_process_install(cfg))
+        fprintf(stderr, "cancelctl: could not build the set of secrets to mask (out of memory): "
+                        "only the pattern rules apply\n");
     return cfg;
 }
 
@@ -49,6 +53,8 @@ int cancelctl_fail(const struct cancelctl_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Errors quote what the database, the broker or a gateway said. */
+    redact_process_buf(msg, sizeof(msg));
     fprintf(stderr, "cancelctl: %s\n", msg);
     if (ctx != NULL && ctx->json)
         cancelctl_print_json(json_pack("{s:b, s:s}", "ok", 0, "error", msg));
@@ -85,6 +91,7 @@ void cancelctl_print_json(json_t *doc)
 {
     if (doc == NULL)
         return;
+    redact_process_json(doc);
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text != NULL) {
         fputs(text, stdout);

@@ -15,6 +15,7 @@
 #include "ops_dlq.h"
 #include "ops_replay.h"
 #include "ratelimit.h"
+#include "redact.h"
 #include "timeutil.h"
 
 static const char help[] =
@@ -324,6 +325,8 @@ static int do_replay(struct cancelctl_ctx *ctx, const struct config *cfg, const 
             goto out;
         }
         counts[res.action]++;
+        /* why may quote the dead letter's error. */
+        redact_process_buf(res.why, sizeof(res.why));
         char where[32];
         snprintf(where, sizeof(where), "%d/%" PRId64, l->partition, l->offset);
         if (ctx->json) {

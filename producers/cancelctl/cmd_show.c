@@ -9,6 +9,7 @@
 #include "cancel_event.h"
 #include "cancelctl.h"
 #include "ops_report.h"
+#include "redact.h"
 
 static const char help[] =
     "usage: cancelctl show REQUEST_ID\n"
@@ -218,6 +219,8 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
                             "--request-id %s\": it may have been dead-lettered at intake)",
                             request_id, request_id);
     } else {
+        /* Attempt errors and dead-letter errors are what gateways said. */
+        redact_process_json(doc);
         if (ctx->json) {
             json_t *out = json_pack("{s:b}", "ok", 1);
             json_object_update(out, doc);

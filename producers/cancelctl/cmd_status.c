@@ -12,6 +12,7 @@
 #include "ops_lag.h"
 #include "ops_report.h"
 #include "ops_request.h"
+#include "redact.h"
 
 static const char help[] =
     "usage: cancelctl status [--timeout DURATION]\n"
@@ -267,6 +268,7 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
         json_object_set_new(doc, "databaseError", json_string("could not connect"));
     } else if (!ops_report_status(db, cfg, &doc, err, sizeof(err))) {
         failed = true;
+        redact_process_buf(err, sizeof(err));
         fprintf(stderr, "cancelctl: %s\n", err);
         doc = json_object();
         json_object_set_new(doc, "databaseError", json_string(err));
@@ -278,6 +280,7 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
         json_object_set_new(doc, "deadLetters", depth);
     } else {
         failed = true;
+        redact_process_buf(kerr, sizeof(kerr));
         fprintf(stderr, "cancelctl: %s\n", kerr);
         json_object_set_new(doc, "deadLettersError", json_string(kerr));
     }
@@ -286,10 +289,13 @@ static int run(struct cancelctl_ctx *ctx, int argc, char **argv)
         json_object_set_new(doc, "consumerLag", lag_json(lag));
     } else {
         failed = true;
+        redact_process_buf(kerr, sizeof(kerr));
         fprintf(stderr, "cancelctl: %s\n", kerr);
         json_object_set_new(doc, "consumerLagError", json_string(kerr));
     }
 
+    /* Slack alert reasons and errors quote what others said. */
+    redact_process_json(doc);
     if (ctx->json) {
         json_t *out = json_pack("{s:b}", "ok", !failed);
         json_object_update(out, doc);

@@ -308,11 +308,22 @@ void itest_write_config(struct itest *t, const char *yaml_template)
     }
     dsn_yaml[o++] = '\'';
     dsn_yaml[o] = '\0';
+    /* The same conninfo for inside a YAML double-quoted scalar, so that a
+     * test can add to it: dsn: "@DSN_CONNINFO@ password=...". */
+    char dsn_dq[2200];
+    o = 0;
+    for (const char *p = t->dsn; *p != '\0' && o + 3 < sizeof(dsn_dq); p++) {
+        if (*p == '"' || *p == '\\')
+            dsn_dq[o++] = '\\';
+        dsn_dq[o++] = *p;
+    }
+    dsn_dq[o] = '\0';
 
     const struct {
         const char *mark;
         const char *value;
     } subs[] = {{"@DSN@", dsn_yaml},
+                {"@DSN_CONNINFO@", dsn_dq},
                 {"@BOOTSTRAP@", t->bootstrap},
                 {"@PREFIX@", t->prefix},
                 {"@GATEWAY_URL@", t->gateway_url}};

@@ -57,9 +57,10 @@ void itest_teardown(struct itest *t);
 
 /* Write t->config_path from a YAML template in which @DSN@, @BOOTSTRAP@,
  * @PREFIX@ and @GATEWAY_URL@ are replaced (the DSN is single-quoted for
- * YAML). NULL uses the default template: every section with local values,
- * topics named @PREFIX@payments.cancel.{failed,retry,outcome,dlq} with 3, 6,
- * 3 and 1 partitions, gateways toss and stripe at @GATEWAY_URL@. */
+ * YAML; @DSN_CONNINFO@ is the same conninfo escaped for inside a YAML
+ * double-quoted scalar, for a test that adds keywords to it). NULL uses the default template: every
+ * section with local values, topics named @PREFIX@payments.cancel.{failed,retry,outcome,dlq} with
+ * 3, 6, 3 and 1 partitions, gateways toss and stripe at @GATEWAY_URL@. */
 void itest_write_config(struct itest *t, const char *yaml_template);
 
 /* The default template, for tests that want to edit a copy of it. */

@@ -14,6 +14,10 @@
  *     "gateways:\n  toss:\n    breaker: { min_requests: 3 }\n"
  * changes one key of one gateway and keeps the rest.
  *
+ * The simulator accepts the keys of the harness template; a test that sets
+ * other gateway secret_keys sets CR_IT_SIM_TOSS_SECRET and
+ * CR_IT_SIM_STRIPE_SECRET in the environment before pipeline_start.
+ *
  * Each process writes its stderr and stdout to its own log file in
  * pipeline_log_dir() (<build>/meson-logs/pipeline/<test name>/, emptied when
  * a test of that name starts; printed on stderr at start), next to a copy of

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "config.h"
+#include "redact.h"
 #include "slack.h"
 
 static void expect_json(json_t *got, const char *want_text)
@@ -303,4 +305,37 @@ ParameterizedTest(struct answer_case *c, alert_message, answers)
     cr_expect_eq(r, c->want, "HTTP %ld %s: %s", c->status, c->body, slack_result_name(r));
     if (c->want != SLACK_SENT)
         cr_expect_str_eq(why, c->why);
+}
+
+/* What a gateway echoed (the key, its Basic credential) and a webhook answer
+ * quoting the URL never reach Slack or the alert_sent row. */
+Test(alert_message, secrets_are_masked)
+{
+    char err[512];
+    struct config *cfg = config_load_string(
+        "t.yaml",
+        "database:\n  dsn: host=db\nkafka:\n  bootstrap.servers: k:9092\n"
+        "gateways:\n  toss:\n    kind: toss\n    secret_key: gwLEAKME_key_123456\n"
+        "alerts:\n  slack:\n    enabled: true\n"
+        "    webhook_url: https://chat.example/services/T1/B1/hookLEAKME99\n",
+        err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert(redact_process_install(cfg));
+    struct slack_alert a = exhausted();
+    /* base64("gwLEAKME_key_123456:") */
+    a.error_message = "invalid key gwLEAKME_key_123456 (Basic Z3dMRUFLTUVfa2V5XzEyMzQ1Njo=) & more";
+    json_t *msg = slack_alert_message(&a);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    cr_expect_null(strstr(text, "LEAKME"), "%s", text);
+    cr_expect_null(strstr(text, "Z3dMRUFLTUVfa2V5XzEyMzQ1Njo"), "%s", text);
+    cr_expect_not_null(strstr(text, "invalid key ***"), "%s", text);
+    free(text);
+    json_decref(msg);
+
+    char why[256];
+    slack_classify(404, "no_service: https://chat.example/services/T1/B1/hookLEAKME99", NULL, why,
+                   sizeof(why));
+    cr_expect_str_eq(why, "HTTP 404: no_service: ***");
+    redact_process_clear();
+    config_free(cfg);
 }

@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
+#include "config.h"
 #include "dlq.h"
+#include "redact.h"
 
 /* Value of header name in a [name, value] pair array, or NULL. */
 static const char *pair_value(const json_t *pairs, const char *name)
@@ -147,6 +149,38 @@ ParameterizedTest(struct scase *c, dlq, sanitizes_text)
     size_t n = dlq_sanitize_text(c->in, (size_t)c->inlen, out, sizeof(out));
     cr_expect_str_eq(out, c->out);
     cr_expect_eq(n, strlen(c->out));
+}
+
+Test(dlq, error_header_masks_secrets_before_it_is_cut)
+{
+    char err[512], error[700];
+    struct config *cfg = config_load_string("t.yaml",
+                                            "database:\n  dsn: host=db\n"
+                                            "kafka:\n  bootstrap.servers: k:9092\n"
+                                            "gateways:\n  toss:\n    kind: toss\n"
+                                            "    secret_key: gwLEAKME_key_123456\n",
+                                            err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert(redact_process_install(cfg));
+    /* The key straddles the 500-byte cut: masked first, it cannot be cut
+     * into a piece nobody recognises. */
+    memset(error, 'a', 490);
+    snprintf(error + 490, sizeof(error) - 490, " gwLEAKME_key_123456 and then some more text");
+    struct dlq_meta m = {
+        .reason = DLQ_REASON_FAILED,
+        .error = error,
+        .origin = {"payments.cancel.failed", 0, 1, -1},
+        .consumer = "retry-consumer",
+        .at_ms = 1795166103000LL,
+    };
+    json_t *pairs = dlq_headers_build(&m, err, sizeof(err));
+    cr_assert_not_null(pairs, "%s", err);
+    const char *e = pair_value(pairs, DLQ_HEADER_ERROR);
+    cr_expect_null(strstr(e, "gwLEAK"), "%s", e);
+    cr_expect_not_null(strstr(e, " ***"), "%s", e);
+    json_decref(pairs);
+    redact_process_clear();
+    config_free(cfg);
 }
 
 Test(dlq, sanitize_cuts_on_character_boundary)

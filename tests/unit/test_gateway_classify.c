@@ -403,17 +403,6 @@ Test(http, retry_after_seconds_and_dates)
     cr_expect_not(http_parse_retry_after("-5", 0, &ms));
 }
 
-Test(http, authorization_is_redacted)
-{
-    char out[128];
-    http_redact_header("Authorization: Bearer sk_live_secret", out, sizeof(out));
-    cr_expect_str_eq(out, "Authorization: ***");
-    http_redact_header("authorization: Basic abc", out, sizeof(out));
-    cr_expect_str_eq(out, "authorization: ***");
-    http_redact_header("Idempotency-Key: req-1", out, sizeof(out));
-    cr_expect_str_eq(out, "Idempotency-Key: req-1");
-}
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;

@@ -1,5 +1,4 @@
 #include <criterion/criterion.h>
-#include <criterion/parameterized.h>
 #include <criterion/redirect.h>
 
 #include <stdio.h>
@@ -8,52 +7,6 @@
 #include <jansson.h>
 
 #include "log.h"
-
-/* Inline arrays, not pointers: Criterion re-executes the binary per test. */
-struct rcase {
-    char dsn[128];
-    char want[128];
-};
-
-ParameterizedTestParameters(log, redacts_dsn_passwords)
-{
-    static struct rcase cases[] = {
-        {"host=db user=app password=s3cret dbname=x", "host=db user=app password=*** dbname=x"},
-        {"password=s3cret host=db", "password=*** host=db"},
-        {"host=db password = 's3 cr\\'et' dbname=x", "host=db password=*** dbname=x"},
-        {"host=db\tpassword=s3cret", "host=db\tpassword=***"},
-        {"host=db user=app", "host=db user=app"},
-        {"host=db passfile=/p dbname=x", "host=db passfile=/p dbname=x"},
-        {"host=db application_name=mypassword=x", "host=db application_name=mypassword=x"},
-        {"postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"},
-        {"postgres://app:s3cret@db/x?sslmode=disable", "postgres://app:***@db/x?sslmode=disable"},
-        {"postgresql://app@db/x", "postgresql://app@db/x"},
-        {"postgresql://db/x?user=app&password=s3cret&sslmode=require",
-         "postgresql://db/x?user=app&password=***&sslmode=require"},
-        {"postgresql://db/x@y", "postgresql://db/x@y"},
-        {"host=db dbname='a://b' password=s3cret", "host=db dbname='a://b' password=***"},
-        {"", ""},
-    };
-    return cr_make_param_array(struct rcase, cases, sizeof(cases) / sizeof(cases[0]));
-}
-
-ParameterizedTest(struct rcase *c, log, redacts_dsn_passwords)
-{
-    char out[128];
-    log_redact_dsn(c->dsn, out, sizeof(out));
-    cr_expect_str_eq(out, c->want, "redact(\"%s\") = \"%s\"", c->dsn, out);
-    cr_expect_null(strstr(out, "s3"), "secret left in \"%s\"", out);
-}
-
-Test(log, redact_truncates_safely)
-{
-    char out[12];
-    log_redact_dsn("password=s3cretvalue host=db", out, sizeof(out));
-    cr_expect_eq(strlen(out), sizeof(out) - 1);
-    cr_expect_null(strstr(out, "s3"));
-    log_redact_dsn(NULL, out, sizeof(out));
-    cr_expect_str_eq(out, "");
-}
 
 Test(log, parses_level_names)
 {

@@ -27,6 +27,21 @@ Test(metrics, counters_and_gauges_render_in_prometheus_text)
     metrics_free(m);
 }
 
+Test(metrics, label_values_are_masked)
+{
+    struct metrics *m = metrics_new("retry-consumer");
+    cr_assert_not_null(m);
+    /* A code a gateway made up, quoting a key. */
+    metrics_add(m, "attempts_total", "code=\"sk_live_LEAKME1\"", 1);
+    char *text = metrics_render(m);
+    cr_assert_not_null(text);
+    cr_expect_not_null(strstr(text, "attempts_total{service=\"retry-consumer\",code=\"***\"} 1\n"),
+                       "%s", text);
+    cr_expect_null(strstr(text, "LEAKME"), "%s", text);
+    free(text);
+    metrics_free(m);
+}
+
 Test(metrics, null_registry_is_a_no_op)
 {
     metrics_add(NULL, "x", NULL, 1);

@@ -197,9 +197,9 @@ enum intake_status intake_process(struct db *db, const struct config *cfg,
     if (status == INTAKE_RETRY) {
         enum db_error_class cls = db_last_error_class(db);
         db_rollback(db);
-        /* A row our validation let through but a db constraint refuses is
-         * poison, not an outage: dead-letter it instead of retrying forever. */
-        if (cls == DB_ERR_CONSTRAINT && check.dlq_reason == NULL) {
+        /* A row our validation let through but the db refuses is poison,
+         * not an outage: dead-letter it instead of retrying forever. */
+        if (db_error_blames_message(cls) && check.dlq_reason == NULL) {
             char why[600];
             snprintf(why, sizeof(why), "the database refused the request: %s", err);
             if (db_begin(db, err, errlen) &&

@@ -400,6 +400,16 @@ static void call_request(const struct gateway_call *call, struct refund_request 
     req->partial = call->partial;
 }
 
+/* The answer said when to come back, but beyond any plan (http.h,
+ * HTTP_RETRY_AFTER_MAX_MS): it was capped; say so where the attempt log and
+ * the alert show the answer. */
+static void note_retry_after_capped(struct gateway_answer *a)
+{
+    size_t len = strlen(a->message);
+    snprintf(a->message + len, sizeof(a->message) - len, "%sRetry-After beyond 1d, capped at 1d",
+             len > 0 ? "; " : "");
+}
+
 static void on_refund_http(const struct http_response *resp, void *arg)
 {
     struct gateway_call *call = arg;
@@ -414,6 +424,8 @@ static void on_refund_http(const struct http_response *resp, void *arg)
     a->latency_ms = resp->latency_ms;
     a->replayed = resp->idempotent_replayed;
     scrub_secret(a->message, gc->cfg->secret_key);
+    if (resp->retry_after_clamped)
+        note_retry_after_capped(a);
 
     if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->cfg->kind == GATEWAY_TOSS) {
         /* Toss says "already canceled" both when our earlier attempt did it

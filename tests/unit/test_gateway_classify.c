@@ -389,18 +389,18 @@ Test(wire, stripe_refund_request)
 Test(http, retry_after_seconds_and_dates)
 {
     int64_t ms = -1;
-    cr_expect(http_parse_retry_after("2", 0, &ms));
+    cr_expect(http_parse_retry_after("2", 0, &ms, NULL));
     cr_expect_eq(ms, 2000);
-    cr_expect(http_parse_retry_after("0", 0, &ms));
+    cr_expect(http_parse_retry_after("0", 0, &ms, NULL));
     cr_expect_eq(ms, 0);
     /* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
-    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 30, &ms));
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 30, &ms, NULL));
     cr_expect_eq(ms, 30000);
-    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 30, &ms));
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 30, &ms, NULL));
     cr_expect_eq(ms, 0, "a date in the past means now");
-    cr_expect_not(http_parse_retry_after("", 0, &ms));
-    cr_expect_not(http_parse_retry_after("soon", 0, &ms));
-    cr_expect_not(http_parse_retry_after("-5", 0, &ms));
+    cr_expect_not(http_parse_retry_after("", 0, &ms, NULL));
+    cr_expect_not(http_parse_retry_after("soon", 0, &ms, NULL));
+    cr_expect_not(http_parse_retry_after("-5", 0, &ms, NULL));
 }
 
 Test(http, authorization_is_redacted)

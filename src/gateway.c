@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "gateway_internal.h"
 #include "log.h"
 
@@ -119,6 +120,15 @@ static void classify_transport(int curl_code, const char *curl_error, struct gat
     snprintf(out->message, sizeof(out->message), "%s",
              curl_error != NULL && curl_error[0] != '\0' ? curl_error
                                                          : curl_easy_strerror((CURLcode)curl_code));
+}
+
+bool gateway_payment_key_usable(const char *payment_key, char *why, size_t whylen)
+{
+    char rule[96];
+    if (bounds_path_segment_ok(payment_key, rule, sizeof(rule)))
+        return true;
+    snprintf(why, whylen, "the payment key %s: no gateway URL can be built for it", rule);
+    return false;
 }
 
 static bool code_is_non_retryable(const struct retry_policy *policy, const char *code)
@@ -302,6 +312,15 @@ static struct gateway_call *call_new(struct gateway_client *gc, const char *requ
 static bool submit_spec(struct gateway_client *gc, struct gateway_call_spec *spec, http_done_cb cb,
                         struct gateway_call *call, char *err, size_t errlen)
 {
+    /* The last guard before our credentials leave: the URL, as libcurl
+     * will send it, is under the base URL and the call's own path. */
+    if (spec->path_prefix == NULL ||
+        !gateway_url_check(spec->url, gc->base_url, spec->path_prefix, err, errlen)) {
+        if (spec->path_prefix == NULL)
+            snprintf(err, errlen, "cannot send: the gateway call has no expected path");
+        gateway_call_spec_clear(spec);
+        return false;
+    }
     struct http_request req = HTTP_REQUEST_INIT;
     req.method = spec->method;
     req.url = spec->url;

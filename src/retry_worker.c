@@ -349,6 +349,21 @@ static void start_call(struct job *j, int gen)
     attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
     job_request(j, &req);
     j->state = JOB_IN_CALL;
+    if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {
+        /* A row from before the intake refused such keys: nothing was sent
+         * and nothing ever can be, so the answer proves no refund (FAILED,
+         * not an endless retry). */
+        struct gateway_answer a;
+        memset(&a, 0, sizeof(a));
+        a.verdict = GATEWAY_PERMANENT;
+        a.no_refund = true;
+        a.retry_after_ms = -1;
+        a.rule = "client_invalid_payment_key";
+        snprintf(a.code, sizeof(a.code), "INVALID_PAYMENT_KEY");
+        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
+        on_answer(&a, j);
+        return;
+    }
     if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
         /* Could not even send: a retryable answer, recorded like any other. */
         struct gateway_answer a;

@@ -264,10 +264,17 @@ static enum handled retry_after(struct alert_engine *e, int64_t ms)
     return HANDLED_RETRY;
 }
 
-/* A failed db step: wait for the db (an outage) or back off (anything else);
- * the message is read again either way. */
+/* A failed db step. db.h's rule, as in every consumer: an outage, a server
+ * fault or a bug of ours waits and reads the message again; the database
+ * refusing this message's data would refuse it for ever, so the alert is
+ * skipped, loudly (a dead letter of it would come back here). Its request
+ * and dead letter are still in the database and the DLQ. */
 static enum handled db_failed(struct alert_engine *e, const struct log_ctx *lc, const char *err)
 {
+    if (db_failure_blames_message(e->db)) {
+        log_emit(LOG_ERROR, lc, "%s; the database refuses this alert's data, alert skipped", err);
+        return HANDLED_DONE;
+    }
     log_emit(LOG_WARN, lc, "%s", err);
     return retry_after(e, ENGINE_BACKOFF_MIN_MS);
 }

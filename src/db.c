@@ -290,6 +290,11 @@ enum db_error_class db_last_error_class(const struct db *db)
     return db->last_class;
 }
 
+bool db_failure_blames_message(const struct db *db)
+{
+    return db->last_class == DB_ERR_NONE || db_error_blames_message(db->last_class);
+}
+
 const char *db_last_sqlstate(const struct db *db)
 {
     return db->last_sqlstate;

@@ -135,6 +135,15 @@ bool db_exec_params(struct db *db, const char *sql, int nparams, const char *con
 enum db_error_class db_last_error_class(const struct db *db);
 const char *db_last_sqlstate(const struct db *db);
 
+/* After a step that used db failed: is the message it was working on at
+ * fault? True when the last statement's error blames the message
+ * (db_error_blames_message), and when the last statement succeeded (the step
+ * failed on its own, building SQL parameters or an event from the message's
+ * values, which will fail the same way next time). False for everything
+ * that waiting can fix. The one rule of every consumer: true dead-letters
+ * the message, false pauses and retries it. */
+bool db_failure_blames_message(const struct db *db);
+
 /* BEGIN / COMMIT. A failed COMMIT means the transaction did not commit (or,
  * on DB_ERR_CONNECTION, that nobody knows: callers must be idempotent). */
 bool db_begin(struct db *db, char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -143,21 +143,9 @@ static bool same_money(const struct request_row *row, const struct cancel_failed
            strcmp(row->currency, cf->currency) == 0 && row->partial == cf->partial;
 }
 
-/* Is the Kafka key usable as the dead letter's key, a text column on its
- * way to the outbox? Invalid UTF-8 or a NUL would make the database refuse
- * the dead letter itself (SQLSTATE 22021), and then nothing could move the
- * partition on. */
-static bool key_storable(const struct kafka_record *rec)
-{
-    char copy[256];
-    if (rec->key == NULL || rec->key_len == 0 || rec->key_len >= sizeof(copy))
-        return false;
-    return dlq_sanitize_text(rec->key, rec->key_len, copy, sizeof(copy)) == rec->key_len &&
-           memcmp(copy, rec->key, rec->key_len) == 0;
-}
-
 /* Dead-letter rec with reason and error. The dead letter is keyed by the
- * message's own key when it is usable, else by request_id (or the one found
+ * message's own key when the outbox can store it (dlq_key_storable: a key
+ * the database refuses would fail the dead letter itself), else by request_id (or the one found
  * in the bytes); with plain, by request_id only: the fallback after the
  * database refused the first try. */
 static bool dead_letter(struct db *db, const struct config *cfg, const struct kafka_record *rec,
@@ -169,7 +157,7 @@ static bool dead_letter(struct db *db, const struct config *cfg, const struct ka
 
     if (request_id == NULL)
         request_id = dlq_guess_request_id(rec->value, rec->len, guessed, sizeof(guessed));
-    if (!plain && key_storable(rec)) {
+    if (!plain && dlq_key_storable(rec->key, rec->key_len)) {
         memcpy(keybuf, rec->key, rec->key_len);
         keybuf[rec->key_len] = '\0';
         key = keybuf;
@@ -254,7 +242,7 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
 }
 
 /* The database refused something this message carries (db.h,
- * db_error_blames_message): the same statements would fail the same way
+ * db_failure_blames_message): the same statements would fail the same way
  * forever, so the message is dead-lettered, with the database's message and
  * SQLSTATE in dlq.error, in a transaction of its own. Keyed by the requestId
  * only, so that a Kafka key the database refused cannot fail it again. The
@@ -289,12 +277,12 @@ enum intake_status intake_process(struct db *db, const struct config *cfg,
     }
     status = process_in_tx(db, cfg, rec, &check, err, errlen);
     if (status == INTAKE_RETRY) {
-        enum db_error_class cls = db_last_error_class(db);
+        bool blames_message = db_failure_blames_message(db);
         db_rollback(db);
         /* Only an outage, a server fault or a bug of ours is worth waiting
          * for; one message the database cannot take must not stop the
          * partition (and, through the pause, every partition). */
-        if (db_error_blames_message(cls))
+        if (blames_message)
             status =
                 dead_letter_refused(db, cfg, rec, &check, refused, sizeof(refused), err, errlen);
     } else if (!db_commit(db, err, errlen)) {

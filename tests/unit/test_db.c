@@ -85,6 +85,22 @@ Test(db, only_errors_about_the_message_dead_letter_it)
     cr_expect_str_eq(db_error_class_name(DB_ERR_SERVER), "server");
 }
 
+/* A step that failed without a database error failed on the message's
+ * values (an event that cannot be built from them): that is the message's
+ * fault too; a lost connection never is. */
+Test(db, a_failed_step_blames_the_message_only_without_a_database_fault)
+{
+    struct config_database cfg = {0};
+    char err[256];
+    cfg.dsn = "host=127.0.0.1 port=1 dbname=x";
+    struct db *db = db_new(&cfg, "test");
+    cr_assert_not_null(db);
+    cr_expect(db_failure_blames_message(db));
+    cr_expect_not(db_exec(db, "SELECT 1", 0, NULL, PGRES_TUPLES_OK, NULL, err, sizeof(err)));
+    cr_expect_not(db_failure_blames_message(db), "no connection is never the message's fault");
+    db_free(db);
+}
+
 Test(db, classify_null_inputs)
 {
     cr_expect_eq(db_classify_sqlstate(NULL), DB_ERR_OTHER);

@@ -11,6 +11,7 @@
  * field only takes duplicate / fraudulent / requested_by_customer, and a
  * free-text reason there would make every refund fail with a 400.
  */
+#include "bounds.h"
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -235,7 +236,7 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
         int64_t amount = json_number_i64(json_object_get(r, "amount"));
         bool gone = st != NULL && (strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
         if (!gone && amount > 0)
-            refunded += amount;
+            refunded = bounds_add_sat(refunded, amount); /* never wraps negative */
         if (!refund_is_ours(r, req->request_id))
             continue;
         ours = amount;

@@ -6,6 +6,7 @@
  * (partial only)}; errors are {"code", "message"}.
  */
 #include "base64.h"
+#include "bounds.h"
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -179,8 +180,10 @@ bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
         {
             int64_t amount = json_number_i64(json_object_get(c, "cancelAmount"));
             const char *cst = json_string_value(json_object_get(c, "cancelStatus"));
+            /* Saturating: two cancels of 2^62 must not wrap to a negative
+             * total that "proves" nothing was refunded. */
             if (amount > 0)
-                out->canceled_amount += amount;
+                out->canceled_amount = bounds_add_sat(out->canceled_amount, amount);
             if (out->ncancels == sizeof(out->cancels) / sizeof(out->cancels[0])) {
                 out->cancels_truncated = true;
                 continue;

@@ -2,6 +2,7 @@
 #include <criterion/parameterized.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -674,6 +675,22 @@ Test(inquiry, hostile_numbers_never_reach_a_cast)
         &p));
     cr_expect_eq(p.balance_amount, -1);
     cr_expect_eq(p.canceled_amount, 0);
+    /* Integers jansson reads exactly, summed: saturated, never wrapped. */
+    cr_assert(gateway_toss_parse_payment(
+        "{\"balanceAmount\":0,\"cancels\":[{\"cancelAmount\":9223372036854775807},"
+        "{\"cancelAmount\":9223372036854775807}]}",
+        &p));
+    cr_expect_eq(p.canceled_amount, INT64_MAX);
+    struct gateway_inquiry q;
+    struct refund_request req = {"r", "pi", 2000, "USD", false, "x", NULL, 0, 0};
+    memset(&q, 0, sizeof(q));
+    gateway_stripe_judge("{\"amount\":5000,\"currency\":\"usd\"}",
+                         "{\"has_more\":false,\"data\":[{\"amount\":9223372036854775807,"
+                         "\"status\":\"succeeded\"},{\"amount\":9223372036854775807,"
+                         "\"status\":\"succeeded\"}]}",
+                         &req, &q);
+    cr_expect_eq(q.refunded_amount, INT64_MAX);
+    cr_expect_eq(q.finding, FINDING_ALREADY_REFUNDED);
 }
 
 Test(inquiry, toss_virtual_account_refunds_settle_later)

@@ -20,7 +20,7 @@ enum field_kind {
     F_REQUEST_ID,  /* ^[A-Za-z0-9._:-]{1,255}$ */
     F_NONEMPTY,    /* string, at least one character */
     F_PAYMENT_KEY, /* string, 1-255 characters, one URL path segment (bounds.h) */
-    F_AMOUNT,      /* integer > 0 */
+    F_AMOUNT,      /* integer 1..CANCEL_AMOUNT_MAX */
     F_CURRENCY,    /* ^[A-Z]{3}$ */
     F_BOOL,
     F_REASON,      /* string, 1-200 characters */
@@ -213,8 +213,8 @@ static bool check_value(const json_t *v, const char *path, enum field_kind kind,
         }
         return true;
     case F_AMOUNT:
-        if (!json_integral(v, &n) || n <= 0) {
-            snprintf(err, errlen, "%s must be an integer > 0 (minor units)", path);
+        if (!json_integral(v, &n) || n <= 0 || n > CANCEL_AMOUNT_MAX) {
+            snprintf(err, errlen, "%s must be an integer from 1 to 2^53-1 (minor units)", path);
             return false;
         }
         return true;

@@ -145,9 +145,9 @@ static bool same_money(const struct request_row *row, const struct cancel_failed
 
 /* Dead-letter rec with reason and error. The dead letter is keyed by the
  * message's own key when the outbox can store it (dlq_key_storable: a key
- * the database refuses would fail the dead letter itself), else by request_id (or the one found
- * in the bytes); with plain, by request_id only: the fallback after the
- * database refused the first try. */
+ * the database refuses would fail the dead letter itself), else by
+ * request_id (or the one found in the bytes); with plain, by request_id
+ * only: the fallback after the database refused the first try. */
 static bool dead_letter(struct db *db, const struct config *cfg, const struct kafka_record *rec,
                         const char *reason, const char *error, const char *request_id, bool plain,
                         char *err, size_t errlen)

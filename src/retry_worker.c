@@ -413,11 +413,11 @@ static bool dead_letter_job(struct retry_worker *w, struct job *j, const char *r
 /* A step of j failed in the database (err says how). db.h's one rule
  * decides: an outage, a server fault or a bug of ours pauses the worker and
  * the step runs again later; a failure about this event's data would fail
- * the same way for ever, so the event is dead-lettered (SCHEMA_VIOLATION,
- * the database's message and SQLSTATE in dlq.error, with consequence saying
- * what becomes of the request) and the job ends. */
-static void step_failed(struct retry_worker *w, struct job *j, const char *what, const char *err,
-                        const char *consequence)
+ * the same way for ever, so the event is dead-lettered (with reason, NULL for
+ * SCHEMA_VIOLATION; the database's message and SQLSTATE in dlq.error, with
+ * consequence saying what becomes of the request) and the job ends. */
+static void step_failed(struct retry_worker *w, struct job *j, const char *reason, const char *what,
+                        const char *err, const char *consequence)
 {
     char error[1200], why[1024];
 
@@ -431,7 +431,8 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *what,
     }
     snprintf(error, sizeof(error), "%s: %s%s%s", what, err, consequence != NULL ? "; " : "",
              consequence != NULL ? consequence : "");
-    if (!dead_letter_job(w, j, DLQ_REASON_SCHEMA_VIOLATION, error, true, why, sizeof(why))) {
+    if (!dead_letter_job(w, j, reason != NULL ? reason : DLQ_REASON_SCHEMA_VIOLATION, error, true,
+                         why, sizeof(why))) {
         if (!db_failure_blames_message(w->db)) {
             db_failed(w, "could not dead-letter an event the database refused", why);
             return;
@@ -456,7 +457,7 @@ static void step_start(struct retry_worker *w, struct job *j)
 
     if (j->poison_reason != NULL) {
         if (!dead_letter_job(w, j, j->poison_reason, j->poison_error, false, err, sizeof(err))) {
-            step_failed(w, j, "could not dead-letter an unreadable event", err, NULL);
+            step_failed(w, j, j->poison_reason, j->poison_error, err, NULL);
             return;
         }
         log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
@@ -476,7 +477,7 @@ static void step_start(struct retry_worker *w, struct job *j)
             bool moved = false;
             if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
                                       err, sizeof(err))) {
-                step_failed(w, j, "could not postpone a request", err, NULL);
+                step_failed(w, j, NULL, "could not postpone a request", err, NULL);
                 return;
             }
             log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
@@ -497,7 +498,7 @@ static void step_start(struct retry_worker *w, struct job *j)
     enum claim_result result;
     if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
                            &result, why, sizeof(why), err, sizeof(err))) {
-        step_failed(w, j, "could not claim a request", err,
+        step_failed(w, j, NULL, "could not claim a request", err,
                     "nothing was sent; the reconciler re-triggers the request if it is due");
         return;
     }
@@ -585,7 +586,7 @@ static void step_record(struct retry_worker *w, struct job *j)
                  "attempt %d of request %s stays IN_FLIGHT until its lease expires, then the "
                  "reconciler schedules it again under the same idempotency key",
                  j->row.attempts, j->row.request_id);
-        step_failed(w, j, "could not record an attempt's answer", err, consequence);
+        step_failed(w, j, NULL, "could not record an attempt's answer", err, consequence);
         return;
     }
     char verdict[64];

@@ -91,6 +91,11 @@ Test(gateway_url, the_url_as_sent_must_stay_under_its_prefix)
                                     sizeof(err)));
     cr_expect_not(
         gateway_url_check(BASE "/v2/payments/x", BASE, "/v1/payments/", err, sizeof(err)));
+    /* A scheme libcurl does not speak passes here: the transfer then fails
+     * as INVALID_URL (a configuration fault), with nothing sent. */
+    cr_expect(gateway_url_check("htp://127.0.0.1:1/v1/payments/x", "htp://127.0.0.1:1",
+                                "/v1/payments/", err, sizeof(err)),
+              "%s", err);
     /* a base with a path of its own keeps it */
     cr_expect(gateway_url_check(BASE "/toss/v1/payments/pk", BASE "/toss", "/v1/payments/", err,
                                 sizeof(err)));

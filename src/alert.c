@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "timeutil.h"
 
 static void copy_text(char *dst, size_t dstsize, const char *src)
@@ -210,8 +211,11 @@ static enum alert_verdict from_dead_letter(const struct kafka_record *rec, const
     }
     a->view.by = header(a->headers, DLQ_HEADER_CONSUMER);
     const char *attempts = header(a->headers, DLQ_HEADER_ATTEMPTS);
-    if (attempts != NULL)
-        a->view.attempts = atoi(attempts);
+    long long n;
+    /* A header of the DLQ topic, which anyone may write to: atoi's overflow
+     * is undefined behaviour. */
+    if (attempts != NULL && bounds_parse_int(attempts, 0, 1000000, &n))
+        a->view.attempts = (int)n;
     from_value(a, rec);
     int64_t at = -1;
     const char *dat = header(a->headers, DLQ_HEADER_AT);

@@ -242,6 +242,17 @@ static bool record(struct alert_engine *e, struct alert_item *it)
 
     alert_engine_fill_ctx(&lc, a);
     if (!alert_store_record(e->db, a, digest, &row, err, sizeof(err))) {
+        /* db.h's rule, as in every consumer: an outage or a server fault
+         * waits and reads the message again; the database refusing this
+         * message's data would refuse it for ever, so the alert is skipped,
+         * loudly (a dead letter of it would come back here). Its request and
+         * dead letter are still in the database and the DLQ. */
+        if (db_failure_blames_message(e->db)) {
+            log_emit(LOG_ERROR, &lc, "%s; the database refuses this alert's data, alert skipped",
+                     err);
+            alert_item_finish(e, it);
+            return true;
+        }
         log_emit(LOG_WARN, &lc, "%s", err);
         return false;
     }

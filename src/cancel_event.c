@@ -13,13 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "timeutil.h"
 
 enum field_kind {
     F_REQUEST_ID,  /* ^[A-Za-z0-9._:-]{1,255}$ */
     F_NONEMPTY,    /* string, at least one character */
-    F_PAYMENT_KEY, /* string, 1-255 characters */
-    F_AMOUNT,      /* integer > 0 */
+    F_PAYMENT_KEY, /* string, 1-255 characters, one URL path segment (bounds.h) */
+    F_AMOUNT,      /* integer 1..CANCEL_AMOUNT_MAX */
     F_CURRENCY,    /* ^[A-Z]{3}$ */
     F_BOOL,
     F_REASON,      /* string, 1-200 characters */
@@ -173,12 +174,19 @@ static bool check_value(const json_t *v, const char *path, enum field_kind kind,
             return false;
         }
         return true;
-    case F_PAYMENT_KEY:
+    case F_PAYMENT_KEY: {
+        char why[96];
         if (s == NULL || *s == '\0' || utf8_chars(s) > CANCEL_PAYMENT_KEY_MAX) {
             snprintf(err, errlen, "%s must be a string of 1-255 characters", path);
             return false;
         }
+        /* It becomes a segment of the refund URL's path (gateway.c). */
+        if (!bounds_path_segment_ok(s, why, sizeof(why))) {
+            snprintf(err, errlen, "%s %s: it must be usable as one URL path segment", path, why);
+            return false;
+        }
         return true;
+    }
     case F_REASON:
         if (s == NULL || *s == '\0' || utf8_chars(s) > CANCEL_REASON_MAX) {
             snprintf(err, errlen, "%s must be a string of 1-200 characters", path);
@@ -205,8 +213,8 @@ static bool check_value(const json_t *v, const char *path, enum field_kind kind,
         }
         return true;
     case F_AMOUNT:
-        if (!json_integral(v, &n) || n <= 0) {
-            snprintf(err, errlen, "%s must be an integer > 0 (minor units)", path);
+        if (!json_integral(v, &n) || n <= 0 || n > CANCEL_AMOUNT_MAX) {
+            snprintf(err, errlen, "%s must be an integer from 1 to 2^53-1 (minor units)", path);
             return false;
         }
         return true;

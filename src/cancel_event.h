@@ -37,7 +37,11 @@
 /* Limits of contracts.md (and of the db's CHECK constraints). */
 #define CANCEL_REQUEST_ID_MAX  255
 #define CANCEL_PAYMENT_KEY_MAX 255
-#define CANCEL_REASON_MAX      200
+/* The largest amount: 2^53 - 1, the largest integer every JSON reader
+ * (I-JSON, RFC 7493; JavaScript) holds exactly, and far beyond any payment;
+ * sums of amounts stay far from int64 overflow. */
+#define CANCEL_AMOUNT_MAX 9007199254740991LL
+#define CANCEL_REASON_MAX 200
 
 /* A parsed CancelFailed. Every string is owned (cancel_failed_clear frees
  * them); origin_transaction_id, failure_code and failure_message are NULL

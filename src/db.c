@@ -134,6 +134,29 @@ static void one_line(const char *msg, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* The SQLSTATE classes (the first two characters) whose errors are about
+ * the data of the statement rather than the database: PostgreSQL's appendix
+ * A. 22 data exception (22008 datetime field overflow, 22003 numeric value
+ * out of range, 22021 bad encoding, 22P02 invalid text representation, ...),
+ * 23 integrity constraint violation, 54 program limit exceeded (54000 index
+ * row size). */
+static const char *const data_classes[] = {"22", "23", "54"};
+
+/* Classes where the server, not the statement, is at fault; the session may
+ * still be there. 53 insufficient resources (disk full, out of memory, too
+ * many connections), 57 operator intervention (57014 a statement timeout or
+ * pg_cancel_backend), 58 system error (I/O), XX internal error. */
+static const char *const server_classes[] = {"53", "57", "58", "XX"};
+
+static bool in_classes(const char *sqlstate, const char *const *classes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(sqlstate, classes[i], 2) == 0)
+            return true;
+    }
+    return false;
+}
+
 enum db_error_class db_classify_sqlstate(const char *sqlstate)
 {
     if (sqlstate == NULL || strlen(sqlstate) != 5)
@@ -146,11 +169,18 @@ enum db_error_class db_classify_sqlstate(const char *sqlstate)
     if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
         strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
         return DB_ERR_CONNECTION;
+    if (in_classes(sqlstate, server_classes, sizeof(server_classes) / sizeof(server_classes[0])))
+        return DB_ERR_SERVER;
     if (strcmp(sqlstate, "23505") == 0)
         return DB_ERR_DUPLICATE;
-    if (strncmp(sqlstate, "23", 2) == 0)
-        return DB_ERR_CONSTRAINT;
+    if (in_classes(sqlstate, data_classes, sizeof(data_classes) / sizeof(data_classes[0])))
+        return DB_ERR_DATA;
     return DB_ERR_OTHER;
+}
+
+bool db_error_blames_message(enum db_error_class c)
+{
+    return c == DB_ERR_DATA || c == DB_ERR_DUPLICATE;
 }
 
 enum db_error_class db_classify(PGconn *conn, const PGresult *res)
@@ -179,8 +209,10 @@ const char *db_error_class_name(enum db_error_class c)
         return "connection";
     case DB_ERR_DUPLICATE:
         return "duplicate";
-    case DB_ERR_CONSTRAINT:
-        return "constraint";
+    case DB_ERR_SERVER:
+        return "server";
+    case DB_ERR_DATA:
+        return "data";
     case DB_ERR_OTHER:
         break;
     }
@@ -258,6 +290,11 @@ bool db_exec(struct db *db, const char *sql, int nparams, const char *const *par
 enum db_error_class db_last_error_class(const struct db *db)
 {
     return db->last_class;
+}
+
+bool db_failure_blames_message(const struct db *db)
+{
+    return db->last_class == DB_ERR_NONE || db_error_blames_message(db->last_class);
 }
 
 const char *db_last_sqlstate(const struct db *db)

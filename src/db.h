@@ -30,14 +30,22 @@
 
 #include "config.h"
 
-/* What went wrong, decided once here so that every caller reacts alike. */
+/* What went wrong, decided once here so that every caller reacts alike.
+ * Whose fault it is decides what a consumer does with the message it was
+ * working on (db_error_blames_message): the message's (DUPLICATE, DATA) means
+ * dead-letter it, it will fail the same way every time; the server's or the
+ * connection's (everything else) means pause and try the same message again. */
 enum db_error_class {
     DB_ERR_NONE = 0,
     DB_ERR_RETRY_TX,   /* 40001 serialization failure, 40P01 deadlock: run the tx again */
     DB_ERR_CONNECTION, /* connection broken (class 08, 57P01..57P03, or libpq lost it) */
+    DB_ERR_SERVER,     /* the server cannot work now: class 53 (resources), 57 (operator
+                        * intervention, statement timeout), 58 (system), XX (internal) */
     DB_ERR_DUPLICATE,  /* 23505 unique violation: usually "already done" */
-    DB_ERR_CONSTRAINT, /* any other 23xxx: the data is wrong, retrying will not help */
-    DB_ERR_OTHER,      /* anything else: a bug, a timeout, a permission problem */
+    DB_ERR_DATA,       /* a value the database refuses: class 22 (data exception: out of
+                        * range, bad encoding, bad text), the rest of 23 (constraint), 54
+                        * (program limit, e.g. an index row too big) */
+    DB_ERR_OTHER,      /* anything else: a bug in our SQL, a permission problem */
 };
 
 struct db;
@@ -93,6 +101,15 @@ enum db_error_class db_classify(PGconn *conn, const PGresult *res);
 
 const char *db_error_class_name(enum db_error_class c);
 
+/* True when an error of class c is about the data a statement carried (the
+ * message being processed), not about the database: DB_ERR_DATA and
+ * DB_ERR_DUPLICATE. The same statement with the same message fails the same
+ * way forever, so the message must be dead-lettered (with the SQLSTATE in
+ * dlq.error), never retried; every other class pauses the consumer until the
+ * database works again. Callers that expect a duplicate ("already done")
+ * look for DB_ERR_DUPLICATE first. */
+bool db_error_blames_message(enum db_error_class c);
+
 /* Run sql with text parameters params[0..nparams) (NULL entries are SQL
  * NULL) and check that the result status is exactly expected
  * (PGRES_COMMAND_OK or PGRES_TUPLES_OK). On success, if out is not NULL,
@@ -117,6 +134,15 @@ bool db_exec_params(struct db *db, const char *sql, int nparams, const char *con
  * db_commit, and its SQLSTATE ("" if none). DB_ERR_NONE after a success. */
 enum db_error_class db_last_error_class(const struct db *db);
 const char *db_last_sqlstate(const struct db *db);
+
+/* After a step that used db failed: is the message it was working on at
+ * fault? True when the last statement's error blames the message
+ * (db_error_blames_message), and when the last statement succeeded (the step
+ * failed on its own, building SQL parameters or an event from the message's
+ * values, which will fail the same way next time). False for everything
+ * that waiting can fix. The one rule of every consumer: true dead-letters
+ * the message, false pauses and retries it. */
+bool db_failure_blames_message(const struct db *db);
 
 /* BEGIN / COMMIT. A failed COMMIT means the transaction did not commit (or,
  * on DB_ERR_CONNECTION, that nobody knows: callers must be idempotent). */

@@ -106,6 +106,14 @@ size_t dlq_sanitize_text(const char *src, size_t srclen, char *dst, size_t dstsi
     return o;
 }
 
+bool dlq_key_storable(const void *key, size_t len)
+{
+    char copy[256];
+    if (key == NULL || len == 0 || len >= sizeof(copy))
+        return false;
+    return dlq_sanitize_text(key, len, copy, sizeof(copy)) == len && memcmp(copy, key, len) == 0;
+}
+
 static bool add_pair(json_t *pairs, const char *name, const char *value)
 {
     json_t *pair = json_pack("[ss]", name, value);

@@ -98,6 +98,13 @@ json_t *dlq_headers_from_kafka(const rd_kafka_headers_t *hdrs);
  * is cut on a character boundary and ends in "...". Returns strlen(dst). */
 size_t dlq_sanitize_text(const char *src, size_t srclen, char *dst, size_t dstsize);
 
+/* Can key (len bytes, a Kafka message key) be a dead letter's key? The
+ * outbox stores keys as text: invalid UTF-8 or a NUL would make the
+ * database refuse the dead letter itself, and a control character would
+ * travel into logs. Also false for a NULL, empty or longer than 255 bytes
+ * key; then the caller keys the dead letter by the requestId. */
+bool dlq_key_storable(const void *key, size_t len);
+
 /* Best effort to find the requestId of a message that failed to parse or
  * validate: data.requestId, else subject, of JSON that still parses, if it
  * is a valid requestId. Copies it into buf and returns buf, or returns NULL

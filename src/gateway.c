@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "gateway_internal.h"
 #include "log.h"
 #include "redact.h"
@@ -121,6 +122,15 @@ static void classify_transport(int curl_code, const char *curl_error, struct gat
     snprintf(out->message, sizeof(out->message), "%s",
              curl_error != NULL && curl_error[0] != '\0' ? curl_error
                                                          : curl_easy_strerror((CURLcode)curl_code));
+}
+
+bool gateway_payment_key_usable(const char *payment_key, char *why, size_t whylen)
+{
+    char rule[96];
+    if (bounds_path_segment_ok(payment_key, rule, sizeof(rule)))
+        return true;
+    snprintf(why, whylen, "the payment key %s: no gateway URL can be built for it", rule);
+    return false;
 }
 
 static bool code_is_non_retryable(const struct retry_policy *policy, const char *code)
@@ -302,6 +312,15 @@ static struct gateway_call *call_new(struct gateway_client *gc, const char *requ
 static bool submit_spec(struct gateway_client *gc, struct gateway_call_spec *spec, http_done_cb cb,
                         struct gateway_call *call, char *err, size_t errlen)
 {
+    /* The last guard before our credentials leave: the URL, as libcurl
+     * will send it, is under the base URL and the call's own path. */
+    if (spec->path_prefix == NULL ||
+        !gateway_url_check(spec->url, gc->base_url, spec->path_prefix, err, errlen)) {
+        if (spec->path_prefix == NULL)
+            snprintf(err, errlen, "cannot send: the gateway call has no expected path");
+        gateway_call_spec_clear(spec);
+        return false;
+    }
     struct http_request req = HTTP_REQUEST_INIT;
     req.method = spec->method;
     req.url = spec->url;
@@ -400,6 +419,16 @@ static void call_request(const struct gateway_call *call, struct refund_request 
     req->partial = call->partial;
 }
 
+/* The answer said when to come back, but beyond any plan (http.h,
+ * HTTP_RETRY_AFTER_MAX_MS): it was capped; say so where the attempt log and
+ * the alert show the answer. */
+static void note_retry_after_capped(struct gateway_answer *a)
+{
+    size_t len = strlen(a->message);
+    snprintf(a->message + len, sizeof(a->message) - len, "%sRetry-After beyond 1d, capped at 1d",
+             len > 0 ? "; " : "");
+}
+
 static void on_refund_http(const struct http_response *resp, void *arg)
 {
     struct gateway_call *call = arg;
@@ -414,6 +443,8 @@ static void on_refund_http(const struct http_response *resp, void *arg)
     a->latency_ms = resp->latency_ms;
     a->replayed = resp->idempotent_replayed;
     scrub(gc, a->message, sizeof(a->message));
+    if (resp->retry_after_clamped)
+        note_retry_after_capped(a);
 
     if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->cfg->kind == GATEWAY_TOSS) {
         /* Toss says "already canceled" both when our earlier attempt did it

@@ -146,6 +146,13 @@ bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund
                                   gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Can a call be made for payment_key at all? It becomes one segment of the
+ * URL path (bounds_path_segment_ok: not "", "." or "..", no control
+ * characters). The intake refuses other keys; this catches rows written
+ * before it did. On false, why says so: no call was sent, so nothing was
+ * refunded, and none ever can be for that key. */
+bool gateway_payment_key_usable(const char *payment_key, char *why, size_t whylen);
+
 /* "NONE", "REFUNDED", ... */
 const char *gateway_finding_name(enum refund_finding f);
 

@@ -19,6 +19,9 @@
 struct gateway_call_spec {
     const char *method; /* static string */
     char *url;
+    /* What url must start with after the base URL, checked (as libcurl will
+     * send it) before the call is made: "/v1/payments/", "/v1/refunds"... */
+    const char *path_prefix;            /* static string */
     char *headers[GATEWAY_MAX_HEADERS]; /* "Name: value" */
     size_t nheaders;
     char *body; /* NULL for GET */
@@ -33,6 +36,18 @@ struct gateway_build_ctx {
 };
 
 void gateway_call_spec_clear(struct gateway_call_spec *spec);
+
+/* s (a payment key from an event) percent-encoded as one URL path segment:
+ * every byte but RFC 3986's unreserved characters as %XX. Refuses what
+ * bounds_path_segment_ok() refuses ("", ".", "..", control characters):
+ * NULL with err. malloc'd. */
+char *gateway_path_segment(const char *s, char *err, size_t errlen);
+
+/* Is url, the way libcurl will send it (dot-segments removed), still under
+ * base_url + prefix? False with err ("cannot send: ...") if not: the call
+ * must not be made, whatever the builders did. */
+bool gateway_url_check(const char *url, const char *base_url, const char *prefix, char *err,
+                       size_t errlen);
 
 /* Append a copy of "name: value" to spec's headers; false when out of memory
  * or full. */

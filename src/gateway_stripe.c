@@ -11,6 +11,7 @@
  * field only takes duplicate / fraudulent / requested_by_customer, and a
  * free-text reason there would make every refund fail with a 400.
  */
+#include "bounds.h"
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -63,6 +64,7 @@ bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
     if (spec->url == NULL)
         goto oom;
     snprintf(spec->url, n, "%s/v1/refunds", ctx->base_url);
+    spec->path_prefix = "/v1/refunds";
 
     char amount[32];
     snprintf(amount, sizeof(amount), "%lld", (long long)req->amount);
@@ -114,20 +116,24 @@ void gateway_stripe_parse_error(const char *body, char *code, size_t codelen, ch
     json_decref(root);
 }
 
-/* A GET of {base}{path}{escaped id}{suffix} with the Authorization header. */
+/* A GET of {base}{path}{encoded id}{suffix} with the Authorization header;
+ * path (a static string) is also the prefix the URL is checked against. */
 static bool build_get(const struct gateway_build_ctx *ctx, const char *path, const char *id,
                       const char *suffix, struct gateway_call_spec *spec, char *err, size_t errlen)
 {
     memset(spec, 0, sizeof(*spec));
     spec->method = "GET";
-    char *esc = curl_easy_escape(ctx->esc, id, 0);
-    if (esc != NULL) {
-        size_t n = strlen(ctx->base_url) + strlen(path) + strlen(esc) + strlen(suffix) + 1;
-        spec->url = malloc(n);
-        if (spec->url != NULL)
-            snprintf(spec->url, n, "%s%s%s%s", ctx->base_url, path, esc, suffix);
-        curl_free(esc);
-    }
+    spec->path_prefix = path;
+    /* Encoded as a path segment even in a query: the same rules keep it one
+     * value ("&", "=", "#" encoded). */
+    char *esc = gateway_path_segment(id, err, errlen);
+    if (esc == NULL)
+        return false;
+    size_t n = strlen(ctx->base_url) + strlen(path) + strlen(esc) + strlen(suffix) + 1;
+    spec->url = malloc(n);
+    if (spec->url != NULL)
+        snprintf(spec->url, n, "%s%s%s%s", ctx->base_url, path, esc, suffix);
+    free(esc);
     if (spec->url != NULL) {
         spec->headers[0] = strdup(ctx->auth_header);
         if (spec->headers[0] != NULL) {
@@ -230,7 +236,7 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
         int64_t amount = json_number_i64(json_object_get(r, "amount"));
         bool gone = st != NULL && (strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
         if (!gone && amount > 0)
-            refunded += amount;
+            refunded = bounds_add_sat(refunded, amount); /* never wraps negative */
         if (!refund_is_ours(r, req->request_id))
             continue;
         ours = amount;

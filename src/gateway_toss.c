@@ -6,6 +6,7 @@
  * (partial only)}; errors are {"code", "message"}.
  */
 #include "base64.h"
+#include "bounds.h"
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -45,19 +46,24 @@ out:
     return line;
 }
 
-/* {base}/v1/payments/{escaped key}{suffix}, malloc'd. */
-static char *payment_url(const struct gateway_build_ctx *ctx, const char *payment_key,
-                         const char *suffix)
+/* {base}/v1/payments/{encoded key}{suffix} into spec (and its path
+ * prefix), or false with err: a key that cannot be one segment or no memory. */
+static bool payment_url(const struct gateway_build_ctx *ctx, const char *payment_key,
+                        const char *suffix, struct gateway_call_spec *spec, char *err,
+                        size_t errlen)
 {
-    char *esc = curl_easy_escape(ctx->esc, payment_key, 0);
-    if (esc == NULL)
-        return NULL;
-    size_t n = strlen(ctx->base_url) + strlen("/v1/payments/") + strlen(esc) + strlen(suffix) + 1;
-    char *url = malloc(n);
-    if (url != NULL)
-        snprintf(url, n, "%s/v1/payments/%s%s", ctx->base_url, esc, suffix);
-    curl_free(esc);
-    return url;
+    char *seg = gateway_path_segment(payment_key, err, errlen);
+    if (seg == NULL)
+        return false;
+    size_t n = strlen(ctx->base_url) + strlen("/v1/payments/") + strlen(seg) + strlen(suffix) + 1;
+    spec->url = malloc(n);
+    if (spec->url != NULL)
+        snprintf(spec->url, n, "%s/v1/payments/%s%s", ctx->base_url, seg, suffix);
+    else
+        snprintf(err, errlen, "could not build the toss request: out of memory");
+    spec->path_prefix = "/v1/payments/";
+    free(seg);
+    return spec->url != NULL;
 }
 
 bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
@@ -69,9 +75,10 @@ bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
 
     memset(spec, 0, sizeof(*spec));
     spec->method = "POST";
-    spec->url = payment_url(ctx, req->payment_key, "/cancel");
-    if (spec->url == NULL)
-        goto oom;
+    if (!payment_url(ctx, req->payment_key, "/cancel", spec, err, errlen)) {
+        gateway_call_spec_clear(spec);
+        return false;
+    }
 
     body = json_object();
     if (body == NULL ||
@@ -109,13 +116,14 @@ bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char 
 {
     memset(spec, 0, sizeof(*spec));
     spec->method = "GET";
-    spec->url = payment_url(ctx, payment_key, "");
-    if (spec->url != NULL) {
-        spec->headers[0] = strdup(ctx->auth_header);
-        if (spec->headers[0] != NULL) {
-            spec->nheaders = 1;
-            return true;
-        }
+    if (!payment_url(ctx, payment_key, "", spec, err, errlen)) {
+        gateway_call_spec_clear(spec);
+        return false;
+    }
+    spec->headers[0] = strdup(ctx->auth_header);
+    if (spec->headers[0] != NULL) {
+        spec->nheaders = 1;
+        return true;
     }
     snprintf(err, errlen, "could not build toss inquiry request: out of memory");
     gateway_call_spec_clear(spec);
@@ -172,8 +180,10 @@ bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
         {
             int64_t amount = json_number_i64(json_object_get(c, "cancelAmount"));
             const char *cst = json_string_value(json_object_get(c, "cancelStatus"));
+            /* Saturating: two cancels of 2^62 must not wrap to a negative
+             * total that "proves" nothing was refunded. */
             if (amount > 0)
-                out->canceled_amount += amount;
+                out->canceled_amount = bounds_add_sat(out->canceled_amount, amount);
             if (out->ncancels == sizeof(out->cancels) / sizeof(out->cancels[0])) {
                 out->cancels_truncated = true;
                 continue;

@@ -24,6 +24,7 @@ struct http_transfer {
     size_t body_cap;
     bool body_truncated;
     int64_t retry_after_ms;
+    bool retry_after_clamped;
     bool replayed;
     int64_t started_ms;
     char errbuf[CURL_ERROR_SIZE];
@@ -114,6 +115,7 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
     resp.body_len = t->body_len;
     resp.body_truncated = t->body_truncated;
     resp.retry_after_ms = status != 0 ? t->retry_after_ms : -1;
+    resp.retry_after_clamped = status != 0 && t->retry_after_clamped;
     resp.idempotent_replayed = status != 0 && t->replayed;
     resp.curl_code = code;
     if (code == CURLE_OK)
@@ -193,6 +195,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* A new status line (after a 100 Continue, say): forget earlier headers. */
         t->retry_after_ms = -1;
+        t->retry_after_clamped = false;
         t->replayed = false;
         return n;
     }
@@ -208,33 +211,42 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     char *value = trim(colon + 1);
     if (strcasecmp(name, "Retry-After") == 0) {
         int64_t ms;
-        if (http_parse_retry_after(value, time(NULL), &ms))
+        bool clamped = false;
+        if (http_parse_retry_after(value, time(NULL), &ms, &clamped)) {
             t->retry_after_ms = ms;
+            t->retry_after_clamped = clamped;
+        }
     } else if (strcasecmp(name, "Idempotent-Replayed") == 0) {
         t->replayed = strcasecmp(value, "true") == 0;
     }
     return n;
 }
 
-bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms)
+bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms, bool *clamped)
 {
+    const int64_t max_s = HTTP_RETRY_AFTER_MAX_MS / 1000;
+    int64_t secs = 0;
+
     if (value == NULL || *value == '\0')
         return false;
     const char *p = value;
     while (isdigit((unsigned char)*p))
         p++;
     if (p != value && *p == '\0') {
-        errno = 0;
-        long long secs = strtoll(value, NULL, 10);
-        if (errno == ERANGE || secs > INT64_MAX / 1000)
+        /* Digit by digit, stopping past the cap: no length of digits can
+         * overflow. */
+        for (p = value; *p != '\0' && secs <= max_s; p++)
+            secs = secs * 10 + (*p - '0');
+    } else {
+        time_t when = curl_getdate(value, NULL);
+        if (when == (time_t)-1)
             return false;
-        *out_ms = (int64_t)secs * 1000;
-        return true;
+        if (when > now)
+            secs = (int64_t)when - (int64_t)now > max_s ? max_s + 1 : (int64_t)(when - now);
     }
-    time_t when = curl_getdate(value, NULL);
-    if (when == (time_t)-1)
-        return false;
-    *out_ms = when > now ? (int64_t)(when - now) * 1000 : 0;
+    if (clamped != NULL)
+        *clamped = secs > max_s;
+    *out_ms = secs > max_s ? HTTP_RETRY_AFTER_MAX_MS : secs * 1000;
     return true;
 }
 

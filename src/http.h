@@ -58,7 +58,9 @@ struct http_response {
     const char *body;         /* NUL-terminated, "" if none; valid during the callback only */
     size_t body_len;          /* bytes in body (at most HTTP_BODY_MAX) */
     bool body_truncated;      /* the answer was longer than HTTP_BODY_MAX */
-    int64_t retry_after_ms;   /* from Retry-After (seconds or HTTP date), -1 if absent */
+    int64_t retry_after_ms;   /* from Retry-After (seconds or HTTP date), -1 if absent;
+                               * at most HTTP_RETRY_AFTER_MAX_MS */
+    bool retry_after_clamped; /* Retry-After said more than HTTP_RETRY_AFTER_MAX_MS */
     bool idempotent_replayed; /* "Idempotent-Replayed: true" was in the answer */
     CURLcode curl_code;       /* CURLE_OK when the transfer completed */
     const char *curl_error;   /* human-readable transfer error, "" if none */
@@ -101,9 +103,17 @@ size_t http_client_in_flight(const struct http_client *client);
  * thread (curl_multi_wakeup). */
 void http_client_wakeup(struct http_client *client);
 
-/* Parse a Retry-After value: delta-seconds ("120") or an HTTP date, relative
- * to now (seconds since the epoch). Stores milliseconds (0 for a date in the
- * past) in *out_ms and returns true; false if the value is neither. */
-bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms);
+/* The longest wait a Retry-After may ask for: one day. A server that asks
+ * for longer (9223372036854775 seconds, a date in the year 9999) is not
+ * planning a maintenance window, it is broken; believing it would overflow
+ * "now + delay" and park the work for ever. */
+#define HTTP_RETRY_AFTER_MAX_MS (24LL * 3600 * 1000)
+
+/* Parse a Retry-After value: delta-seconds ("120", any number of digits) or
+ * an HTTP date, relative to now (seconds since the epoch). Stores
+ * milliseconds (0 for a date in the past) in *out_ms, at most
+ * HTTP_RETRY_AFTER_MAX_MS, and returns true; *clamped (may be NULL) tells
+ * whether the value asked for more. False if the value is neither. */
+bool http_parse_retry_after(const char *value, time_t now, int64_t *out_ms, bool *clamped);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "dlq.h"
 #include "log.h"
 #include "request_events.h"
@@ -33,6 +34,16 @@ void intake_check_message(const struct config *cfg, const void *value, size_t le
                           struct intake_check *check)
 {
     memset(check, 0, sizeof(*check));
+    /* Before parsing: every accepted event is copied into the request row,
+     * the outbox and a dead letter, and the dead letter must still fit in a
+     * Kafka message next to its headers. */
+    if (len > INTAKE_MAX_EVENT_BYTES) {
+        check->dlq_reason = DLQ_REASON_SCHEMA_VIOLATION;
+        snprintf(check->error, sizeof(check->error),
+                 "the event is %zu bytes; a CancelFailed event may have at most %d", len,
+                 INTAKE_MAX_EVENT_BYTES);
+        return;
+    }
     enum event_verdict v =
         cloudevent_parse(value, len, &check->ev, check->error, sizeof(check->error));
     if (v != EVENT_OK) {
@@ -49,6 +60,49 @@ void intake_check_message(const struct config *cfg, const void *value, size_t le
         check->dlq_reason = DLQ_REASON_UNKNOWN_GATEWAY;
         snprintf(check->error, sizeof(check->error),
                  "gateway \"%s\" is not configured (gateways: in the config)", check->cf.gateway);
+    }
+}
+
+/* The Kafka key, when there is one, must be the requestId (contracts.md):
+ * the partition of a request decides which consumer sees its duplicates, and
+ * a replayed dead letter is keyed by the requestId. */
+static bool key_is_request_id(const struct kafka_record *rec, const char *request_id, char *err,
+                              size_t errlen)
+{
+    if (rec->key == NULL || rec->key_len == 0)
+        return true;
+    if (rec->key_len == strlen(request_id) && memcmp(rec->key, request_id, rec->key_len) == 0)
+        return true;
+    char shown[128];
+    dlq_sanitize_text(rec->key, rec->key_len, shown, sizeof(shown));
+    snprintf(err, errlen, "the Kafka key \"%s\" is not data.requestId \"%s\"", shown, request_id);
+    return false;
+}
+
+void intake_check_record(const struct config *cfg, const struct kafka_record *rec, int64_t now_ms,
+                         struct intake_check *check)
+{
+    intake_check_message(cfg, rec->value, rec->len, check);
+    if (check->cf.request_id == NULL)
+        return; /* not a CancelFailed at all: its reason stands */
+    /* The metadata around a valid event, checked where it enters: each
+     * instant becomes a timestamptz and may become the key's first use. The
+     * event's time is checked here, not in cloudevent_parse, because the
+     * range depends on our clock. A Kafka timestamp of -1 means "none". What
+     * fails here is permanent, so it wins over UNKNOWN_GATEWAY (a replay after
+     * the config is fixed would fail again). */
+    char why[sizeof(check->error)];
+    bool ok = true;
+    if (check->ev.time != NULL)
+        ok = bounds_check_time("attribute \"time\"", check->ev.time_ms, now_ms, why, sizeof(why));
+    if (ok && rec->timestamp_ms != -1)
+        ok = bounds_check_time("the Kafka timestamp", rec->timestamp_ms, now_ms, why, sizeof(why));
+    if (ok)
+        ok = key_is_request_id(rec, check->cf.request_id, why, sizeof(why));
+    if (!ok) {
+        check->dlq_reason = DLQ_REASON_SCHEMA_VIOLATION;
+        check->gateway = NULL;
+        snprintf(check->error, sizeof(check->error), "%s", why);
     }
 }
 
@@ -89,16 +143,21 @@ static bool same_money(const struct request_row *row, const struct cancel_failed
            strcmp(row->currency, cf->currency) == 0 && row->partial == cf->partial;
 }
 
+/* Dead-letter rec with reason and error. The dead letter is keyed by the
+ * message's own key when the outbox can store it (dlq_key_storable: a key
+ * the database refuses would fail the dead letter itself), else by
+ * request_id (or the one found in the bytes); with plain, by request_id
+ * only: the fallback after the database refused the first try. */
 static bool dead_letter(struct db *db, const struct config *cfg, const struct kafka_record *rec,
-                        const char *reason, const char *error, const char *request_id, char *err,
-                        size_t errlen)
+                        const char *reason, const char *error, const char *request_id, bool plain,
+                        char *err, size_t errlen)
 {
     char guessed[256], keybuf[256];
     const char *key = NULL;
 
     if (request_id == NULL)
         request_id = dlq_guess_request_id(rec->value, rec->len, guessed, sizeof(guessed));
-    if (rec->key != NULL && rec->key_len > 0 && rec->key_len < sizeof(keybuf)) {
+    if (!plain && dlq_key_storable(rec->key, rec->key_len)) {
         memcpy(keybuf, rec->key, rec->key_len);
         keybuf[rec->key_len] = '\0';
         key = keybuf;
@@ -124,7 +183,7 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
                                         const struct intake_check *check, char *err, size_t errlen)
 {
     if (check->dlq_reason != NULL) {
-        if (!dead_letter(db, cfg, rec, check->dlq_reason, check->error, NULL, err, errlen))
+        if (!dead_letter(db, cfg, rec, check->dlq_reason, check->error, NULL, false, err, errlen))
             return INTAKE_RETRY;
         return INTAKE_DEAD_LETTERED;
     }
@@ -174,7 +233,7 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
         char why[512];
         describe_conflict(&row, cf, why, sizeof(why));
         status = dead_letter(db, cfg, rec, DLQ_REASON_IDEMPOTENCY_CONFLICT, why, cf->request_id,
-                             err, errlen)
+                             false, err, errlen)
                      ? INTAKE_DEAD_LETTERED
                      : INTAKE_RETRY;
     }
@@ -182,34 +241,50 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
     return status;
 }
 
+/* The database refused something this message carries (db.h,
+ * db_failure_blames_message): the same statements would fail the same way
+ * forever, so the message is dead-lettered, with the database's message and
+ * SQLSTATE in dlq.error, in a transaction of its own. Keyed by the requestId
+ * only, so that a Kafka key the database refused cannot fail it again. The
+ * reason stays the message's own when it was being dead-lettered already. */
+static enum intake_status dead_letter_refused(struct db *db, const struct config *cfg,
+                                              const struct kafka_record *rec,
+                                              const struct intake_check *check, char *why,
+                                              size_t whylen, char *err, size_t errlen)
+{
+    snprintf(why, whylen, "the database refused the message: %s", err);
+    const char *reason =
+        check->dlq_reason != NULL ? check->dlq_reason : DLQ_REASON_SCHEMA_VIOLATION;
+    if (db_begin(db, err, errlen) &&
+        dead_letter(db, cfg, rec, reason, why, check->cf.request_id, true, err, errlen) &&
+        db_commit(db, err, errlen))
+        return INTAKE_DEAD_LETTERED;
+    db_rollback(db);
+    return INTAKE_RETRY;
+}
+
 enum intake_status intake_process(struct db *db, const struct config *cfg,
                                   const struct kafka_record *rec, char *err, size_t errlen)
 {
     struct intake_check check;
     enum intake_status status;
+    char refused[700] = "";
 
-    intake_check_message(cfg, rec->value, rec->len, &check);
+    intake_check_record(cfg, rec, timeutil_now_ms(), &check);
     if (!db_begin(db, err, errlen)) {
         intake_check_clear(&check);
         return INTAKE_RETRY;
     }
     status = process_in_tx(db, cfg, rec, &check, err, errlen);
     if (status == INTAKE_RETRY) {
-        enum db_error_class cls = db_last_error_class(db);
+        bool blames_message = db_failure_blames_message(db);
         db_rollback(db);
-        /* A row our validation let through but a db constraint refuses is
-         * poison, not an outage: dead-letter it instead of retrying forever. */
-        if (cls == DB_ERR_CONSTRAINT && check.dlq_reason == NULL) {
-            char why[600];
-            snprintf(why, sizeof(why), "the database refused the request: %s", err);
-            if (db_begin(db, err, errlen) &&
-                dead_letter(db, cfg, rec, DLQ_REASON_SCHEMA_VIOLATION, why, check.cf.request_id,
-                            err, errlen) &&
-                db_commit(db, err, errlen))
-                status = INTAKE_DEAD_LETTERED;
-            else
-                db_rollback(db);
-        }
+        /* Only an outage, a server fault or a bug of ours is worth waiting
+         * for; one message the database cannot take must not stop the
+         * partition (and, through the pause, every partition). */
+        if (blames_message)
+            status =
+                dead_letter_refused(db, cfg, rec, &check, refused, sizeof(refused), err, errlen);
     } else if (!db_commit(db, err, errlen)) {
         db_rollback(db);
         status = INTAKE_RETRY;
@@ -230,7 +305,9 @@ enum intake_status intake_process(struct db *db, const struct config *cfg,
         break;
     case INTAKE_DEAD_LETTERED:
         log_emit(LOG_WARN, &ctx, "dead-lettered message: %s",
-                 check.dlq_reason != NULL ? check.error : "idempotency conflict");
+                 refused[0] != '\0'         ? refused
+                 : check.dlq_reason != NULL ? check.error
+                                            : "idempotency conflict");
         break;
     case INTAKE_RETRY:
         log_emit(LOG_WARN, &ctx, "could not process message, will retry: %s", err);

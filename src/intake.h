@@ -3,8 +3,9 @@
  * data against the contract, then in one transaction either records the new
  * request with its first RetryScheduled in the outbox, ignores a duplicate,
  * or dead-letters the message (unparseable, invalid, unknown gateway,
- * idempotency conflict) with its original bytes. The caller commits the Kafka
- * offset only after this returns INTAKE_DONE.
+ * idempotency conflict, or refused by the database: db_error_blames_message)
+ * with its original bytes. The caller commits the Kafka offset only after
+ * this returns anything but INTAKE_RETRY.
  */
 #ifndef CR_INTAKE_H
 #define CR_INTAKE_H
@@ -42,17 +43,31 @@ struct intake_check {
     const struct config_gateway *gateway; /* when valid */
 };
 
+/* The largest CancelFailed event accepted, in bytes. Real ones are well
+ * under 2 KiB; the bound keeps a hostile one from being copied into the
+ * request row, the outbox and a dead letter that must still fit in a Kafka
+ * message next to its headers. */
+#define INTAKE_MAX_EVENT_BYTES 65536
+
 /* Check value against the contract and the configured gateways. Always fills
  * *check; release it with intake_check_clear(). */
 void intake_check_message(const struct config *cfg, const void *value, size_t len,
                           struct intake_check *check);
+
+/* intake_check_message() of rec's value, then what surrounds a valid event:
+ * the event's time and the Kafka timestamp (-1: none) must be plausible
+ * instants at now_ms (bounds.h), and a Kafka key, when there is one, must be
+ * the requestId. Each failure is a SCHEMA_VIOLATION naming the rule. */
+void intake_check_record(const struct config *cfg, const struct kafka_record *rec, int64_t now_ms,
+                         struct intake_check *check);
 void intake_check_clear(struct intake_check *check);
 
 enum intake_status {
     INTAKE_ACCEPTED,      /* new request recorded, attempt 1 scheduled */
     INTAKE_DUPLICATE,     /* same requestId and same money fields: nothing to do */
     INTAKE_DEAD_LETTERED, /* invalid or conflicting: dead letter in the outbox */
-    INTAKE_RETRY,         /* db unavailable or transient error: nothing committed, retry later */
+    INTAKE_RETRY,         /* db unavailable, a server fault or a bug: nothing committed, retry
+                           * later (never for an error about the message itself) */
 };
 
 const char *intake_status_name(enum intake_status s);

@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include "bounds.h"
+
 int64_t retry_policy_delay_ms(const struct retry_policy *policy, int attempt,
                               int64_t retry_after_ms, uint64_t random_u64)
 {
@@ -36,7 +38,10 @@ int64_t retry_policy_delay_ms(const struct retry_policy *policy, int attempt,
     }
 
     /* Retry-After is the gateway telling us when it will accept us again:
-     * a floor, above max_delay too. */
+     * a floor, above max_delay too, but never beyond RETRY_AFTER_MAX_MS (the
+     * HTTP client caps what it reads already; this holds for any caller). */
+    if (retry_after_ms > RETRY_AFTER_MAX_MS)
+        retry_after_ms = RETRY_AFTER_MAX_MS;
     if (retry_after_ms > delay)
         delay = retry_after_ms;
     return delay;
@@ -48,9 +53,9 @@ enum retry_decision retry_policy_decide(const struct retry_policy *policy, int a
 {
     if (attempts_used >= policy->max_attempts)
         return RETRY_EXHAUSTED;
-    if (delay_ms < 0)
-        delay_ms = 0;
-    int64_t next = now_ms + delay_ms;
+    /* Saturating: a delay no clock can reach is past any deadline, never a
+     * wrapped-around negative instant. */
+    int64_t next = bounds_after(now_ms, delay_ms);
     if (next > deadline_ms)
         return RETRY_EXHAUSTED;
     *next_at_ms = next;

@@ -12,11 +12,15 @@
 
 enum retry_decision { RETRY_SCHEDULE = 0, RETRY_EXHAUSTED = 1 };
 
+/* The longest Retry-After honoured: one day (HTTP_RETRY_AFTER_MAX_MS, where
+ * the HTTP client caps what a gateway sends). Longer is a broken gateway. */
+#define RETRY_AFTER_MAX_MS (24LL * 3600 * 1000)
+
 /* The delay before the attempt after attempt `attempt` (1-based: the attempt
  * that just failed): min(max_delay, initial_delay * coefficient^(attempt-1)),
  * with full jitter a uniform pick in [0, that] drawn from random_u64, and
  * never below retry_after_ms (the gateway's Retry-After, -1 when absent),
- * even when that is above max_delay. */
+ * even when that is above max_delay, up to RETRY_AFTER_MAX_MS. */
 int64_t retry_policy_delay_ms(const struct retry_policy *policy, int attempt,
                               int64_t retry_after_ms, uint64_t random_u64);
 

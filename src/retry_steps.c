@@ -170,13 +170,31 @@ static int64_t key_ttl_of(const struct config *cfg, const char *gateway)
     return 0;
 }
 
+/* Text a gateway wrote, as the database takes it: valid UTF-8 (a message
+ * cut at a fixed size may end inside a character, which PostgreSQL refuses
+ * with SQLSTATE 22021 for ever), no control characters. */
+static const char *storable(const char *text, char *buf, size_t buflen)
+{
+    dlq_sanitize_text(text, strlen(text), buf, buflen);
+    return buf;
+}
+
+/* An HTTP status the contract can carry (an Outcome's lastError.httpStatus
+ * is 100-599); a gateway answering 999 is recorded in the attempt log as it
+ * was, and leaves the Outcome without one. */
+static int contract_http_status(long status)
+{
+    return status >= 100 && status <= 599 ? (int)status : 0;
+}
+
 bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
                         const struct request_row *row, const struct attempt_result *r,
                         uint64_t random, const char **status_out, char *err, size_t errlen)
 {
     struct attempt_decision d;
     const struct gateway_answer *ans = &r->answer;
-    char key[300], detail[512];
+    char key[300], detail[512], code_buf[sizeof(ans->code)], msg_buf[sizeof(ans->message)],
+        inq_buf[sizeof(r->inquiry.detail)];
 
     retry_steps_decide(cfg, row, r, random, &d);
 
@@ -188,6 +206,8 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
         code = d.code != NULL ? d.code : r->inquiry.answer.code;
         message = r->inquiry.detail;
     }
+    code = storable(code, code_buf, sizeof(code_buf));
+    message = storable(message, msg_buf, sizeof(msg_buf));
     struct attempt_answer a = {
         .verdict = r->called ? gateway_verdict_name(ans->verdict) : "INQUIRY",
         .http_status = r->called ? (int)ans->http_status : 0,
@@ -201,7 +221,8 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
         .inquiry = r->inquired                 ? gateway_finding_name(r->inquiry.finding)
                    : r->before != FINDING_NONE ? gateway_finding_name(r->before)
                                                : NULL,
-        .inquiry_detail = r->inquired ? r->inquiry.detail : NULL,
+        .inquiry_detail =
+            r->inquired ? storable(r->inquiry.detail, inq_buf, sizeof(inq_buf)) : NULL,
     };
     snprintf(detail, sizeof(detail), "%s%s%s", d.why, r->called && ans->rule ? "; rule " : "",
              r->called && ans->rule ? ans->rule : "");
@@ -234,7 +255,8 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
         goto fail;
     }
     if (applied && d.final) {
-        struct cancel_last_error last = {a.error_code, a.error_message, a.http_status};
+        struct cancel_last_error last = {a.error_code, a.error_message,
+                                         contract_http_status(a.http_status)};
         if (!request_events_final(db, cfg, row, d.status, row->attempts,
                                   a.error_code != NULL ? &last : NULL, d.dlq_reason,
                                   a.error_message != NULL ? a.error_message : d.why,

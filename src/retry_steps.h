@@ -10,9 +10,11 @@
  * skipped (stale, duplicate, early or final), finished without a call
  * (deadline or key lifetime gone), dead-lettered (poison event).
  *
- * Every function returns false only on a database error (err set, the
- * transaction rolled back, nothing changed): the caller retries the step
- * when the database is back.
+ * Every function returns false only when its transaction failed (err set,
+ * rolled back, nothing changed). db_failure_blames_message() (db.h) then
+ * says whose fault it was: the database's (the caller retries the step when
+ * the database is back) or the event's data (the caller dead-letters the
+ * event: retrying would fail the same way for ever).
  */
 #ifndef CR_RETRY_STEPS_H
 #define CR_RETRY_STEPS_H

@@ -349,6 +349,21 @@ static void start_call(struct job *j, int gen)
     attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
     job_request(j, &req);
     j->state = JOB_IN_CALL;
+    if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {
+        /* A row from before the intake refused such keys: nothing was sent
+         * and nothing ever can be, so the answer proves no refund (FAILED,
+         * not an endless retry). */
+        struct gateway_answer a;
+        memset(&a, 0, sizeof(a));
+        a.verdict = GATEWAY_PERMANENT;
+        a.no_refund = true;
+        a.retry_after_ms = -1;
+        a.rule = "client_invalid_payment_key";
+        snprintf(a.code, sizeof(a.code), "INVALID_PAYMENT_KEY");
+        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
+        on_answer(&a, j);
+        return;
+    }
     if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
         /* Could not even send: a retryable answer, recorded like any other. */
         struct gateway_answer a;
@@ -373,6 +388,67 @@ static void log_job(const struct job *j, enum log_level level, const char *what,
     log_emit(level, &ctx, "%s%s%s", what, why != NULL ? ": " : "", why != NULL ? why : "");
 }
 
+/* Dead-letter the event of j (its own bytes) with reason and error; keyed
+ * by its Kafka key when the outbox can store it, else by its requestId
+ * (always with plain: the fallback after the database refused the first
+ * try). */
+static bool dead_letter_job(struct retry_worker *w, struct job *j, const char *reason,
+                            const char *error, bool plain, char *err, size_t errlen)
+{
+    const char *key = j->rs.request_id;
+    if (!plain && j->key != NULL && dlq_key_storable(j->key, strlen(j->key)))
+        key = j->key;
+    struct dlq_meta meta = {
+        .reason = reason,
+        .error = error,
+        .origin = {j->topic, j->partition, j->offset, j->timestamp_ms},
+        .consumer = RETRY_CONSUMER_NAME,
+        .request_id = j->rs.request_id,
+        .attempts = 0,
+        .at_ms = now_ms(),
+    };
+    return retry_steps_dead_letter(w->db, w->cfg, j->value, j->len, key, &meta, err, errlen);
+}
+
+/* A step of j failed in the database (err says how). db.h's one rule
+ * decides: an outage, a server fault or a bug of ours pauses the worker and
+ * the step runs again later; a failure about this event's data would fail
+ * the same way for ever, so the event is dead-lettered (with reason, NULL for
+ * SCHEMA_VIOLATION; the database's message and SQLSTATE in dlq.error, with
+ * consequence saying what becomes of the request) and the job ends. */
+static void step_failed(struct retry_worker *w, struct job *j, const char *reason, const char *what,
+                        const char *err, const char *consequence)
+{
+    char error[1200], why[1024];
+
+    if (!db_failure_blames_message(w->db)) {
+        db_failed(w, what, err);
+        return;
+    }
+    if (j->breaker_permit) {
+        breaker_release(j->gw->breaker, now_ms());
+        j->breaker_permit = false;
+    }
+    snprintf(error, sizeof(error), "%s: %s%s%s", what, err, consequence != NULL ? "; " : "",
+             consequence != NULL ? consequence : "");
+    if (!dead_letter_job(w, j, reason != NULL ? reason : DLQ_REASON_SCHEMA_VIOLATION, error, true,
+                         why, sizeof(why))) {
+        if (!db_failure_blames_message(w->db)) {
+            db_failed(w, "could not dead-letter an event the database refused", why);
+            return;
+        }
+        /* Not even its dead letter can be stored. The request row, not
+         * this event, is the source of truth: leave the event, say why. */
+        log_job(j, LOG_ERROR, "dropped a retry event the database refuses, and its dead letter",
+                why);
+        j->state = JOB_DONE;
+        return;
+    }
+    log_job(j, LOG_WARN, "dead-lettered a retry event the database refused", error);
+    metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
+    j->state = JOB_DONE;
+}
+
 /* JOB_START: poison, breaker, token, claim, call. */
 static void step_start(struct retry_worker *w, struct job *j)
 {
@@ -380,18 +456,8 @@ static void step_start(struct retry_worker *w, struct job *j)
     int64_t now = now_ms();
 
     if (j->poison_reason != NULL) {
-        struct dlq_meta meta = {
-            .reason = j->poison_reason,
-            .error = j->poison_error,
-            .origin = {j->topic, j->partition, j->offset, j->timestamp_ms},
-            .consumer = RETRY_CONSUMER_NAME,
-            .request_id = j->rs.request_id,
-            .attempts = 0,
-            .at_ms = now,
-        };
-        if (!retry_steps_dead_letter(w->db, w->cfg, j->value, j->len, j->key, &meta, err,
-                                     sizeof(err))) {
-            db_failed(w, "could not dead-letter an event", err);
+        if (!dead_letter_job(w, j, j->poison_reason, j->poison_error, false, err, sizeof(err))) {
+            step_failed(w, j, j->poison_reason, j->poison_error, err, NULL);
             return;
         }
         log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
@@ -411,7 +477,7 @@ static void step_start(struct retry_worker *w, struct job *j)
             bool moved = false;
             if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
                                       err, sizeof(err))) {
-                db_failed(w, "could not postpone a request", err);
+                step_failed(w, j, NULL, "could not postpone a request", err, NULL);
                 return;
             }
             log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
@@ -432,7 +498,8 @@ static void step_start(struct retry_worker *w, struct job *j)
     enum claim_result result;
     if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
                            &result, why, sizeof(why), err, sizeof(err))) {
-        db_failed(w, "could not claim a request", err);
+        step_failed(w, j, NULL, "could not claim a request", err,
+                    "nothing was sent; the reconciler re-triggers the request if it is due");
         return;
     }
     if (result != CLAIM_TAKEN) {
@@ -505,7 +572,21 @@ static void step_record(struct retry_worker *w, struct job *j)
 
     if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->result, rng_u64(), NULL, err,
                             sizeof(err))) {
-        db_failed(w, "could not record an attempt's answer", err);
+        /* The safe thing for money when the answer itself cannot be
+         * recorded: no final status is invented (SUCCEEDED or EXHAUSTED
+         * could both be wrong, and a wrong EXHAUSTED invites a refund by
+         * hand on top of ours). The request stays IN_FLIGHT under its lease;
+         * when the lease expires the reconciler records the attempt
+         * ABANDONED and schedules the next one under the same idempotency
+         * key, so the gateway replays what it did instead of refunding
+         * again, and a last attempt gets an inquiry (final check). The
+         * dead letter tells the operator. */
+        char consequence[256];
+        snprintf(consequence, sizeof(consequence),
+                 "attempt %d of request %s stays IN_FLIGHT until its lease expires, then the "
+                 "reconciler schedules it again under the same idempotency key",
+                 j->row.attempts, j->row.request_id);
+        step_failed(w, j, NULL, "could not record an attempt's answer", err, consequence);
         return;
     }
     char verdict[64];

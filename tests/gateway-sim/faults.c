@@ -54,6 +54,7 @@ void fault_clear(struct fault *f)
     free(f->code);
     free(f->message);
     free(f->body);
+    free(f->retry_after_header);
     memset(f, 0, sizeof(*f));
 }
 
@@ -182,6 +183,7 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
         !opt_str(obj, "code", &f.code, err, errlen) ||
         !opt_str(obj, "message", &f.message, err, errlen) ||
         !opt_str(obj, "body", &f.body, err, errlen) ||
+        !opt_str(obj, "retryAfterHeader", &f.retry_after_header, err, errlen) ||
         !opt_str(obj, "gateway", &gateway, err, errlen) ||
         !opt_str(obj, "operation", &op, err, errlen) ||
         !opt_bool(obj, "stored", &f.stored, err, errlen))
@@ -193,6 +195,16 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     }
     if (f.body != NULL && f.type != FAULT_RAW) {
         snprintf(err, errlen, "body is only for raw");
+        goto out;
+    }
+    /* Any text a gateway might send (a huge number, a far date), for testing
+     * a client's reading of it; but one header line. */
+    if (f.retry_after_header != NULL &&
+        (f.type != FAULT_RATE_LIMITED || f.retry_after_header[0] == '\0' ||
+         strlen(f.retry_after_header) >= sizeof(((struct sim_response *)0)->retry_after_text) ||
+         strpbrk(f.retry_after_header, "\r\n") != NULL)) {
+        snprintf(err, errlen,
+                 "retryAfterHeader is only for rate_limited: 1 to 47 characters, one line");
         goto out;
     }
     if (gateway != NULL) {
@@ -277,6 +289,7 @@ bool faults_match(struct faults *faults, enum sim_gateway gateway, enum fault_op
         out->code = f->code ? strdup(f->code) : NULL;
         out->message = f->message ? strdup(f->message) : NULL;
         out->body = f->body ? strdup(f->body) : NULL;
+        out->retry_after_header = f->retry_after_header ? strdup(f->retry_after_header) : NULL;
         found = true;
         break;
     }
@@ -305,6 +318,8 @@ json_t *faults_json(struct faults *faults)
             json_object_set_new(o, "status", json_integer(f->status));
         if (f->type == FAULT_RATE_LIMITED)
             json_object_set_new(o, "retryAfter", json_integer(f->retry_after));
+        if (f->retry_after_header != NULL)
+            json_object_set_new(o, "retryAfterHeader", json_string(f->retry_after_header));
         if (f->type == FAULT_HANG || f->type == FAULT_APPLY_THEN_HANG)
             json_object_set_new(o, "delayMs", json_integer(f->delay_ms));
         if (f->code != NULL)

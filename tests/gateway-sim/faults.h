@@ -49,10 +49,11 @@ struct fault {
     int gateway;       /* enum sim_gateway, or -1 = any */
     int times;         /* 0 = forever */
     int used;
-    bool stored;     /* error_5xx, provider_error, permanent, raw: answered inside
-                        the idempotency layer and stored under the key */
-    int status;      /* 0 = the type's default */
-    int retry_after; /* seconds, rate_limited */
+    bool stored;              /* error_5xx, provider_error, permanent, raw: answered inside
+                                 the idempotency layer and stored under the key */
+    int status;               /* 0 = the type's default */
+    int retry_after;          /* seconds, rate_limited */
+    char *retry_after_header; /* rate_limited: the header's value verbatim; NULL = retry_after */
     int64_t delay_ms;
     char *code;    /* NULL = the type's default */
     char *message; /* NULL = the type's default */

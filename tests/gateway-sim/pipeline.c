@@ -94,8 +94,12 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
     sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
-    if (f->type == FAULT_RATE_LIMITED)
+    if (f->type == FAULT_RATE_LIMITED) {
         resp->retry_after = f->retry_after;
+        if (f->retry_after_header != NULL)
+            snprintf(resp->retry_after_text, sizeof(resp->retry_after_text), "%s",
+                     f->retry_after_header);
+    }
 }
 
 static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)

@@ -112,7 +112,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct s
     if (r->retry_after >= 0) {
         char buf[16];
         snprintf(buf, sizeof(buf), "%d", r->retry_after);
-        MHD_add_response_header(mr, "Retry-After", buf);
+        MHD_add_response_header(mr, "Retry-After",
+                                r->retry_after_text[0] != '\0' ? r->retry_after_text : buf);
     }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, mr);
     MHD_destroy_response(mr);

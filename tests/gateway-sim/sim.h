@@ -59,7 +59,8 @@ struct sim_request {
 };
 
 /* What to answer. body is owned (malloc) and may be NULL for an empty body.
- * retry_after >= 0 adds a Retry-After header; replayed adds
+ * retry_after >= 0 adds a Retry-After header (retry_after_text, when not
+ * empty, is sent as its value instead: any text a test wants); replayed adds
  * "Idempotent-Replayed: true"; drop closes the connection without answering. */
 struct sim_response {
     int status;
@@ -67,11 +68,12 @@ struct sim_response {
     int retry_after;
     bool replayed;
     bool drop;
+    char retry_after_text[48];
 };
 
 #define SIM_RESPONSE_INIT                                                                          \
     {                                                                                              \
-        0, NULL, -1, false, false                                                                  \
+        0, NULL, -1, false, false, ""                                                              \
     }
 
 /* Create the context with copies of the two secrets. Returns NULL when out

@@ -237,6 +237,19 @@ Test(gateway_sim, rate_limited_carries_retry_after)
     expect_ledger("pi_429", 0, 0);
 }
 
+/* What no gateway should send but one did (the hardening issue): a
+ * Retry-After too big for any clock, sent verbatim for a client to survive. */
+Test(gateway_sim, rate_limited_sends_any_retry_after_text)
+{
+    char buf[64];
+    add_payment("toss", "tpay_429x", 10000, 0);
+    add_fault("{\"type\":\"rate_limited\",\"retryAfterHeader\":\"9223372036854775\"}");
+    struct reply r = toss_cancel("tpay_429x", "req-429x", -1);
+    cr_expect_str_eq(header(&r, "Retry-After", buf, sizeof(buf)), "9223372036854775");
+    expect_toss_error(&r, 429, "TOO_MANY_REQUESTS");
+    expect_ledger("tpay_429x", 0, 0);
+}
+
 Test(gateway_sim, hang_outlasts_a_one_second_client_timeout)
 {
     add_payment("toss", "tpay_hang", 10000, 0);

@@ -16,12 +16,42 @@ struct scase {
 ParameterizedTestParameters(db, classifies_sqlstates)
 {
     static struct scase cases[] = {
-        {"40001", DB_ERR_RETRY_TX},   {"40P01", DB_ERR_RETRY_TX},   {"08000", DB_ERR_CONNECTION},
-        {"08006", DB_ERR_CONNECTION}, {"08P01", DB_ERR_CONNECTION}, {"57P01", DB_ERR_CONNECTION},
-        {"57P02", DB_ERR_CONNECTION}, {"57P03", DB_ERR_CONNECTION}, {"23505", DB_ERR_DUPLICATE},
-        {"23514", DB_ERR_CONSTRAINT}, {"23503", DB_ERR_CONSTRAINT}, {"23502", DB_ERR_CONSTRAINT},
-        {"42P01", DB_ERR_OTHER},      {"57014", DB_ERR_OTHER},      {"40002", DB_ERR_OTHER},
-        {"42501", DB_ERR_OTHER},      {"", DB_ERR_OTHER},           {"2350", DB_ERR_OTHER},
+        {"40001", DB_ERR_RETRY_TX},
+        {"40P01", DB_ERR_RETRY_TX},
+        {"08000", DB_ERR_CONNECTION},
+        {"08006", DB_ERR_CONNECTION},
+        {"08P01", DB_ERR_CONNECTION},
+        {"57P01", DB_ERR_CONNECTION},
+        {"57P02", DB_ERR_CONNECTION},
+        {"57P03", DB_ERR_CONNECTION},
+        {"23505", DB_ERR_DUPLICATE},
+        {"23514", DB_ERR_DATA},
+        {"23503", DB_ERR_DATA},
+        {"23502", DB_ERR_DATA},
+        /* class 22: the issue's 22008 (a Kafka timestamp beyond timestamptz),
+         * 22003 numeric out of range, 22021 bad UTF-8, 22P02 bad text */
+        {"22008", DB_ERR_DATA},
+        {"22003", DB_ERR_DATA},
+        {"22021", DB_ERR_DATA},
+        {"22P02", DB_ERR_DATA},
+        {"22001", DB_ERR_DATA},
+        {"54000", DB_ERR_DATA},
+        {"54001", DB_ERR_DATA},
+        /* the server, not the message: wait for it */
+        {"53100", DB_ERR_SERVER},
+        {"53200", DB_ERR_SERVER},
+        {"53300", DB_ERR_SERVER},
+        {"57014", DB_ERR_SERVER},
+        {"58030", DB_ERR_SERVER},
+        {"XX000", DB_ERR_SERVER},
+        {"XX001", DB_ERR_SERVER},
+        /* our bugs: wait too, a dead letter would not fix them */
+        {"42P01", DB_ERR_OTHER},
+        {"40002", DB_ERR_OTHER},
+        {"42501", DB_ERR_OTHER},
+        {"25P02", DB_ERR_OTHER},
+        {"", DB_ERR_OTHER},
+        {"2350", DB_ERR_OTHER},
     };
     return cr_make_param_array(struct scase, cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -31,6 +61,44 @@ ParameterizedTest(struct scase *c, db, classifies_sqlstates)
     enum db_error_class got = db_classify_sqlstate(c->sqlstate);
     cr_expect_eq(got, c->want, "%s -> %s, want %s", c->sqlstate, db_error_class_name(got),
                  db_error_class_name(c->want));
+}
+
+/* The one rule every consumer applies (intake, retry-consumer): what is
+ * about the message is dead-lettered, everything else pauses. */
+Test(db, only_errors_about_the_message_dead_letter_it)
+{
+    static const struct {
+        enum db_error_class c;
+        bool blames;
+    } rule[] = {
+        {DB_ERR_NONE, false},   {DB_ERR_RETRY_TX, false}, {DB_ERR_CONNECTION, false},
+        {DB_ERR_SERVER, false}, {DB_ERR_OTHER, false},    {DB_ERR_DUPLICATE, true},
+        {DB_ERR_DATA, true},
+    };
+    for (size_t i = 0; i < sizeof(rule) / sizeof(rule[0]); i++)
+        cr_expect_eq(db_error_blames_message(rule[i].c), rule[i].blames, "%s",
+                     db_error_class_name(rule[i].c));
+    cr_expect(db_error_blames_message(db_classify_sqlstate("22008")));
+    cr_expect_not(db_error_blames_message(db_classify_sqlstate("08006")));
+    cr_expect_not(db_error_blames_message(db_classify_sqlstate("53100")));
+    cr_expect_str_eq(db_error_class_name(DB_ERR_DATA), "data");
+    cr_expect_str_eq(db_error_class_name(DB_ERR_SERVER), "server");
+}
+
+/* A step that failed without a database error failed on the message's
+ * values (an event that cannot be built from them): that is the message's
+ * fault too; a lost connection never is. */
+Test(db, a_failed_step_blames_the_message_only_without_a_database_fault)
+{
+    struct config_database cfg = {0};
+    char err[256];
+    cfg.dsn = "host=127.0.0.1 port=1 dbname=x";
+    struct db *db = db_new(&cfg, "test");
+    cr_assert_not_null(db);
+    cr_expect(db_failure_blames_message(db));
+    cr_expect_not(db_exec(db, "SELECT 1", 0, NULL, PGRES_TUPLES_OK, NULL, err, sizeof(err)));
+    cr_expect_not(db_failure_blames_message(db), "no connection is never the message's fault");
+    db_free(db);
 }
 
 Test(db, classify_null_inputs)

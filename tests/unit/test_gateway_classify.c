@@ -2,6 +2,7 @@
 #include <criterion/parameterized.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -389,18 +390,18 @@ Test(wire, stripe_refund_request)
 Test(http, retry_after_seconds_and_dates)
 {
     int64_t ms = -1;
-    cr_expect(http_parse_retry_after("2", 0, &ms));
+    cr_expect(http_parse_retry_after("2", 0, &ms, NULL));
     cr_expect_eq(ms, 2000);
-    cr_expect(http_parse_retry_after("0", 0, &ms));
+    cr_expect(http_parse_retry_after("0", 0, &ms, NULL));
     cr_expect_eq(ms, 0);
     /* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
-    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 30, &ms));
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 30, &ms, NULL));
     cr_expect_eq(ms, 30000);
-    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 30, &ms));
+    cr_expect(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 30, &ms, NULL));
     cr_expect_eq(ms, 0, "a date in the past means now");
-    cr_expect_not(http_parse_retry_after("", 0, &ms));
-    cr_expect_not(http_parse_retry_after("soon", 0, &ms));
-    cr_expect_not(http_parse_retry_after("-5", 0, &ms));
+    cr_expect_not(http_parse_retry_after("", 0, &ms, NULL));
+    cr_expect_not(http_parse_retry_after("soon", 0, &ms, NULL));
+    cr_expect_not(http_parse_retry_after("-5", 0, &ms, NULL));
 }
 
 static int64_t mono_ms(void)
@@ -663,6 +664,22 @@ Test(inquiry, hostile_numbers_never_reach_a_cast)
         &p));
     cr_expect_eq(p.balance_amount, -1);
     cr_expect_eq(p.canceled_amount, 0);
+    /* Integers jansson reads exactly, summed: saturated, never wrapped. */
+    cr_assert(gateway_toss_parse_payment(
+        "{\"balanceAmount\":0,\"cancels\":[{\"cancelAmount\":9223372036854775807},"
+        "{\"cancelAmount\":9223372036854775807}]}",
+        &p));
+    cr_expect_eq(p.canceled_amount, INT64_MAX);
+    struct gateway_inquiry q;
+    struct refund_request req = {"r", "pi", 2000, "USD", false, "x", NULL, 0, 0};
+    memset(&q, 0, sizeof(q));
+    gateway_stripe_judge("{\"amount\":5000,\"currency\":\"usd\"}",
+                         "{\"has_more\":false,\"data\":[{\"amount\":9223372036854775807,"
+                         "\"status\":\"succeeded\"},{\"amount\":9223372036854775807,"
+                         "\"status\":\"succeeded\"}]}",
+                         &req, &q);
+    cr_expect_eq(q.refunded_amount, INT64_MAX);
+    cr_expect_eq(q.finding, FINDING_ALREADY_REFUNDED);
 }
 
 Test(inquiry, toss_virtual_account_refunds_settle_later)

@@ -145,3 +145,29 @@ Test(retry_policy, exhausted_when_next_attempt_would_pass_the_deadline)
     cr_expect_str_eq(retry_decision_name(RETRY_EXHAUSTED), "exhausted");
     cr_expect_str_eq(retry_decision_name(RETRY_SCHEDULE), "schedule");
 }
+
+/* The issue's gateway answer: Retry-After 9223372036854775 (seconds) became
+ * now + 9223372036854775000 ms, wrapped negative, and the database refused
+ * the next attempt's time. A Retry-After is honoured up to one day. */
+Test(retry_policy, retry_after_is_capped_at_one_day)
+{
+    struct retry_policy p = policy(JITTER_NONE);
+    cr_expect_eq(retry_policy_delay_ms(&p, 1, 9223372036854775000LL, 0), RETRY_AFTER_MAX_MS);
+    cr_expect_eq(retry_policy_delay_ms(&p, 1, INT64_MAX, 0), RETRY_AFTER_MAX_MS);
+    cr_expect_eq(retry_policy_delay_ms(&p, 1, RETRY_AFTER_MAX_MS, 0), RETRY_AFTER_MAX_MS);
+    cr_expect_eq(retry_policy_delay_ms(&p, 1, 7200000, 0), 7200000, "2 h: above max_delay, kept");
+    p.jitter = JITTER_FULL;
+    cr_expect_eq(retry_policy_delay_ms(&p, 1, INT64_MAX, UINT64_MAX), RETRY_AFTER_MAX_MS);
+}
+
+Test(retry_policy, a_delay_no_clock_reaches_is_past_every_deadline)
+{
+    struct retry_policy p = policy(JITTER_NONE);
+    int64_t now = 1796083200000LL, next = 42;
+    cr_expect_eq(retry_policy_decide(&p, 1, now, now + p.deadline_ms, INT64_MAX, &next),
+                 RETRY_EXHAUSTED);
+    cr_expect_eq(retry_policy_decide(&p, 1, now, INT64_MAX, INT64_MAX, &next), RETRY_SCHEDULE);
+    cr_expect_eq(next, INT64_MAX, "saturated, never wrapped negative");
+    cr_expect_eq(retry_policy_decide(&p, 1, now, now + 10, -5, &next), RETRY_SCHEDULE);
+    cr_expect_eq(next, now, "a negative delay is now");
+}

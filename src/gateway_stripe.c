@@ -120,13 +120,13 @@ static bool build_get(const struct gateway_build_ctx *ctx, const char *path, con
 {
     memset(spec, 0, sizeof(*spec));
     spec->method = "GET";
-    char *esc = curl_easy_escape(ctx->esc, id, 0);
+    char *esc = gateway_escape_segment(ctx->esc, id);
     if (esc != NULL) {
         size_t n = strlen(ctx->base_url) + strlen(path) + strlen(esc) + strlen(suffix) + 1;
         spec->url = malloc(n);
         if (spec->url != NULL)
             snprintf(spec->url, n, "%s%s%s%s", ctx->base_url, path, esc, suffix);
-        curl_free(esc);
+        free(esc);
     }
     if (spec->url != NULL) {
         spec->headers[0] = strdup(ctx->auth_header);

@@ -49,14 +49,14 @@ out:
 static char *payment_url(const struct gateway_build_ctx *ctx, const char *payment_key,
                          const char *suffix)
 {
-    char *esc = curl_easy_escape(ctx->esc, payment_key, 0);
+    char *esc = gateway_escape_segment(ctx->esc, payment_key);
     if (esc == NULL)
         return NULL;
     size_t n = strlen(ctx->base_url) + strlen("/v1/payments/") + strlen(esc) + strlen(suffix) + 1;
     char *url = malloc(n);
     if (url != NULL)
         snprintf(url, n, "%s/v1/payments/%s%s", ctx->base_url, esc, suffix);
-    curl_free(esc);
+    free(esc);
     return url;
 }
 

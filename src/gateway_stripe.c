@@ -13,6 +13,7 @@
  */
 #include "gateway_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,8 +230,9 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
         const char *st = json_string_value(json_object_get(r, "status"));
         int64_t amount = json_number_i64(json_object_get(r, "amount"));
         bool gone = st != NULL && (strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
-        if (!gone && amount > 0)
-            refunded += amount;
+        /* A sum past int64 is no amount of money: unknown (-1). */
+        if (!gone && amount > 0 && refunded >= 0)
+            refunded = amount <= INT64_MAX - refunded ? refunded + amount : -1;
         if (!refund_is_ours(r, req->request_id))
             continue;
         ours = amount;
@@ -242,6 +244,7 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
             pending = true; /* pending, requires_action, or a status we do not know */
     }
     out->refunded_amount = has_more ? -1 : refunded;
+    bool sum_unknown = has_more || refunded < 0;
     if (settled || pending) {
         if (ours != req->amount) {
             out->finding = FINDING_MISMATCH;
@@ -252,11 +255,14 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
             snprintf(out->detail, sizeof(out->detail), "our refund of %lld is %s", (long long)ours,
                      settled ? "succeeded" : "not settled yet");
         }
-    } else if (has_more) {
-        /* A hundred refunds on one payment and ours not among the newest:
-         * nothing can be concluded, so nothing new may be sent. */
+    } else if (sum_unknown) {
+        /* A hundred refunds on one payment and ours not among the newest,
+         * or amounts that add up past int64: nothing can be concluded, so
+         * nothing new may be sent. */
         out->finding = FINDING_UNKNOWN;
-        snprintf(out->detail, sizeof(out->detail), "more refunds than one inquiry reads");
+        snprintf(out->detail, sizeof(out->detail), "%s",
+                 has_more ? "more refunds than one inquiry reads"
+                          : "the refunds' amounts add up past any payment");
     } else if (failed) {
         out->finding = FINDING_REFUND_FAILED;
         snprintf(out->detail, sizeof(out->detail), "our refund failed or was canceled");

@@ -8,6 +8,7 @@
 #include "base64.h"
 #include "gateway_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,8 +173,10 @@ bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)
         {
             int64_t amount = json_number_i64(json_object_get(c, "cancelAmount"));
             const char *cst = json_string_value(json_object_get(c, "cancelStatus"));
-            if (amount > 0)
-                out->canceled_amount += amount;
+            /* A sum past int64 is no amount of money: unknown (-1). */
+            if (amount > 0 && out->canceled_amount >= 0)
+                out->canceled_amount =
+                    amount <= INT64_MAX - out->canceled_amount ? out->canceled_amount + amount : -1;
             if (out->ncancels == sizeof(out->cancels) / sizeof(out->cancels[0])) {
                 out->cancels_truncated = true;
                 continue;

@@ -17,6 +17,8 @@ CR_KAFKA_VERSION=3.9.1
 CR_KAFKA_JARS="$CR_STATE_DIR/cache/kafka-$CR_KAFKA_VERSION"
 CR_BUILD_DIR="${CR_BUILD_DIR:-build}"
 CR_ASAN_BUILD_DIR="${CR_ASAN_BUILD_DIR:-build-asan}"
+# clang + libFuzzer build of tests/fuzz (docs/fuzzing.md).
+CR_FUZZ_BUILD_DIR="${CR_FUZZ_BUILD_DIR:-build-fuzz}"
 # Debian's interpreter: it has python3-jsonschema; a pyenv shim first in PATH
 # would not.
 CR_PYTHON="${CR_PYTHON:-/usr/bin/python3}"

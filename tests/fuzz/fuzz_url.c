@@ -12,6 +12,9 @@
  * slashes go as gateway_client_new() drops them. Missing fields are empty;
  * an empty IDEMPOTENCY_KEY or REASON is none. Properties, for the Toss
  * cancel and inquiry and the Stripe refund, PaymentIntent and refund list:
+ * - every call builds for an ordinary key (key_ordinary()); a builder may
+ *   refuse an empty key, "." or "..", a control character or invalid UTF-8
+ *   (and Toss a reason that is no UTF-8), saying why and keeping nothing;
  * - the URL is BASE + the call's path + the escaped key (+ its fixed
  *   suffix), the key's segment holds no byte that ends or leaves it ('/',
  *   '?', '#', a dot segment) and unescapes to the key exactly;
@@ -178,11 +181,36 @@ static bool valid_utf8(const char *s)
     return j != NULL;
 }
 
+/* A key any builder must take: what the contract allows (1-255 characters
+ * of UTF-8) less what cannot be one URL path segment ("." and "..") and
+ * control characters (C0, DEL, C1). A builder may refuse the others, or
+ * build a URL that still names them. */
+static bool key_ordinary(const char *s)
+{
+    if (s[0] == '\0' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || !valid_utf8(s))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0))
+            return false;
+    return true;
+}
+
+/* A refusal is allowed only when may_refuse; it says why and leaves
+ * nothing behind. */
+static void check_refusal(const char *what, const struct gateway_call_spec *spec, const char *err,
+                          bool may_refuse)
+{
+    FUZZ_CHECK(may_refuse, "%s refused: %s", what, err);
+    FUZZ_CHECK(err[0] != '\0' && spec->url == NULL && spec->nheaders == 0 && spec->body == NULL,
+               "%s: a refusal without a reason, or with a spec left", what);
+}
+
 static void toss(const struct input *in)
 {
     struct gateway_build_ctx ctx = {in->base, toss_auth, esc};
     struct gateway_call_spec spec;
     char err[256] = "";
+    bool odd_key = !key_ordinary(in->req.payment_key);
 
     if (gateway_toss_build_refund(&ctx, &in->req, &spec, err, sizeof(err))) {
         check_url("toss cancel", spec.url, in->base, "/v1/payments/", in->req.payment_key,
@@ -200,17 +228,18 @@ static void toss(const struct input *in)
         json_decref(body);
         gateway_call_spec_clear(&spec);
     } else {
-        /* The one refusal: a reason that is no UTF-8 cannot go into JSON. */
-        FUZZ_CHECK(in->req.reason != NULL && !valid_utf8(in->req.reason), "toss cancel refused: %s",
-                   err);
-        FUZZ_CHECK(spec.url == NULL && spec.nheaders == 0, "toss cancel: a refusal left a spec");
+        /* Also refused: a reason that is no UTF-8 cannot go into JSON. */
+        check_refusal("toss cancel", &spec, err,
+                      odd_key || (in->req.reason != NULL && !valid_utf8(in->req.reason)));
     }
 
-    FUZZ_CHECK(gateway_toss_build_inquiry(&ctx, in->req.payment_key, &spec, err, sizeof(err)),
-               "toss inquiry refused: %s", err);
-    check_url("toss inquiry", spec.url, in->base, "/v1/payments/", in->req.payment_key, "");
-    check_headers("toss inquiry", &spec, &in->req, false);
-    gateway_call_spec_clear(&spec);
+    if (gateway_toss_build_inquiry(&ctx, in->req.payment_key, &spec, err, sizeof(err))) {
+        check_url("toss inquiry", spec.url, in->base, "/v1/payments/", in->req.payment_key, "");
+        check_headers("toss inquiry", &spec, &in->req, false);
+        gateway_call_spec_clear(&spec);
+    } else {
+        check_refusal("toss inquiry", &spec, err, odd_key);
+    }
 }
 
 /* Stripe's form body: name=value pairs, in this order, each unescaping to
@@ -245,32 +274,37 @@ static void stripe(const struct input *in)
     struct gateway_build_ctx ctx = {in->base, stripe_auth, esc};
     struct gateway_call_spec spec;
     char err[256] = "";
+    bool odd_key = !key_ordinary(in->req.payment_key);
 
-    FUZZ_CHECK(gateway_stripe_build_refund(&ctx, &in->req, &spec, err, sizeof(err)),
-               "stripe refund refused: %s", err);
-    FUZZ_CHECK(strcmp(spec.url, in->base) != 0 &&
-                   strncmp(spec.url, in->base, strlen(in->base)) == 0 &&
-                   strcmp(spec.url + strlen(in->base), "/v1/refunds") == 0,
-               "stripe refund: URL \"%s\"", spec.url);
-    check_headers("stripe refund", &spec, &in->req, true);
-    FUZZ_CHECK(spec.body != NULL && spec.body_len == strlen(spec.body), "stripe refund: body");
-    check_form(spec.body, &in->req);
-    gateway_call_spec_clear(&spec);
+    if (gateway_stripe_build_refund(&ctx, &in->req, &spec, err, sizeof(err))) {
+        FUZZ_CHECK(strncmp(spec.url, in->base, strlen(in->base)) == 0 &&
+                       strcmp(spec.url + strlen(in->base), "/v1/refunds") == 0,
+                   "stripe refund: URL \"%s\"", spec.url);
+        check_headers("stripe refund", &spec, &in->req, true);
+        FUZZ_CHECK(spec.body != NULL && spec.body_len == strlen(spec.body), "stripe refund: body");
+        check_form(spec.body, &in->req);
+        gateway_call_spec_clear(&spec);
+    } else {
+        check_refusal("stripe refund", &spec, err, odd_key);
+    }
 
-    FUZZ_CHECK(
-        gateway_stripe_build_payment_intent(&ctx, in->req.payment_key, &spec, err, sizeof(err)),
-        "stripe payment intent refused: %s", err);
-    check_url("stripe payment intent", spec.url, in->base, "/v1/payment_intents/",
-              in->req.payment_key, "");
-    check_headers("stripe payment intent", &spec, &in->req, false);
-    gateway_call_spec_clear(&spec);
+    if (gateway_stripe_build_payment_intent(&ctx, in->req.payment_key, &spec, err, sizeof(err))) {
+        check_url("stripe payment intent", spec.url, in->base, "/v1/payment_intents/",
+                  in->req.payment_key, "");
+        check_headers("stripe payment intent", &spec, &in->req, false);
+        gateway_call_spec_clear(&spec);
+    } else {
+        check_refusal("stripe payment intent", &spec, err, odd_key);
+    }
 
-    FUZZ_CHECK(gateway_stripe_build_refund_list(&ctx, in->req.payment_key, &spec, err, sizeof(err)),
-               "stripe refund list refused: %s", err);
-    check_url("stripe refund list", spec.url, in->base,
-              "/v1/refunds?payment_intent=", in->req.payment_key, "&limit=100");
-    check_headers("stripe refund list", &spec, &in->req, false);
-    gateway_call_spec_clear(&spec);
+    if (gateway_stripe_build_refund_list(&ctx, in->req.payment_key, &spec, err, sizeof(err))) {
+        check_url("stripe refund list", spec.url, in->base,
+                  "/v1/refunds?payment_intent=", in->req.payment_key, "&limit=100");
+        check_headers("stripe refund list", &spec, &in->req, false);
+        gateway_call_spec_clear(&spec);
+    } else {
+        check_refusal("stripe refund list", &spec, err, odd_key);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

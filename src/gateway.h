@@ -93,7 +93,7 @@ struct gateway_payment {
     char status[32];              /* e.g. DONE, CANCELED, PARTIAL_CANCELED */
     int64_t total_amount;
     int64_t balance_amount;
-    int64_t canceled_amount; /* sum of cancels[].cancelAmount */
+    int64_t canceled_amount; /* sum of cancels[].cancelAmount, -1 when past int64 */
     char currency[8];
     char refund_status[24]; /* virtualAccount.refundStatus, "" when absent */
     /* The first GATEWAY_MAX_CANCELS cancels: amount, and whether Toss reports

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -91,6 +93,23 @@ static inline int64_t json_number_i64(const json_t *v)
             return (int64_t)d;
     }
     return -1;
+}
+
+/* s escaped as one URL path segment, malloc'd (free() it), or NULL when out
+ * of memory. curl_easy_escape() keeps '.', so a key of "." or ".." would be
+ * a dot segment, which libcurl and servers remove from the path: the call
+ * would go to another resource (POST /v1/payments/./cancel is
+ * /v1/payments/cancel). Those two are written with %2E instead. */
+static inline char *gateway_escape_segment(CURL *esc, const char *s)
+{
+    if (strcmp(s, ".") == 0)
+        return strdup("%2E");
+    if (strcmp(s, "..") == 0)
+        return strdup("%2E%2E");
+    char *e = curl_easy_escape(esc, s, 0);
+    char *copy = e != NULL ? strdup(e) : NULL;
+    curl_free(e);
+    return copy;
 }
 
 /* The body shape of a 2xx refund answer, as a gateway_table code: Toss

@@ -14,6 +14,7 @@
 #include "bounds.h"
 #include "gateway_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,7 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
             pending = true; /* pending, requires_action, or a status we do not know */
     }
     out->refunded_amount = has_more ? -1 : refunded;
+    bool sum_unknown = has_more || refunded < 0;
     if (settled || pending) {
         if (ours != req->amount) {
             out->finding = FINDING_MISMATCH;
@@ -258,11 +260,14 @@ void gateway_stripe_judge(const char *payment_intent_body, const char *refunds_b
             snprintf(out->detail, sizeof(out->detail), "our refund of %lld is %s", (long long)ours,
                      settled ? "succeeded" : "not settled yet");
         }
-    } else if (has_more) {
-        /* A hundred refunds on one payment and ours not among the newest:
-         * nothing can be concluded, so nothing new may be sent. */
+    } else if (sum_unknown) {
+        /* A hundred refunds on one payment and ours not among the newest,
+         * or amounts that add up past int64: nothing can be concluded, so
+         * nothing new may be sent. */
         out->finding = FINDING_UNKNOWN;
-        snprintf(out->detail, sizeof(out->detail), "more refunds than one inquiry reads");
+        snprintf(out->detail, sizeof(out->detail), "%s",
+                 has_more ? "more refunds than one inquiry reads"
+                          : "the refunds' amounts add up past any payment");
     } else if (failed) {
         out->finding = FINDING_REFUND_FAILED;
         snprintf(out->detail, sizeof(out->detail), "our refund failed or was canceled");

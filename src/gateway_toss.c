@@ -9,6 +9,7 @@
 #include "bounds.h"
 #include "gateway_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -17,6 +17,8 @@ CR_KAFKA_VERSION=3.9.1
 CR_KAFKA_JARS="$CR_STATE_DIR/cache/kafka-$CR_KAFKA_VERSION"
 CR_BUILD_DIR="${CR_BUILD_DIR:-build}"
 CR_ASAN_BUILD_DIR="${CR_ASAN_BUILD_DIR:-build-asan}"
+# clang + libFuzzer build of tests/fuzz (docs/fuzzing.md).
+CR_FUZZ_BUILD_DIR="${CR_FUZZ_BUILD_DIR:-build-fuzz}"
 # Debian's interpreter: it has python3-jsonschema; a pyenv shim first in PATH
 # would not.
 CR_PYTHON="${CR_PYTHON:-/usr/bin/python3}"
@@ -58,6 +60,22 @@ cr_tail() {
 }
 
 cr_have() { command -v "$1" >/dev/null 2>&1; }
+
+# Can ${CC:-clang} build a libFuzzer harness with the sanitizers the fuzz
+# build uses? Compiles and links an empty one; false when clang or its
+# runtime (Debian: libclang-rt-NN-dev) is missing.
+cr_libfuzzer_ok() {
+    local cc="${CR_FUZZ_CC:-clang}" tmp rc=0
+    cr_have "$cc" || return 1
+    tmp="$(mktemp -d)"
+    printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+        >"$tmp/t.c"
+    "$cc" -fsanitize=fuzzer,address,undefined "$tmp/t.c" -o "$tmp/t" >/dev/null 2>&1 || rc=1
+    rm -rf "$tmp"
+    return "$rc"
+}
 
 # Is pid alive and, when a pattern is given, is its command line a match?
 # The pattern guards against a recycled pid after a reboot or a crash.

@@ -194,8 +194,8 @@ ParameterizedTest(struct bad_case *c, cloudevent, refuses_bad_events)
     struct cloudevent ev;
     char err[256] = "";
     enum event_verdict v = parse_str(c->json, &ev, err, sizeof(err));
-    cr_expect_eq(v, c->verdict, "%s: got %s (%s), want %s", c->json, event_verdict_name(v), err,
-                 event_verdict_name(c->verdict));
+    cr_expect_eq((int)v, c->verdict, "%s: got %s (%s), want %s", c->json, event_verdict_name(v),
+                 err, event_verdict_name(c->verdict));
     cr_expect(strstr(err, c->mention) != NULL, "%s: error \"%s\" does not mention %s", c->json, err,
               c->mention);
     cr_expect_null(ev.id, "left a parsed attribute behind");

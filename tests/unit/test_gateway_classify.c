@@ -151,8 +151,8 @@ ParameterizedTest(struct ccase *c, classify, table)
     gateway_classify((enum gateway_kind)c->kind, c->status, c->body, c->curl_code, NULL, NULL, &REQ,
                      &a);
     const char *what = c->kind == STRIPE ? "stripe" : "toss";
-    cr_expect_eq(a.verdict, c->verdict, "%s %ld %s curl %d: %s, want %s", what, c->status, c->body,
-                 c->curl_code, gateway_verdict_name(a.verdict),
+    cr_expect_eq((int)a.verdict, c->verdict, "%s %ld %s curl %d: %s, want %s", what, c->status,
+                 c->body, c->curl_code, gateway_verdict_name(a.verdict),
                  gateway_verdict_name((enum gateway_verdict)c->verdict));
     cr_expect_str_eq(a.code, c->code, "%s %ld %s", what, c->status, c->body);
     cr_expect_eq(a.answered, c->answered);
@@ -287,8 +287,9 @@ ParameterizedTest(struct rcase *c, toss_already_refunded, resolve)
         strcpy(p.answer.code, "INVALID_RESPONSE");
     }
     gateway_toss_resolve_already_refunded(&p, c->partial, c->amount, &a);
-    cr_expect_eq(a.verdict, c->verdict, "inquiry %ld %s, %s %lld: %s", c->inq_status, c->inq_body,
-                 c->partial ? "partial" : "full", c->amount, gateway_verdict_name(a.verdict));
+    cr_expect_eq((int)a.verdict, c->verdict, "inquiry %ld %s, %s %lld: %s", c->inq_status,
+                 c->inq_body, c->partial ? "partial" : "full", c->amount,
+                 gateway_verdict_name(a.verdict));
     cr_expect_str_eq(a.code, c->code);
     cr_expect_neq(a.message[0], '\0');
 }

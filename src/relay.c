@@ -31,10 +31,26 @@
 static const char sql_try_lock[] =
     "SELECT pg_try_advisory_lock(hashtext('cancel-retry:outbox-relay'))";
 
-/* Delivery state of one row of the batch in flight. */
+/* Longest wait for librdkafka to hand back the reports of messages a batch
+ * gave up on (purged): they come at the next poll, this is a safety net. */
+#define RELAY_DRAIN_MS 5000
+
+/* Delivery state of one row of the batch in flight. The slots live in the
+ * relay (r->dl), not in the batch: librdkafka keeps a pointer to its slot in
+ * every message it holds and writes the report there whenever it is served,
+ * which can be after the batch stopped waiting (a stop, a fatal error) and
+ * as late as the final flush in relay_free(). A batch also never ends with
+ * a message of its own still in the producer (drain_batch), so a late
+ * report cannot land in a slot the next batch reuses. */
+enum delivery_state {
+    DELIVERY_IDLE = 0,  /* not handed to librdkafka */
+    DELIVERY_IN_FLIGHT, /* librdkafka holds it; the report will come */
+    DELIVERY_DONE,      /* the report (or producev's refusal) is in err */
+};
+
 struct delivery {
     int64_t id;
-    bool done;
+    enum delivery_state state;
     rd_kafka_resp_err_t err;
 };
 
@@ -48,6 +64,8 @@ struct relay {
     int64_t next_purge_ms;
     int64_t failure_backoff_ms;
     struct metrics *metrics;
+    /* batch_size delivery slots; owned, freed after the producer. */
+    struct delivery *dl;
     /* The scheduled reconciliation against the gateways (reconcile_run.h):
      * the pass in progress, and when the next one starts (monotonic ms; -1:
      * ask the database, after taking the lead). */
@@ -86,9 +104,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     struct delivery *d = msg->_private;
     (void)rk;
     (void)opaque;
-    if (d == NULL)
+    /* A report for a slot not waiting for one would be a bug; keep it from
+     * marking the wrong row. */
+    if (d == NULL || d->state != DELIVERY_IN_FLIGHT)
         return;
-    d->done = true;
+    d->state = DELIVERY_DONE;
     d->err = msg->err;
 }
 
@@ -100,7 +120,10 @@ struct relay *relay_new(const struct config *cfg, const char *worker)
     r->cfg = cfg;
     r->worker = worker;
     r->db = db_new(&cfg->database, "outbox-relay");
-    if (r->db == NULL) {
+    r->dl = calloc((size_t)cfg->relay.batch_size, sizeof(*r->dl));
+    if (r->db == NULL || r->dl == NULL) {
+        db_free(r->db);
+        free(r->dl);
         free(r);
         return NULL;
     }
@@ -112,8 +135,11 @@ void relay_free(struct relay *r)
     if (r == NULL)
         return;
     reconcile_pass_free(r->pass);
+    /* The producer first: its final flush may still serve reports, which
+     * write into r->dl. */
     if (r->producer != NULL)
         kafka_producer_close(r->producer, (int)r->cfg->relay.flush_timeout_ms);
+    free(r->dl);
     db_free(r->db);
     free(r);
 }
@@ -180,16 +206,19 @@ static size_t produce_rows(struct relay *r, struct outbox_row *rows, size_t n, s
 
     for (size_t i = 0; i < n; i++) {
         dl[i].id = rows[i].id;
-        dl[i].done = false;
+        dl[i].state = DELIVERY_IDLE;
         dl[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
         rd_kafka_headers_t *hdrs = dlq_headers_to_kafka(rows[i].headers, err, sizeof(err));
         if (hdrs == NULL) {
-            dl[i].done = true;
+            dl[i].state = DELIVERY_DONE;
             dl[i].err = RD_KAFKA_RESP_ERR__INVALID_ARG;
             log_error("outbox row %" PRId64 " has bad headers: %s", rows[i].id, err);
             continue;
         }
         size_t key_len = rows[i].key != NULL ? strlen(rows[i].key) : 0;
+        /* In flight before producev: its report may be served by any poll
+         * from here on. */
+        dl[i].state = DELIVERY_IN_FLIGHT;
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 r->producer, RD_KAFKA_V_TOPIC(rows[i].topic), RD_KAFKA_V_KEY(rows[i].key, key_len),
@@ -205,12 +234,46 @@ static size_t produce_rows(struct relay *r, struct outbox_row *rows, size_t n, s
                 continue;
             }
             rd_kafka_headers_destroy(hdrs);
-            dl[i].done = true;
+            dl[i].state = DELIVERY_DONE;
             dl[i].err = e;
             break;
         }
     }
     return queued;
+}
+
+static size_t count_in_flight(const struct delivery *dl, size_t n)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < n; i++)
+        pending += dl[i].state == DELIVERY_IN_FLIGHT;
+    return pending;
+}
+
+/* The batch gives up on its messages still in flight: take them out of the
+ * producer (their reports come back at once as purged) and wait for those
+ * reports, so that none is left to arrive later. Their rows stay unpublished
+ * and go out again (the broker may have them already: consumers dedup). */
+static void drain_batch(struct relay *r, size_t n)
+{
+    size_t pending = count_in_flight(r->dl, n);
+    if (pending == 0)
+        return;
+    log_warn("giving up on %zu pending deliveries; their rows stay unpublished", pending);
+    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t until = mono_ms() + RELAY_DRAIN_MS;
+    while (count_in_flight(r->dl, n) > 0 && mono_ms() < until)
+        rd_kafka_poll(r->producer, 50);
+    if (count_in_flight(r->dl, n) > 0) {
+        /* Should not happen; if it does, a report must not reach a slot the
+         * next batch uses: the producer goes, with what it still holds. */
+        log_error("delivery reports still missing after purging; recreating the producer");
+        kafka_producer_close(r->producer, 0);
+        r->producer = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (r->dl[i].state == DELIVERY_IN_FLIGHT)
+                r->dl[i].state = DELIVERY_IDLE;
+    }
 }
 
 /* Publish one batch. Returns the number of rows read (0: nothing due), or -1
@@ -227,12 +290,10 @@ static int publish_batch(struct relay *r)
     }
     if (n == 0)
         return 0;
-    struct delivery *dl = calloc(n, sizeof(*dl));
+    struct delivery *dl = r->dl; /* n <= batch_size slots */
     int64_t *ok_ids = calloc(n, sizeof(*ok_ids));
     size_t n_ok = 0, n_failed = 0;
-    if (dl == NULL || ok_ids == NULL) {
-        free(dl);
-        free(ok_ids);
+    if (ok_ids == NULL) {
         outbox_rows_free(rows, n);
         log_error("out of memory");
         return -1;
@@ -243,12 +304,7 @@ static int publish_batch(struct relay *r)
      * by producev. Bounded by message.timeout.ms inside librdkafka; a stop
      * request waits flush_timeout more, then leaves the rest unpublished. */
     int64_t stop_deadline = -1;
-    for (;;) {
-        size_t pending = 0;
-        for (size_t i = 0; i < n; i++)
-            pending += !dl[i].done;
-        if (pending == 0)
-            break;
+    while (count_in_flight(dl, n) > 0) {
         if (signals_stop_requested()) {
             if (stop_deadline < 0)
                 stop_deadline = mono_ms() + r->cfg->relay.flush_timeout_ms;
@@ -257,10 +313,14 @@ static int publish_batch(struct relay *r)
         }
         rd_kafka_poll(r->producer, 100);
     }
+    drain_batch(r, n);
     for (size_t i = 0; i < n; i++) {
-        if (dl[i].done && dl[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (dl[i].state != DELIVERY_DONE || dl[i].err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+            dl[i].err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            continue; /* given up on: unpublished, not a failure of the row */
+        if (dl[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             ok_ids[n_ok++] = dl[i].id;
-        } else if (dl[i].done) {
+        } else {
             n_failed++;
             log_warn("could not publish outbox row %" PRId64 " to %s: %s", dl[i].id, rows[i].topic,
                      rd_kafka_err2str(dl[i].err));
@@ -290,7 +350,6 @@ static int publish_batch(struct relay *r)
     } else {
         r->failure_backoff_ms = 0;
     }
-    free(dl);
     free(ok_ids);
     outbox_rows_free(rows, n);
     return result;
@@ -451,7 +510,8 @@ static void wait_for_work(struct relay *r)
         if (r->pass != NULL && slice > RELAY_PASS_TURN_MS)
             slice = RELAY_PASS_TURN_MS;
         /* Serve delivery reports and the producer's internals while waiting. */
-        rd_kafka_poll(r->producer, 0);
+        if (r->producer != NULL)
+            rd_kafka_poll(r->producer, 0);
         if (!db_wait_notify(r->db, slice, &notified, err, sizeof(err))) {
             log_warn("%s", err);
             return;

@@ -278,10 +278,12 @@ static void park(struct relay *r, struct batch_outcome *o, const struct outbox_r
     metrics_add(r->metrics, "cancel_retry_outbox_parked_total", labels, 1);
     struct log_ctx ctx = LOG_CTX_INIT;
     json_t *fields = json_pack("{s:I, s:s}", "outboxId", (json_int_t)row->id, "reason", code);
+    /* Our events are keyed by their requestId, dead letters by the original
+     * message's key: named as what it is. */
+    if (row->key != NULL)
+        json_object_set_new(fields, "key", json_string(row->key));
     ctx.fields = fields;
     ctx.topic = row->topic;
-    if (row->key != NULL)
-        ctx.request_id = row->key;
     log_emit(LOG_ERROR, &ctx,
              "outbox row %" PRId64 " parked, it can never be published as it is: %s;"
              " the relay moves on. Fix the cause, then: cancelctl outbox requeue --id %" PRId64,

@@ -214,9 +214,9 @@ static bool try_lead(struct relay *r)
     else
         log_info("this relay is now active (%s), lease epoch %" PRId64 ", taken over from %s: %s",
                  r->worker, r->lease.epoch, why.previous,
-                 why.session_gone ? "its database session is gone"
-                 : why.expired    ? "its lease ran out"
-                                  : "it released the lease");
+                 why.released       ? "it released the lease"
+                 : why.session_gone ? "its database session is gone"
+                                    : "its lease ran out");
     set_active_metrics(r);
     return true;
 }

@@ -23,6 +23,7 @@
 static const char sql_acquire[] =
     "WITH prev AS ("
     "  SELECT l.name, l.holder, l.expires_at <= now() AS expired,"
+    "         l.expires_at = '-infinity' AS released,"
     "         NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
     "                      WHERE a.pid = l.holder_pid"
     "                        AND (a.backend_start IS NULL"
@@ -36,7 +37,7 @@ static const char sql_acquire[] =
     "        expires_at = now() + $3::bigint * interval '1 ms'"
     "   FROM prev"
     "  WHERE l.name = prev.name AND (prev.holder IS NULL OR prev.expired OR prev.gone)"
-    " RETURNING l.epoch, coalesce(prev.holder, ''), prev.expired, prev.gone";
+    " RETURNING l.epoch, coalesce(prev.holder, ''), prev.expired, prev.gone, prev.released";
 
 /* Renew only the epoch we hold: a relay that lost the row cannot extend the
  * new holder's lease. A lapsed lease that nobody took yet is still ours. */
@@ -44,7 +45,9 @@ static const char sql_renew[] =
     "UPDATE relay_leader SET renewed_at = now(), expires_at = now() + $4::bigint * interval '1 ms'"
     " WHERE name = $1 AND holder = $2 AND epoch = $3::bigint";
 
-static const char sql_release[] = "UPDATE relay_leader SET expires_at = now()"
+/* '-infinity' rather than now(): lapsed either way, and the next holder can
+ * tell a hand-over from a failure. */
+static const char sql_release[] = "UPDATE relay_leader SET expires_at = '-infinity'"
                                   " WHERE name = $1 AND holder = $2 AND epoch = $3::bigint";
 
 static int64_t mono_ms(void)
@@ -106,6 +109,7 @@ enum relay_lease_result relay_lease_acquire(struct relay_lease *l, struct db *db
         snprintf(why->previous, sizeof(why->previous), "%s", PQgetvalue(res, 0, 1));
         why->expired = PQgetvalue(res, 0, 2)[0] == 't';
         why->session_gone = PQgetvalue(res, 0, 3)[0] == 't';
+        why->released = PQgetvalue(res, 0, 4)[0] == 't';
     }
     PQclear(res);
     return RELAY_LEASE_HELD;

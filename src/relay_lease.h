@@ -58,6 +58,7 @@ struct relay_lease_takeover {
     char previous[256]; /* the last holder, "" if none */
     bool expired;       /* its lease had lapsed */
     bool session_gone;  /* its database session no longer existed */
+    bool released;      /* it gave the lease up (shut down) */
 };
 
 enum relay_lease_result {

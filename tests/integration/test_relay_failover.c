@@ -11,6 +11,7 @@
  *   (pg_terminate_backend) while it is frozen, so it cannot reconnect: the
  *   standby takes over at once, not after the lease.
  * - live relay's session terminated: a relay is active again within seconds.
+ * - stopped (SIGTERM): it releases its lease, the standby takes over at once.
  * - cut off: the active relay's connection goes through a TCP proxy that
  *   stops forwarding without closing anything (a host cut off without a
  *   FIN): its next renewal hangs, the standby takes over after the lease,
@@ -289,6 +290,25 @@ Test(relay_failover, terminated_session_of_a_live_relay, .fini = stop, .timeout 
     publish_many("terminated", N);
     wait_all_final(N, 60000, "after the termination");
     assert_no_marks_after_takeover(old_epoch);
+}
+
+/* A relay stopped with SIGTERM releases its lease: the standby takes over
+ * at its next try, not when the lease would lapse. */
+Test(relay_failover, stopped_relay_hands_over, .fini = stop, .timeout = 180)
+{
+    enum { N = 10 };
+    P = pipeline_start("relay_stopped", NULL);
+    int active = start_standby(), standby = 1 - active;
+    long long old_epoch = lease_epoch();
+    pipeline_kill(P, PIPELINE_RELAY, active, SIGTERM);
+    int64_t took = wait_takeover(old_epoch, LEASE_MS);
+    fprintf(stderr, "relay_failover: stopped relay replaced after %lld ms\n", (long long)took);
+    cr_assert(took >= 0 && took <= 3000, "no takeover within 3 s of SIGTERM (%lld ms; logs: %s)",
+              (long long)took, pipeline_log_dir(P));
+    cr_expect_gt(log_count(relay_log(standby), "it released the lease"), 0,
+                 "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
+    publish_many("stopped", N);
+    wait_all_final(N, 60000, "after the hand-over");
 }
 
 /* ---- a relay cut off from the database without a FIN ---- */

@@ -385,7 +385,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     P = pipeline_start("relay_killed_mid_batch",
                        NO_BREAKER "relay: { batch_size: 10, leader_lease: 2m }\n");
     pipeline_start_process(P, PIPELINE_RELAY, 1);
-    /* Whichever of the two got the lock first is the active one. */
+    /* Whichever of the two got the lease first is the active one. */
     int active = -1;
     for (int64_t until = itest_mono_ms() + 20000; active < 0 && itest_mono_ms() < until;
          itest_sleep_ms(50)) {

@@ -152,7 +152,8 @@ static long long lease_epoch(void)
     return query_int("SELECT epoch FROM relay_leader WHERE name = 'outbox-relay'");
 }
 
-/* Wait until the lease's epoch is past old; returns the ms waited, or -1. */
+/* Wait until the lease's epoch is past old; returns the ms waited, or -1.
+ * The new holder logs its takeover just after: read its log with log_wait. */
 static int64_t wait_takeover(long long old_epoch, int timeout_ms)
 {
     int64_t t0 = itest_mono_ms();
@@ -214,8 +215,8 @@ Test(relay_failover, frozen_relay_is_replaced_after_its_lease, .fini = stop, .ti
     /* The frozen relay renewed at most a third of a lease before it froze. */
     cr_expect_geq(took, LEASE_MS - LEASE_MS / 3 - 1000,
                   "the standby took a lease that cannot have lapsed (%lld ms)", (long long)took);
-    cr_expect_gt(log_count(relay_log(standby), "its lease ran out"), 0,
-                 "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
+    cr_expect(log_wait(relay_log(standby), "its lease ran out", 1, 3000),
+              "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     wait_all_final(N1 + N2, 90000, "after the takeover");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
@@ -255,8 +256,8 @@ Test(relay_failover, dead_session_is_replaced_at_once, .fini = stop, .timeout = 
     cr_assert(took >= 0, "the standby did not take over (logs: %s)", pipeline_log_dir(P));
     cr_expect_leq(took, 3000, "a dead session should be replaced at once, took %lld ms",
                   (long long)took);
-    cr_expect_gt(log_count(relay_log(standby), "its database session is gone"), 0,
-                 "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
+    cr_expect(log_wait(relay_log(standby), "its database session is gone", 1, 3000),
+              "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     publish_many("deadsession", N);
     wait_all_final(N, 60000, "after the takeover");
 
@@ -305,8 +306,8 @@ Test(relay_failover, stopped_relay_hands_over, .fini = stop, .timeout = 180)
     fprintf(stderr, "relay_failover: stopped relay replaced after %lld ms\n", (long long)took);
     cr_assert(took >= 0 && took <= 3000, "no takeover within 3 s of SIGTERM (%lld ms; logs: %s)",
               (long long)took, pipeline_log_dir(P));
-    cr_expect_gt(log_count(relay_log(standby), "it released the lease"), 0,
-                 "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
+    cr_expect(log_wait(relay_log(standby), "it released the lease", 1, 3000),
+              "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     publish_many("stopped", N);
     wait_all_final(N, 60000, "after the hand-over");
 }

@@ -226,8 +226,12 @@ static int topic_exists(struct relay *r, struct batch_outcome *o, const char *to
     }
     int exists = -1;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->producer, topic, NULL);
-    if (rkt == NULL) {
+    /* No producer (drain_batch closed it): nobody to ask; retried later. */
+    rd_kafka_topic_t *rkt =
+        r->producer != NULL ? rd_kafka_topic_new(r->producer, topic, NULL) : NULL;
+    if (r->producer == NULL) {
+        exists = -1;
+    } else if (rkt == NULL) {
         exists = 0; /* not even a valid topic name */
     } else if (rd_kafka_metadata(r->producer, 0, rkt, &md, RELAY_METADATA_TIMEOUT_MS) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR &&
@@ -365,7 +369,7 @@ static bool send_alone(struct relay *r, struct batch_outcome *o, const struct ou
 {
     struct delivery *d = &r->dl[i];
 
-    if (produce_one(r, &rows[i], d) == PRODUCE_GAVE_UP)
+    if (r->producer == NULL || produce_one(r, &rows[i], d) == PRODUCE_GAVE_UP)
         return false;
     if (!wait_deliveries(r, n)) {
         drain_batch(r, n);

@@ -110,6 +110,7 @@ static const struct config_key relay_table[] = {
     D("retention", struct config_relay, retention_ms, "7d", 0, 3650 * DAY_MS),
     D("reconcile_interval", struct config_relay, reconcile_interval_ms, "30s", SEC_MS, DAY_MS),
     D("flush_timeout", struct config_relay, flush_timeout_ms, "10s", 0, HOUR_MS),
+    D("leader_lease", struct config_relay, leader_lease_ms, "10s", 3 * SEC_MS, 10 * MIN_MS),
     END,
 };
 

@@ -157,6 +157,10 @@ struct config_relay {
     int64_t retention_ms;          /* published rows kept this long, default 7d */
     int64_t reconcile_interval_ms; /* default 30s */
     int64_t flush_timeout_ms;      /* on shutdown, default 10s */
+    /* How long the active relay's lease (relay_lease.h) lasts without a
+     * renewal; renewed every third of it. Bounds the fail-over after the
+     * active relay froze or was cut off. Default 10s, 3s..10m. */
+    int64_t leader_lease_ms;
 };
 
 /* Reconciliation against the gateways (reconcile.h): the pass the active

@@ -44,15 +44,35 @@ static const char sql_in_flight[] =
         "min(lease_expires_at)") " AS \"nextLeaseEnd\""
                                  " FROM cancel_request WHERE status = 'IN_FLIGHT'";
 
+/* Parked rows are not backlog: the relay skips them until an operator
+ * requeues them (cancelctl outbox); they are counted on their own. */
 static const char sql_outbox[] =
-    "SELECT count(*) AS pending,"
-    "  count(*) FILTER (WHERE available_at <= now())::bigint AS due,"
-    "  count(*) FILTER (WHERE available_at > now())::bigint AS delayed,"
-    "  count(*) FILTER (WHERE publish_attempts > 0)::bigint AS failing,"
-    "  (extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now()))"
-    "    * 1000)::bigint AS \"oldestDueAgeMs\","
-    "  (extract(epoch FROM now() - min(created_at)) * 1000)::bigint AS \"oldestAgeMs\""
+    "SELECT count(*) FILTER (WHERE parked_at IS NULL)::bigint AS pending,"
+    "  count(*) FILTER (WHERE parked_at IS NULL AND available_at <= now())::bigint AS due,"
+    "  count(*) FILTER (WHERE parked_at IS NULL AND available_at > now())::bigint AS delayed,"
+    "  count(*) FILTER (WHERE parked_at IS NULL AND publish_attempts > 0)::bigint AS failing,"
+    "  count(*) FILTER (WHERE parked_at IS NOT NULL)::bigint AS parked,"
+    "  (extract(epoch FROM now() - min(available_at)"
+    "     FILTER (WHERE parked_at IS NULL AND available_at <= now())) * 1000)::bigint"
+    "    AS \"oldestDueAgeMs\","
+    "  (extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)) * 1000)"
+    "    ::bigint AS \"oldestAgeMs\""
     " FROM outbox WHERE published_at IS NULL";
+
+static const char sql_oldest_parked[] =
+    "SELECT id, topic, request_id AS \"requestId\", park_reason AS \"parkReason\","
+    "  " TS(
+        "parked_at") " AS \"parkedAt\","
+                     "  (extract(epoch FROM now() - parked_at) * 1000)::bigint AS \"parkedForMs\""
+                     " FROM outbox WHERE parked_at IS NOT NULL ORDER BY parked_at, id LIMIT 1";
+
+/* Which relay holds the lease (relay_lease.h). */
+static const char sql_relay[] = "SELECT holder, epoch, expires_at > now() AS active, " TS(
+    "acquired_at") " AS \"since\","
+                   "  " TS("renewed_at") " AS \"renewedAt\","
+                                         "  (extract(epoch FROM expires_at - now()) * "
+                                         "1000)::bigint AS \"expiresInMs\""
+                                         " FROM relay_leader WHERE name = 'outbox-relay'";
 
 static const char sql_replays[] =
     "SELECT reason, action, count(*) FROM dlq_replay WHERE dlq_topic = $1"
@@ -128,11 +148,16 @@ static const char sql_events[] = "SELECT id, topic, event_type AS type, " TS(
                     "  " TS("published_at") " AS \"publishedAt\", publish_attempts AS "
                                             "\"publishAttempts\","
                                             "  last_error AS \"lastError\","
-                                            "  CASE WHEN event_type LIKE 'payments.cancel.%' THEN"
-                                            "    convert_from(value, 'UTF8')::jsonb -> 'data' END "
-                                            "AS data"
-                                            " FROM outbox WHERE request_id = $1 AND event_type <> "
-                                            "'dead-letter' ORDER BY id";
+                                            "  " TS("parked_at") " AS \"parkedAt\","
+                                                                 "  park_reason AS \"parkReason\","
+                                                                 "  CASE WHEN event_type LIKE "
+                                                                 "'payments.cancel.%' THEN"
+                                                                 "    convert_from(value, "
+                                                                 "'UTF8')::jsonb -> 'data' END "
+                                                                 "AS data"
+                                                                 " FROM outbox WHERE request_id = "
+                                                                 "$1 AND event_type <> "
+                                                                 "'dead-letter' ORDER BY id";
 
 static const char sql_dead_letters[] = "SELECT id, topic, " TS(
     "created_at") " AS \"createdAt\", " TS("published_at") " AS \"publishedAt\", headers"
@@ -313,6 +338,13 @@ bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, ch
             goto fail;
         json_object_set_new(doc, parts[k].key, part);
     }
+    if ((part = one(db, sql_oldest_parked, 0, NULL, "could not read parked outbox rows", err,
+                    errlen)) == NULL)
+        goto fail;
+    json_object_set_new(json_object_get(doc, "outbox"), "oldestParked", part);
+    if ((part = one(db, sql_relay, 0, NULL, "could not read the relay lease", err, errlen)) == NULL)
+        goto fail;
+    json_object_set_new(doc, "relay", part);
     if ((part = rows(db, sql_slack_recent, 0, NULL, "could not read Slack delivery faults", err,
                      errlen)) == NULL)
         goto fail;

@@ -21,7 +21,8 @@
 json_t *ops_report_rows(const PGresult *res);
 
 /* The database half of `cancelctl status`: {"requests": {"byStatus", "total"},
- * "oldestDue", "inFlight", "outbox", "replays", "slack", "reconciliation":
+ * "oldestDue", "inFlight", "outbox" (with "parked" and "oldestParked"), "relay" (the
+ * lease's holder), "replays", "slack", "reconciliation":
  * {"openMismatches": {"total", "byKind"}, "recentOpen", "lastRun"}}. New
  * reference in *out. */
 bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, char *err,

@@ -20,21 +20,46 @@ static const char sql_insert[] =
     "         CASE WHEN $8::bigint = 0 THEN now()"
     "              ELSE to_timestamp($8::bigint / 1000.0) END)";
 
-static const char sql_fetch_due[] = "SELECT id, topic, msg_key, value, headers::text FROM outbox"
-                                    " WHERE published_at IS NULL AND available_at <= now()"
-                                    " ORDER BY id LIMIT $1";
+/* Parked rows wait for an operator (cancelctl outbox requeue), not for
+ * the relay. */
+static const char sql_fetch_due[] =
+    "SELECT id, topic, msg_key, value, headers::text FROM outbox"
+    " WHERE published_at IS NULL AND parked_at IS NULL AND available_at <= now()"
+    " ORDER BY id LIMIT $1";
 
-static const char sql_mark_published[] =
-    "UPDATE outbox SET published_at = now(), publish_attempts = publish_attempts + 1,"
-    "                  last_error = NULL"
-    " WHERE id = ANY($1::bigint[]) AND published_at IS NULL";
+/* The relay's writes carry its fencing token ($1..$3, relay_lease.h): the
+ * lease row is share-locked for the statement, so a standby's take waits
+ * for it to commit and then sees its effect, and a relay whose epoch is no
+ * longer current changes nothing. The first column says whether the lease
+ * was still ours. */
+#define LEASE_CTE                                                                                  \
+    "WITH lease AS (SELECT 1 FROM relay_leader"                                                    \
+    "                WHERE name = $1 AND holder = $2 AND epoch = $3::bigint FOR SHARE), "
+
+static const char sql_mark_published[] = LEASE_CTE
+    "done AS (UPDATE outbox SET published_at = now(), published_epoch = $3::bigint,"
+    "                          publish_attempts = publish_attempts + 1, last_error = NULL,"
+    "                          parked_at = NULL, park_reason = NULL"
+    "          WHERE id = ANY($4::bigint[]) AND published_at IS NULL"
+    "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
 
 static const char sql_mark_failed[] =
-    "UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = $1";
+    LEASE_CTE "done AS (UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $5"
+              "          WHERE id = $4::bigint AND published_at IS NULL"
+              "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
+              " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
+
+static const char sql_park[] =
+    LEASE_CTE "done AS (UPDATE outbox SET parked_at = now(), park_reason = $5, last_error = $5,"
+              "                          publish_attempts = publish_attempts + 1"
+              "          WHERE id = $4::bigint AND published_at IS NULL AND parked_at IS NULL"
+              "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
+              " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
 
 static const char sql_next_due[] =
     "SELECT GREATEST(0, floor(extract(epoch FROM (min(available_at) - now())) * 1000))::bigint"
-    " FROM outbox WHERE published_at IS NULL";
+    " FROM outbox WHERE published_at IS NULL AND parked_at IS NULL";
 
 /* Deleting in bounded chunks keeps each transaction short on a big backlog. */
 static const char sql_purge[] =
@@ -114,7 +139,12 @@ bool outbox_fetch_due(struct db *db, int limit, struct outbox_row **rows_out, si
         rows[i].value =
             PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 3), &rows[i].value_len);
         rows[i].headers = json_loads(PQgetvalue(res, r, 4), 0, &jerr);
-        if (rows[i].topic == NULL || rows[i].value == NULL || rows[i].headers == NULL) {
+        /* Headers jansson cannot read (a \u0000 in a string) are this row's
+         * problem: the relay parks it. Failing the whole fetch would stop
+         * every row behind it. */
+        if (rows[i].headers == NULL)
+            snprintf(rows[i].headers_error, sizeof(rows[i].headers_error), "%s", jerr.text);
+        if (rows[i].topic == NULL || rows[i].value == NULL) {
             snprintf(err, errlen, "could not decode outbox row %" PRId64, rows[i].id);
             outbox_rows_free(rows, n);
             rows = NULL;
@@ -129,10 +159,36 @@ out:
     return ok;
 }
 
-bool outbox_mark_published(struct db *db, const int64_t *ids, size_t n, char *err, size_t errlen)
+/* Run one of the fenced statements: params $1..$3 the fence, then extra.
+ * *held_out: the lease was still ours; *done_out: rows changed. */
+static bool fenced(struct db *db, const char *sql, const struct outbox_fence *fence, int nextra,
+                   const char *const *extra, const char *context, bool *held_out, int64_t *done_out,
+                   char *err, size_t errlen)
 {
-    bool ok;
+    char epoch[24];
+    const char *values[5];
 
+    snprintf(epoch, sizeof(epoch), "%" PRId64, fence->epoch);
+    values[0] = fence->lease_name;
+    values[1] = fence->holder;
+    values[2] = epoch;
+    for (int i = 0; i < nextra; i++)
+        values[3 + i] = extra[i];
+    PGresult *res = pgutil_query(db, sql, 3 + nextra, values, NULL, NULL, PGRES_TUPLES_OK, context,
+                                 err, errlen);
+    if (res == NULL)
+        return false;
+    *held_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+    if (done_out != NULL)
+        *done_out = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return true;
+}
+
+bool outbox_mark_published(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
+                           size_t n, bool *held_out, char *err, size_t errlen)
+{
+    *held_out = true;
     if (n == 0)
         return true;
     char *array = pgutil_int64_array(ids, n);
@@ -140,25 +196,31 @@ bool outbox_mark_published(struct db *db, const int64_t *ids, size_t n, char *er
         snprintf(err, errlen, "out of memory");
         return false;
     }
-    const char *values[1] = {array};
-    PGresult *res = pgutil_query(db, sql_mark_published, 1, values, NULL, NULL, PGRES_COMMAND_OK,
-                                 "could not mark outbox rows published", err, errlen);
-    ok = res != NULL;
-    PQclear(res);
+    const char *extra[1] = {array};
+    bool ok = fenced(db, sql_mark_published, fence, 1, extra,
+                     "could not mark outbox rows published", held_out, NULL, err, errlen);
     free(array);
     return ok;
 }
 
-bool outbox_mark_failed(struct db *db, int64_t id, const char *error, char *err, size_t errlen)
+bool outbox_mark_failed(struct db *db, const struct outbox_fence *fence, int64_t id,
+                        const char *error, bool *held_out, char *err, size_t errlen)
 {
     char id_text[24];
     snprintf(id_text, sizeof(id_text), "%" PRId64, id);
-    const char *values[2] = {id_text, error};
-    PGresult *res = pgutil_query(db, sql_mark_failed, 2, values, NULL, NULL, PGRES_COMMAND_OK,
-                                 "could not record an outbox failure", err, errlen);
-    bool ok = res != NULL;
-    PQclear(res);
-    return ok;
+    const char *extra[2] = {id_text, error};
+    return fenced(db, sql_mark_failed, fence, 2, extra, "could not record an outbox failure",
+                  held_out, NULL, err, errlen);
+}
+
+bool outbox_park(struct db *db, const struct outbox_fence *fence, int64_t id, const char *reason,
+                 bool *held_out, char *err, size_t errlen)
+{
+    char id_text[24];
+    snprintf(id_text, sizeof(id_text), "%" PRId64, id);
+    const char *extra[2] = {id_text, reason};
+    return fenced(db, sql_park, fence, 2, extra, "could not park an outbox row", held_out, NULL,
+                  err, errlen);
 }
 
 bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t errlen)

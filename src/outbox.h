@@ -37,7 +37,16 @@ struct outbox_row {
     char *key; /* NULL if none */
     unsigned char *value;
     size_t value_len;
-    json_t *headers; /* array of pairs, owned */
+    json_t *headers;         /* array of pairs, owned; NULL when they could not be read */
+    char headers_error[160]; /* why headers is NULL, "" otherwise */
+};
+
+/* The active relay's fencing token (relay_lease.h): the lease row's name,
+ * its holder and epoch. Strings borrowed. */
+struct outbox_fence {
+    const char *lease_name;
+    const char *holder;
+    int64_t epoch;
 };
 
 /* Insert one row. Returns false with err set on failure; the error class is
@@ -51,22 +60,36 @@ bool outbox_insert_event(struct db *db, const char *topic, const char *type, con
                          const char *correlation_id, const json_t *data, int64_t available_at_ms,
                          char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Read up to limit unpublished rows whose available_at has come, in id order.
- * On success *rows_out is a malloc'd array of *n_out rows (free with
- * outbox_rows_free). */
+/* Read up to limit unpublished, unparked rows whose available_at has come,
+ * in id order. On success *rows_out is a malloc'd array of *n_out rows (free
+ * with outbox_rows_free). A row whose headers cannot be read comes back with
+ * headers NULL and headers_error set, for the relay to park. */
 bool outbox_fetch_due(struct db *db, int limit, struct outbox_row **rows_out, size_t *n_out,
                       char *err, size_t errlen) __attribute__((warn_unused_result));
 void outbox_rows_free(struct outbox_row *rows, size_t n);
 
-/* Mark rows published (after their delivery reports succeeded). */
-bool outbox_mark_published(struct db *db, const int64_t *ids, size_t n, char *err, size_t errlen)
+/* The relay's writes below are fenced: they change nothing, and set
+ * *held_out false, when fence is no longer the lease's current holder and
+ * epoch (another relay took over). *held_out is true otherwise. */
+
+/* Mark rows published (after their delivery reports succeeded), recording
+ * the epoch that published them. */
+bool outbox_mark_published(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
+                           size_t n, bool *held_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Record a failed publish of one row; it stays pending and is retried. */
-bool outbox_mark_failed(struct db *db, int64_t id, const char *error, char *err, size_t errlen)
+bool outbox_mark_failed(struct db *db, const struct outbox_fence *fence, int64_t id,
+                        const char *error, bool *held_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Milliseconds until the next unpublished row becomes due: 0 if one is due
+/* Park one row that can never be published as it is: the relay fetches it
+ * no more until an operator requeues it (ops_outbox.h). reason ("CODE:
+ * detail") is kept in park_reason and last_error. */
+bool outbox_park(struct db *db, const struct outbox_fence *fence, int64_t id, const char *reason,
+                 bool *held_out, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Milliseconds until the next unpublished, unparked row becomes due: 0 if one is due
  * now, -1 if there is none. */
 bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));

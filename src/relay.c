@@ -1,5 +1,6 @@
 /*
- * relay: see relay.h.
+ * relay: the loop of the outbox-relay, its leadership and housekeeping. A
+ * batch is relay_batch.c, the lease relay_lease.c. See relay.h.
  */
 #include "relay.h"
 
@@ -10,12 +11,12 @@
 #include <time.h>
 
 #include "db.h"
-#include "dlq.h"
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
 #include "reconcile_run.h"
 #include "reconciler.h"
+#include "relay_internal.h"
 #include "signals.h"
 
 #define RELAY_CHANNEL           "cancel_retry_outbox"
@@ -28,42 +29,21 @@
 /* Wait before trying again a pass that could not start. */
 #define RELAY_PASS_RETRY_MS (60 * 1000)
 
-static const char sql_try_lock[] =
-    "SELECT pg_try_advisory_lock(hashtext('cancel-retry:outbox-relay'))";
-
-/* Delivery state of one row of the batch in flight. */
-struct delivery {
-    int64_t id;
-    bool done;
-    rd_kafka_resp_err_t err;
-};
-
-struct relay {
-    const struct config *cfg;
-    const char *worker;
-    struct db *db;
-    rd_kafka_t *producer;
-    bool leader;
-    int64_t next_reconcile_ms;
-    int64_t next_purge_ms;
-    int64_t failure_backoff_ms;
-    struct metrics *metrics;
-    /* The scheduled reconciliation against the gateways (reconcile_run.h):
-     * the pass in progress, and when the next one starts (monotonic ms; -1:
-     * ask the database, after taking the lead). */
-    struct reconcile_pass *pass;
-    int64_t next_pass_ms;
-};
-
 void relay_set_metrics(struct relay *r, struct metrics *m)
 {
     r->metrics = m;
     metrics_describe(m, "cancel_retry_outbox_published_total", "counter",
                      "outbox rows published (delivery report succeeded)");
     metrics_describe(m, "cancel_retry_outbox_publish_failures_total", "counter",
-                     "outbox rows whose publish failed (they are retried)");
+                     "outbox rows whose publish failed for now (they are retried)");
+    metrics_describe(m, "cancel_retry_outbox_parked_total", "counter",
+                     "outbox rows parked because the broker can never accept them, by reason");
     metrics_describe(m, "cancel_retry_relay_active", "gauge",
-                     "1 while this relay holds the lock and publishes, 0 on standby");
+                     "1 while this relay holds the lease and publishes, 0 on standby");
+    metrics_describe(m, "cancel_retry_relay_lease_epoch", "gauge",
+                     "the fencing token of the lease this relay holds, 0 on standby");
+    metrics_describe(m, "cancel_retry_relay_lease_lost_total", "counter",
+                     "times this relay stopped being the active one without shutting down");
     metrics_describe(m, "cancel_retry_reconciled_total", "counter",
                      "requests the reconciler re-scheduled or ended, by kind");
     metrics_describe(m, "cancel_retry_producer_recreated_total", "counter",
@@ -74,22 +54,11 @@ void relay_set_metrics(struct relay *r, struct metrics *m)
                      "requests compared with the gateway's record, by result");
 }
 
-static int64_t mono_ms(void)
+int64_t relay_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
-{
-    struct delivery *d = msg->_private;
-    (void)rk;
-    (void)opaque;
-    if (d == NULL)
-        return;
-    d->done = true;
-    d->err = msg->err;
 }
 
 struct relay *relay_new(const struct config *cfg, const char *worker)
@@ -99,8 +68,12 @@ struct relay *relay_new(const struct config *cfg, const char *worker)
         return NULL;
     r->cfg = cfg;
     r->worker = worker;
+    relay_lease_init(&r->lease, worker, cfg->relay.leader_lease_ms);
     r->db = db_new(&cfg->database, "outbox-relay");
-    if (r->db == NULL) {
+    r->dl = calloc((size_t)cfg->relay.batch_size, sizeof(*r->dl));
+    if (r->db == NULL || r->dl == NULL) {
+        db_free(r->db);
+        free(r->dl);
         free(r);
         return NULL;
     }
@@ -112,8 +85,11 @@ void relay_free(struct relay *r)
     if (r == NULL)
         return;
     reconcile_pass_free(r->pass);
+    /* The producer first: its final flush may still serve reports, which
+     * write into r->dl. */
     if (r->producer != NULL)
         kafka_producer_close(r->producer, (int)r->cfg->relay.flush_timeout_ms);
+    free(r->dl);
     db_free(r->db);
     free(r);
 }
@@ -133,7 +109,7 @@ static bool ensure_producer(struct relay *r)
     }
     if (r->producer != NULL)
         return true;
-    r->producer = kafka_producer_new(r->cfg, on_delivery, r, err, sizeof(err));
+    r->producer = kafka_producer_new(r->cfg, relay_on_delivery, r, err, sizeof(err));
     if (r->producer == NULL) {
         log_error("%s", err);
         return false;
@@ -141,159 +117,108 @@ static bool ensure_producer(struct relay *r)
     return true;
 }
 
-/* Sleep in short steps, serving the producer, until ms passed or a stop. */
-static void pause_ms(struct relay *r, int64_t ms)
+struct outbox_fence relay_fence(const struct relay *r)
 {
-    int64_t until = mono_ms() + ms;
-    while (!signals_stop_requested() && mono_ms() < until) {
-        if (r->producer != NULL)
+    struct outbox_fence f = {RELAY_LEASE_NAME, r->lease.holder, r->lease.epoch};
+    return f;
+}
+
+static void set_active_metrics(struct relay *r)
+{
+    metrics_set(r->metrics, "cancel_retry_relay_active", NULL, r->lease.epoch > 0 ? 1 : 0);
+    metrics_set(r->metrics, "cancel_retry_relay_lease_epoch", NULL, r->lease.epoch);
+}
+
+/* Stop being the active relay, the lease (epoch) being lost or given up. */
+static void stand_by(struct relay *r, int64_t epoch, const char *why)
+{
+    log_warn("this relay is no longer active (lease epoch %" PRId64 "): %s; standing by", epoch,
+             why);
+    relay_lease_drop(&r->lease);
+    metrics_add(r->metrics, "cancel_retry_relay_lease_lost_total", NULL, 1);
+    set_active_metrics(r);
+    if (r->pass != NULL) {
+        /* Its run row stays open: the next active relay starts a pass of
+         * its own when one is due. */
+        reconcile_pass_free(r->pass);
+        r->pass = NULL;
+    }
+}
+
+void relay_step_down(struct relay *r, const char *why)
+{
+    if (r->lease.epoch > 0)
+        stand_by(r, r->lease.epoch, why);
+}
+
+bool relay_keep_lead(struct relay *r)
+{
+    char err[512];
+    int64_t epoch = r->lease.epoch;
+
+    if (epoch <= 0)
+        return false;
+    if (relay_lease_renew_due(&r->lease, relay_mono_ms())) {
+        switch (relay_lease_renew(&r->lease, r->db, err, sizeof(err))) {
+        case RELAY_LEASE_HELD:
+            break;
+        case RELAY_LEASE_OTHER:
+            stand_by(r, epoch, err);
+            return false;
+        case RELAY_LEASE_DB_ERROR:
+            log_warn("%s; publishing stops when the lease runs out", err);
+            break;
+        }
+    }
+    if (!relay_lease_valid(&r->lease, relay_mono_ms())) {
+        stand_by(r, epoch, "its lease ran out before a renewal got through");
+        return false;
+    }
+    return true;
+}
+
+void relay_pause_ms(struct relay *r, int64_t ms)
+{
+    bool leading = r->lease.epoch > 0;
+    int64_t until = relay_mono_ms() + ms;
+    while (!signals_stop_requested() && relay_mono_ms() < until) {
+        if (leading && !relay_keep_lead(r))
+            return;
+        if (r->producer != NULL) {
             rd_kafka_poll(r->producer, 100);
-        else {
+        } else {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
     }
 }
 
-/* Become the active relay if no other is. */
+/* Become the active relay if no other is: take the lease when it is free,
+ * lapsed, or its holder's database session is gone. */
 static bool try_lead(struct relay *r)
 {
     char err[512];
-    PGresult *res = NULL;
+    struct relay_lease_takeover why;
 
-    if (!db_exec(r->db, sql_try_lock, 0, NULL, PGRES_TUPLES_OK, &res, err, sizeof(err))) {
-        log_warn("could not try the relay lock: %s", err);
+    switch (relay_lease_acquire(&r->lease, r->db, &why, err, sizeof(err))) {
+    case RELAY_LEASE_HELD:
+        break;
+    case RELAY_LEASE_OTHER:
+        return false;
+    case RELAY_LEASE_DB_ERROR:
+        log_warn("%s", err);
         return false;
     }
-    bool got = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (got)
-        log_info("this relay is now active (%s)", r->worker);
-    return got;
-}
-
-/* Produce every row; returns how many were handed to librdkafka. */
-static size_t produce_rows(struct relay *r, struct outbox_row *rows, size_t n, struct delivery *dl)
-{
-    char err[512];
-    size_t queued = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        dl[i].id = rows[i].id;
-        dl[i].done = false;
-        dl[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        rd_kafka_headers_t *hdrs = dlq_headers_to_kafka(rows[i].headers, err, sizeof(err));
-        if (hdrs == NULL) {
-            dl[i].done = true;
-            dl[i].err = RD_KAFKA_RESP_ERR__INVALID_ARG;
-            log_error("outbox row %" PRId64 " has bad headers: %s", rows[i].id, err);
-            continue;
-        }
-        size_t key_len = rows[i].key != NULL ? strlen(rows[i].key) : 0;
-        for (;;) {
-            rd_kafka_resp_err_t e = rd_kafka_producev(
-                r->producer, RD_KAFKA_V_TOPIC(rows[i].topic), RD_KAFKA_V_KEY(rows[i].key, key_len),
-                RD_KAFKA_V_VALUE(rows[i].value, rows[i].value_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                RD_KAFKA_V_OPAQUE(&dl[i]), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                queued++; /* hdrs now belong to the message */
-                break;
-            }
-            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !signals_stop_requested()) {
-                rd_kafka_poll(r->producer, 100);
-                continue;
-            }
-            rd_kafka_headers_destroy(hdrs);
-            dl[i].done = true;
-            dl[i].err = e;
-            break;
-        }
-    }
-    return queued;
-}
-
-/* Publish one batch. Returns the number of rows read (0: nothing due), or -1
- * on a db error. */
-static int publish_batch(struct relay *r)
-{
-    char err[512];
-    struct outbox_row *rows = NULL;
-    size_t n = 0;
-
-    if (!outbox_fetch_due(r->db, r->cfg->relay.batch_size, &rows, &n, err, sizeof(err))) {
-        log_warn("%s", err);
-        return -1;
-    }
-    if (n == 0)
-        return 0;
-    struct delivery *dl = calloc(n, sizeof(*dl));
-    int64_t *ok_ids = calloc(n, sizeof(*ok_ids));
-    size_t n_ok = 0, n_failed = 0;
-    if (dl == NULL || ok_ids == NULL) {
-        free(dl);
-        free(ok_ids);
-        outbox_rows_free(rows, n);
-        log_error("out of memory");
-        return -1;
-    }
-    produce_rows(r, rows, n, dl);
-
-    /* Wait for every delivery report: success is decided by the report, not
-     * by producev. Bounded by message.timeout.ms inside librdkafka; a stop
-     * request waits flush_timeout more, then leaves the rest unpublished. */
-    int64_t stop_deadline = -1;
-    for (;;) {
-        size_t pending = 0;
-        for (size_t i = 0; i < n; i++)
-            pending += !dl[i].done;
-        if (pending == 0)
-            break;
-        if (signals_stop_requested()) {
-            if (stop_deadline < 0)
-                stop_deadline = mono_ms() + r->cfg->relay.flush_timeout_ms;
-            else if (mono_ms() > stop_deadline)
-                break;
-        }
-        rd_kafka_poll(r->producer, 100);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (dl[i].done && dl[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ok_ids[n_ok++] = dl[i].id;
-        } else if (dl[i].done) {
-            n_failed++;
-            log_warn("could not publish outbox row %" PRId64 " to %s: %s", dl[i].id, rows[i].topic,
-                     rd_kafka_err2str(dl[i].err));
-            if (!outbox_mark_failed(r->db, dl[i].id, rd_kafka_err2str(dl[i].err), err, sizeof(err)))
-                log_warn("%s", err);
-        }
-    }
-    int result = (int)n;
-    if (!outbox_mark_published(r->db, ok_ids, n_ok, err, sizeof(err))) {
-        /* Published but not marked: they go out again after the db returns;
-         * consumers absorb the duplicates. */
-        log_warn("%s", err);
-        result = -1;
-    }
-    if (n_ok > 0)
-        log_debug("published %zu outbox rows", n_ok);
-    metrics_add(r->metrics, "cancel_retry_outbox_published_total", NULL, (int64_t)n_ok);
-    metrics_add(r->metrics, "cancel_retry_outbox_publish_failures_total", NULL, (int64_t)n_failed);
-    if (n_failed > 0) {
-        r->failure_backoff_ms =
-            r->failure_backoff_ms == 0
-                ? 500
-                : (r->failure_backoff_ms * 2 > 30000 ? 30000 : r->failure_backoff_ms * 2);
-        log_warn("%zu of %zu rows not published; retrying in %" PRId64 " ms", n_failed, n,
-                 r->failure_backoff_ms);
-        pause_ms(r, r->failure_backoff_ms);
-    } else {
-        r->failure_backoff_ms = 0;
-    }
-    free(dl);
-    free(ok_ids);
-    outbox_rows_free(rows, n);
-    return result;
+    if (why.previous[0] == '\0')
+        log_info("this relay is now active (%s), lease epoch %" PRId64, r->worker, r->lease.epoch);
+    else
+        log_info("this relay is now active (%s), lease epoch %" PRId64 ", taken over from %s: %s",
+                 r->worker, r->lease.epoch, why.previous,
+                 why.released       ? "it released the lease"
+                 : why.session_gone ? "its database session is gone"
+                                    : "its lease ran out");
+    set_active_metrics(r);
+    return true;
 }
 
 /* Close the scheduled pass; error says why it stopped early (NULL: done). */
@@ -333,7 +258,7 @@ static void reconcile_turn(struct relay *r)
 {
     char err[512];
     const struct config_reconcile *rc = &r->cfg->reconcile;
-    int64_t now = mono_ms();
+    int64_t now = relay_mono_ms();
 
     if (!rc->enabled)
         return;
@@ -381,7 +306,7 @@ static void reconcile_turn(struct relay *r)
 static void housekeeping(struct relay *r)
 {
     char err[512];
-    int64_t now = mono_ms();
+    int64_t now = relay_mono_ms();
 
     if (now >= r->next_reconcile_ms) {
         struct reconciler_stats st = {0};
@@ -398,7 +323,9 @@ static void housekeeping(struct relay *r)
                      st.leases_recovered, st.leases_exhausted, st.triggers_rewritten);
         r->next_reconcile_ms = now + r->cfg->relay.reconcile_interval_ms;
     }
-    if (now >= r->next_purge_ms) {
+    /* Each step below runs only while this relay still leads: a relay that
+     * froze in the middle of housekeeping wakes up and stops here. */
+    if (now >= r->next_purge_ms && relay_keep_lead(r)) {
         int deleted = 0, total = 0;
         do {
             if (!outbox_purge_published(r->db, r->cfg->relay.retention_ms, RELAY_PURGE_CHUNK,
@@ -407,12 +334,13 @@ static void housekeeping(struct relay *r)
                 break;
             }
             total += deleted;
-        } while (deleted == RELAY_PURGE_CHUNK && !signals_stop_requested());
+        } while (deleted == RELAY_PURGE_CHUNK && !signals_stop_requested() && relay_keep_lead(r));
         if (total > 0)
             log_info("deleted %d published outbox rows past retention", total);
         r->next_purge_ms = now + RELAY_PURGE_INTERVAL_MS;
     }
-    reconcile_turn(r);
+    if (relay_keep_lead(r))
+        reconcile_turn(r);
 }
 
 /* Sleep until a NOTIFY, the next row's due time or poll_interval, whichever
@@ -432,31 +360,38 @@ static void wait_for_work(struct relay *r)
     int64_t wait = r->cfg->relay.poll_interval_ms;
     if (due_in > 0 && due_in < wait)
         wait = due_in;
-    int64_t until_reconcile = r->next_reconcile_ms - mono_ms();
+    int64_t until_reconcile = r->next_reconcile_ms - relay_mono_ms();
     if (until_reconcile < wait)
         wait = until_reconcile > 0 ? until_reconcile : 0;
     if (r->pass == NULL && r->cfg->reconcile.enabled && r->next_pass_ms >= 0) {
-        int64_t until_pass = r->next_pass_ms - mono_ms();
+        int64_t until_pass = r->next_pass_ms - relay_mono_ms();
         if (until_pass < wait)
             wait = until_pass > 0 ? until_pass : 0;
     }
+    /* The lease is renewed by the loop, so the wait ends when that is due. */
+    int64_t until_renew = r->lease.renew_at_ms - relay_mono_ms();
+    if (until_renew < wait)
+        wait = until_renew > 0 ? until_renew : 0;
     /* While a reconciliation pass runs, the wait is cut into short slices
      * that move its inquiries on; the outbox is still looked at only on a
      * NOTIFY or when its wait is over, as without a pass. */
-    int64_t until = mono_ms() + wait;
+    int64_t until = relay_mono_ms() + wait;
     for (;;) {
-        int64_t slice = until - mono_ms();
+        int64_t slice = until - relay_mono_ms();
         if (slice < 0)
             slice = 0;
         if (r->pass != NULL && slice > RELAY_PASS_TURN_MS)
             slice = RELAY_PASS_TURN_MS;
         /* Serve delivery reports and the producer's internals while waiting. */
-        rd_kafka_poll(r->producer, 0);
+        if (r->producer != NULL)
+            rd_kafka_poll(r->producer, 0);
         if (!db_wait_notify(r->db, slice, &notified, err, sizeof(err))) {
             log_warn("%s", err);
             return;
         }
-        if (notified || r->pass == NULL || mono_ms() >= until || signals_stop_requested())
+        if (notified || r->pass == NULL || relay_mono_ms() >= until || signals_stop_requested())
+            return;
+        if (!relay_keep_lead(r))
             return;
         reconcile_turn(r);
     }
@@ -472,43 +407,46 @@ int relay_run(struct relay *r)
     }
     while (!signals_stop_requested()) {
         if (!db_is_connected(r->db)) {
-            if (r->leader)
-                log_warn("lost the database connection; this relay is no longer active");
-            r->leader = false;
-            if (r->pass != NULL) {
-                /* Its run row stays open: the next active relay starts a
-                 * pass of its own when one is due. */
-                reconcile_pass_free(r->pass);
-                r->pass = NULL;
-            }
+            /* The session the lease was taken on is gone: a standby may
+             * take it over at once, so this relay stops publishing now and
+             * competes for the lease again once reconnected. */
+            relay_step_down(r, "lost the database connection");
             if (!db_ensure_connected(r->db, err, sizeof(err)))
                 break; /* stop requested while waiting */
         }
-        metrics_set(r->metrics, "cancel_retry_relay_active", NULL, r->leader ? 1 : 0);
-        if (!r->leader) {
-            r->leader = try_lead(r);
-            if (!r->leader) {
-                pause_ms(r, RELAY_STANDBY_RETRY_MS);
+        set_active_metrics(r);
+        if (r->lease.epoch <= 0) {
+            if (!try_lead(r)) {
+                relay_pause_ms(r, RELAY_STANDBY_RETRY_MS);
                 continue;
             }
-            r->next_reconcile_ms = mono_ms();
+            r->next_reconcile_ms = relay_mono_ms();
             r->next_pass_ms = -1;
         }
+        if (!relay_keep_lead(r))
+            continue;
         if (!ensure_producer(r)) {
-            pause_ms(r, 1000);
+            relay_pause_ms(r, 1000);
             continue;
         }
-        int n = publish_batch(r);
+        int n = relay_publish_batch(r);
+        if (!relay_keep_lead(r))
+            continue;
         if (n < 0) {
-            pause_ms(r, 200);
+            relay_pause_ms(r, 200);
             continue;
         }
         housekeeping(r);
-        if (n < r->cfg->relay.batch_size)
+        if (n < r->cfg->relay.batch_size && relay_keep_lead(r))
             wait_for_work(r);
     }
     if (r->pass != NULL)
         end_pass(r, "the relay stopped");
+    /* Every batch drained its deliveries, so nothing of ours is left in the
+     * producer: the next relay may start at once rather than when the lease
+     * lapses. */
+    relay_lease_release(&r->lease, r->db);
+    set_active_metrics(r);
     log_info("outbox-relay stopping");
     return 0;
 }

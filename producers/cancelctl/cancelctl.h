@@ -26,6 +26,7 @@
     X(status)                                                                                      \
     X(show)                                                                                        \
     X(dlq)                                                                                         \
+    X(outbox)                                                                                      \
     X(requeue)                                                                                     \
     X(resolve)                                                                                     \
     X(reconcile)                                                                                   \

@@ -136,6 +136,10 @@ static void print_human(const json_t *doc)
                str(row, "type"), what, str(row, "availableAt"),
                json_is_string(json_object_get(row, "publishedAt")) ? "published " : "NOT published",
                json_is_string(json_object_get(row, "publishedAt")) ? str(row, "publishedAt") : "");
+        /* A parked event waits for an operator: say so where it shows. */
+        if (json_is_string(json_object_get(row, "parkedAt")))
+            printf("          PARKED since %s: %s (cancelctl outbox requeue --id %s)\n",
+                   str(row, "parkedAt"), str(row, "parkReason"), text(row, "id", b4, sizeof(b4)));
     }
     if (json_array_size(json_object_get(doc, "events")) == 0)
         printf("  (none in the outbox: published rows are purged after relay.retention)\n");

@@ -20,7 +20,9 @@ static const char help[] =
     "Show, from the database: requests by status, the oldest request whose attempt is\n"
     "due (and how overdue), attempts in flight (and expired leases the reconciler has\n"
     "not taken over yet), the outbox backlog (rows not yet published, due ones, delayed\n"
-    "ones, failing ones, age of the oldest due one), replays done, and Slack delivery\n"
+    "ones, failing ones, age of the oldest due one; parked rows, which the relay set aside\n"
+    "because the broker can never accept them, and the oldest of them), which outbox-relay\n"
+    "is active (its lease), replays done, and Slack delivery\n"
     "faults (alerts the alert-consumer gave up on: FAILED_PERMANENT), and reconciliation\n"
     "against the gateways: open mismatches by kind (the newest ten) and the last pass\n"
     "(when, how many checked, mismatches, could not be checked). From Kafka: the\n"
@@ -138,6 +140,24 @@ static void print_reconciliation(const json_t *rec)
         printf("    stopped early: %s\n", str(last, "error", ""));
 }
 
+/* Which relay is active, from its lease. */
+static void print_relay(const json_t *relay)
+{
+    char span[32];
+
+    if (!json_is_object(relay))
+        return;
+    if (!json_is_true(json_object_get(relay, "active"))) {
+        printf("  active relay: none (last: %s, lease epoch %" JSON_INTEGER_FORMAT
+               "): a standby takes over within a second, if one runs\n",
+               str(relay, "holder", "never"), num(relay, "epoch"));
+        return;
+    }
+    ops_format_span(num(relay, "expiresInMs"), span, sizeof(span));
+    printf("  active relay: %s (lease epoch %" JSON_INTEGER_FORMAT ", since %s, expires in %s)\n",
+           str(relay, "holder", "?"), num(relay, "epoch"), str(relay, "since", "?"), span);
+}
+
 static void print_human(const json_t *doc)
 {
     static const char *const statuses[] = {"SCHEDULED", "IN_FLIGHT",        "PENDING",
@@ -175,6 +195,16 @@ static void print_human(const json_t *doc)
             ops_format_span(num(ob, "oldestDueAgeMs"), span, sizeof(span));
             printf("  oldest due row waiting for: %s\n", span);
         }
+        printf("  parked (the broker can never accept them; see cancelctl outbox): "
+               "%" JSON_INTEGER_FORMAT "\n",
+               num(ob, "parked"));
+        const json_t *pk = json_object_get(ob, "oldestParked");
+        if (json_is_object(pk)) {
+            ops_format_span(num(pk, "parkedForMs"), span, sizeof(span));
+            printf("    oldest: row %" JSON_INTEGER_FORMAT " (%s) parked %s ago: %s\n",
+                   num(pk, "id"), str(pk, "topic", "?"), span, str(pk, "parkReason", "?"));
+        }
+        print_relay(json_object_get(doc, "relay"));
     }
 
     const json_t *dlq = json_object_get(doc, "deadLetters");

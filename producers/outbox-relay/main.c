@@ -14,7 +14,7 @@ int main(int argc, char **argv)
         "outbox-relay",
         "Publishes committed outbox rows to Kafka in order when they are due, and\n"
         "re-schedules requests whose worker vanished. Run two or more: one is active\n"
-        "(PostgreSQL advisory lock), the others stand by and take over.",
+        "(a lease in PostgreSQL, relay.leader_lease), the others stand by and take over.",
     };
     char worker[256];
     int rc;

@@ -373,17 +373,21 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
     }
 }
 
-/* kill -9 of the active outbox-relay while rows are pending: the standby
- * relay takes over within seconds, every row ends published (some twice on
- * the topic), and no effect is doubled. */
+/* kill -9 of the active outbox-relay while rows are pending: its database
+ * session ends with it, so the standby relay takes over within seconds
+ * (not after the lease), every row ends published (some twice on the
+ * topic), and no effect is doubled. */
 Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
 {
     enum { N = 300 };
     /* Small batches: the kill lands between or inside batches, not after
-     * the last one. */
-    P = pipeline_start("relay_killed_mid_batch", NO_BREAKER "relay: { batch_size: 10 }\n");
+     * the last one. A lease longer than the hold below: the standby must not
+     * take over a relay that is only stopped for a while (test_relay_failover
+     * covers a freeze that outlasts the lease). */
+    P = pipeline_start("relay_killed_mid_batch",
+                       NO_BREAKER "relay: { batch_size: 10, leader_lease: 2m }\n");
     pipeline_start_process(P, PIPELINE_RELAY, 1);
-    /* Whichever of the two got the lock first is the active one. */
+    /* Whichever of the two got the lease first is the active one. */
     int active = -1;
     for (int64_t until = itest_mono_ms() + 20000; active < 0 && itest_mono_ms() < until;
          itest_sleep_ms(50)) {
@@ -397,7 +401,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     char standby_log[64];
     snprintf(standby_log, sizeof(standby_log), "outbox-relay-%d.log", standby);
 
-    /* Hold the active relay (it keeps its lock) while the rows pile up. */
+    /* Hold the active relay (it keeps its lease) while the rows pile up. */
     pipeline_kill(P, PIPELINE_RELAY, active, SIGSTOP);
     publish_many(P, "relay", N);
     cr_assert(pipeline_wait_query(P,

@@ -174,6 +174,7 @@ Test(config, example_file_every_key)
     cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
     cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
     cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
+    cr_expect_eq(cfg->relay.leader_lease_ms, 10 * SEC);
 
     cr_expect(cfg->reconcile.enabled);
     cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
@@ -301,6 +302,7 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
     cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
     cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
+    cr_expect_eq(cfg->relay.leader_lease_ms, 10 * SEC);
     cr_expect(cfg->reconcile.enabled);
     cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
     cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);

@@ -168,8 +168,11 @@ Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
                      pk, type);
             pipeline_sim_post(P, "/_sim/faults", fault);
             faults++;
-            dropped += strcmp(type, "apply_then_drop") == 0;
-            dropped_stripe += strcmp(type, "apply_then_drop") == 0 && i % 2 == 1;
+            /* Not strcmp on a literal-or-literal: GCC's -Wstring-compare
+             * (ASan build) sees through the choice and refuses it. */
+            bool drop = i % 10 != 3 && i % 20 != 7;
+            dropped += drop;
+            dropped_stripe += drop && i % 2 == 1;
         }
     }
 

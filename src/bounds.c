@@ -4,6 +4,7 @@
 #include "bounds.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,7 @@ bool bounds_parse_int(const char *s, long long lo, long long hi, long long *out)
     return true;
 }
 
-/* Length of the UTF-8 sequence at s (NUL-terminated), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
+size_t bounds_utf8_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     size_t n;
@@ -83,8 +83,10 @@ static size_t utf8_len(const unsigned char *s)
     } else {
         return 0;
     }
+    if (avail < n)
+        return 0;
     for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) /* also stops at the NUL */
+        if ((s[i] & 0xC0) != 0x80) /* also stops at a NUL */
             return 0;
         cp = (cp << 6) | (s[i] & 0x3F);
     }
@@ -109,7 +111,7 @@ bool bounds_path_segment_ok(const char *s, char *why, size_t whylen)
         return fail(why, whylen, "is \".\" or \"..\", which a URL path collapses");
     const unsigned char *p = (const unsigned char *)s;
     while (*p != '\0') {
-        size_t n = utf8_len(p);
+        size_t n = bounds_utf8_len(p, SIZE_MAX); /* NUL-terminated */
         if (n == 0)
             return fail(why, whylen, "is not valid UTF-8");
         /* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8. */

@@ -45,6 +45,11 @@ int64_t bounds_after(int64_t now_ms, int64_t delay_ms);
  * atoi(), whose overflow is undefined. */
 bool bounds_parse_int(const char *s, long long lo, long long hi, long long *out);
 
+/* Length of the valid UTF-8 sequence at s (avail bytes left, SIZE_MAX for a
+ * NUL-terminated string), or 0 if it is not one: overlong forms, surrogates
+ * and code points past U+10FFFF are invalid (RFC 3629). */
+size_t bounds_utf8_len(const unsigned char *s, size_t avail);
+
 /* Can s be one segment of a URL path, after percent-encoding? Refused: NULL
  * or "", "." and ".." (a client or server would collapse them and the request
  * would go to the parent path), control characters (C0, DEL, C1: they end up

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "cancel_event.h"
 #include "redact.h"
 #include "timeutil.h"
@@ -27,43 +28,6 @@ bool dlq_reason_valid(const char *reason)
     return false;
 }
 
-/* Length of the valid UTF-8 sequence at s (avail bytes left), or 0 if it is
- * not one: overlong forms, surrogates and code points past U+10FFFF are
- * invalid (RFC 3629). */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned long cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        return 0;
-    if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        return 0;
-    return n;
-}
-
 size_t dlq_sanitize_text(const char *src, size_t srclen, char *dst, size_t dstsize)
 {
     const unsigned char *s = (const unsigned char *)src;
@@ -73,7 +37,7 @@ size_t dlq_sanitize_text(const char *src, size_t srclen, char *dst, size_t dstsi
         return 0;
     size_t limit = dstsize - 1;
     while (i < srclen) {
-        size_t n = utf8_seq_len(s + i, srclen - i);
+        size_t n = bounds_utf8_len(s + i, srclen - i);
         char repl = 0;
         if (n == 0 || s[i] == 0) {
             repl = '?';

@@ -81,6 +81,7 @@ struct chaos {
     char sink_dir[64];
     char alert_log[600];
     pid_t sink_pid, alert_pid;
+    int died; /* processes found dead that no fault killed */
 };
 
 static struct chaos C = {.sink_pid = -1, .alert_pid = -1};
@@ -414,8 +415,35 @@ static void stack(const char *args)
                 pipeline_log_dir(C.p));
 }
 
+/* Start again any pipeline process that exited on its own (a fatal error
+ * during an outage), counting it: the run goes on, the table says so. */
+static void revive(void)
+{
+    static const struct {
+        enum pipeline_proc which;
+        int slots;
+    } procs[] = {{PIPELINE_INTAKE, 1}, {PIPELINE_RELAY, 2}, {PIPELINE_RETRY, 2}};
+    for (size_t k = 0; k < sizeof(procs) / sizeof(procs[0]); k++) {
+        for (int s = 0; s < procs[k].slots; s++) {
+            if (!pipeline_running(C.p, procs[k].which, s)) {
+                fprintf(stderr, "chaos: process kind %d slot %d had exited: started again\n",
+                        (int)procs[k].which, s);
+                C.died++;
+                pipeline_start_process(C.p, procs[k].which, s);
+            }
+        }
+    }
+    if (C.alert_pid > 0 && waitpid(C.alert_pid, NULL, WNOHANG) == C.alert_pid) {
+        fprintf(stderr, "chaos: the alert-consumer had exited: started again\n");
+        C.died++;
+        C.alert_pid = -1;
+        start_alerts();
+    }
+}
+
 static void inject(enum fault f)
 {
+    revive();
     int slot = rnd_below(2);
     int pause_ms = rnd_below(2000);
     fprintf(stderr, "chaos: %s\n", fault_name[f]);
@@ -556,6 +584,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
         itest_sleep_ms(500);
     }
     int64_t last_fault = itest_mono_ms();
+    revive();
 
     /* Convergence: every request final; pending refunds settled meanwhile. */
     long long final = -1;
@@ -567,6 +596,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
             converged_at = itest_mono_ms();
             break;
         }
+        revive();
         itest_sleep_ms(1000);
     }
     long long lost = final < 0 ? C.n : C.n - final;
@@ -603,6 +633,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
     printf("  %-34s %8s\n", "fault", "injected");
     for (int f = 0; f < F_COUNT; f++)
         printf("  %-34s %8d\n", fault_name[f], C.faults[f]);
+    printf("  %-34s %8d\n", "processes that exited on their own", C.died);
     printf("  %-34s %8s\n", "check", "result");
     printf("  %-34s %8lld\n", "requests final", final < 0 ? 0 : final);
     printf("  %-34s %8lld\n", "requests lost (must be 0)", lost);

@@ -81,7 +81,8 @@ struct chaos {
     char sink_dir[64];
     char alert_log[600];
     pid_t sink_pid, alert_pid;
-    int died; /* processes found dead that no fault killed */
+    int died;    /* processes found dead that no fault killed */
+    int skipped; /* planned faults not injected: out of time */
 };
 
 static struct chaos C = {.sink_pid = -1, .alert_pid = -1};
@@ -638,6 +639,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
     printf("  %-34s %8s\n", "fault", "injected");
     for (int f = 0; f < F_COUNT; f++)
         printf("  %-34s %8d\n", fault_name[f], C.faults[f]);
+    printf("  %-34s %8d\n", "faults skipped (out of time)", C.skipped);
     printf("  %-34s %8d\n", "processes that exited on their own", C.died);
     printf("  %-34s %8s\n", "check", "result");
     printf("  %-34s %8lld\n", "requests final", final < 0 ? 0 : final);

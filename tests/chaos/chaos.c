@@ -570,6 +570,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
         prepare(i);
 
     int gaps = CHAOS_BATCHES - 1, next = 0;
+    int64_t last_fault = itest_mono_ms();
     for (int b = 0; b < CHAOS_BATCHES; b++) {
         struct batch bt = {C.n * b / CHAOS_BATCHES};
         int count = C.n * (b + 1) / CHAOS_BATCHES - bt.base;
@@ -586,11 +587,11 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
                 break;
             }
             inject(plan[next]);
+            last_fault = itest_mono_ms();
             settle_pending();
         }
         itest_sleep_ms(500);
     }
-    int64_t last_fault = itest_mono_ms();
     revive();
 
     /* Convergence: every request final; pending refunds settled meanwhile. */

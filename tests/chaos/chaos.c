@@ -227,6 +227,24 @@ static const char final_sql[] =
     "SELECT count(*) FROM cancel_request WHERE status IN ('SUCCEEDED', 'ALREADY_REFUNDED',"
     " 'FAILED', 'EXHAUSTED', 'MANUALLY_RESOLVED')";
 
+/* The requests by status, e.g. "EXHAUSTED=6, SUCCEEDED=294" (static). */
+static const char *status_summary(void)
+{
+    static char buf[512];
+    snprintf(buf, sizeof(buf), "(database not answering)");
+    PGconn *c = PQconnectdb(C.dsn);
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, "SELECT string_agg(status || '=' || n, ', ' ORDER BY status)"
+                                " FROM (SELECT status, count(*) AS n FROM cancel_request"
+                                " GROUP BY status) s");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            snprintf(buf, sizeof(buf), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return buf;
+}
+
 /* ---- the simulator ---- */
 
 static void sim_fault(const char *json)
@@ -645,6 +663,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
     printf("  %-34s %8d\n", "processes that exited on their own", C.died);
     printf("  %-34s %8s\n", "check", "result");
     printf("  %-34s %8lld\n", "requests final", final < 0 ? 0 : final);
+    printf("  statuses: %s\n", status_summary());
     printf("  %-34s %8lld\n", "requests lost (must be 0)", lost);
     printf("  %-34s %8d\n", "double refunds (must be 0)", doubles);
     printf("  %-34s %8d\n", "requests that must alert", alerting);

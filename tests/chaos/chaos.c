@@ -46,13 +46,14 @@ enum behaviour {
     B_PERMANENT,
     B_PENDING,
     B_ALREADY,
+    B_5XX_FOREVER,
     B_COUNT
 };
 static const char *const behaviour_name[B_COUNT] = {
-    "succeed",    "5xx then succeed", "apply_then_drop",  "apply_then_hang",
-    "stored 500", "permanent 400",    "pending (Stripe)", "already refunded"};
+    "succeed",       "5xx then succeed", "apply_then_drop",  "apply_then_hang", "stored 500",
+    "permanent 400", "pending (Stripe)", "already refunded", "503 every time"};
 /* Per mille of requests with each behaviour (sums to 1000). */
-static const int behaviour_permille[B_COUNT] = {700, 90, 40, 30, 30, 30, 40, 40};
+static const int behaviour_permille[B_COUNT] = {680, 90, 40, 30, 30, 30, 40, 40, 20};
 
 enum fault {
     F_KILL_INTAKE,
@@ -282,6 +283,11 @@ static void prepare(int i)
     case B_STORED_ERROR:
         snprintf(json, sizeof(json),
                  "{\"paymentKey\":\"%s\",\"type\":\"provider_error\",\"stored\":true}", pk);
+        sim_fault(json);
+        break;
+    case B_5XX_FOREVER:
+        snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
+                 pk);
         sim_fault(json);
         break;
     case B_PERMANENT:

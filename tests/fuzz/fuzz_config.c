@@ -48,7 +48,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         {"SLACK_WEBHOOK_URL_STRIPE", "https://hooks.slack.com/services/T0/B0/stripe"},
         {"CR_PG_PORT", "55432"},
         {"CR_KAFKA_BOOTSTRAP", "127.0.0.1:59092"},
-        {"CR_GATEWAY_SIM_PORT", "58080"},
+        {"CR_GATEWAY_SIM_PORT", "28080"},
         {"CR_METRICS_PORT", "0"},
         {"METRICS_PORT", "9102"},
         {"EMPTY", ""},

@@ -28,7 +28,7 @@
 #include "sim.h"
 
 #define DEFAULT_HOST "127.0.0.1"
-#define DEFAULT_PORT 58080
+#define DEFAULT_PORT 28080
 
 struct options {
     char host[64];

@@ -194,7 +194,7 @@ void itest_setup(struct itest *t, const char *name)
         snprintf(t->gateway_url, sizeof(t->gateway_url), "%s", gw);
     else
         snprintf(t->gateway_url, sizeof(t->gateway_url), "http://127.0.0.1:%s",
-                 gw_port && gw_port[0] ? gw_port : "58080");
+                 gw_port && gw_port[0] ? gw_port : "28080");
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

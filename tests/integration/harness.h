@@ -5,7 +5,7 @@
  *   CR_TEST_PG_DSN          libpq conninfo of a superuser on the maintenance db
  *   CR_TEST_KAFKA_BOOTSTRAP host:port of the broker
  *   CR_TEST_GATEWAY_URL     optional, base URL of gateway-sim (default
- *                           http://127.0.0.1:$CR_GATEWAY_SIM_PORT or :58080)
+ *                           http://127.0.0.1:$CR_GATEWAY_SIM_PORT or :28080)
  * and the built binaries' paths from meson's test() env: CR_CANCELCTL,
  * CR_BUILD_ROOT, CR_SOURCE_ROOT (tests/integration/meson.build).
  *

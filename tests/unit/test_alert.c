@@ -21,7 +21,7 @@ static void load(void)
     char err[512];
     setenv("CR_PG_PORT", "55432", 0);
     setenv("CR_KAFKA_BOOTSTRAP", "127.0.0.1:59092", 0);
-    setenv("CR_GATEWAY_SIM_PORT", "58080", 0);
+    setenv("CR_GATEWAY_SIM_PORT", "28080", 0);
     cfg = config_load("config/cancel-retry.yaml", err, sizeof(err));
     cr_assert_not_null(cfg, "%s", err);
 }

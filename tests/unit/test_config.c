@@ -72,8 +72,8 @@ Test(config, local_file_loads_with_local_stack_defaults)
     cr_assert_not_null(stripe);
     cr_expect_eq(toss->kind, GATEWAY_TOSS);
     cr_expect_eq(stripe->kind, GATEWAY_STRIPE);
-    cr_expect_str_eq(toss->base_url, "http://127.0.0.1:58080");
-    cr_expect_str_eq(stripe->base_url, "http://127.0.0.1:58080");
+    cr_expect_str_eq(toss->base_url, "http://127.0.0.1:28080");
+    cr_expect_str_eq(stripe->base_url, "http://127.0.0.1:28080");
     cr_expect_str_eq(toss->secret_key, "test_sk_toss_local");
     cr_expect_str_eq(stripe->secret_key, "sk_test_stripe_local");
     cr_expect_eq(toss->retry.initial_delay_ms, 2 * SEC);

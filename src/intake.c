@@ -191,7 +191,9 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
     const struct cancel_failed *cf = &check->cf;
     const struct retry_policy *policy = &check->gateway->retry;
     int64_t now = timeutil_now_ms();
-    int64_t first_attempt = now + policy->initial_delay_ms;
+    /* Attempt 1 is due at once: initial_delay is the wait before attempt 2
+     * (retry_policy.h). */
+    int64_t first_attempt = now;
     struct request_source src = {
         .event_id = check->ev.id,
         .bytes = rec->value,

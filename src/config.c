@@ -85,6 +85,8 @@ static const struct config_key topics_table[] = {
 
 static const struct config_key intake_table[] = {
     S("group_id", struct config_intake, group_id, "cancel-retry-intake", 0),
+    I("batch_size", struct config_intake, batch_size, "500", 1, 10000),
+    D("batch_window", struct config_intake, batch_window_ms, "2ms", 0, SEC_MS),
     END,
 };
 static const struct config_key retry_consumer_table[] = {

@@ -132,7 +132,9 @@ struct config_metrics {
 };
 
 struct config_intake {
-    char *group_id; /* default cancel-retry-intake */
+    char *group_id;          /* default cancel-retry-intake */
+    int batch_size;          /* messages per transaction, default 500 */
+    int64_t batch_window_ms; /* how long a batch waits for more messages, default 2ms */
 };
 
 struct config_retry_consumer {

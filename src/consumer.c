@@ -4,6 +4,7 @@
 #include "consumer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -116,57 +117,124 @@ static void wait_until_ready(rd_kafka_t *rk, const struct consumer_handler *h, i
     }
 }
 
+/* Poll one batch into msgs (see struct consumer_handler). Returns how many
+ * messages it holds (0: none arrived, or only events such as a partition's
+ * end), or -1 after a fatal consumer error (nothing held). */
+static int poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max, int64_t window_ms)
+{
+    int n = 0;
+    size_t bytes = 0;
+    int64_t deadline = 0;
+
+    while (n < max && bytes < CONSUMER_BATCH_MAX_BYTES) {
+        int timeout = 250;
+        if (n > 0) {
+            int64_t left = deadline - now_mono_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout);
+        if (m == NULL)
+            break;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (n == 0)
+                deadline = now_mono_ms() + window_ms;
+            msgs[n++] = m;
+            bytes += m->len;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(m);
+            if (n == 0)
+                break;
+            continue;
+        }
+        char fatal[256];
+        bool is_fatal =
+            m->err == RD_KAFKA_RESP_ERR__FATAL ||
+            kafka_fatal_error_text(rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR;
+        log_emit(is_fatal ? LOG_ERROR : LOG_WARN, NULL, "consumer error: %s",
+                 rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        if (is_fatal) {
+            /* Nothing of the batch was processed: it is read again by
+             * whoever takes the partitions over. */
+            for (int i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    return n;
+}
+
+/* Commit, per partition, the offset after the last message of the batch. */
+static void commit_batch(rd_kafka_t *rk, rd_kafka_message_t *const *msgs, int n)
+{
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < n; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(offsets, topic, msgs[i]->partition);
+        if (p == NULL)
+            p = rd_kafka_topic_partition_list_add(offsets, topic, msgs[i]->partition);
+        if (p->offset < msgs[i]->offset + 1)
+            p->offset = msgs[i]->offset + 1;
+    }
+    /* Async: a lost commit only means a redelivery, which the handlers
+     * absorb; a sync commit per batch would add the broker's round trip to
+     * every batch. */
+    rd_kafka_commit(rk, offsets, 1);
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
 int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consumer_handler *h)
 {
     char err[512];
     int64_t last_idle = now_mono_ms();
     int64_t backoff = CONSUMER_BACKOFF_MIN_MS;
+    int max = h->batch_size > 1 ? h->batch_size : 1;
+    int rc = 1;
 
+    rd_kafka_message_t **msgs = calloc((size_t)max, sizeof(*msgs));
+    struct kafka_record *recs = calloc((size_t)max, sizeof(*recs));
+    if (msgs == NULL || recs == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
     if (!consumer_subscribe(rk, topics, err, sizeof(err))) {
         log_error("%s", err);
-        return 1;
+        goto out;
     }
     while (!signals_stop_requested()) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 250);
+        int n = poll_batch(rk, msgs, max, h->batch_window_ms);
         if (h->idle != NULL && now_mono_ms() - last_idle >= h->idle_ms) {
             h->idle(h->arg);
             last_idle = now_mono_ms();
         }
-        if (m == NULL)
+        if (n < 0)
+            goto out;
+        if (n == 0)
             continue;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            char fatal[256];
-            bool is_fatal =
-                m->err == RD_KAFKA_RESP_ERR__FATAL ||
-                kafka_fatal_error_text(rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR;
-            log_emit(is_fatal ? LOG_ERROR : LOG_WARN, NULL, "consumer error: %s",
-                     rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            if (is_fatal)
-                return 1;
-            continue;
-        }
-        struct kafka_record rec;
-        consumer_record(m, &rec);
-        if (h->handle(h->arg, &rec) == CONSUMER_DONE) {
-            /* Async: a lost commit only means a redelivery, which the
-             * handlers absorb; a sync commit per message would cap throughput
-             * at the broker's round trip. */
-            rd_kafka_commit_message(rk, m, 1);
+        for (int i = 0; i < n; i++)
+            consumer_record(msgs[i], &recs[i]);
+        enum consumer_verdict v = h->handle(h->arg, recs, (size_t)n);
+        if (v == CONSUMER_DONE)
+            commit_batch(rk, msgs, n);
+        for (int i = 0; i < n; i++)
+            rd_kafka_message_destroy(msgs[i]);
+        if (v == CONSUMER_DONE) {
             backoff = CONSUMER_BACKOFF_MIN_MS;
-        } else {
-            rd_kafka_message_destroy(m);
-            int64_t wanted = h->retry_wait_ms != NULL ? h->retry_wait_ms(h->arg) : 0;
-            wait_until_ready(rk, h, wanted > backoff ? wanted : backoff);
-            /* Consecutive failures back off further, across rewinds. */
-            backoff = backoff * 2 > CONSUMER_BACKOFF_MAX_MS ? CONSUMER_BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
-        rd_kafka_message_destroy(m);
+        int64_t wanted = h->retry_wait_ms != NULL ? h->retry_wait_ms(h->arg) : 0;
+        wait_until_ready(rk, h, wanted > backoff ? wanted : backoff);
+        /* Consecutive failures back off further, across rewinds. */
+        backoff = backoff * 2 > CONSUMER_BACKOFF_MAX_MS ? CONSUMER_BACKOFF_MAX_MS : backoff * 2;
     }
-    return 0;
+    rc = 0;
+out:
+    free(msgs);
+    free(recs);
+    return rc;
 }

@@ -9,6 +9,8 @@
 #include "bounds.h"
 #include "dlq.h"
 #include "log.h"
+#include "outbox.h"
+#include "pgutil.h"
 #include "request_events.h"
 #include "request_store.h"
 #include "timeutil.h"
@@ -176,23 +178,66 @@ static bool dead_letter(struct db *db, const struct config *cfg, const struct ka
     return request_events_dead_letter(db, cfg, rec->value, rec->len, key, &meta, err, errlen);
 }
 
-/* The transaction body; returns the status, or INTAKE_RETRY with err set on a
- * db error (the caller rolls back). */
-static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
-                                        const struct kafka_record *rec,
-                                        const struct intake_check *check, char *err, size_t errlen)
-{
-    if (check->dlq_reason != NULL) {
-        if (!dead_letter(db, cfg, rec, check->dlq_reason, check->error, NULL, false, err, errlen))
-            return INTAKE_RETRY;
-        return INTAKE_DEAD_LETTERED;
-    }
+/* One message of a batch and what became of it. */
+struct intake_item {
+    const struct kafka_record *rec;
+    struct intake_check check;
+    enum intake_status status;
+    /* dlq.error when it is not check.error: an idempotency conflict, or what
+     * the database refused */
+    char why[700];
+};
 
-    const struct cancel_failed *cf = &check->cf;
+/* Room for record_batch() over up to cap messages, allocated before the
+ * transaction begins: running out of memory inside it would look like the
+ * messages' fault (db_failure_blames_message). */
+struct intake_scratch {
+    struct request_source *srcs;
+    struct request_new *reqs;
+    size_t *item_of;
+    struct outbox_event *events;
+    struct outbox_msg *msgs;
+    const char **ids;
+    struct request_row *rows;
+    bool *found;
+};
+
+static void scratch_free(struct intake_scratch *s)
+{
+    free(s->srcs);
+    free(s->reqs);
+    free(s->item_of);
+    free(s->events);
+    free(s->msgs);
+    free(s->ids);
+    free(s->rows);
+    free(s->found);
+}
+
+static bool scratch_alloc(struct intake_scratch *s, size_t cap)
+{
+    s->srcs = calloc(cap, sizeof(*s->srcs));
+    s->reqs = calloc(cap, sizeof(*s->reqs));
+    s->item_of = calloc(cap, sizeof(*s->item_of));
+    s->events = calloc(cap, sizeof(*s->events));
+    s->msgs = calloc(cap, sizeof(*s->msgs));
+    s->ids = calloc(cap, sizeof(*s->ids));
+    s->rows = calloc(cap, sizeof(*s->rows));
+    s->found = calloc(cap, sizeof(*s->found));
+    return s->srcs != NULL && s->reqs != NULL && s->item_of != NULL && s->events != NULL &&
+           s->msgs != NULL && s->ids != NULL && s->rows != NULL && s->found != NULL;
+}
+
+/* The request a valid message makes. Attempt 1 is due at once:
+ * initial_delay is the wait before attempt 2 (retry_policy.h). */
+static void new_request(const struct intake_item *it, int64_t now, struct request_source *src,
+                        struct request_new *req)
+{
+    const struct kafka_record *rec = it->rec;
+    const struct intake_check *check = &it->check;
     const struct retry_policy *policy = &check->gateway->retry;
-    int64_t now = timeutil_now_ms();
-    int64_t first_attempt = now + policy->initial_delay_ms;
-    struct request_source src = {
+
+    *src = (struct request_source){
         .event_id = check->ev.id,
         .bytes = rec->value,
         .len = rec->len,
@@ -203,100 +248,157 @@ static enum intake_status process_in_tx(struct db *db, const struct config *cfg,
         .event_time_ms = check->ev.time_ms,
         .correlation_id = check->ev.correlationid,
     };
-    bool inserted = false;
-    if (!request_store_insert(db, cf, &src, policy->max_attempts, first_attempt,
-                              now + policy->deadline_ms, check->gateway->idempotency_key_ttl_ms,
-                              &inserted, err, errlen))
-        return INTAKE_RETRY;
+    *req = (struct request_new){
+        .cf = &check->cf,
+        .src = src,
+        .max_attempts = policy->max_attempts,
+        .first_attempt_ms = now,
+        .deadline_ms = now + policy->deadline_ms,
+        .key_ttl_ms = check->gateway->idempotency_key_ttl_ms,
+    };
+}
 
-    if (inserted) {
-        struct cancel_request_fields req;
-        cancel_failed_fields(cf, &req);
-        if (!request_events_retry(db, cfg, &req, check->ev.correlationid, 1, first_attempt, err,
-                                  errlen))
-            return INTAKE_RETRY;
-        return INTAKE_ACCEPTED;
-    }
+/* Record items[0..n) in the open transaction, in a fixed number of
+ * statements: one insert of the new requests, one of their RetryScheduled
+ * events, one read of the requests that existed already; then a dead letter
+ * per invalid or conflicting message, in message order. A message whose
+ * requestId existed (before the batch, or earlier in it) is compared with
+ * the row as it stands, exactly as if the messages were recorded one by one.
+ * Sets each item's status. False with err on a db failure, or on a message
+ * whose event cannot be built: db_failure_blames_message() says whose fault
+ * it was. */
+static bool record_batch(struct db *db, const struct config *cfg, struct intake_item *items,
+                         size_t n, struct intake_scratch *s, char *err, size_t errlen)
+{
+    int64_t now = timeutil_now_ms();
+    size_t nvalid = 0, nnew = 0, nold = 0, nrows = 0;
+    bool ok = false;
 
-    /* The requestId exists: a redelivery or an upstream duplicate is fine;
-     * different money under the same idempotency key is never refunded. */
-    struct request_row row;
-    bool found = false;
-    if (!request_store_get(db, cf->request_id, false, &row, &found, err, errlen))
-        return INTAKE_RETRY;
-    if (!found) {
-        snprintf(err, errlen, "request %s vanished during intake", cf->request_id);
-        return INTAKE_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].check.dlq_reason != NULL)
+            continue;
+        new_request(&items[i], now, &s->srcs[nvalid], &s->reqs[nvalid]);
+        s->item_of[nvalid++] = i;
     }
-    enum intake_status status = INTAKE_DUPLICATE;
-    if (!same_money(&row, cf)) {
-        char why[512];
-        describe_conflict(&row, cf, why, sizeof(why));
-        status = dead_letter(db, cfg, rec, DLQ_REASON_IDEMPOTENCY_CONFLICT, why, cf->request_id,
-                             false, err, errlen)
-                     ? INTAKE_DEAD_LETTERED
-                     : INTAKE_RETRY;
+    if (!request_store_insert_many(db, s->reqs, nvalid, err, errlen))
+        return false;
+    for (size_t j = 0; j < nvalid; j++) {
+        struct intake_item *it = &items[s->item_of[j]];
+        if (!s->reqs[j].inserted) {
+            /* nold <= j: item_of is compacted in place to the old ones. */
+            s->ids[nold] = it->check.cf.request_id;
+            s->item_of[nold++] = s->item_of[j];
+            continue;
+        }
+        struct cancel_request_fields fields;
+        cancel_failed_fields(&it->check.cf, &fields);
+        if (!request_events_retry_build(cfg, &fields, it->check.ev.correlationid, 1, now,
+                                        &s->events[nnew], err, errlen))
+            goto out;
+        s->msgs[nnew] = s->events[nnew].msg;
+        nnew++;
+        it->status = INTAKE_ACCEPTED;
     }
-    request_row_clear(&row);
-    return status;
+    if (!outbox_insert_many(db, s->msgs, nnew, err, errlen))
+        goto out;
+
+    /* A redelivery or an upstream duplicate is fine; different money under
+     * the same idempotency key is never refunded. */
+    if (!request_store_get_many(db, s->ids, nold, s->rows, s->found, err, errlen))
+        goto out;
+    nrows = nold;
+    for (size_t k = 0; k < nold; k++) {
+        struct intake_item *it = &items[s->item_of[k]];
+        if (!s->found[k]) {
+            snprintf(err, errlen, "request %s vanished during intake", it->check.cf.request_id);
+            goto out;
+        }
+        it->status = INTAKE_DUPLICATE;
+        if (!same_money(&s->rows[k], &it->check.cf)) {
+            describe_conflict(&s->rows[k], &it->check.cf, it->why, sizeof(it->why));
+            it->status = INTAKE_DEAD_LETTERED;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct intake_item *it = &items[i];
+        const struct intake_check *check = &it->check;
+        if (check->dlq_reason != NULL) {
+            if (!dead_letter(db, cfg, it->rec, check->dlq_reason, check->error, NULL, false, err,
+                             errlen))
+                goto out;
+            it->status = INTAKE_DEAD_LETTERED;
+        } else if (it->status == INTAKE_DEAD_LETTERED) {
+            if (!dead_letter(db, cfg, it->rec, DLQ_REASON_IDEMPOTENCY_CONFLICT, it->why,
+                             check->cf.request_id, false, err, errlen))
+                goto out;
+        }
+    }
+    ok = true;
+out:
+    for (size_t k = 0; k < nnew; k++)
+        outbox_event_clear(&s->events[k]);
+    for (size_t k = 0; k < nrows; k++)
+        if (s->found[k])
+            request_row_clear(&s->rows[k]);
+    return ok;
 }
 
 /* The database refused something this message carries (db.h,
  * db_failure_blames_message): the same statements would fail the same way
  * forever, so the message is dead-lettered, with the database's message and
- * SQLSTATE in dlq.error, in a transaction of its own. Keyed by the requestId
- * only, so that a Kafka key the database refused cannot fail it again. The
- * reason stays the message's own when it was being dead-lettered already. */
-static enum intake_status dead_letter_refused(struct db *db, const struct config *cfg,
-                                              const struct kafka_record *rec,
-                                              const struct intake_check *check, char *why,
-                                              size_t whylen, char *err, size_t errlen)
+ * SQLSTATE (err) in dlq.error. Keyed by the requestId only, so that a Kafka
+ * key the database refused cannot fail it again. The reason stays the
+ * message's own when it was being dead-lettered already. */
+static bool dead_letter_refused(struct db *db, const struct config *cfg, struct intake_item *it,
+                                char *err, size_t errlen)
 {
-    snprintf(why, whylen, "the database refused the message: %s", err);
+    const struct intake_check *check = &it->check;
+    snprintf(it->why, sizeof(it->why), "the database refused the message: %s", err);
+    it->status = INTAKE_DEAD_LETTERED;
     const char *reason =
         check->dlq_reason != NULL ? check->dlq_reason : DLQ_REASON_SCHEMA_VIOLATION;
-    if (db_begin(db, err, errlen) &&
-        dead_letter(db, cfg, rec, reason, why, check->cf.request_id, true, err, errlen) &&
-        db_commit(db, err, errlen))
-        return INTAKE_DEAD_LETTERED;
-    db_rollback(db);
-    return INTAKE_RETRY;
+    return dead_letter(db, cfg, it->rec, reason, it->why, check->cf.request_id, true, err, errlen);
 }
 
-enum intake_status intake_process(struct db *db, const struct config *cfg,
-                                  const struct kafka_record *rec, char *err, size_t errlen)
+static const char sql_savepoint[] = "SAVEPOINT intake_message";
+static const char sql_rollback_to[] = "ROLLBACK TO SAVEPOINT intake_message";
+static const char sql_release[] = "RELEASE SAVEPOINT intake_message";
+
+/* After a message failed the batch: record items one at a time, each under
+ * a savepoint, so that exactly the messages the database refuses are
+ * dead-lettered and the others recorded, in the same transaction. False
+ * when a failure is not a message's fault (the caller rolls back). */
+static bool record_one_by_one(struct db *db, const struct config *cfg, struct intake_item *items,
+                              size_t n, struct intake_scratch *s, char *err, size_t errlen)
 {
-    struct intake_check check;
-    enum intake_status status;
-    char refused[700] = "";
-
-    intake_check_record(cfg, rec, timeutil_now_ms(), &check);
-    if (!db_begin(db, err, errlen)) {
-        intake_check_clear(&check);
-        return INTAKE_RETRY;
+    for (size_t i = 0; i < n; i++) {
+        if (!pgutil_command(db, sql_savepoint, 0, NULL, "could not set a savepoint", err, errlen))
+            return false;
+        if (!record_batch(db, cfg, &items[i], 1, s, err, errlen)) {
+            /* Only an outage, a server fault or a bug of ours is worth
+             * waiting for; one message the database cannot take must not
+             * stop the partition (and, through the pause, every one). */
+            if (!db_failure_blames_message(db) ||
+                !pgutil_command(db, sql_rollback_to, 0, NULL, "could not roll back a message", err,
+                                errlen) ||
+                !dead_letter_refused(db, cfg, &items[i], err, errlen))
+                return false;
+        }
+        if (!pgutil_command(db, sql_release, 0, NULL, "could not release a savepoint", err, errlen))
+            return false;
     }
-    status = process_in_tx(db, cfg, rec, &check, err, errlen);
-    if (status == INTAKE_RETRY) {
-        bool blames_message = db_failure_blames_message(db);
-        db_rollback(db);
-        /* Only an outage, a server fault or a bug of ours is worth waiting
-         * for; one message the database cannot take must not stop the
-         * partition (and, through the pause, every partition). */
-        if (blames_message)
-            status =
-                dead_letter_refused(db, cfg, rec, &check, refused, sizeof(refused), err, errlen);
-    } else if (!db_commit(db, err, errlen)) {
-        db_rollback(db);
-        status = INTAKE_RETRY;
-    }
+    return true;
+}
 
+static void log_item(const struct intake_item *it)
+{
     struct log_ctx ctx = LOG_CTX_INIT;
-    ctx.topic = rec->topic;
-    ctx.partition = rec->partition;
-    ctx.offset = rec->offset;
-    ctx.request_id = check.cf.request_id;
-    ctx.correlation_id = check.ev.correlationid;
-    switch (status) {
+    ctx.topic = it->rec->topic;
+    ctx.partition = it->rec->partition;
+    ctx.offset = it->rec->offset;
+    ctx.request_id = it->check.cf.request_id;
+    ctx.correlation_id = it->check.ev.correlationid;
+    switch (it->status) {
     case INTAKE_ACCEPTED:
         log_emit(LOG_INFO, &ctx, "accepted cancel request; attempt 1 scheduled");
         break;
@@ -305,14 +407,68 @@ enum intake_status intake_process(struct db *db, const struct config *cfg,
         break;
     case INTAKE_DEAD_LETTERED:
         log_emit(LOG_WARN, &ctx, "dead-lettered message: %s",
-                 refused[0] != '\0'         ? refused
-                 : check.dlq_reason != NULL ? check.error
-                                            : "idempotency conflict");
+                 it->why[0] != '\0' ? it->why : it->check.error);
         break;
     case INTAKE_RETRY:
-        log_emit(LOG_WARN, &ctx, "could not process message, will retry: %s", err);
         break;
     }
-    intake_check_clear(&check);
-    return status;
+}
+
+bool intake_process_batch(struct db *db, const struct config *cfg, const struct kafka_record *recs,
+                          size_t n, enum intake_status *statuses, char *err, size_t errlen)
+{
+    struct intake_scratch scratch = {0};
+    struct intake_item *items = calloc(n, sizeof(*items));
+    bool ok = false;
+
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = INTAKE_RETRY;
+    if (items == NULL || !scratch_alloc(&scratch, n)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    int64_t now = timeutil_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        items[i].rec = &recs[i];
+        intake_check_record(cfg, &recs[i], now, &items[i].check);
+    }
+    ok = db_begin(db, err, errlen) && record_batch(db, cfg, items, n, &scratch, err, errlen);
+    if (!ok && db_failure_blames_message(db)) {
+        /* Rare: a message the database refuses. Start over and find it. */
+        db_rollback(db);
+        struct log_ctx ctx = LOG_CTX_INIT;
+        ctx.topic = recs[0].topic;
+        ctx.partition = recs[0].partition;
+        ctx.offset = recs[0].offset;
+        log_emit(LOG_WARN, &ctx,
+                 "a message of a batch of %zu failed it (%s); recording them one at a time", n,
+                 err);
+        for (size_t i = 0; i < n; i++) {
+            items[i].status = INTAKE_RETRY;
+            items[i].why[0] = '\0';
+        }
+        ok = db_begin(db, err, errlen) &&
+             record_one_by_one(db, cfg, items, n, &scratch, err, errlen);
+    }
+    ok = ok && db_commit(db, err, errlen);
+    if (!ok) {
+        db_rollback(db);
+        struct log_ctx ctx = LOG_CTX_INIT;
+        ctx.topic = recs[0].topic;
+        ctx.partition = recs[0].partition;
+        ctx.offset = recs[0].offset;
+        log_emit(LOG_WARN, &ctx, "could not process %zu message%s, will retry: %s", n,
+                 n == 1 ? "" : "s", err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ok) {
+            statuses[i] = items[i].status;
+            log_item(&items[i]);
+        }
+        intake_check_clear(&items[i].check);
+    }
+out:
+    scratch_free(&scratch);
+    free(items);
+    return ok;
 }

@@ -1,11 +1,11 @@
 /*
- * intake: accept one CancelFailed message. Validates the envelope and the
- * data against the contract, then in one transaction either records the new
- * request with its first RetryScheduled in the outbox, ignores a duplicate,
- * or dead-letters the message (unparseable, invalid, unknown gateway,
- * idempotency conflict, or refused by the database: db_error_blames_message)
- * with its original bytes. The caller commits the Kafka offset only after
- * this returns anything but INTAKE_RETRY.
+ * intake: accept a batch of CancelFailed messages. Validates each envelope
+ * and its data against the contract, then in one transaction records each
+ * new request with its first RetryScheduled in the outbox, ignores
+ * duplicates, and dead-letters each message that is unparseable, invalid,
+ * for an unknown gateway, an idempotency conflict, or refused by the
+ * database (db_error_blames_message), with its original bytes. The caller
+ * commits the Kafka offsets only after the transaction committed.
  */
 #ifndef CR_INTAKE_H
 #define CR_INTAKE_H
@@ -72,9 +72,17 @@ enum intake_status {
 
 const char *intake_status_name(enum intake_status s);
 
-/* Process rec in its own transaction on db. On INTAKE_RETRY err says why; the
- * message must be processed again (do not commit its offset). */
-enum intake_status intake_process(struct db *db, const struct config *cfg,
-                                  const struct kafka_record *rec, char *err, size_t errlen);
+/* Process recs[0..n) (n >= 1) in one transaction on db: the new requests
+ * with their attempt 1 (due at once), duplicates ignored, and what is
+ * invalid, conflicting or refused by the database dead-lettered, each
+ * message's outcome exactly as if they were processed one by one in order.
+ * A message the database refuses is dead-lettered alone; the others are
+ * still recorded. Returns true when the transaction committed, with each
+ * message's status in statuses[i]; false with err (and every status
+ * INTAKE_RETRY) when nothing was: the messages must be processed again (do
+ * not commit their offsets). */
+bool intake_process_batch(struct db *db, const struct config *cfg, const struct kafka_record *recs,
+                          size_t n, enum intake_status *statuses, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -13,12 +13,19 @@
 #include "pgutil.h"
 #include "timeutil.h"
 
+/* One row or a batch alike: each parameter is a column (outbox_insert_many),
+ * the rows keep their order. */
 static const char sql_insert[] =
     "INSERT INTO outbox (topic, msg_key, value, headers, event_type, event_id, request_id,"
     "                    available_at)"
-    " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7,"
-    "         CASE WHEN $8::bigint = 0 THEN now()"
-    "              ELSE to_timestamp($8::bigint / 1000.0) END)";
+    " SELECT u.topic, u.msg_key, u.value, u.headers::jsonb, u.event_type, u.event_id,"
+    "        u.request_id, CASE WHEN u.available_ms::bigint = 0 THEN now()"
+    "                           ELSE to_timestamp(u.available_ms::bigint / 1000.0) END"
+    "   FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[],"
+    "               $7::text[], $8::text[])"
+    "        WITH ORDINALITY AS u(topic, msg_key, value, headers, event_type, event_id,"
+    "                             request_id, available_ms, ord)"
+    "  ORDER BY u.ord";
 
 /* Parked rows wait for an operator (cancelctl outbox requeue), not for
  * the relay. */
@@ -67,27 +74,61 @@ static const char sql_purge[] =
     "  SELECT id FROM outbox WHERE published_at < now() - $1::bigint * interval '1 ms'"
     "  ORDER BY published_at LIMIT $2)";
 
+#define OUTBOX_INSERT_COLUMNS 8
+
 bool outbox_insert(struct db *db, const struct outbox_msg *msg, char *err, size_t errlen)
 {
-    char available[32];
-    char *headers = NULL;
-    bool ok;
+    return outbox_insert_many(db, msg, 1, err, errlen);
+}
 
-    headers = msg->headers != NULL ? json_dumps(msg->headers, JSON_COMPACT) : strdup("[]");
-    if (headers == NULL) {
-        snprintf(err, errlen, "could not encode outbox headers");
-        return false;
+bool outbox_insert_many(struct db *db, const struct outbox_msg *msgs, size_t n, char *err,
+                        size_t errlen)
+{
+    struct pgutil_array cols[OUTBOX_INSERT_COLUMNS];
+    const char *values[OUTBOX_INSERT_COLUMNS];
+    int lengths[OUTBOX_INSERT_COLUMNS], formats[OUTBOX_INSERT_COLUMNS];
+    bool ok = false;
+
+    if (n == 0)
+        return true;
+    for (int c = 0; c < OUTBOX_INSERT_COLUMNS; c++) {
+        pgutil_array_init(&cols[c], c == 2 ? PGUTIL_OID_BYTEA : PGUTIL_OID_TEXT);
+        formats[c] = 1;
     }
-    snprintf(available, sizeof(available), "%" PRId64, msg->available_at_ms);
-    const char *values[8] = {msg->topic,      msg->key,      (const char *)msg->value, headers,
-                             msg->event_type, msg->event_id, msg->request_id,          available};
-    int lengths[8] = {0, 0, (int)msg->value_len, 0, 0, 0, 0, 0};
-    int formats[8] = {0, 0, 1, 0, 0, 0, 0, 0};
-    PGresult *res = pgutil_query(db, sql_insert, 8, values, lengths, formats, PGRES_COMMAND_OK,
-                                 "could not insert into the outbox", err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        const struct outbox_msg *msg = &msgs[i];
+        char available[32];
+        char *headers =
+            msg->headers != NULL ? json_dumps(msg->headers, JSON_COMPACT) : strdup("[]");
+        if (headers == NULL) {
+            snprintf(err, errlen, "could not encode outbox headers");
+            goto out;
+        }
+        snprintf(available, sizeof(available), "%" PRId64, msg->available_at_ms);
+        const char *row[OUTBOX_INSERT_COLUMNS] = {
+            msg->topic,      msg->key,      (const char *)msg->value, headers,
+            msg->event_type, msg->event_id, msg->request_id,          available};
+        for (int c = 0; c < OUTBOX_INSERT_COLUMNS; c++)
+            pgutil_array_add(&cols[c], row[c],
+                             c == 2           ? msg->value_len
+                             : row[c] != NULL ? strlen(row[c])
+                                              : 0);
+        free(headers);
+    }
+    for (int c = 0; c < OUTBOX_INSERT_COLUMNS; c++) {
+        values[c] = pgutil_array_data(&cols[c], &lengths[c]);
+        if (values[c] == NULL) {
+            snprintf(err, errlen, "could not insert into the outbox: out of memory");
+            goto out;
+        }
+    }
+    PGresult *res = pgutil_query(db, sql_insert, OUTBOX_INSERT_COLUMNS, values, lengths, formats,
+                                 PGRES_COMMAND_OK, "could not insert into the outbox", err, errlen);
     ok = res != NULL;
     PQclear(res);
-    free(headers);
+out:
+    for (int c = 0; c < OUTBOX_INSERT_COLUMNS; c++)
+        pgutil_array_free(&cols[c]);
     return ok;
 }
 
@@ -250,34 +291,53 @@ bool outbox_purge_published(struct db *db, int64_t retention_ms, int limit, int 
     return ok;
 }
 
+bool outbox_event_build(struct outbox_event *ev, const char *topic, const char *type,
+                        const char *request_id, const char *correlation_id, const json_t *data,
+                        int64_t available_at_ms, char *err, size_t errlen)
+{
+    memset(ev, 0, sizeof(*ev));
+    /* The id is made here, not by cloudevent_build(), because the outbox
+     * stores it: consumers dedup on it and operators look it up. */
+    cloudevent_new_id(ev->id);
+    if (!cloudevent_build_at(type, CANCEL_EVENT_SOURCE, request_id, correlation_id, (json_t *)data,
+                             ev->id, timeutil_now_ms(), &ev->json, err, errlen))
+        return false;
+    ev->headers = json_pack("[[ss]]", "content-type", CLOUDEVENT_CONTENT_TYPE);
+    if (ev->headers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        outbox_event_clear(ev);
+        return false;
+    }
+    ev->msg = (struct outbox_msg){
+        .topic = topic,
+        .key = request_id,
+        .value = ev->json,
+        .value_len = strlen(ev->json),
+        .headers = ev->headers,
+        .event_type = type,
+        .event_id = ev->id,
+        .request_id = request_id,
+        .available_at_ms = available_at_ms,
+    };
+    return true;
+}
+
+void outbox_event_clear(struct outbox_event *ev)
+{
+    free(ev->json);
+    json_decref(ev->headers);
+    memset(ev, 0, sizeof(*ev));
+}
+
 bool outbox_insert_event(struct db *db, const char *topic, const char *type, const char *request_id,
                          const char *correlation_id, const json_t *data, int64_t available_at_ms,
                          char *err, size_t errlen)
 {
-    char id[CLOUDEVENT_ID_LEN];
-    char *json = NULL;
-
-    /* The id is made here, not by cloudevent_build(), because the outbox
-     * stores it: consumers dedup on it and operators look it up. */
-    cloudevent_new_id(id);
-    if (!cloudevent_build_at(type, CANCEL_EVENT_SOURCE, request_id, correlation_id, (json_t *)data,
-                             id, timeutil_now_ms(), &json, err, errlen))
+    struct outbox_event ev;
+    if (!outbox_event_build(&ev, topic, type, request_id, correlation_id, data, available_at_ms,
+                            err, errlen))
         return false;
-    struct outbox_msg msg = {
-        .topic = topic,
-        .key = request_id,
-        .value = json,
-        .value_len = strlen(json),
-        .headers = NULL,
-        .event_type = type,
-        .event_id = id,
-        .request_id = request_id,
-        .available_at_ms = available_at_ms,
-    };
-    json_t *headers = json_pack("[[ss]]", "content-type", CLOUDEVENT_CONTENT_TYPE);
-    msg.headers = headers;
-    bool ok = outbox_insert(db, &msg, err, errlen);
-    json_decref(headers);
-    free(json);
+    bool ok = outbox_insert(db, &ev.msg, err, errlen);
+    outbox_event_clear(&ev);
     return ok;
 }

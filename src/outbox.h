@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+#include "cloudevent.h"
 #include "db.h"
 
 /* A row to insert. Every pointer is borrowed for the duration of the call. */
@@ -54,8 +56,31 @@ struct outbox_fence {
 bool outbox_insert(struct db *db, const struct outbox_msg *msg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Insert msgs[0..n) in one statement, in that order (ascending ids): one
+ * round trip for a whole batch. All or nothing, like one row. */
+bool outbox_insert_many(struct db *db, const struct outbox_msg *msgs, size_t n, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
+
+/* A CloudEvent made for the outbox by outbox_event_build(): msg is the row,
+ * pointing into the event's own id, bytes and headers, so the struct must
+ * not move while msg is used. Clear with outbox_event_clear(). */
+struct outbox_event {
+    struct outbox_msg msg;
+    char id[CLOUDEVENT_ID_LEN];
+    char *json;      /* the event, owned */
+    json_t *headers; /* owned */
+};
+
 /* Build a CloudEvent (cloudevent_build) of type with subject = request_id and
- * the given data (borrowed), and insert it for topic, keyed by request_id. */
+ * the given data (borrowed), for topic, keyed by request_id, available at
+ * available_at_ms (0: now). On failure ev is cleared and err says why. */
+bool outbox_event_build(struct outbox_event *ev, const char *topic, const char *type,
+                        const char *request_id, const char *correlation_id, const json_t *data,
+                        int64_t available_at_ms, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void outbox_event_clear(struct outbox_event *ev);
+
+/* outbox_event_build() and insert it. */
 bool outbox_insert_event(struct db *db, const char *topic, const char *type, const char *request_id,
                          const char *correlation_id, const json_t *data, int64_t available_at_ms,
                          char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -23,16 +23,28 @@ void request_events_fields(const struct request_row *row, struct cancel_request_
     req->partial = row->partial;
 }
 
-bool request_events_retry(struct db *db, const struct config *cfg,
-                          const struct cancel_request_fields *req, const char *correlation_id,
-                          int attempt, int64_t due_ms, char *err, size_t errlen)
+bool request_events_retry_build(const struct config *cfg, const struct cancel_request_fields *req,
+                                const char *correlation_id, int attempt, int64_t due_ms,
+                                struct outbox_event *ev, char *err, size_t errlen)
 {
     json_t *data = retry_scheduled_data(req, attempt, due_ms, err, errlen);
     if (data == NULL)
         return false;
-    bool ok = outbox_insert_event(db, cfg->topics.retry.name, CANCEL_EVENT_TYPE_RETRY_SCHEDULED,
-                                  req->request_id, correlation_id, data, due_ms, err, errlen);
+    bool ok = outbox_event_build(ev, cfg->topics.retry.name, CANCEL_EVENT_TYPE_RETRY_SCHEDULED,
+                                 req->request_id, correlation_id, data, due_ms, err, errlen);
     json_decref(data);
+    return ok;
+}
+
+bool request_events_retry(struct db *db, const struct config *cfg,
+                          const struct cancel_request_fields *req, const char *correlation_id,
+                          int attempt, int64_t due_ms, char *err, size_t errlen)
+{
+    struct outbox_event ev;
+    if (!request_events_retry_build(cfg, req, correlation_id, attempt, due_ms, &ev, err, errlen))
+        return false;
+    bool ok = outbox_insert(db, &ev.msg, err, errlen);
+    outbox_event_clear(&ev);
     return ok;
 }
 

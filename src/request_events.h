@@ -18,10 +18,19 @@
 #include "config.h"
 #include "db.h"
 #include "dlq.h"
+#include "outbox.h"
 #include "request_store.h"
 
 /* Fill req with borrowed pointers into row. */
 void request_events_fields(const struct request_row *row, struct cancel_request_fields *req);
+
+/* Build the RetryScheduled for `attempt`, published at due_ms, as an outbox
+ * row (for outbox_insert_many; clear with outbox_event_clear). req and
+ * correlation_id are borrowed by ev->msg. */
+bool request_events_retry_build(const struct config *cfg, const struct cancel_request_fields *req,
+                                const char *correlation_id, int attempt, int64_t due_ms,
+                                struct outbox_event *ev, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Outbox a RetryScheduled for `attempt`, published at due_ms. */
 bool request_events_retry(struct db *db, const struct config *cfg,

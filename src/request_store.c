@@ -23,27 +23,50 @@
 
 /* The upstream service may have used the key (the requestId) before the
  * event was written, so its lifetime at the gateway is counted from the
- * earliest time we know of: the event's time ($21), the Kafka timestamp
- * ($17) and now. 0 means unknown. */
+ * earliest time we know of: the event's time, the Kafka timestamp and now.
+ * 0 means unknown. */
 #define KEY_FIRST_USED                                                                             \
-    "LEAST(now(), CASE WHEN $21::bigint = 0 THEN now() ELSE to_timestamp($21::bigint / 1000.0) "   \
-    "END,"                                                                                         \
-    " CASE WHEN $17::bigint = 0 THEN now() ELSE to_timestamp($17::bigint / 1000.0) END)"
+    "LEAST(now(), CASE WHEN u.event_time_ms::bigint = 0 THEN now()"                                \
+    "             ELSE to_timestamp(u.event_time_ms::bigint / 1000.0) END,"                        \
+    " CASE WHEN u.kafka_ts_ms::bigint = 0 THEN now()"                                              \
+    "      ELSE to_timestamp(u.kafka_ts_ms::bigint / 1000.0) END)"
 
+/* One request or a batch alike: each parameter is a column of text (bytea for
+ * the event), in the order of insert_params(). Sorted by requestId: see
+ * request_store_insert_many(); the ordinality keeps the first of a repeated
+ * requestId first. */
 static const char sql_insert[] =
     "INSERT INTO cancel_request (request_id, gateway, payment_key, amount, currency, partial,"
     "  reason, origin_transaction_id, first_failure_code, first_failure_message, correlation_id,"
     "  source_event_id, source_event, source_topic, source_partition, source_offset,"
     "  source_timestamp, max_attempts, next_attempt_at, deadline_at, key_first_used_at,"
     "  key_expires_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-    "  CASE WHEN $17::bigint = 0 THEN NULL ELSE to_timestamp($17::bigint / 1000.0) END,"
-    "  $18, to_timestamp($19::bigint / 1000.0), to_timestamp($20::bigint / 1000.0),"
-    "  " KEY_FIRST_USED ", " KEY_FIRST_USED " + $22::bigint * interval '1 ms')"
-    " ON CONFLICT (request_id) DO NOTHING";
+    " SELECT u.request_id, u.gateway, u.payment_key, u.amount::bigint, u.currency,"
+    "  u.partial::boolean, u.reason, u.origin_transaction_id, u.failure_code, u.failure_message,"
+    "  u.correlation_id, u.event_id, u.event, u.topic, u.kafka_partition::integer,"
+    "  u.kafka_offset::bigint,"
+    "  CASE WHEN u.kafka_ts_ms::bigint = 0 THEN NULL"
+    "       ELSE to_timestamp(u.kafka_ts_ms::bigint / 1000.0) END,"
+    "  u.max_attempts::integer, to_timestamp(u.first_attempt_ms::bigint / 1000.0),"
+    "  to_timestamp(u.deadline_ms::bigint / 1000.0),"
+    "  " KEY_FIRST_USED ", " KEY_FIRST_USED " + u.key_ttl_ms::bigint * interval '1 ms'"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    "             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
+    "             $13::bytea[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],"
+    "             $19::text[], $20::text[], $21::text[], $22::text[])"
+    "      WITH ORDINALITY AS u(request_id, gateway, payment_key, amount, currency, partial,"
+    "        reason, origin_transaction_id, failure_code, failure_message, correlation_id,"
+    "        event_id, event, topic, kafka_partition, kafka_offset, kafka_ts_ms, max_attempts,"
+    "        first_attempt_ms, deadline_ms, event_time_ms, key_ttl_ms, ord)"
+    " ORDER BY u.request_id, u.ord"
+    " ON CONFLICT (request_id) DO NOTHING"
+    " RETURNING request_id";
 
 static const char sql_get[] =
     "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = $1";
+
+static const char sql_get_many[] =
+    "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = ANY($1::text[])";
 
 static const char sql_get_lock[] =
     "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = $1 FOR UPDATE";
@@ -212,18 +235,71 @@ static void row_from_result(const PGresult *res, int r, int first, struct reques
 
 #define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
 
-bool request_store_insert(struct db *db, const struct cancel_failed *cf,
-                          const struct request_source *src, int max_attempts,
-                          int64_t first_attempt_ms, int64_t deadline_ms, int64_t key_ttl_ms,
-                          bool *inserted, char *err, size_t errlen)
+/* Positions of requestIds sorted by (requestId, position), to find the
+ * entries of a returned requestId without a scan per row. */
+struct id_pos {
+    const char *id;
+    size_t pos;
+};
+
+static int id_pos_cmp(const void *a, const void *b)
 {
+    const struct id_pos *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c != 0)
+        return c;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* The index of the first entry of id in sorted[0..n), n if there is none. */
+static size_t id_pos_first(const struct id_pos *sorted, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(sorted[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && strcmp(sorted[lo].id, id) == 0 ? lo : n;
+}
+
+/* ids[0..n) sorted with their positions, malloc'd (NULL when out of
+ * memory). */
+static struct id_pos *id_pos_sort(const char *const *ids, size_t n)
+{
+    struct id_pos *sorted = malloc(n * sizeof(*sorted));
+    if (sorted == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i].id = ids[i];
+        sorted[i].pos = i;
+    }
+    qsort(sorted, n, sizeof(*sorted), id_pos_cmp);
+    return sorted;
+}
+
+#define INSERT_COLUMNS 22
+#define INSERT_EVENT   12 /* the one bytea column */
+
+/* The columns of sql_insert for one request, as text; numbers in bufs. */
+struct insert_params {
     char amount[24], partition[16], offset[24], ts[24], maxa[16], first[24], deadline[24],
         evtime[24], ttl[24];
-    const char *values[22] = {
+    const char *values[INSERT_COLUMNS];
+    size_t lengths[INSERT_COLUMNS];
+};
+
+static void insert_params(const struct request_new *r, struct insert_params *p)
+{
+    const struct cancel_failed *cf = r->cf;
+    const struct request_source *src = r->src;
+    const char *values[INSERT_COLUMNS] = {
         cf->request_id,
         cf->gateway,
         cf->payment_key,
-        I64(amount, cf->amount),
+        I64(p->amount, cf->amount),
         cf->currency,
         cf->partial ? "true" : "false",
         cf->reason,
@@ -234,27 +310,80 @@ bool request_store_insert(struct db *db, const struct cancel_failed *cf,
         src->event_id,
         (const char *)src->bytes,
         src->topic,
-        src->partition >= 0 ? I64(partition, src->partition) : NULL,
-        src->offset >= 0 ? I64(offset, src->offset) : NULL,
-        I64(ts, src->timestamp_ms),
-        I64(maxa, max_attempts),
-        I64(first, first_attempt_ms),
-        I64(deadline, deadline_ms),
-        I64(evtime, src->event_time_ms),
-        I64(ttl, key_ttl_ms),
+        src->partition >= 0 ? I64(p->partition, src->partition) : NULL,
+        src->offset >= 0 ? I64(p->offset, src->offset) : NULL,
+        I64(p->ts, src->timestamp_ms),
+        I64(p->maxa, r->max_attempts),
+        I64(p->first, r->first_attempt_ms),
+        I64(p->deadline, r->deadline_ms),
+        I64(p->evtime, src->event_time_ms),
+        I64(p->ttl, r->key_ttl_ms),
     };
-    int lengths[22] = {0};
-    int formats[22] = {0};
-    lengths[12] = (int)src->len;
-    formats[12] = 1;
+    for (int c = 0; c < INSERT_COLUMNS; c++) {
+        p->values[c] = values[c];
+        p->lengths[c] = c == INSERT_EVENT ? src->len : values[c] != NULL ? strlen(values[c]) : 0;
+    }
+}
 
-    PGresult *res = pgutil_query(db, sql_insert, 22, values, lengths, formats, PGRES_COMMAND_OK,
-                                 "could not insert the cancel request", err, errlen);
+bool request_store_insert_many(struct db *db, struct request_new *reqs, size_t n, char *err,
+                               size_t errlen)
+{
+    struct pgutil_array cols[INSERT_COLUMNS];
+    const char *values[INSERT_COLUMNS];
+    int lengths[INSERT_COLUMNS], formats[INSERT_COLUMNS];
+    struct id_pos *sorted = NULL;
+    PGresult *res = NULL;
+    bool ok = false;
+
+    for (size_t i = 0; i < n; i++)
+        reqs[i].inserted = false;
+    if (n == 0)
+        return true;
+    for (int c = 0; c < INSERT_COLUMNS; c++) {
+        pgutil_array_init(&cols[c], c == INSERT_EVENT ? PGUTIL_OID_BYTEA : PGUTIL_OID_TEXT);
+        formats[c] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct insert_params p;
+        insert_params(&reqs[i], &p);
+        for (int c = 0; c < INSERT_COLUMNS; c++)
+            pgutil_array_add(&cols[c], p.values[c], p.lengths[c]);
+    }
+    for (int c = 0; c < INSERT_COLUMNS; c++) {
+        values[c] = pgutil_array_data(&cols[c], &lengths[c]);
+        if (values[c] == NULL)
+            goto oom;
+    }
+    const char **ids = malloc(n * sizeof(*ids));
+    if (ids == NULL)
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = reqs[i].cf->request_id;
+    sorted = id_pos_sort(ids, n);
+    free(ids);
+    if (sorted == NULL)
+        goto oom;
+    res = pgutil_query(db, sql_insert, INSERT_COLUMNS, values, lengths, formats, PGRES_TUPLES_OK,
+                       "could not insert the cancel request", err, errlen);
     if (res == NULL)
-        return false;
-    *inserted = strcmp(PQcmdTuples(res), "1") == 0;
+        goto out;
+    /* The first entry of a requestId was tried first: if it was inserted,
+     * it is the one. */
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t k = id_pos_first(sorted, n, PQgetvalue(res, r, 0));
+        if (k < n)
+            reqs[sorted[k].pos].inserted = true;
+    }
+    ok = true;
+    goto out;
+oom:
+    snprintf(err, errlen, "could not insert the cancel request: out of memory");
+out:
     PQclear(res);
-    return true;
+    free(sorted);
+    for (int c = 0; c < INSERT_COLUMNS; c++)
+        pgutil_array_free(&cols[c]);
+    return ok;
 }
 
 bool request_store_get(struct db *db, const char *request_id, bool lock, struct request_row *row,
@@ -270,6 +399,48 @@ bool request_store_get(struct db *db, const char *request_id, bool lock, struct 
         row_from_result(res, 0, 0, row);
     PQclear(res);
     return true;
+}
+
+bool request_store_get_many(struct db *db, const char *const *ids, size_t n,
+                            struct request_row *rows, bool *found, char *err, size_t errlen)
+{
+    struct pgutil_array arr;
+    struct id_pos *sorted = NULL;
+    PGresult *res = NULL;
+    bool ok = false;
+    int len = 0;
+
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    if (n == 0)
+        return true;
+    pgutil_array_init(&arr, PGUTIL_OID_TEXT);
+    for (size_t i = 0; i < n; i++)
+        pgutil_array_add(&arr, ids[i], strlen(ids[i]));
+    const char *values[1] = {pgutil_array_data(&arr, &len)};
+    int lengths[1] = {len}, formats[1] = {1};
+    sorted = values[0] != NULL ? id_pos_sort(ids, n) : NULL;
+    if (sorted == NULL) {
+        snprintf(err, errlen, "could not read the cancel requests: out of memory");
+        goto out;
+    }
+    res = pgutil_query(db, sql_get_many, 1, values, lengths, formats, PGRES_TUPLES_OK,
+                       "could not read the cancel requests", err, errlen);
+    if (res == NULL)
+        goto out;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        for (size_t k = id_pos_first(sorted, n, id); k < n && strcmp(sorted[k].id, id) == 0; k++) {
+            row_from_result(res, r, 0, &rows[sorted[k].pos]);
+            found[sorted[k].pos] = true;
+        }
+    }
+    ok = true;
+out:
+    PQclear(res);
+    free(sorted);
+    pgutil_array_free(&arr);
+    return ok;
 }
 
 bool request_store_claim(struct db *db, const char *request_id, int attempt, const char *worker,

@@ -70,20 +70,40 @@ struct request_source {
     const char *correlation_id;
 };
 
-/* Insert a new request (status SCHEDULED, next attempt at first_attempt_ms).
- * The idempotency key's lifetime is counted from the earlier of the event's
- * time and now, since the upstream service may already have used the key.
- * *inserted is false when a row with that requestId already exists (nothing
- * changed). */
-bool request_store_insert(struct db *db, const struct cancel_failed *cf,
-                          const struct request_source *src, int max_attempts,
-                          int64_t first_attempt_ms, int64_t deadline_ms, int64_t key_ttl_ms,
-                          bool *inserted, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/* A new request for request_store_insert_many() (borrowed), and whether it
+ * was inserted. */
+struct request_new {
+    const struct cancel_failed *cf;
+    const struct request_source *src;
+    int max_attempts;
+    int64_t first_attempt_ms; /* attempt 1 is due then (status SCHEDULED) */
+    int64_t deadline_ms;
+    int64_t key_ttl_ms; /* the gateway's idempotency-key lifetime */
+    bool inserted;      /* out: false when the requestId existed: nothing changed */
+};
+
+/* Insert the new requests reqs[0..n) in one statement (a batch of one is
+ * fine). The idempotency key's lifetime is counted from the earliest of the
+ * event's time, the Kafka timestamp and now, since the upstream service may
+ * already have used the key. A requestId that exists already, or that an
+ * earlier entry of reqs has, is not inserted (inserted false), exactly as if
+ * they were inserted one by one in order.
+ * Rows are inserted in requestId order, so that two batches that share
+ * requestIds wait for each other instead of deadlocking. All or nothing: a
+ * row the database refuses fails the whole statement. */
+bool request_store_insert_many(struct db *db, struct request_new *reqs, size_t n, char *err,
+                               size_t errlen) __attribute__((warn_unused_result));
 
 /* Read one request; *found false if there is none. lock: SELECT ... FOR UPDATE. */
 bool request_store_get(struct db *db, const char *request_id, bool lock, struct request_row *row,
                        bool *found, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* request_store_get() without lock of ids[0..n) in one statement: rows[i]
+ * is ids[i]'s request when found[i] (clear each with request_row_clear()).
+ * ids may repeat. */
+bool request_store_get_many(struct db *db, const char *const *ids, size_t n,
+                            struct request_row *rows, bool *found, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Claim attempt number `attempt`: SCHEDULED -> IN_FLIGHT with a lease for
  * worker, only if attempt is the next one, the request is due (with

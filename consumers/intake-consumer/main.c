@@ -20,20 +20,27 @@ struct intake_ctx {
     const struct config *cfg;
     struct db *db;
     struct metrics *metrics;
+    enum intake_status *statuses; /* consumers.intake.batch_size of them */
 };
 
-static enum consumer_verdict handle(void *arg, const struct kafka_record *rec)
+static enum consumer_verdict handle(void *arg, const struct kafka_record *recs, size_t n)
 {
     struct intake_ctx *ctx = arg;
     char err[1024];
+    size_t count[INTAKE_RETRY + 1] = {0};
 
-    if (!db_is_connected(ctx->db))
-        return CONSUMER_RETRY;
-    enum intake_status s = intake_process(ctx->db, ctx->cfg, rec, err, sizeof(err));
-    char labels[64];
-    snprintf(labels, sizeof(labels), "result=\"%s\"", intake_status_name(s));
-    metrics_add(ctx->metrics, "cancel_retry_intake_messages_total", labels, 1);
-    return s == INTAKE_RETRY ? CONSUMER_RETRY : CONSUMER_DONE;
+    bool done = db_is_connected(ctx->db) &&
+                intake_process_batch(ctx->db, ctx->cfg, recs, n, ctx->statuses, err, sizeof(err));
+    for (size_t i = 0; i < n; i++)
+        count[done ? ctx->statuses[i] : INTAKE_RETRY]++;
+    for (int s = 0; s <= INTAKE_RETRY; s++) {
+        if (count[s] == 0)
+            continue;
+        char labels[64];
+        snprintf(labels, sizeof(labels), "result=\"%s\"", intake_status_name(s));
+        metrics_add(ctx->metrics, "cancel_retry_intake_messages_total", labels, (int64_t)count[s]);
+    }
+    return done ? CONSUMER_DONE : CONSUMER_RETRY;
 }
 
 static bool db_ready(void *arg)
@@ -60,14 +67,15 @@ int main(int argc, char **argv)
     if (cfg == NULL)
         return rc;
 
-    struct intake_ctx ctx = {cfg, db_new(&cfg->database, info.name),
-                             service_metrics(cfg, info.name)};
+    struct intake_ctx ctx = {
+        cfg, db_new(&cfg->database, info.name), service_metrics(cfg, info.name),
+        calloc((size_t)cfg->consumers.intake.batch_size, sizeof(*ctx.statuses))};
     metrics_describe(ctx.metrics, "cancel_retry_intake_messages_total", "counter",
                      "CancelFailed messages by result (accepted, duplicate, dead-lettered, "
                      "retry: not processed yet, db unavailable)");
     rd_kafka_t *rk = NULL;
     rc = 1;
-    if (ctx.db == NULL) {
+    if (ctx.db == NULL || ctx.statuses == NULL) {
         log_error("out of memory");
         goto out;
     }
@@ -83,9 +91,16 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    log_info("intake-consumer started: topic %s, group %s", cfg->topics.cancel_failed.name,
-             cfg->consumers.intake.group_id);
-    struct consumer_handler h = {handle, NULL, db_ready, NULL, &ctx, 0};
+    log_info("intake-consumer started: topic %s, group %s, batches of up to %d messages",
+             cfg->topics.cancel_failed.name, cfg->consumers.intake.group_id,
+             cfg->consumers.intake.batch_size);
+    struct consumer_handler h = {
+        .handle = handle,
+        .ready = db_ready,
+        .arg = &ctx,
+        .batch_size = cfg->consumers.intake.batch_size,
+        .batch_window_ms = cfg->consumers.intake.batch_window_ms,
+    };
     const char *topics[] = {cfg->topics.cancel_failed.name, NULL};
     rc = consumer_run(rk, topics, &h);
     log_info("intake-consumer stopping");
@@ -93,6 +108,7 @@ out:
     if (rk != NULL)
         kafka_consumer_close(rk);
     db_free(ctx.db);
+    free(ctx.statuses);
     metrics_free(ctx.metrics);
     config_free(cfg);
     return rc;

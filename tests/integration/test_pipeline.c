@@ -7,9 +7,13 @@
  * topics, gateway-sim, intake-consumer, outbox-relay, retry-consumer) with
  * the fixture's short test policy: max_attempts 4, initial_delay 300ms,
  * doubling, max_delay 2s, no jitter, gateway timeout 2s.
+ *
+ * intake_batch: the intake records what one poll brings in one transaction,
+ * with every message's outcome what it would be one by one.
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,4 +562,166 @@ Test(exactly_once, same_cancel_failed_five_times, .fini = stop, .timeout = 180)
     expect_attempt_log("r-5x", "1 STARTED, 1 ANSWERED SUCCEEDED SUCCEEDED");
     cr_expect_eq(pipeline_refunds(P, "pk_5x"), 1, "one refund");
     cr_expect_eq(dlq_count(), 0);
+}
+
+/* ---- batches: the intake records a whole poll in one transaction ---- */
+
+/* One partition, so that what is published while the intake is stopped is
+ * one poll when it starts; and an initial_delay of an hour, which only
+ * attempt 2 waits: attempt 1 is due as soon as the request is recorded. */
+#define BATCH_CONFIG                                                                               \
+    "topics:\n  cancel_failed: { partitions: 1 }\n"                                                \
+    "retry: { initial_delay: 1h, max_delay: 1h }\n"
+
+/* All of ids[0..n) were recorded by one transaction: cancel_request's
+ * created_at is the transaction's start, the same for every row it wrote. */
+static void expect_one_transaction(const char *const *ids, int n)
+{
+    char list[512] = "{";
+    for (int i = 0; i < n; i++) {
+        size_t o = strlen(list);
+        snprintf(list + o, sizeof(list) - o, "%s%s", ids[i], i + 1 < n ? "," : "}");
+    }
+    const char *params[] = {list};
+    cr_expect_eq(itest_query_int(pipeline_itest(P),
+                                 "SELECT count(DISTINCT created_at) FROM cancel_request"
+                                 " WHERE request_id = ANY($1::text[])",
+                                 1, params),
+                 1, "%s were not recorded in one transaction (logs: %s)", list,
+                 pipeline_log_dir(P));
+}
+
+/* Two messages the database refuses, one at the request's insert and one at
+ * its RetryScheduled's, and one the contract refuses, among ten valid ones,
+ * all in one poll: exactly those three are dead-lettered, each with its
+ * reason; the ten are recorded in the same transaction and refunded once,
+ * attempt 1 at once although initial_delay is an hour. */
+Test(intake_batch, poison_in_the_middle_is_dead_lettered_alone, .fini = stop, .timeout = 240)
+{
+    P = pipeline_start("batch_poison", BATCH_CONFIG);
+    /* Values our checks let through but this database refuses. */
+    static const char *const refuse[] = {
+        "ALTER TABLE cancel_request ADD CONSTRAINT it_poison CHECK (payment_key <> 'pk_poison')",
+        "CREATE FUNCTION it_refuse_retry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.request_id = 'b-outbox'"
+        "    AND NEW.event_type = 'payments.cancel.retry.scheduled.v1' THEN"
+        "  RAISE EXCEPTION 'value out of range' USING ERRCODE = '22003'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER it_refuse_retry BEFORE INSERT ON outbox"
+        " FOR EACH ROW EXECUTE FUNCTION it_refuse_retry()",
+    };
+    for (size_t i = 0; i < sizeof(refuse) / sizeof(refuse[0]); i++) {
+        char err[512];
+        cr_assert(itest_exec(pipeline_itest(P), refuse[i], 0, NULL, err, sizeof(err)), "%s", err);
+    }
+    pipeline_payment(P, "toss", "pk_poison", 1000, "KRW", 0);
+    pipeline_payment(P, "toss", "pk_outbox", 1000, "KRW", 0);
+
+    pipeline_kill(P, PIPELINE_INTAKE, 0, SIGTERM);
+    char rids[10][16];
+    const char *ids[10];
+    for (int i = 0; i < 10; i++) {
+        char pk[16];
+        snprintf(rids[i], sizeof(rids[i]), "b-%d", i);
+        snprintf(pk, sizeof(pk), "pk_b_%d", i);
+        ids[i] = rids[i];
+        pipeline_payment(P, "toss", pk, 1000 + i, "KRW", 0);
+        pipeline_publish(P, rids[i], "toss", pk, 1000 + i, "KRW", false);
+        if (i == 2)
+            pipeline_publish(P, "b-refused", "toss", "pk_poison", 1000, "KRW", false);
+        if (i == 4) {
+            char *bad = cancel_failed_json("b-invalid", "toss", "pk_invalid", -5);
+            pipeline_publish_raw(P, "cancel_failed", "b-invalid", bad);
+            free(bad);
+        }
+        if (i == 6)
+            pipeline_publish(P, "b-outbox", "toss", "pk_outbox", 1000, "KRW", false);
+    }
+    pipeline_start_process(P, PIPELINE_INTAKE, 0);
+
+    for (int i = 0; i < 10; i++) {
+        char pk[16];
+        snprintf(pk, sizeof(pk), "pk_b_%d", i);
+        cr_expect_str_eq(wait_final(rids[i]), "SUCCEEDED", "%s", rids[i]);
+        cr_expect_eq(pipeline_refunds(P, pk), 1, "refunds of %s", pk);
+    }
+    expect_one_transaction(ids, 10);
+    cr_expect_eq(itest_query_int(pipeline_itest(P), "SELECT count(*) FROM cancel_request", 0, NULL),
+                 10, "only the valid messages became requests");
+
+    static const struct {
+        const char *rid, *error;
+    } poison[] = {
+        {"b-refused", "SQLSTATE 23514"},
+        {"b-invalid", "amount"},
+        {"b-outbox", "SQLSTATE 22003"},
+    };
+    for (size_t i = 0; i < sizeof(poison) / sizeof(poison[0]); i++) {
+        struct pipeline_msg *dl = dead_letter(poison[i].rid, "SCHEMA_VIOLATION", "intake-consumer");
+        const char *err = hdr(dl, "dlq.error");
+        cr_expect(err != NULL && strstr(err, poison[i].error) != NULL,
+                  "dlq.error of %s does not mention %s: %s", poison[i].rid, poison[i].error, err);
+        expect_original_bytes(dl, poison[i].rid);
+        pipeline_msgs_free(dl, 1);
+    }
+    cr_expect_eq(dlq_count(), 3, "only the three poison messages are dead-lettered");
+    cr_expect_eq(pipeline_refunds(P, "pk_poison") + pipeline_refunds(P, "pk_outbox"), 0);
+}
+
+/* The same requestId several times in one poll, as if the messages were
+ * processed one by one: the first one makes the request, later ones with the
+ * same money change nothing, later ones with other money are idempotency
+ * conflicts, compared with the request as it stands (which existed before
+ * the batch for d-3). */
+Test(intake_batch, duplicates_in_one_batch_as_if_one_by_one, .fini = stop, .timeout = 240)
+{
+    P = pipeline_start("batch_duplicates", BATCH_CONFIG);
+    pipeline_payment(P, "toss", "pk_d1", 5000, "KRW", 0);
+    pipeline_payment(P, "toss", "pk_d2", 3000, "KRW", 0);
+    pipeline_payment(P, "toss", "pk_d3", 7000, "KRW", 0);
+    pipeline_publish(P, "d-3", "toss", "pk_d3", 7000, "KRW", false);
+    cr_assert(pipeline_wait_consumed(P, "cancel_failed", "intake", 30000),
+              "the intake did not record d-3 (logs: %s)", pipeline_log_dir(P));
+
+    pipeline_kill(P, PIPELINE_INTAKE, 0, SIGTERM);
+    pipeline_publish(P, "d-1", "toss", "pk_d1", 5000, "KRW", false);
+    pipeline_publish(P, "d-1", "toss", "pk_d1", 5000, "KRW", false);
+    pipeline_publish(P, "d-3", "toss", "pk_d3", 6000, "KRW", false);
+    pipeline_publish(P, "d-1", "toss", "pk_d1", 4000, "KRW", true);
+    pipeline_publish(P, "d-2", "toss", "pk_d2", 3000, "KRW", false);
+    pipeline_publish(P, "d-3", "toss", "pk_d3", 7000, "KRW", false);
+    pipeline_publish(P, "d-1", "toss", "pk_d1", 5000, "KRW", false);
+    pipeline_start_process(P, PIPELINE_INTAKE, 0);
+
+    static const char *const ids[] = {"d-1", "d-2", "d-3"};
+    static const long long amounts[] = {5000, 3000, 7000};
+    for (int i = 0; i < 3; i++) {
+        char pk[16];
+        snprintf(pk, sizeof(pk), "pk_d%d", i + 1);
+        cr_expect_str_eq(wait_final(ids[i]), "SUCCEEDED", "%s", ids[i]);
+        cr_expect_eq(pipeline_refunds(P, pk), 1, "refunds of %s", pk);
+        cr_expect_eq(pipeline_refunded_amount(P, pk), amounts[i], "refunded from %s", pk);
+        cr_expect_eq(request_int(ids[i], "SELECT amount FROM cancel_request WHERE request_id = $1"),
+                     amounts[i], "amount of %s", ids[i]);
+        cr_expect_eq(request_int(ids[i], "SELECT count(*) FROM outbox WHERE request_id = $1"
+                                         " AND event_type = 'payments.cancel.retry.scheduled.v1'"),
+                     1, "RetryScheduled events of %s", ids[i]);
+    }
+    expect_one_transaction(ids, 2);
+    cr_assert(pipeline_wait_consumed(P, "cancel_failed", "intake", 30000));
+
+    static const json_int_t conflicting[] = {4000, 6000};
+    for (int i = 0; i < 2; i++) {
+        const char *rid = i == 0 ? "d-1" : "d-3";
+        struct pipeline_msg *dl = dead_letter(rid, "IDEMPOTENCY_CONFLICT", "intake-consumer");
+        cr_expect_str_eq(hdr(dl, "dlq.request.id"), rid);
+        cr_expect(strstr(hdr(dl, "dlq.error"), "amount") != NULL, "%s", hdr(dl, "dlq.error"));
+        json_t *ev = json_loadb(dl->value, dl->len, 0, NULL);
+        cr_expect_eq(json_integer_value(json_object_get(json_object_get(ev, "data"), "amount")),
+                     conflicting[i], "the dead letter of %s is the conflicting event", rid);
+        json_decref(ev);
+        expect_original_bytes(dl, rid);
+        pipeline_msgs_free(dl, 1);
+    }
+    cr_expect_eq(dlq_count(), 2, "the same-money duplicates are not dead letters");
 }

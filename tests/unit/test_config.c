@@ -164,6 +164,8 @@ Test(config, example_file_every_key)
     cr_expect_eq(t->dlq.replication_factor, 3);
 
     cr_expect_str_eq(cfg->consumers.intake.group_id, "cancel-retry-intake");
+    cr_expect_eq(cfg->consumers.intake.batch_size, 500);
+    cr_expect_eq(cfg->consumers.intake.batch_window_ms, 2);
     cr_expect_str_eq(cfg->consumers.retry.group_id, "cancel-retry-retry");
     cr_expect_eq(cfg->consumers.retry.max_in_flight, 32);
     cr_expect_eq(cfg->consumers.retry.lease_ms, 2 * MIN);
@@ -293,6 +295,8 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_eq(cfg->topics.dlq.partitions, 1);
     cr_expect_eq(cfg->topics.dlq.replication_factor, 1);
     cr_expect_str_eq(cfg->consumers.intake.group_id, "cancel-retry-intake");
+    cr_expect_eq(cfg->consumers.intake.batch_size, 500);
+    cr_expect_eq(cfg->consumers.intake.batch_window_ms, 2);
     cr_expect_str_eq(cfg->consumers.retry.group_id, "cancel-retry-retry");
     cr_expect_eq(cfg->consumers.retry.max_in_flight, 32);
     cr_expect_eq(cfg->consumers.retry.lease_ms, 2 * MIN);
@@ -499,6 +503,12 @@ ParameterizedTestParameters(config, errors)
         {"duration below range", BASE "consumers:\n  retry:\n    lease: 500ms\n",
          "t.yaml:11: consumers.retry.lease: 500ms is out of range: must be at least 1s and at "
          "most 1d"},
+        {"intake batch of zero", BASE "consumers:\n  intake:\n    batch_size: 0\n",
+         "t.yaml:11: consumers.intake.batch_size: 0 is out of range: must be at least 1 and at "
+         "most 10000"},
+        {"intake batch window above range", BASE "consumers:\n  intake:\n    batch_window: 2s\n",
+         "t.yaml:11: consumers.intake.batch_window: 2s is out of range: must be at least 0ms and "
+         "at most 1s"},
         {"bad gateway kind",
          "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  toss:\n"
          "    kind: tos\n    secret_key: sk\n",

@@ -79,6 +79,9 @@ struct retry_worker {
     size_t ngws;
     struct job *jobs;
     size_t njobs;
+    struct claim_item *claims; /* this turn's group commits, cap entries each */
+    struct record_item *records;
+    size_t cap;
     bool paused;
     bool db_down;
     int64_t db_retry_at;
@@ -187,6 +190,8 @@ void retry_worker_free(struct retry_worker *w)
     }
     offset_tracker_free(w->tracker);
     db_free(w->db);
+    free(w->claims);
+    free(w->records);
     free(w);
 }
 
@@ -449,21 +454,22 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *reaso
     j->state = JOB_DONE;
 }
 
-/* JOB_START: poison, breaker, token, claim, call. */
-static void step_start(struct retry_worker *w, struct job *j)
+/* JOB_START, before the claim: poison, breaker, token. True when the job
+ * may be claimed now. */
+static bool step_prepare(struct retry_worker *w, struct job *j)
 {
-    char err[1024], why[256];
+    char err[1024];
     int64_t now = now_ms();
 
     if (j->poison_reason != NULL) {
         if (!dead_letter_job(w, j, j->poison_reason, j->poison_error, false, err, sizeof(err))) {
             step_failed(w, j, j->poison_reason, j->poison_error, err, NULL);
-            return;
+            return false;
         }
         log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
         metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
         j->state = JOB_DONE;
-        return;
+        return false;
     }
     if (!j->breaker_permit) {
         int64_t retry_at = 0;
@@ -478,32 +484,31 @@ static void step_start(struct retry_worker *w, struct job *j)
             if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
                                       err, sizeof(err))) {
                 step_failed(w, j, NULL, "could not postpone a request", err, NULL);
-                return;
+                return false;
             }
             log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
             count_gateway(w, "cancel_retry_postponed_total", j->gw, NULL);
             j->state = JOB_DONE;
-            return;
+            return false;
         }
         j->breaker_permit = true;
     }
     if (now < j->not_before_ms)
-        return;
+        return false;
     int64_t wait = ratelimit_take(j->gw->ratelimit, now);
     if (wait > 0) {
         j->not_before_ms = now + wait;
-        return;
+        return false;
     }
+    return true;
+}
 
-    enum claim_result result;
-    if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
-                           &result, why, sizeof(why), err, sizeof(err))) {
-        step_failed(w, j, NULL, "could not claim a request", err,
-                    "nothing was sent; the reconciler re-triggers the request if it is due");
-        return;
-    }
+/* JOB_START, after the claim committed: call, inquire, or end. */
+static void step_claimed(struct retry_worker *w, struct job *j, enum claim_result result,
+                         const char *why)
+{
     if (result != CLAIM_TAKEN) {
-        breaker_release(j->gw->breaker, now);
+        breaker_release(j->gw->breaker, now_ms());
         j->breaker_permit = false;
         log_job(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
         count_gateway(w, "cancel_retry_skipped_events_total", j->gw, NULL);
@@ -519,6 +524,21 @@ static void step_start(struct retry_worker *w, struct job *j)
         start_inquiry(j);
     else
         start_call(j, j->row.key_generation);
+}
+
+/* Claim one job in a transaction of its own. */
+static void claim_one(struct retry_worker *w, struct job *j)
+{
+    char err[1024], why[256];
+    enum claim_result result;
+
+    if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
+                           &result, why, sizeof(why), err, sizeof(err))) {
+        step_failed(w, j, NULL, "could not claim a request", err,
+                    "nothing was sent; the reconciler re-triggers the request if it is due");
+        return;
+    }
+    step_claimed(w, j, result, why);
 }
 
 /* JOB_ASKED: the inquiry made before any call decides whether one is made. */
@@ -565,8 +585,17 @@ static void step_called(struct retry_worker *w, struct job *j)
         j->state = JOB_ANSWERED;
 }
 
-/* JOB_ANSWERED: record until the db takes it. */
-static void step_record(struct retry_worker *w, struct job *j)
+static void step_recorded(struct retry_worker *w, struct job *j)
+{
+    char verdict[64];
+    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
+             j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
+    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
+    j->state = JOB_DONE;
+}
+
+/* JOB_ANSWERED: record in a transaction of its own, until the db takes it. */
+static void record_one(struct retry_worker *w, struct job *j)
 {
     char err[1024];
 
@@ -589,11 +618,7 @@ static void step_record(struct retry_worker *w, struct job *j)
         step_failed(w, j, NULL, "could not record an attempt's answer", err, consequence);
         return;
     }
-    char verdict[64];
-    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
-             j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
-    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
-    j->state = JOB_DONE;
+    step_recorded(w, j);
 }
 
 static void commit_offset(struct retry_worker *w, const char *topic, int32_t partition,
@@ -619,13 +644,94 @@ static void drop_job(struct retry_worker *w, struct job **link)
     job_free(j);
 }
 
-/* Advance every job that can move; free finished ones. While draining, events
- * not yet claimed are left alone: no new attempt starts during a shutdown,
- * and their offsets stay uncommitted, so they are read again later. */
+/* Room for one entry per job in this turn's batches; false when there is
+ * none (the jobs past cap wait for a later turn). */
+static bool batch_room(struct retry_worker *w)
+{
+    if (w->njobs <= w->cap)
+        return true;
+    size_t cap = w->njobs * 2;
+    struct claim_item *claims = realloc(w->claims, cap * sizeof(*claims));
+    if (claims != NULL)
+        w->claims = claims;
+    struct record_item *records = realloc(w->records, cap * sizeof(*records));
+    if (records != NULL)
+        w->records = records;
+    if (claims == NULL || records == NULL)
+        return false;
+    w->cap = cap;
+    return true;
+}
+
+static void claim_jobs(struct retry_worker *w, size_t n)
+{
+    char err[1024];
+
+    if (n == 1) {
+        claim_one(w, w->claims[0].owner);
+        return;
+    }
+    if (retry_steps_claim_batch(w->db, w->cfg, w->worker, w->claims, n, err, sizeof(err))) {
+        for (size_t i = 0; i < n; i++)
+            step_claimed(w, w->claims[i].owner, w->claims[i].result, w->claims[i].why);
+        return;
+    }
+    /* One by one: an outage pauses at the first, a refused event is
+     * dead-lettered alone. */
+    for (size_t i = 0; i < n && !w->db_down; i++)
+        claim_one(w, w->claims[i].owner);
+}
+
+static void record_jobs(struct retry_worker *w, size_t n)
+{
+    char err[1024];
+
+    if (n == 1) {
+        record_one(w, w->records[0].owner);
+        return;
+    }
+    if (retry_steps_record_batch(w->db, w->cfg, w->worker, w->records, n, err, sizeof(err))) {
+        for (size_t i = 0; i < n; i++)
+            step_recorded(w, w->records[i].owner);
+        return;
+    }
+    for (size_t i = 0; i < n && !w->db_down; i++)
+        record_one(w, w->records[i].owner);
+}
+
+/* Advance every job that can move; free finished ones. Claims and records
+ * ready at this turn are committed together (retry_steps.h, group commit).
+ * While draining, events not yet claimed are left alone: no new attempt
+ * starts during a shutdown, and their offsets stay uncommitted, so they are
+ * read again later. */
 static void step_jobs(struct retry_worker *w, bool draining)
 {
-    struct job **link = &w->jobs;
+    size_t nclaims = 0, nrecords = 0;
+    bool room = batch_room(w);
+    size_t cap = room ? w->njobs : w->cap;
 
+    for (struct job *j = w->jobs; j != NULL; j = j->next) {
+        if (j->state == JOB_START && !draining && nclaims < cap && db_usable(w) &&
+            step_prepare(w, j)) {
+            w->claims[nclaims++] = (struct claim_item){.request_id = j->rs.request_id,
+                                                       .attempt = j->rs.attempt,
+                                                       .row = &j->row,
+                                                       .owner = j};
+        }
+        if (j->state == JOB_ASKED)
+            step_asked(w, j);
+        if (j->state == JOB_CALLED)
+            step_called(w, j);
+        if (j->state == JOB_ANSWERED && nrecords < cap)
+            w->records[nrecords++] = (struct record_item){
+                .row = &j->row, .result = &j->result, .random = rng_u64(), .owner = j};
+    }
+    if (nclaims > 0 && db_usable(w))
+        claim_jobs(w, nclaims);
+    if (nrecords > 0 && db_usable(w))
+        record_jobs(w, nrecords);
+
+    struct job **link = &w->jobs;
     while (*link != NULL) {
         struct job *j = *link;
         if (j->state == JOB_START && draining) {
@@ -634,14 +740,6 @@ static void step_jobs(struct retry_worker *w, bool draining)
             drop_job(w, link);
             continue;
         }
-        if (j->state == JOB_START && db_usable(w))
-            step_start(w, j);
-        if (j->state == JOB_ASKED)
-            step_asked(w, j);
-        if (j->state == JOB_CALLED)
-            step_called(w, j);
-        if (j->state == JOB_ANSWERED && db_usable(w))
-            step_record(w, j);
         if (j->state == JOB_DONE) {
             int64_t commit = offset_tracker_done(w->tracker, j->topic, j->partition, j->offset);
             if (commit >= 0)
@@ -669,15 +767,15 @@ static void set_paused(struct retry_worker *w, bool paused)
     w->paused = paused;
 }
 
-/* Poll one message. A message is always taken, even when the worker is full:
- * after a pause librdkafka delivers none, so one that still arrives was
- * already the application's, and dropping it would let later offsets be
- * committed past it. */
-static void poll_kafka(struct retry_worker *w, int timeout_ms)
+/* Take one polled message; false when there was none. A message is always
+ * taken, even when the worker is full: after a pause librdkafka delivers
+ * none, so one that still arrives was already the application's, and
+ * dropping it would let later offsets be committed past it. */
+static bool poll_one(struct retry_worker *w, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, timeout_ms);
     if (m == NULL)
-        return;
+        return false;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
@@ -694,6 +792,20 @@ static void poll_kafka(struct retry_worker *w, int timeout_ms)
         signals_request_stop();
     }
     rd_kafka_message_destroy(m);
+    return true;
+}
+
+/* Take what the consumer has ready, up to max_in_flight jobs, so that one
+ * turn of the loop (and one group commit) serves a whole burst instead of
+ * one event per turn. */
+static void poll_kafka(struct retry_worker *w, int timeout_ms)
+{
+    size_t max = (size_t)w->cfg->consumers.retry.max_in_flight;
+
+    if (!poll_one(w, timeout_ms))
+        return;
+    while (w->njobs < max && !signals_stop_requested() && poll_one(w, 0))
+        ;
 }
 
 static int64_t drain_budget_ms(const struct config *cfg)

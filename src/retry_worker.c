@@ -18,6 +18,7 @@
 #include "log.h"
 #include "offset_tracker.h"
 #include "ratelimit.h"
+#include "retry_job.h"
 #include "retry_steps.h"
 #include "rng.h"
 #include "signals.h"
@@ -27,46 +28,6 @@
 #define DRAIN_GRACE_MS  5000
 #define DB_RETRY_MIN_MS 200
 #define DB_RETRY_MAX_MS 10000
-
-struct gw {
-    const struct config_gateway *cfg;
-    struct gateway_client *client;
-    struct breaker *breaker;
-    struct ratelimit *ratelimit;
-};
-
-enum job_state {
-    JOB_START,    /* parsed (or poison); next: breaker, token, claim */
-    JOB_ASKING,   /* claimed; an inquiry is running (before or after the call) */
-    JOB_ASKED,    /* claimed; the inquiry the row asked for first is here */
-    JOB_IN_CALL,  /* claimed; the refund call is running */
-    JOB_CALLED,   /* the refund's answer is here; next: an inquiry if it needs one */
-    JOB_ANSWERED, /* all is known; next: record it */
-    JOB_DONE,     /* effects durable: its offset may be committed */
-};
-
-struct job {
-    struct job *next;
-    enum job_state state;
-    char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t timestamp_ms;
-    unsigned char *value; /* the event bytes, for a dead letter */
-    size_t len;
-    char *key;
-    const char *poison_reason; /* set when the event cannot be read */
-    char poison_error[512];
-    struct cloudevent ev;
-    struct retry_scheduled rs;
-    struct gw *gw;
-    bool breaker_permit;   /* breaker_allow() granted; give back if unused */
-    int64_t not_before_ms; /* token wait */
-    struct request_row row;
-    bool have_row;
-    struct attempt_result result;
-    char idem_key[300]; /* the Idempotency-Key of the call */
-};
 
 struct retry_worker {
     const struct config *cfg;
@@ -94,27 +55,23 @@ static int64_t now_ms(void)
     return timeutil_now_ms();
 }
 
-static void job_free(struct job *j)
+/* Take a polled message into a new job, tracked and listed. */
+static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
 {
-    if (j == NULL)
-        return;
-    free(j->topic);
-    free(j->value);
-    free(j->key);
-    cloudevent_clear(&j->ev);
-    retry_scheduled_clear(&j->rs);
-    if (j->have_row)
-        request_row_clear(&j->row);
-    free(j);
-}
+    struct kafka_record rec;
 
-static struct gw *gw_find(struct retry_worker *w, const char *name)
-{
-    for (size_t i = 0; i < w->ngws; i++) {
-        if (strcmp(w->gws[i].cfg->name, name) == 0)
-            return &w->gws[i];
+    consumer_record(m, &rec);
+    struct job *j = retry_job_new(&rec, w->gws, w->ngws);
+    if (j == NULL)
+        return false;
+    if (!offset_tracker_add(w->tracker, rec.topic, rec.partition, rec.offset)) {
+        retry_job_free(j);
+        return false;
     }
-    return NULL;
+    j->next = w->jobs;
+    w->jobs = j;
+    w->njobs++;
+    return true;
 }
 
 /* Revoked partitions are forgotten: events of theirs still in flight finish
@@ -186,7 +143,7 @@ void retry_worker_free(struct retry_worker *w)
     while (w->jobs != NULL) {
         struct job *j = w->jobs;
         w->jobs = j->next;
-        job_free(j);
+        retry_job_free(j);
     }
     offset_tracker_free(w->tracker);
     db_free(w->db);
@@ -248,151 +205,6 @@ static bool db_usable(struct retry_worker *w)
     return true;
 }
 
-/* Take a polled message into a new job (copying what outlives the message). */
-static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
-{
-    struct kafka_record rec;
-    struct job *j = calloc(1, sizeof(*j));
-
-    if (j == NULL)
-        return false;
-    consumer_record(m, &rec);
-    j->topic = strdup(rec.topic);
-    j->partition = rec.partition;
-    j->offset = rec.offset;
-    j->timestamp_ms = rec.timestamp_ms;
-    j->value = malloc(rec.len + 1);
-    if (rec.key != NULL && rec.key_len > 0)
-        j->key = strndup(rec.key, rec.key_len);
-    if (j->topic == NULL || j->value == NULL ||
-        !offset_tracker_add(w->tracker, rec.topic, rec.partition, rec.offset)) {
-        job_free(j);
-        return false;
-    }
-    memcpy(j->value, rec.value, rec.len);
-    j->value[rec.len] = '\0';
-    j->len = rec.len;
-
-    enum event_verdict v =
-        cloudevent_parse(j->value, j->len, &j->ev, j->poison_error, sizeof(j->poison_error));
-    if (v == EVENT_OK)
-        v = retry_scheduled_parse(&j->ev, &j->rs, j->poison_error, sizeof(j->poison_error));
-    if (v != EVENT_OK) {
-        j->poison_reason = event_verdict_name(v);
-    } else {
-        j->gw = gw_find(w, j->rs.gateway);
-        if (j->gw == NULL) {
-            j->poison_reason = DLQ_REASON_UNKNOWN_GATEWAY;
-            snprintf(j->poison_error, sizeof(j->poison_error), "gateway \"%s\" is not configured",
-                     j->rs.gateway);
-        }
-    }
-    j->state = JOB_START;
-    j->next = w->jobs;
-    w->jobs = j;
-    w->njobs++;
-    return true;
-}
-
-static void on_answer(const struct gateway_answer *answer, void *arg)
-{
-    struct job *j = arg;
-    j->result.answer = *answer;
-    j->result.called = true;
-    j->state = JOB_CALLED;
-}
-
-/* An inquiry that asked first lands in JOB_ASKED, one after the answer in
- * JOB_ANSWERED. */
-static void on_inquiry(const struct gateway_inquiry *inquiry, void *arg)
-{
-    struct job *j = arg;
-    j->result.inquiry = *inquiry;
-    j->result.inquired = true;
-    j->state = j->result.called ? JOB_ANSWERED : JOB_ASKED;
-}
-
-static void job_request(const struct job *j, struct refund_request *req)
-{
-    memset(req, 0, sizeof(*req));
-    req->request_id = j->row.request_id;
-    req->idempotency_key = j->idem_key;
-    req->payment_key = j->row.payment_key;
-    req->amount = j->row.amount;
-    req->currency = j->row.currency;
-    req->partial = j->row.partial;
-    req->reason = j->row.reason;
-    req->same_amount_done = j->row.same_amount_done;
-    req->same_amount_open = j->row.same_amount_open;
-}
-
-/* Ask the gateway what it did about the claimed request. */
-static void start_inquiry(struct job *j)
-{
-    char err[512];
-    struct refund_request req;
-
-    job_request(j, &req);
-    j->state = JOB_ASKING;
-    if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err))) {
-        struct gateway_inquiry q;
-        memset(&q, 0, sizeof(q));
-        q.finding = FINDING_UNKNOWN;
-        q.payment_amount = q.refunded_amount = -1;
-        snprintf(q.detail, sizeof(q.detail), "%.*s", (int)sizeof(q.detail) - 1, err);
-        on_inquiry(&q, j);
-    }
-}
-
-/* Send the refund under generation gen. */
-static void start_call(struct job *j, int gen)
-{
-    char err[1024];
-    struct refund_request req;
-
-    j->result.key_generation = gen;
-    attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
-    job_request(j, &req);
-    j->state = JOB_IN_CALL;
-    if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {
-        /* A row from before the intake refused such keys: nothing was sent
-         * and nothing ever can be, so the answer proves no refund (FAILED,
-         * not an endless retry). */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_PERMANENT;
-        a.no_refund = true;
-        a.retry_after_ms = -1;
-        a.rule = "client_invalid_payment_key";
-        snprintf(a.code, sizeof(a.code), "INVALID_PAYMENT_KEY");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
-        return;
-    }
-    if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
-        /* Could not even send: a retryable answer, recorded like any other. */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_RETRYABLE;
-        a.retry_after_ms = -1;
-        a.rule = "client_error";
-        snprintf(a.code, sizeof(a.code), "CLIENT_ERROR");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
-    }
-}
-
-static void log_job(const struct job *j, enum log_level level, const char *what, const char *why)
-{
-    struct log_ctx ctx = LOG_CTX_INIT;
-    ctx.topic = j->topic;
-    ctx.partition = j->partition;
-    ctx.offset = j->offset;
-    ctx.request_id = j->rs.request_id;
-    ctx.correlation_id = j->ev.correlationid;
-    log_emit(level, &ctx, "%s%s%s", what, why != NULL ? ": " : "", why != NULL ? why : "");
-}
-
 /* Dead-letter the event of j (its own bytes) with reason and error; keyed
  * by its Kafka key when the outbox can store it, else by its requestId
  * (always with plain: the fallback after the database refused the first
@@ -444,12 +256,12 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *reaso
         }
         /* Not even its dead letter can be stored. The request row, not
          * this event, is the source of truth: leave the event, say why. */
-        log_job(j, LOG_ERROR, "dropped a retry event the database refuses, and its dead letter",
-                why);
+        retry_job_log(j, LOG_ERROR,
+                      "dropped a retry event the database refuses, and its dead letter", why);
         j->state = JOB_DONE;
         return;
     }
-    log_job(j, LOG_WARN, "dead-lettered a retry event the database refused", error);
+    retry_job_log(j, LOG_WARN, "dead-lettered a retry event the database refused", error);
     metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
     j->state = JOB_DONE;
 }
@@ -466,7 +278,7 @@ static bool step_prepare(struct retry_worker *w, struct job *j)
             step_failed(w, j, j->poison_reason, j->poison_error, err, NULL);
             return false;
         }
-        log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
+        retry_job_log(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
         metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
         j->state = JOB_DONE;
         return false;
@@ -486,7 +298,7 @@ static bool step_prepare(struct retry_worker *w, struct job *j)
                 step_failed(w, j, NULL, "could not postpone a request", err, NULL);
                 return false;
             }
-            log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
+            retry_job_log(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
             count_gateway(w, "cancel_retry_postponed_total", j->gw, NULL);
             j->state = JOB_DONE;
             return false;
@@ -510,7 +322,7 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
     if (result != CLAIM_TAKEN) {
         breaker_release(j->gw->breaker, now_ms());
         j->breaker_permit = false;
-        log_job(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
+        retry_job_log(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
         count_gateway(w, "cancel_retry_skipped_events_total", j->gw, NULL);
         j->state = JOB_DONE;
         return;
@@ -521,9 +333,9 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
     /* A pending refund, a key that holds an error, a final check or an
      * earlier inquiry without answer: what the gateway did comes first. */
     if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL)
-        start_inquiry(j);
+        retry_job_inquire(j);
     else
-        start_call(j, j->row.key_generation);
+        retry_job_call(j, j->row.key_generation);
 }
 
 /* Claim one job in a transaction of its own. */
@@ -555,15 +367,15 @@ static void step_asked(struct retry_worker *w, struct job *j)
         j->state = JOB_ANSWERED;
         return;
     case ATTEMPT_CALL_NEW_KEY:
-        log_job(j, LOG_INFO, "no refund at the gateway: a new key generation",
-                j->result.inquiry.detail);
+        retry_job_log(j, LOG_INFO, "no refund at the gateway: a new key generation",
+                      j->result.inquiry.detail);
         /* fall through */
     case ATTEMPT_CALL:
         break;
     }
     j->result.before = finding;
     j->result.inquired = false;
-    start_call(j, j->row.key_generation + (j->row.key_holds_error ? 1 : 0));
+    retry_job_call(j, j->row.key_generation + (j->row.key_holds_error ? 1 : 0));
 }
 
 /* JOB_CALLED: breaker bookkeeping once; an inquiry when the answer alone
@@ -580,7 +392,7 @@ static void step_called(struct retry_worker *w, struct job *j)
     }
     retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);
     if (d.inquire_now)
-        start_inquiry(j);
+        retry_job_inquire(j);
     else
         j->state = JOB_ANSWERED;
 }
@@ -641,7 +453,7 @@ static void drop_job(struct retry_worker *w, struct job **link)
     struct job *j = *link;
     *link = j->next;
     w->njobs--;
-    job_free(j);
+    retry_job_free(j);
 }
 
 /* Room for one entry per job in this turn's batches; false when there is

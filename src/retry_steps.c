@@ -78,10 +78,6 @@ bool retry_steps_claim_in_tx(struct db *db, const struct config *cfg, const char
     if (!claimed)
         return explain_miss(db, cfg, request_id, attempt, result, why, whylen, err, errlen);
     *result = CLAIM_TAKEN;
-    if (!request_store_same_amount(db, row, err, errlen)) {
-        request_row_clear(row);
-        return false;
-    }
     return true;
 }
 

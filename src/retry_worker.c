@@ -433,19 +433,19 @@ static void record_one(struct retry_worker *w, struct job *j)
     step_recorded(w, j);
 }
 
-static void commit_offset(struct retry_worker *w, const char *topic, int32_t partition,
-                          int64_t offset, bool sync)
+/* Commit the positions gathered in one turn: one request to the broker per
+ * turn, not one per event. */
+static void commit_offsets(struct retry_worker *w, rd_kafka_topic_partition_list_t *list, bool sync)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    if (list->cnt == 0)
+        return;
     /* Async while running: a lost commit means a redelivery, which the claim
      * fence turns into a no-op. Sync while draining, so that what finished
      * is committed before the consumer leaves the group. */
     rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, list, sync ? 0 : 1);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_warn("could not commit offset %lld of %s/%d: %s", (long long)offset, topic,
-                 (int)partition, rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(list);
+        log_warn("could not commit the offsets of %d partition%s: %s", list->cnt,
+                 list->cnt == 1 ? "" : "s", rd_kafka_err2str(e));
 }
 
 static void drop_job(struct retry_worker *w, struct job **link)
@@ -543,6 +543,7 @@ static void step_jobs(struct retry_worker *w, bool draining)
     if (nrecords > 0 && db_usable(w))
         record_jobs(w, nrecords);
 
+    rd_kafka_topic_partition_list_t *commits = rd_kafka_topic_partition_list_new(4);
     struct job **link = &w->jobs;
     while (*link != NULL) {
         struct job *j = *link;
@@ -554,13 +555,21 @@ static void step_jobs(struct retry_worker *w, bool draining)
         }
         if (j->state == JOB_DONE) {
             int64_t commit = offset_tracker_done(w->tracker, j->topic, j->partition, j->offset);
-            if (commit >= 0)
-                commit_offset(w, j->topic, j->partition, commit, draining);
+            if (commit >= 0) {
+                rd_kafka_topic_partition_t *tp =
+                    rd_kafka_topic_partition_list_find(commits, j->topic, j->partition);
+                if (tp == NULL)
+                    tp = rd_kafka_topic_partition_list_add(commits, j->topic, j->partition);
+                if (commit > tp->offset)
+                    tp->offset = commit;
+            }
             drop_job(w, link);
             continue;
         }
         link = &j->next;
     }
+    commit_offsets(w, commits, draining);
+    rd_kafka_topic_partition_list_destroy(commits);
 }
 
 static void set_paused(struct retry_worker *w, bool paused)

@@ -34,6 +34,7 @@ struct retry_worker {
     const char *worker;
     struct db *db;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer's, which wakes the http wait */
     struct http_client *http;
     struct offset_tracker *tracker;
     struct gw *gws;
@@ -129,6 +130,10 @@ void retry_worker_free(struct retry_worker *w)
 {
     if (w == NULL)
         return;
+    if (w->queue != NULL) {
+        rd_kafka_queue_cb_event_enable(w->queue, NULL, NULL);
+        rd_kafka_queue_destroy(w->queue);
+    }
     if (w->rk != NULL)
         kafka_consumer_close(w->rk);
     /* The http client first: it finishes (aborts) transfers that still point
@@ -629,6 +634,15 @@ static void poll_kafka(struct retry_worker *w, int timeout_ms)
         ;
 }
 
+/* From a librdkafka thread, when the consumer queue was empty: only wake the
+ * loop (curl_multi_wakeup is thread-safe); librdkafka forbids more here. */
+static void on_event_queued(rd_kafka_t *rk, void *opaque)
+{
+    struct retry_worker *w = opaque;
+    (void)rk;
+    http_client_wakeup(w->http);
+}
+
 static int64_t drain_budget_ms(const struct config *cfg)
 {
     int64_t longest = 0;
@@ -653,6 +667,11 @@ int retry_worker_run(struct retry_worker *w)
         log_error("%s", err);
         return 1;
     }
+    /* The loop waits in curl for answers (http_client_run); an event that
+     * arrives meanwhile ends the wait at once instead of at its timeout. */
+    w->queue = rd_kafka_queue_get_consumer(w->rk);
+    if (w->queue != NULL)
+        rd_kafka_queue_cb_event_enable(w->queue, on_event_queued, w);
     const char *topics[] = {cfg->topics.retry.name, NULL};
     if (!consumer_subscribe(w->rk, topics, err, sizeof(err))) {
         log_error("%s", err);

@@ -71,52 +71,82 @@ static const char sql_get_many[] =
 static const char sql_get_lock[] =
     "SELECT " REQUEST_COLUMNS " FROM cancel_request WHERE request_id = $1 FOR UPDATE";
 
+/* Other requests of the same payment and amount as the request (gw, pk, amt,
+ * rid name its columns or parameters): ended SUCCEEDED, and still able to
+ * make a cancel of that amount (claimed at least once, not final). */
+/* clang-format off */
+#define SAME_PAYMENT(gw, pk, amt, rid)                                                             \
+    " o.gateway = " gw " AND o.payment_key = " pk " AND o.amount = " amt                           \
+    " AND o.request_id <> " rid
+#define SAME_AMOUNT_COUNTS(gw, pk, amt, rid)                                                       \
+    "(SELECT count(*) FROM cancel_request o"                                                       \
+    "   WHERE o.status = 'SUCCEEDED' AND" SAME_PAYMENT(gw, pk, amt, rid) "),"                      \
+    " (SELECT count(*) FROM cancel_request o"                                                      \
+    "   WHERE o.status IN ('SCHEDULED', 'IN_FLIGHT', 'PENDING') AND o.attempts > 0"                \
+    "     AND" SAME_PAYMENT(gw, pk, amt, rid) ")"
+
+/* The claim, its STARTED fact and the counts of request_store_same_amount()
+ * in one statement: one round trip per claim. The counts read the snapshot
+ * before the UPDATE, which leaves out only the claimed row itself, as the
+ * count does anyway. An attempt that only inquires (a pending refund, a
+ * final check) sends no key: neither the deadline nor the key's lifetime
+ * stops it. One that may refund must be able to finish before both. */
 static const char sql_claim[] =
-    "UPDATE cancel_request"
-    "   SET status = 'IN_FLIGHT', attempts = attempts + 1, lease_owner = $2,"
-    "       lease_expires_at = now() + $3::bigint * interval '1 ms', updated_at = now()"
-    " WHERE request_id = $1 AND status IN ('SCHEDULED', 'PENDING') AND attempts + 1 = $4"
-    "   AND next_attempt_at <= now() + $5::bigint * interval '1 ms'"
-    /* An attempt that only inquires (a pending refund, a final check) sends
-     * no key: neither the deadline nor the key's lifetime stops it. One that
-     * may refund must be able to finish before both. */
-    "   AND (status = 'PENDING' OR final_check IS NOT NULL"
-    "        OR (now() < deadline_at"
-    "            AND (key_expires_at IS NULL"
-    "                 OR key_expires_at > now() + $3::bigint * interval '1 ms')))"
-    " RETURNING " REQUEST_COLUMNS;
+    "WITH c AS ("
+    "  UPDATE cancel_request"
+    "     SET status = 'IN_FLIGHT', attempts = attempts + 1, lease_owner = $2,"
+    "         lease_expires_at = now() + $3::bigint * interval '1 ms', updated_at = now()"
+    "   WHERE request_id = $1 AND status IN ('SCHEDULED', 'PENDING') AND attempts + 1 = $4"
+    "     AND next_attempt_at <= now() + $5::bigint * interval '1 ms'"
+    "     AND (status = 'PENDING' OR final_check IS NOT NULL"
+    "          OR (now() < deadline_at"
+    "              AND (key_expires_at IS NULL"
+    "                   OR key_expires_at > now() + $3::bigint * interval '1 ms')))"
+    "  RETURNING *),"
+    " started AS ("
+    "  INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway)"
+    "  SELECT request_id, $4::integer, 'STARTED', $2, gateway FROM c)"
+    " SELECT " REQUEST_COLUMNS ", "
+    SAME_AMOUNT_COUNTS("c.gateway", "c.payment_key", "c.amount", "c.request_id")
+    " FROM c";
+/* clang-format on */
 
-static const char sql_log_started[] =
-    "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway)"
-    " VALUES ($1, $2, 'STARTED', $3, $4)";
-
+/* The attempt's result and its ANSWERED fact in one statement (one round
+ * trip). The fact is written whether or not the lease was still ours: the
+ * answer happened either way; only the decision is not applied (row count
+ * 0 in the result). */
 static const char sql_finish[] =
-    "UPDATE cancel_request"
-    "   SET status = $4, lease_owner = NULL, lease_expires_at = NULL,"
-    "       next_attempt_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING')"
-    "                              THEN to_timestamp($5::bigint / 1000.0)"
-    "                              ELSE next_attempt_at END,"
-    "       last_error_code = $6, last_error_message = $7, last_http_status = $8::integer,"
-    "       finished_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING') THEN NULL ELSE now() END,"
+    "WITH u AS ("
+    "  UPDATE cancel_request"
+    "     SET status = $4, lease_owner = NULL, lease_expires_at = NULL,"
+    "         next_attempt_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING')"
+    "                                THEN to_timestamp($5::bigint / 1000.0)"
+    "                                ELSE next_attempt_at END,"
+    "         last_error_code = $6, last_error_message = $7, last_http_status = $8::integer,"
+    "         finished_at = CASE WHEN $4 IN ('SCHEDULED', 'PENDING') THEN NULL ELSE now() END,"
     /* An attempt that spends no budget moves the budget's base with it. */
-    "       budget_base = budget_base + CASE WHEN $9::boolean THEN 0 ELSE 1 END,"
+    "         budget_base = budget_base + CASE WHEN $9::boolean THEN 0 ELSE 1 END,"
     /* A new generation's key is first used by the next attempt: its
      * lifetime starts now. */
-    "       key_expires_at = CASE WHEN $10::integer > key_generation"
-    "                             THEN now() + $14::bigint * interval '1 ms'"
-    "                             ELSE key_expires_at END,"
-    "       key_generation = $10::integer, key_holds_error = $11::boolean,"
-    "       inquire_first = $12::boolean, final_check = $13, found_by_inquiry = $15::boolean,"
-    "       updated_at = now()"
-    " WHERE request_id = $1 AND status = 'IN_FLIGHT' AND attempts = $2 AND lease_owner = $3";
-
-static const char sql_log_answered[] =
-    "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, verdict,"
+    "         key_expires_at = CASE WHEN $10::integer > key_generation"
+    "                               THEN now() + $14::bigint * interval '1 ms'"
+    "                               ELSE key_expires_at END,"
+    "         key_generation = $10::integer, key_holds_error = $11::boolean,"
+    "         inquire_first = $12::boolean, final_check = $13, found_by_inquiry = $15::boolean,"
+    "         updated_at = now()"
+    "   WHERE request_id = $1 AND status = 'IN_FLIGHT' AND attempts = $2 AND lease_owner = $3"
+    "  RETURNING 1)"
+    " INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, verdict,"
     "  http_status, error_code, error_message, latency_ms, replayed, decision, next_attempt_at,"
     "  detail, idempotency_key, inquiry, inquiry_detail)"
-    " VALUES ($1, $2, 'ANSWERED', $3, $4, $5, $6::integer, $7, $8, $9, $10, $11,"
-    "  CASE WHEN $12::bigint = 0 THEN NULL ELSE to_timestamp($12::bigint / 1000.0) END, $13,"
-    "  $14, $15, $16)";
+    " VALUES ($1, $2::integer, 'ANSWERED', $3, $16, $17, $8::integer, $6, $7, $18, $19, $20,"
+    "  CASE WHEN $4 IN ('SCHEDULED', 'PENDING') AND $5::bigint <> 0"
+    "       THEN to_timestamp($5::bigint / 1000.0) END,"
+    "  CASE WHEN EXISTS (SELECT 1 FROM u) THEN $21"
+    "       ELSE 'the lease was lost before the answer was recorded; the decision was not"
+    " applied' END,"
+    "  $22, $23, $24)"
+    " RETURNING (SELECT count(*) FROM u)";
 
 static const char sql_postpone[] =
     "UPDATE cancel_request SET next_attempt_at = to_timestamp($3::bigint / 1000.0),"
@@ -152,14 +182,9 @@ static const char sql_log_abandoned[] =
     "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, detail)"
     " VALUES ($1, $2, 'ABANDONED', $3, $4, $5)";
 
-/* Other requests of the same payment and amount: ended SUCCEEDED, and still
- * able to make a cancel of that amount (claimed at least once, not final). */
-static const char sql_same_amount[] =
-    "SELECT count(*) FILTER (WHERE status = 'SUCCEEDED'),"
-    "       count(*) FILTER (WHERE status IN ('SCHEDULED', 'IN_FLIGHT', 'PENDING')"
-    "                          AND attempts > 0)"
-    "  FROM cancel_request"
-    " WHERE gateway = $1 AND payment_key = $2 AND amount = $3::bigint AND request_id <> $4";
+/* clang-format off */
+static const char sql_same_amount[] = "SELECT " SAME_AMOUNT_COUNTS("$1", "$2", "$3::bigint", "$4");
+/* clang-format on */
 
 static const char sql_due_without_trigger[] =
     "SELECT r.request_id FROM cancel_request r"
@@ -193,7 +218,8 @@ void request_row_clear(struct request_row *row)
 }
 
 /* Fill row from columns first.. of REQUEST_COLUMNS in res. */
-static void row_from_result(const PGresult *res, int r, int first, struct request_row *row)
+/* Returns the index of the column after the row's. */
+static int row_from_result(const PGresult *res, int r, int first, struct request_row *row)
 {
     int c = first;
 
@@ -231,6 +257,7 @@ static void row_from_result(const PGresult *res, int r, int first, struct reques
     row->key_holds_error = PQgetvalue(res, r, c++)[0] == 't';
     row->inquire_first = PQgetvalue(res, r, c++)[0] == 't';
     row->final_check = pgutil_get_str(res, r, c++);
+    return c;
 }
 
 #define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
@@ -455,19 +482,10 @@ bool request_store_claim(struct db *db, const char *request_id, int attempt, con
     if (res == NULL)
         return false;
     *claimed = PQntuples(res) == 1;
-    if (*claimed)
-        row_from_result(res, 0, 0, row);
-    PQclear(res);
-    if (!*claimed)
-        return true;
-
-    const char *log_values[4] = {request_id, att, worker, row->gateway};
-    res = pgutil_query(db, sql_log_started, 4, log_values, NULL, NULL, PGRES_COMMAND_OK,
-                       "could not append the STARTED attempt fact", err, errlen);
-    if (res == NULL) {
-        request_row_clear(row);
-        *claimed = false;
-        return false;
+    if (*claimed) {
+        int c = row_from_result(res, 0, 0, row);
+        row->same_amount_done = atoi(PQgetvalue(res, 0, c));
+        row->same_amount_open = atoi(PQgetvalue(res, 0, c + 1));
     }
     PQclear(res);
     return true;
@@ -479,8 +497,7 @@ bool request_store_finish(struct db *db, const struct request_row *row, const ch
 {
     char att[16], nextms[24], status_text[16], latency[24], gen[16], ttl[24];
     const char *http = answer->http_status > 0 ? I64(status_text, answer->http_status) : NULL;
-    bool open = strcmp(next->status, "SCHEDULED") == 0 || strcmp(next->status, "PENDING") == 0;
-    const char *values[15] = {
+    const char *values[24] = {
         row->request_id,
         I64(att, row->attempts),
         worker,
@@ -496,38 +513,21 @@ bool request_store_finish(struct db *db, const struct request_row *row, const ch
         next->final_check,
         I64(ttl, next->key_ttl_ms),
         next->found_by_inquiry ? "true" : "false",
-    };
-    PGresult *res = pgutil_query(db, sql_finish, 15, values, NULL, NULL, PGRES_COMMAND_OK,
-                                 "could not record the attempt's result", err, errlen);
-    if (res == NULL)
-        return false;
-    *applied = strcmp(PQcmdTuples(res), "1") == 0;
-    PQclear(res);
-
-    const char *log_values[16] = {
-        row->request_id,
-        att,
-        worker,
         row->gateway,
         answer->verdict,
-        http,
-        answer->error_code,
-        answer->error_message,
         I64(latency, answer->latency_ms),
         answer->replayed ? "true" : "false",
         next->decision,
-        open ? nextms : "0",
-        *applied ? next->detail
-                 : "the lease was lost before the answer was recorded; the decision was not "
-                   "applied",
+        next->detail,
         answer->idempotency_key,
         answer->inquiry,
         answer->inquiry_detail,
     };
-    res = pgutil_query(db, sql_log_answered, 16, log_values, NULL, NULL, PGRES_COMMAND_OK,
-                       "could not append the ANSWERED attempt fact", err, errlen);
+    PGresult *res = pgutil_query(db, sql_finish, 24, values, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not record the attempt's result", err, errlen);
     if (res == NULL)
         return false;
+    *applied = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "1") == 0;
     PQclear(res);
     return true;
 }

@@ -108,7 +108,8 @@ bool request_store_get_many(struct db *db, const char *const *ids, size_t n,
 /* Claim attempt number `attempt`: SCHEDULED -> IN_FLIGHT with a lease for
  * worker, only if attempt is the next one, the request is due (with
  * skew_ms tolerance), its deadline has not passed and its idempotency key
- * outlives the lease. Appends the STARTED fact. *claimed false = the event is
+ * outlives the lease. Appends the STARTED fact and fills same_amount_done
+ * and _open (request_store_same_amount()). *claimed false = the event is
  * stale, early, a duplicate, or the request is final: do nothing. */
 bool request_store_claim(struct db *db, const char *request_id, int attempt, const char *worker,
                          int64_t lease_ms, int64_t skew_ms, struct request_row *row, bool *claimed,

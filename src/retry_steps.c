@@ -4,6 +4,7 @@
 #include "retry_steps.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attempt.h"
@@ -63,37 +64,42 @@ static bool explain_miss(struct db *db, const struct config *cfg, const char *re
     return ok;
 }
 
+bool retry_steps_claim_in_tx(struct db *db, const struct config *cfg, const char *worker,
+                             const char *request_id, int attempt, struct request_row *row,
+                             enum claim_result *result, char *why, size_t whylen, char *err,
+                             size_t errlen)
+{
+    bool claimed = false;
+
+    why[0] = '\0';
+    if (!request_store_claim(db, request_id, attempt, worker, cfg->consumers.retry.lease_ms,
+                             CLAIM_SKEW_MS, row, &claimed, err, errlen))
+        return false;
+    if (!claimed)
+        return explain_miss(db, cfg, request_id, attempt, result, why, whylen, err, errlen);
+    *result = CLAIM_TAKEN;
+    return true;
+}
+
 bool retry_steps_claim(struct db *db, const struct config *cfg, const char *worker,
                        const char *request_id, int attempt, struct request_row *row,
                        enum claim_result *result, char *why, size_t whylen, char *err,
                        size_t errlen)
 {
-    bool claimed = false;
-
-    why[0] = '\0';
     if (!db_begin(db, err, errlen))
         return false;
-    if (!request_store_claim(db, request_id, attempt, worker, cfg->consumers.retry.lease_ms,
-                             CLAIM_SKEW_MS, row, &claimed, err, errlen))
-        goto fail;
-    if (claimed) {
-        *result = CLAIM_TAKEN;
-        if (!request_store_same_amount(db, row, err, errlen)) {
-            request_row_clear(row);
-            goto fail;
-        }
-    } else if (!explain_miss(db, cfg, request_id, attempt, result, why, whylen, err, errlen)) {
-        goto fail;
+    if (!retry_steps_claim_in_tx(db, cfg, worker, request_id, attempt, row, result, why, whylen,
+                                 err, errlen)) {
+        db_rollback(db);
+        return false;
     }
     if (!db_commit(db, err, errlen)) {
-        if (claimed)
+        if (*result == CLAIM_TAKEN)
             request_row_clear(row);
-        goto fail;
+        db_rollback(db);
+        return false;
     }
     return true;
-fail:
-    db_rollback(db);
-    return false;
 }
 
 bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct retry_scheduled *rs,
@@ -187,28 +193,30 @@ static int contract_http_status(long status)
     return status >= 100 && status <= 599 ? (int)status : 0;
 }
 
-bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
-                        const struct request_row *row, const struct attempt_result *r,
-                        uint64_t random, const char **status_out, char *err, size_t errlen)
+/* The attempt log's view of an attempt: what was asked and answered, in
+ * storable text (bufs holds the copies). */
+struct answer_bufs {
+    char key[300], code[sizeof(((struct gateway_answer *)0)->code)],
+        msg[sizeof(((struct gateway_answer *)0)->message)],
+        inq[sizeof(((struct gateway_inquiry *)0)->detail)];
+};
+
+static void answer_of(const struct request_row *row, const struct attempt_result *r,
+                      const struct attempt_decision *d, struct answer_bufs *b,
+                      struct attempt_answer *a)
 {
-    struct attempt_decision d;
     const struct gateway_answer *ans = &r->answer;
-    char key[300], detail[512], code_buf[sizeof(ans->code)], msg_buf[sizeof(ans->message)],
-        inq_buf[sizeof(r->inquiry.detail)];
-
-    retry_steps_decide(cfg, row, r, random, &d);
-
-    bool success = d.final && (strcmp(d.status, CANCEL_STATUS_SUCCEEDED) == 0 ||
-                               strcmp(d.status, CANCEL_STATUS_ALREADY_REFUNDED) == 0);
-    const char *code = d.code != NULL ? d.code : ans->code;
+    bool success = d->final && (strcmp(d->status, CANCEL_STATUS_SUCCEEDED) == 0 ||
+                                strcmp(d->status, CANCEL_STATUS_ALREADY_REFUNDED) == 0);
+    const char *code = d->code != NULL ? d->code : ans->code;
     const char *message = ans->message;
     if (!r->called && r->inquired) {
-        code = d.code != NULL ? d.code : r->inquiry.answer.code;
+        code = d->code != NULL ? d->code : r->inquiry.answer.code;
         message = r->inquiry.detail;
     }
-    code = storable(code, code_buf, sizeof(code_buf));
-    message = storable(message, msg_buf, sizeof(msg_buf));
-    struct attempt_answer a = {
+    code = storable(code, b->code, sizeof(b->code));
+    message = storable(message, b->msg, sizeof(b->msg));
+    *a = (struct attempt_answer){
         .verdict = r->called ? gateway_verdict_name(ans->verdict) : "INQUIRY",
         .http_status = r->called ? (int)ans->http_status : 0,
         .error_code = success || code[0] == '\0' ? NULL : code,
@@ -217,81 +225,117 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
             (r->called ? ans->latency_ms : 0) + (r->inquired ? r->inquiry.answer.latency_ms : 0),
         .replayed = r->called && ans->replayed,
         .idempotency_key =
-            r->called ? attempt_key(row->request_id, r->key_generation, key, sizeof(key)) : NULL,
+            r->called ? attempt_key(row->request_id, r->key_generation, b->key, sizeof(b->key))
+                      : NULL,
         .inquiry = r->inquired                 ? gateway_finding_name(r->inquiry.finding)
                    : r->before != FINDING_NONE ? gateway_finding_name(r->before)
                                                : NULL,
-        .inquiry_detail =
-            r->inquired ? storable(r->inquiry.detail, inq_buf, sizeof(inq_buf)) : NULL,
+        .inquiry_detail = r->inquired ? storable(r->inquiry.detail, b->inq, sizeof(b->inq)) : NULL,
     };
-    snprintf(detail, sizeof(detail), "%s%s%s", d.why, r->called && ans->rule ? "; rule " : "",
+}
+
+bool retry_steps_record_in_tx(struct db *db, const struct config *cfg, const char *worker,
+                              const struct request_row *row, const struct attempt_result *r,
+                              uint64_t random, struct retry_recorded *out, char *err, size_t errlen)
+{
+    struct attempt_decision *d = &out->decision;
+    const struct gateway_answer *ans = &r->answer;
+    struct answer_bufs bufs;
+    struct attempt_answer a;
+    char detail[512];
+
+    out->applied = false;
+    out->answered_before = false;
+    retry_steps_decide(cfg, row, r, random, d);
+    answer_of(row, r, d, &bufs, &a);
+    snprintf(detail, sizeof(detail), "%s%s%s", d->why, r->called && ans->rule ? "; rule " : "",
              r->called && ans->rule ? ans->rule : "");
     struct attempt_next next = {
-        .status = d.status,
-        .decision = d.decision,
+        .status = d->status,
+        .decision = d->decision,
         .detail = detail,
-        .next_attempt_ms = d.next_attempt_ms,
-        .spend = d.spend,
-        .key_generation = r->key_generation + (d.new_key ? 1 : 0),
+        .next_attempt_ms = d->next_attempt_ms,
+        .spend = d->spend,
+        .key_generation = r->key_generation + (d->new_key ? 1 : 0),
         .key_ttl_ms = key_ttl_of(cfg, row->gateway),
-        .key_holds_error = d.key_holds_error,
-        .inquire_first = d.inquire_first,
-        .final_check = d.final_check,
-        .found_by_inquiry = d.found_by_inquiry,
+        .key_holds_error = d->key_holds_error,
+        .inquire_first = d->inquire_first,
+        .final_check = d->final_check,
+        .found_by_inquiry = d->found_by_inquiry,
     };
-    bool applied = false;
 
-    if (!db_begin(db, err, errlen))
+    if (!request_store_finish(db, row, worker, &a, &next, &out->applied, err, errlen)) {
+        out->answered_before = db_last_error_class(db) == DB_ERR_DUPLICATE;
         return false;
-    if (!request_store_finish(db, row, worker, &a, &next, &applied, err, errlen)) {
-        if (db_last_error_class(db) == DB_ERR_DUPLICATE) {
-            /* The ANSWERED fact of this attempt exists: an earlier try of this
-             * very step committed but its acknowledgement was lost. Done. */
-            db_rollback(db);
-            if (status_out != NULL)
-                *status_out = NULL;
-            return true;
-        }
-        goto fail;
     }
-    if (applied && d.final) {
+    if (out->applied && d->final) {
         struct cancel_last_error last = {a.error_code, a.error_message,
                                          contract_http_status(a.http_status)};
-        if (!request_events_final(db, cfg, row, d.status, row->attempts,
-                                  a.error_code != NULL ? &last : NULL, d.dlq_reason,
-                                  a.error_message != NULL ? a.error_message : d.why,
-                                  RETRY_CONSUMER_NAME, err, errlen))
-            goto fail;
-    } else if (applied) {
+        return request_events_final(db, cfg, row, d->status, row->attempts,
+                                    a.error_code != NULL ? &last : NULL, d->dlq_reason,
+                                    a.error_message != NULL ? a.error_message : d->why,
+                                    RETRY_CONSUMER_NAME, err, errlen);
+    }
+    if (out->applied) {
         struct cancel_request_fields req;
         request_events_fields(row, &req);
-        if (!request_events_retry(db, cfg, &req, row->correlation_id, row->attempts + 1,
-                                  d.next_attempt_ms, err, errlen))
-            goto fail;
+        return request_events_retry(db, cfg, &req, row->correlation_id, row->attempts + 1,
+                                    d->next_attempt_ms, err, errlen);
     }
-    if (!db_commit(db, err, errlen))
-        goto fail;
+    return true;
+}
 
+void retry_steps_record_log(const struct request_row *row, const struct attempt_result *r,
+                            const struct retry_recorded *rec)
+{
+    const struct attempt_decision *d = &rec->decision;
+    struct answer_bufs bufs;
+    struct attempt_answer a;
     struct log_ctx ctx = LOG_CTX_INIT;
+
+    answer_of(row, r, d, &bufs, &a);
     ctx.request_id = row->request_id;
     ctx.correlation_id = row->correlation_id;
-    if (!applied)
+    if (!rec->applied) {
         log_emit(LOG_WARN, &ctx,
                  "attempt %d answered %s after its lease was taken over; answer recorded, "
                  "decision not applied",
                  row->attempts, a.verdict);
-    else
-        log_emit(d.final && !success ? LOG_WARN : LOG_INFO, &ctx,
-                 "attempt %d: gateway %s answered %s (http %d%s%s)%s%s -> %s: %s", row->attempts,
-                 row->gateway, a.verdict, a.http_status, a.error_code ? ", " : "",
-                 a.error_code ? a.error_code : "", a.inquiry ? ", inquiry found " : "",
-                 a.inquiry ? a.inquiry : "", d.decision, d.why);
+        return;
+    }
+    bool success = d->final && (strcmp(d->status, CANCEL_STATUS_SUCCEEDED) == 0 ||
+                                strcmp(d->status, CANCEL_STATUS_ALREADY_REFUNDED) == 0);
+    log_emit(d->final && !success ? LOG_WARN : LOG_INFO, &ctx,
+             "attempt %d: gateway %s answered %s (http %d%s%s)%s%s -> %s: %s", row->attempts,
+             row->gateway, a.verdict, a.http_status, a.error_code ? ", " : "",
+             a.error_code ? a.error_code : "", a.inquiry ? ", inquiry found " : "",
+             a.inquiry ? a.inquiry : "", d->decision, d->why);
+}
+
+bool retry_steps_record(struct db *db, const struct config *cfg, const char *worker,
+                        const struct request_row *row, const struct attempt_result *r,
+                        uint64_t random, const char **status_out, char *err, size_t errlen)
+{
+    struct retry_recorded rec;
+
     if (status_out != NULL)
-        *status_out = applied ? d.status : NULL;
+        *status_out = NULL;
+    if (!db_begin(db, err, errlen))
+        return false;
+    if (!retry_steps_record_in_tx(db, cfg, worker, row, r, random, &rec, err, errlen)) {
+        db_rollback(db);
+        /* The ANSWERED fact of this attempt exists: an earlier try of this
+         * very step committed but its acknowledgement was lost. Done. */
+        return rec.answered_before;
+    }
+    if (!db_commit(db, err, errlen)) {
+        db_rollback(db);
+        return false;
+    }
+    retry_steps_record_log(row, r, &rec);
+    if (status_out != NULL)
+        *status_out = rec.applied ? rec.decision.status : NULL;
     return true;
-fail:
-    db_rollback(db);
-    return false;
 }
 
 bool retry_steps_dead_letter(struct db *db, const struct config *cfg, const void *bytes, size_t len,
@@ -304,5 +348,66 @@ bool retry_steps_dead_letter(struct db *db, const struct config *cfg, const void
         db_rollback(db);
         return false;
     }
+    return true;
+}
+
+/* Two workers' batches lock their rows in the same order, so they can wait
+ * on each other but never in a cycle. */
+static int by_claim_request(const void *a, const void *b)
+{
+    return strcmp(((const struct claim_item *)a)->request_id,
+                  ((const struct claim_item *)b)->request_id);
+}
+
+static int by_record_request(const void *a, const void *b)
+{
+    return strcmp(((const struct record_item *)a)->row->request_id,
+                  ((const struct record_item *)b)->row->request_id);
+}
+
+bool retry_steps_claim_batch(struct db *db, const struct config *cfg, const char *worker,
+                             struct claim_item *items, size_t n, char *err, size_t errlen)
+{
+    size_t done = 0;
+
+    qsort(items, n, sizeof(*items), by_claim_request);
+    if (!db_begin(db, err, errlen))
+        return false;
+    for (; done < n; done++) {
+        struct claim_item *it = &items[done];
+        if (!retry_steps_claim_in_tx(db, cfg, worker, it->request_id, it->attempt, it->row,
+                                     &it->result, it->why, sizeof(it->why), err, errlen))
+            break;
+    }
+    if (done == n && db_commit(db, err, errlen))
+        return true;
+    db_rollback(db);
+    for (size_t i = 0; i < done; i++) {
+        if (items[i].result == CLAIM_TAKEN)
+            request_row_clear(items[i].row);
+    }
+    return false;
+}
+
+bool retry_steps_record_batch(struct db *db, const struct config *cfg, const char *worker,
+                              struct record_item *items, size_t n, char *err, size_t errlen)
+{
+    size_t done = 0;
+
+    qsort(items, n, sizeof(*items), by_record_request);
+    if (!db_begin(db, err, errlen))
+        return false;
+    for (; done < n; done++) {
+        struct record_item *it = &items[done];
+        if (!retry_steps_record_in_tx(db, cfg, worker, it->row, it->result, it->random, &it->rec,
+                                      err, errlen))
+            break;
+    }
+    if (done < n || !db_commit(db, err, errlen)) {
+        db_rollback(db);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        retry_steps_record_log(items[i].row, items[i].result, &items[i].rec);
     return true;
 }

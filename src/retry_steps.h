@@ -50,6 +50,14 @@ bool retry_steps_claim(struct db *db, const struct config *cfg, const char *work
 /* The breaker of the request's gateway is open: move attempt `attempt` to
  * retry_at_ms without spending it, with a new RetryScheduled. *moved false
  * when the request was not waiting for that attempt any more. */
+/* retry_steps_claim() without its transaction: the caller's, which may hold
+ * the claims of several events (group commit). On false the transaction is
+ * unusable and *row holds nothing. */
+bool retry_steps_claim_in_tx(struct db *db, const struct config *cfg, const char *worker,
+                             const char *request_id, int attempt, struct request_row *row,
+                             enum claim_result *result, char *why, size_t whylen, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
+
 bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct retry_scheduled *rs,
                           const char *correlation_id, int64_t retry_at_ms, bool *moved, char *err,
                           size_t errlen) __attribute__((warn_unused_result));
@@ -83,8 +91,60 @@ bool retry_steps_record(struct db *db, const struct config *cfg, const char *wor
     __attribute__((warn_unused_result));
 
 /* Dead-letter an event of the retry topic that cannot be read. */
+/* What retry_steps_record_in_tx() did, for retry_steps_record_log() once the
+ * transaction committed. */
+struct retry_recorded {
+    bool applied;         /* the decision was applied (the lease was still ours) */
+    bool answered_before; /* on false: the ANSWERED fact already exists */
+    struct attempt_decision decision;
+};
+
+/* retry_steps_record() without its transaction, and without its log line
+ * (retry_steps_record_log(), after the commit). */
+bool retry_steps_record_in_tx(struct db *db, const struct config *cfg, const char *worker,
+                              const struct request_row *row, const struct attempt_result *r,
+                              uint64_t random, struct retry_recorded *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+void retry_steps_record_log(const struct request_row *row, const struct attempt_result *r,
+                            const struct retry_recorded *rec);
+
 bool retry_steps_dead_letter(struct db *db, const struct config *cfg, const void *bytes, size_t len,
                              const char *key, const struct dlq_meta *meta, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Group commit. One commit per event capped a worker at the database's
+ * round trips; the claims (or the records) of every event ready at one turn
+ * of the worker's loop go into one transaction instead. Items are sorted by
+ * requestId first (see the .c). On true all committed (record: and each was
+ * logged); on false the whole batch was rolled back, no item holds a row,
+ * and the caller runs the items one by one (retry_steps_claim(),
+ * retry_steps_record()), whose failure db.h's rule classifies alone: one
+ * event the database refuses must not fail the others. Nothing is sent to a
+ * gateway before its claim committed, as with one event. */
+struct claim_item {
+    const char *request_id;
+    int attempt;
+    struct request_row *row; /* filled when result is CLAIM_TAKEN */
+    enum claim_result result;
+    char why[256];
+    void *owner; /* the caller's */
+};
+
+bool retry_steps_claim_batch(struct db *db, const struct config *cfg, const char *worker,
+                             struct claim_item *items, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+struct record_item {
+    const struct request_row *row;
+    const struct attempt_result *result;
+    uint64_t random;
+    struct retry_recorded rec;
+    void *owner; /* the caller's */
+};
+
+bool retry_steps_record_batch(struct db *db, const struct config *cfg, const char *worker,
+                              struct record_item *items, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "offset_tracker.h"
 #include "ratelimit.h"
+#include "retry_job.h"
 #include "retry_steps.h"
 #include "rng.h"
 #include "signals.h"
@@ -28,57 +29,21 @@
 #define DB_RETRY_MIN_MS 200
 #define DB_RETRY_MAX_MS 10000
 
-struct gw {
-    const struct config_gateway *cfg;
-    struct gateway_client *client;
-    struct breaker *breaker;
-    struct ratelimit *ratelimit;
-};
-
-enum job_state {
-    JOB_START,    /* parsed (or poison); next: breaker, token, claim */
-    JOB_ASKING,   /* claimed; an inquiry is running (before or after the call) */
-    JOB_ASKED,    /* claimed; the inquiry the row asked for first is here */
-    JOB_IN_CALL,  /* claimed; the refund call is running */
-    JOB_CALLED,   /* the refund's answer is here; next: an inquiry if it needs one */
-    JOB_ANSWERED, /* all is known; next: record it */
-    JOB_DONE,     /* effects durable: its offset may be committed */
-};
-
-struct job {
-    struct job *next;
-    enum job_state state;
-    char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t timestamp_ms;
-    unsigned char *value; /* the event bytes, for a dead letter */
-    size_t len;
-    char *key;
-    const char *poison_reason; /* set when the event cannot be read */
-    char poison_error[512];
-    struct cloudevent ev;
-    struct retry_scheduled rs;
-    struct gw *gw;
-    bool breaker_permit;   /* breaker_allow() granted; give back if unused */
-    int64_t not_before_ms; /* token wait */
-    struct request_row row;
-    bool have_row;
-    struct attempt_result result;
-    char idem_key[300]; /* the Idempotency-Key of the call */
-};
-
 struct retry_worker {
     const struct config *cfg;
     const char *worker;
     struct db *db;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer's, which wakes the http wait */
     struct http_client *http;
     struct offset_tracker *tracker;
     struct gw *gws;
     size_t ngws;
     struct job *jobs;
     size_t njobs;
+    struct claim_item *claims; /* this turn's group commits, cap entries each */
+    struct record_item *records;
+    size_t cap;
     bool paused;
     bool db_down;
     int64_t db_retry_at;
@@ -91,27 +56,23 @@ static int64_t now_ms(void)
     return timeutil_now_ms();
 }
 
-static void job_free(struct job *j)
+/* Take a polled message into a new job, tracked and listed. */
+static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
 {
-    if (j == NULL)
-        return;
-    free(j->topic);
-    free(j->value);
-    free(j->key);
-    cloudevent_clear(&j->ev);
-    retry_scheduled_clear(&j->rs);
-    if (j->have_row)
-        request_row_clear(&j->row);
-    free(j);
-}
+    struct kafka_record rec;
 
-static struct gw *gw_find(struct retry_worker *w, const char *name)
-{
-    for (size_t i = 0; i < w->ngws; i++) {
-        if (strcmp(w->gws[i].cfg->name, name) == 0)
-            return &w->gws[i];
+    consumer_record(m, &rec);
+    struct job *j = retry_job_new(&rec, w->gws, w->ngws);
+    if (j == NULL)
+        return false;
+    if (!offset_tracker_add(w->tracker, rec.topic, rec.partition, rec.offset)) {
+        retry_job_free(j);
+        return false;
     }
-    return NULL;
+    j->next = w->jobs;
+    w->jobs = j;
+    w->njobs++;
+    return true;
 }
 
 /* Revoked partitions are forgotten: events of theirs still in flight finish
@@ -169,6 +130,10 @@ void retry_worker_free(struct retry_worker *w)
 {
     if (w == NULL)
         return;
+    if (w->queue != NULL) {
+        rd_kafka_queue_cb_event_enable(w->queue, NULL, NULL);
+        rd_kafka_queue_destroy(w->queue);
+    }
     if (w->rk != NULL)
         kafka_consumer_close(w->rk);
     /* The http client first: it finishes (aborts) transfers that still point
@@ -183,10 +148,12 @@ void retry_worker_free(struct retry_worker *w)
     while (w->jobs != NULL) {
         struct job *j = w->jobs;
         w->jobs = j->next;
-        job_free(j);
+        retry_job_free(j);
     }
     offset_tracker_free(w->tracker);
     db_free(w->db);
+    free(w->claims);
+    free(w->records);
     free(w);
 }
 
@@ -243,151 +210,6 @@ static bool db_usable(struct retry_worker *w)
     return true;
 }
 
-/* Take a polled message into a new job (copying what outlives the message). */
-static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
-{
-    struct kafka_record rec;
-    struct job *j = calloc(1, sizeof(*j));
-
-    if (j == NULL)
-        return false;
-    consumer_record(m, &rec);
-    j->topic = strdup(rec.topic);
-    j->partition = rec.partition;
-    j->offset = rec.offset;
-    j->timestamp_ms = rec.timestamp_ms;
-    j->value = malloc(rec.len + 1);
-    if (rec.key != NULL && rec.key_len > 0)
-        j->key = strndup(rec.key, rec.key_len);
-    if (j->topic == NULL || j->value == NULL ||
-        !offset_tracker_add(w->tracker, rec.topic, rec.partition, rec.offset)) {
-        job_free(j);
-        return false;
-    }
-    memcpy(j->value, rec.value, rec.len);
-    j->value[rec.len] = '\0';
-    j->len = rec.len;
-
-    enum event_verdict v =
-        cloudevent_parse(j->value, j->len, &j->ev, j->poison_error, sizeof(j->poison_error));
-    if (v == EVENT_OK)
-        v = retry_scheduled_parse(&j->ev, &j->rs, j->poison_error, sizeof(j->poison_error));
-    if (v != EVENT_OK) {
-        j->poison_reason = event_verdict_name(v);
-    } else {
-        j->gw = gw_find(w, j->rs.gateway);
-        if (j->gw == NULL) {
-            j->poison_reason = DLQ_REASON_UNKNOWN_GATEWAY;
-            snprintf(j->poison_error, sizeof(j->poison_error), "gateway \"%s\" is not configured",
-                     j->rs.gateway);
-        }
-    }
-    j->state = JOB_START;
-    j->next = w->jobs;
-    w->jobs = j;
-    w->njobs++;
-    return true;
-}
-
-static void on_answer(const struct gateway_answer *answer, void *arg)
-{
-    struct job *j = arg;
-    j->result.answer = *answer;
-    j->result.called = true;
-    j->state = JOB_CALLED;
-}
-
-/* An inquiry that asked first lands in JOB_ASKED, one after the answer in
- * JOB_ANSWERED. */
-static void on_inquiry(const struct gateway_inquiry *inquiry, void *arg)
-{
-    struct job *j = arg;
-    j->result.inquiry = *inquiry;
-    j->result.inquired = true;
-    j->state = j->result.called ? JOB_ANSWERED : JOB_ASKED;
-}
-
-static void job_request(const struct job *j, struct refund_request *req)
-{
-    memset(req, 0, sizeof(*req));
-    req->request_id = j->row.request_id;
-    req->idempotency_key = j->idem_key;
-    req->payment_key = j->row.payment_key;
-    req->amount = j->row.amount;
-    req->currency = j->row.currency;
-    req->partial = j->row.partial;
-    req->reason = j->row.reason;
-    req->same_amount_done = j->row.same_amount_done;
-    req->same_amount_open = j->row.same_amount_open;
-}
-
-/* Ask the gateway what it did about the claimed request. */
-static void start_inquiry(struct job *j)
-{
-    char err[512];
-    struct refund_request req;
-
-    job_request(j, &req);
-    j->state = JOB_ASKING;
-    if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err))) {
-        struct gateway_inquiry q;
-        memset(&q, 0, sizeof(q));
-        q.finding = FINDING_UNKNOWN;
-        q.payment_amount = q.refunded_amount = -1;
-        snprintf(q.detail, sizeof(q.detail), "%.*s", (int)sizeof(q.detail) - 1, err);
-        on_inquiry(&q, j);
-    }
-}
-
-/* Send the refund under generation gen. */
-static void start_call(struct job *j, int gen)
-{
-    char err[1024];
-    struct refund_request req;
-
-    j->result.key_generation = gen;
-    attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
-    job_request(j, &req);
-    j->state = JOB_IN_CALL;
-    if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {
-        /* A row from before the intake refused such keys: nothing was sent
-         * and nothing ever can be, so the answer proves no refund (FAILED,
-         * not an endless retry). */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_PERMANENT;
-        a.no_refund = true;
-        a.retry_after_ms = -1;
-        a.rule = "client_invalid_payment_key";
-        snprintf(a.code, sizeof(a.code), "INVALID_PAYMENT_KEY");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
-        return;
-    }
-    if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
-        /* Could not even send: a retryable answer, recorded like any other. */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_RETRYABLE;
-        a.retry_after_ms = -1;
-        a.rule = "client_error";
-        snprintf(a.code, sizeof(a.code), "CLIENT_ERROR");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
-    }
-}
-
-static void log_job(const struct job *j, enum log_level level, const char *what, const char *why)
-{
-    struct log_ctx ctx = LOG_CTX_INIT;
-    ctx.topic = j->topic;
-    ctx.partition = j->partition;
-    ctx.offset = j->offset;
-    ctx.request_id = j->rs.request_id;
-    ctx.correlation_id = j->ev.correlationid;
-    log_emit(level, &ctx, "%s%s%s", what, why != NULL ? ": " : "", why != NULL ? why : "");
-}
-
 /* Dead-letter the event of j (its own bytes) with reason and error; keyed
  * by its Kafka key when the outbox can store it, else by its requestId
  * (always with plain: the fallback after the database refused the first
@@ -439,31 +261,32 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *reaso
         }
         /* Not even its dead letter can be stored. The request row, not
          * this event, is the source of truth: leave the event, say why. */
-        log_job(j, LOG_ERROR, "dropped a retry event the database refuses, and its dead letter",
-                why);
+        retry_job_log(j, LOG_ERROR,
+                      "dropped a retry event the database refuses, and its dead letter", why);
         j->state = JOB_DONE;
         return;
     }
-    log_job(j, LOG_WARN, "dead-lettered a retry event the database refused", error);
+    retry_job_log(j, LOG_WARN, "dead-lettered a retry event the database refused", error);
     metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
     j->state = JOB_DONE;
 }
 
-/* JOB_START: poison, breaker, token, claim, call. */
-static void step_start(struct retry_worker *w, struct job *j)
+/* JOB_START, before the claim: poison, breaker, token. True when the job
+ * may be claimed now. */
+static bool step_prepare(struct retry_worker *w, struct job *j)
 {
-    char err[1024], why[256];
+    char err[1024];
     int64_t now = now_ms();
 
     if (j->poison_reason != NULL) {
         if (!dead_letter_job(w, j, j->poison_reason, j->poison_error, false, err, sizeof(err))) {
             step_failed(w, j, j->poison_reason, j->poison_error, err, NULL);
-            return;
+            return false;
         }
-        log_job(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
+        retry_job_log(j, LOG_WARN, "dead-lettered an unreadable retry event", j->poison_error);
         metrics_add(w->metrics, "cancel_retry_dead_letters_total", NULL, 1);
         j->state = JOB_DONE;
-        return;
+        return false;
     }
     if (!j->breaker_permit) {
         int64_t retry_at = 0;
@@ -478,34 +301,33 @@ static void step_start(struct retry_worker *w, struct job *j)
             if (!retry_steps_postpone(w->db, w->cfg, &j->rs, j->ev.correlationid, retry_at, &moved,
                                       err, sizeof(err))) {
                 step_failed(w, j, NULL, "could not postpone a request", err, NULL);
-                return;
+                return false;
             }
-            log_job(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
+            retry_job_log(j, LOG_INFO, "circuit open: attempt postponed, budget not spent", NULL);
             count_gateway(w, "cancel_retry_postponed_total", j->gw, NULL);
             j->state = JOB_DONE;
-            return;
+            return false;
         }
         j->breaker_permit = true;
     }
     if (now < j->not_before_ms)
-        return;
+        return false;
     int64_t wait = ratelimit_take(j->gw->ratelimit, now);
     if (wait > 0) {
         j->not_before_ms = now + wait;
-        return;
+        return false;
     }
+    return true;
+}
 
-    enum claim_result result;
-    if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
-                           &result, why, sizeof(why), err, sizeof(err))) {
-        step_failed(w, j, NULL, "could not claim a request", err,
-                    "nothing was sent; the reconciler re-triggers the request if it is due");
-        return;
-    }
+/* JOB_START, after the claim committed: call, inquire, or end. */
+static void step_claimed(struct retry_worker *w, struct job *j, enum claim_result result,
+                         const char *why)
+{
     if (result != CLAIM_TAKEN) {
-        breaker_release(j->gw->breaker, now);
+        breaker_release(j->gw->breaker, now_ms());
         j->breaker_permit = false;
-        log_job(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
+        retry_job_log(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
         count_gateway(w, "cancel_retry_skipped_events_total", j->gw, NULL);
         j->state = JOB_DONE;
         return;
@@ -516,9 +338,24 @@ static void step_start(struct retry_worker *w, struct job *j)
     /* A pending refund, a key that holds an error, a final check or an
      * earlier inquiry without answer: what the gateway did comes first. */
     if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL)
-        start_inquiry(j);
+        retry_job_inquire(j);
     else
-        start_call(j, j->row.key_generation);
+        retry_job_call(j, j->row.key_generation);
+}
+
+/* Claim one job in a transaction of its own. */
+static void claim_one(struct retry_worker *w, struct job *j)
+{
+    char err[1024], why[256];
+    enum claim_result result;
+
+    if (!retry_steps_claim(w->db, w->cfg, w->worker, j->rs.request_id, j->rs.attempt, &j->row,
+                           &result, why, sizeof(why), err, sizeof(err))) {
+        step_failed(w, j, NULL, "could not claim a request", err,
+                    "nothing was sent; the reconciler re-triggers the request if it is due");
+        return;
+    }
+    step_claimed(w, j, result, why);
 }
 
 /* JOB_ASKED: the inquiry made before any call decides whether one is made. */
@@ -535,15 +372,15 @@ static void step_asked(struct retry_worker *w, struct job *j)
         j->state = JOB_ANSWERED;
         return;
     case ATTEMPT_CALL_NEW_KEY:
-        log_job(j, LOG_INFO, "no refund at the gateway: a new key generation",
-                j->result.inquiry.detail);
+        retry_job_log(j, LOG_INFO, "no refund at the gateway: a new key generation",
+                      j->result.inquiry.detail);
         /* fall through */
     case ATTEMPT_CALL:
         break;
     }
     j->result.before = finding;
     j->result.inquired = false;
-    start_call(j, j->row.key_generation + (j->row.key_holds_error ? 1 : 0));
+    retry_job_call(j, j->row.key_generation + (j->row.key_holds_error ? 1 : 0));
 }
 
 /* JOB_CALLED: breaker bookkeeping once; an inquiry when the answer alone
@@ -560,13 +397,22 @@ static void step_called(struct retry_worker *w, struct job *j)
     }
     retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);
     if (d.inquire_now)
-        start_inquiry(j);
+        retry_job_inquire(j);
     else
         j->state = JOB_ANSWERED;
 }
 
-/* JOB_ANSWERED: record until the db takes it. */
-static void step_record(struct retry_worker *w, struct job *j)
+static void step_recorded(struct retry_worker *w, struct job *j)
+{
+    char verdict[64];
+    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
+             j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
+    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
+    j->state = JOB_DONE;
+}
+
+/* JOB_ANSWERED: record in a transaction of its own, until the db takes it. */
+static void record_one(struct retry_worker *w, struct job *j)
 {
     char err[1024];
 
@@ -589,26 +435,22 @@ static void step_record(struct retry_worker *w, struct job *j)
         step_failed(w, j, NULL, "could not record an attempt's answer", err, consequence);
         return;
     }
-    char verdict[64];
-    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
-             j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
-    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
-    j->state = JOB_DONE;
+    step_recorded(w, j);
 }
 
-static void commit_offset(struct retry_worker *w, const char *topic, int32_t partition,
-                          int64_t offset, bool sync)
+/* Commit the positions gathered in one turn: one request to the broker per
+ * turn, not one per event. */
+static void commit_offsets(struct retry_worker *w, rd_kafka_topic_partition_list_t *list, bool sync)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    if (list->cnt == 0)
+        return;
     /* Async while running: a lost commit means a redelivery, which the claim
      * fence turns into a no-op. Sync while draining, so that what finished
      * is committed before the consumer leaves the group. */
     rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, list, sync ? 0 : 1);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_warn("could not commit offset %lld of %s/%d: %s", (long long)offset, topic,
-                 (int)partition, rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(list);
+        log_warn("could not commit the offsets of %d partition%s: %s", list->cnt,
+                 list->cnt == 1 ? "" : "s", rd_kafka_err2str(e));
 }
 
 static void drop_job(struct retry_worker *w, struct job **link)
@@ -616,16 +458,98 @@ static void drop_job(struct retry_worker *w, struct job **link)
     struct job *j = *link;
     *link = j->next;
     w->njobs--;
-    job_free(j);
+    retry_job_free(j);
 }
 
-/* Advance every job that can move; free finished ones. While draining, events
- * not yet claimed are left alone: no new attempt starts during a shutdown,
- * and their offsets stay uncommitted, so they are read again later. */
+/* Room for one entry per job in this turn's batches; false when there is
+ * none (the jobs past cap wait for a later turn). */
+static bool batch_room(struct retry_worker *w)
+{
+    if (w->njobs <= w->cap)
+        return true;
+    size_t cap = w->njobs * 2;
+    struct claim_item *claims = realloc(w->claims, cap * sizeof(*claims));
+    if (claims != NULL)
+        w->claims = claims;
+    struct record_item *records = realloc(w->records, cap * sizeof(*records));
+    if (records != NULL)
+        w->records = records;
+    if (claims == NULL || records == NULL)
+        return false;
+    w->cap = cap;
+    return true;
+}
+
+static void claim_jobs(struct retry_worker *w, size_t n)
+{
+    char err[1024];
+
+    if (n == 1) {
+        claim_one(w, w->claims[0].owner);
+        return;
+    }
+    if (retry_steps_claim_batch(w->db, w->cfg, w->worker, w->claims, n, err, sizeof(err))) {
+        for (size_t i = 0; i < n; i++)
+            step_claimed(w, w->claims[i].owner, w->claims[i].result, w->claims[i].why);
+        return;
+    }
+    /* One by one: an outage pauses at the first, a refused event is
+     * dead-lettered alone. */
+    for (size_t i = 0; i < n && !w->db_down; i++)
+        claim_one(w, w->claims[i].owner);
+}
+
+static void record_jobs(struct retry_worker *w, size_t n)
+{
+    char err[1024];
+
+    if (n == 1) {
+        record_one(w, w->records[0].owner);
+        return;
+    }
+    if (retry_steps_record_batch(w->db, w->cfg, w->worker, w->records, n, err, sizeof(err))) {
+        for (size_t i = 0; i < n; i++)
+            step_recorded(w, w->records[i].owner);
+        return;
+    }
+    for (size_t i = 0; i < n && !w->db_down; i++)
+        record_one(w, w->records[i].owner);
+}
+
+/* Advance every job that can move; free finished ones. Claims and records
+ * ready at this turn are committed together (retry_steps.h, group commit).
+ * While draining, events not yet claimed are left alone: no new attempt
+ * starts during a shutdown, and their offsets stay uncommitted, so they are
+ * read again later. */
 static void step_jobs(struct retry_worker *w, bool draining)
 {
-    struct job **link = &w->jobs;
+    size_t nclaims = 0, nrecords = 0;
+    bool room = batch_room(w);
+    size_t cap = room ? w->njobs : w->cap;
 
+    for (struct job *j = w->jobs; j != NULL; j = j->next) {
+        if (j->state == JOB_START && !draining && nclaims < cap && db_usable(w) &&
+            step_prepare(w, j)) {
+            w->claims[nclaims++] = (struct claim_item){.request_id = j->rs.request_id,
+                                                       .attempt = j->rs.attempt,
+                                                       .row = &j->row,
+                                                       .owner = j};
+        }
+        if (j->state == JOB_ASKED)
+            step_asked(w, j);
+        if (j->state == JOB_CALLED)
+            step_called(w, j);
+        if (j->state == JOB_ANSWERED && nrecords < cap)
+            w->records[nrecords++] = (struct record_item){
+                .row = &j->row, .result = &j->result, .random = rng_u64(), .owner = j};
+    }
+    if (nclaims > 0 && db_usable(w))
+        claim_jobs(w, nclaims);
+    if (nrecords > 0 && db_usable(w))
+        record_jobs(w, nrecords);
+
+    rd_kafka_topic_partition_list_t *commits = rd_kafka_topic_partition_list_new(4);
+    struct job **link = &w->jobs;
     while (*link != NULL) {
         struct job *j = *link;
         if (j->state == JOB_START && draining) {
@@ -634,23 +558,23 @@ static void step_jobs(struct retry_worker *w, bool draining)
             drop_job(w, link);
             continue;
         }
-        if (j->state == JOB_START && db_usable(w))
-            step_start(w, j);
-        if (j->state == JOB_ASKED)
-            step_asked(w, j);
-        if (j->state == JOB_CALLED)
-            step_called(w, j);
-        if (j->state == JOB_ANSWERED && db_usable(w))
-            step_record(w, j);
         if (j->state == JOB_DONE) {
             int64_t commit = offset_tracker_done(w->tracker, j->topic, j->partition, j->offset);
-            if (commit >= 0)
-                commit_offset(w, j->topic, j->partition, commit, draining);
+            if (commit >= 0) {
+                rd_kafka_topic_partition_t *tp =
+                    rd_kafka_topic_partition_list_find(commits, j->topic, j->partition);
+                if (tp == NULL)
+                    tp = rd_kafka_topic_partition_list_add(commits, j->topic, j->partition);
+                if (commit > tp->offset)
+                    tp->offset = commit;
+            }
             drop_job(w, link);
             continue;
         }
         link = &j->next;
     }
+    commit_offsets(w, commits, draining);
+    rd_kafka_topic_partition_list_destroy(commits);
 }
 
 static void set_paused(struct retry_worker *w, bool paused)
@@ -669,15 +593,15 @@ static void set_paused(struct retry_worker *w, bool paused)
     w->paused = paused;
 }
 
-/* Poll one message. A message is always taken, even when the worker is full:
- * after a pause librdkafka delivers none, so one that still arrives was
- * already the application's, and dropping it would let later offsets be
- * committed past it. */
-static void poll_kafka(struct retry_worker *w, int timeout_ms)
+/* Take one polled message; false when there was none. A message is always
+ * taken, even when the worker is full: after a pause librdkafka delivers
+ * none, so one that still arrives was already the application's, and
+ * dropping it would let later offsets be committed past it. */
+static bool poll_one(struct retry_worker *w, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, timeout_ms);
     if (m == NULL)
-        return;
+        return false;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
@@ -694,6 +618,29 @@ static void poll_kafka(struct retry_worker *w, int timeout_ms)
         signals_request_stop();
     }
     rd_kafka_message_destroy(m);
+    return true;
+}
+
+/* Take what the consumer has ready, up to max_in_flight jobs, so that one
+ * turn of the loop (and one group commit) serves a whole burst instead of
+ * one event per turn. */
+static void poll_kafka(struct retry_worker *w, int timeout_ms)
+{
+    size_t max = (size_t)w->cfg->consumers.retry.max_in_flight;
+
+    if (!poll_one(w, timeout_ms))
+        return;
+    while (w->njobs < max && !signals_stop_requested() && poll_one(w, 0))
+        ;
+}
+
+/* From a librdkafka thread, when the consumer queue was empty: only wake the
+ * loop (curl_multi_wakeup is thread-safe); librdkafka forbids more here. */
+static void on_event_queued(rd_kafka_t *rk, void *opaque)
+{
+    struct retry_worker *w = opaque;
+    (void)rk;
+    http_client_wakeup(w->http);
 }
 
 static int64_t drain_budget_ms(const struct config *cfg)
@@ -720,6 +667,11 @@ int retry_worker_run(struct retry_worker *w)
         log_error("%s", err);
         return 1;
     }
+    /* The loop waits in curl for answers (http_client_run); an event that
+     * arrives meanwhile ends the wait at once instead of at its timeout. */
+    w->queue = rd_kafka_queue_get_consumer(w->rk);
+    if (w->queue != NULL)
+        rd_kafka_queue_cb_event_enable(w->queue, on_event_queued, w);
     const char *topics[] = {cfg->topics.retry.name, NULL};
     if (!consumer_subscribe(w->rk, topics, err, sizeof(err))) {
         log_error("%s", err);

@@ -60,6 +60,7 @@ static const struct config_key database_table[] = {
     D("reconnect_min", struct config_database, reconnect_min_ms, "200ms", 1, HOUR_MS),
     D("reconnect_max", struct config_database, reconnect_max_ms, "30s", 1, HOUR_MS),
     D("statement_timeout", struct config_database, statement_timeout_ms, "30s", 0, DAY_MS),
+    B("prepared_statements", struct config_database, prepared_statements, "true"),
     END,
 };
 

@@ -42,6 +42,7 @@ struct config_database {
     int64_t reconnect_min_ms;     /* first back-off step, default 200ms */
     int64_t reconnect_max_ms;     /* back-off cap, default 30s */
     int64_t statement_timeout_ms; /* default 30s; 0 = none */
+    bool prepared_statements;     /* default true; false behind a pooler that cannot keep them */
 };
 
 struct config_kafka {

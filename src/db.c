@@ -40,7 +40,26 @@ struct db {
 
     enum db_error_class last_class;
     char last_sqlstate[6];
+
+    bool prepare;              /* database.prepared_statements */
+    struct prepared *prepared; /* this session's, see prepared_name() */
+    size_t nprepared;
+    unsigned int prepared_seq; /* names s1, s2, ... within the process */
 };
+
+/* A statement prepared in the current session: sql is the caller's pointer
+ * (a static string in practice), text a copy to check that the pointer still
+ * holds the same statement. */
+struct prepared {
+    const char *sql;
+    char *text;
+    char name[16];
+};
+
+/* Beyond this many statements a session stops preparing new ones (they run
+ * unnamed, as without the cache): a bound on memory here and in the server
+ * for a caller that builds statements at run time. */
+#define DB_MAX_PREPARED 256
 
 static const char set_session_sql[] = "SELECT set_config('statement_timeout', $1, false), "
                                       "set_config('application_name', $2, false)";
@@ -66,6 +85,7 @@ struct db *db_new(const struct config_database *cfg, const char *application_nam
     db->reconnect_max_ms = cfg->reconnect_max_ms >= db->reconnect_min_ms ? cfg->reconnect_max_ms
                                                                          : db->reconnect_min_ms;
     db->statement_timeout_ms = cfg->statement_timeout_ms > 0 ? cfg->statement_timeout_ms : 0;
+    db->prepare = cfg->prepared_statements;
     db->backoff_ms = db->reconnect_min_ms;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,10 +93,20 @@ struct db *db_new(const struct config_database *cfg, const char *application_nam
     return db;
 }
 
+/* The server forgets prepared statements with its session. */
+static void forget_prepared(struct db *db)
+{
+    for (size_t i = 0; i < db->nprepared; i++)
+        free(db->prepared[i].text);
+    db->nprepared = 0;
+}
+
 void db_free(struct db *db)
 {
     if (db == NULL)
         return;
+    forget_prepared(db);
+    free(db->prepared);
     if (db->conn != NULL)
         PQfinish(db->conn);
     for (size_t i = 0; i < db->nchannels; i++)
@@ -251,6 +281,48 @@ static void describe_failure(struct db *db, const PGresult *res, ExecStatusType 
         snprintf(err, errlen, "%s", msg);
 }
 
+/* The name under which sql is prepared in this session, preparing it on
+ * first use: the server parses and plans a statement once per session, not
+ * once per execution (most of the cost of the short statements the
+ * pipeline runs thousands of times a second). *name stays NULL when sql is
+ * to run unnamed (disabled, cache full, out of memory). Returns NULL, or the
+ * failed result of PQprepare (a syntax error, a dead connection), which the
+ * caller treats as the statement's own. */
+static PGresult *prepared_name(struct db *db, const char *sql, int nparams, const char **name)
+{
+    if (!db->prepare)
+        return NULL;
+    for (size_t i = 0; i < db->nprepared; i++) {
+        struct prepared *p = &db->prepared[i];
+        if (p->sql == sql && strcmp(p->text, sql) == 0) {
+            *name = p->name;
+            return NULL;
+        }
+    }
+    if (db->nprepared == DB_MAX_PREPARED)
+        return NULL;
+    if (db->prepared == NULL) {
+        db->prepared = calloc(DB_MAX_PREPARED, sizeof(*db->prepared));
+        if (db->prepared == NULL)
+            return NULL;
+    }
+    struct prepared *p = &db->prepared[db->nprepared];
+    p->text = strdup(sql);
+    if (p->text == NULL)
+        return NULL;
+    p->sql = sql;
+    snprintf(p->name, sizeof(p->name), "s%u", ++db->prepared_seq);
+    PGresult *res = PQprepare(db->conn, p->name, sql, nparams, NULL);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        free(p->text);
+        return res != NULL ? res : PQmakeEmptyPGresult(db->conn, PGRES_FATAL_ERROR);
+    }
+    PQclear(res);
+    db->nprepared++;
+    *name = p->name;
+    return NULL;
+}
+
 bool db_exec_params(struct db *db, const char *sql, int nparams, const char *const *params,
                     const int *lengths, const int *formats, int result_format,
                     ExecStatusType expected, PGresult **out, char *err, size_t errlen)
@@ -262,8 +334,13 @@ bool db_exec_params(struct db *db, const char *sql, int nparams, const char *con
         snprintf(err, errlen, "no connection to the database");
         return false;
     }
-    PGresult *res =
-        PQexecParams(db->conn, sql, nparams, NULL, params, lengths, formats, result_format);
+    const char *name = NULL;
+    PGresult *res = prepared_name(db, sql, nparams, &name);
+    if (res == NULL)
+        res = name != NULL
+                  ? PQexecPrepared(db->conn, name, nparams, params, lengths, formats, result_format)
+                  : PQexecParams(db->conn, sql, nparams, NULL, params, lengths, formats,
+                                 result_format);
     if (res != NULL && PQresultStatus(res) == expected) {
         set_last(db, DB_ERR_NONE, NULL);
         if (out != NULL)
@@ -392,6 +469,7 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
         PQfinish(db->conn);
         db->conn = NULL;
     }
+    forget_prepared(db);
     db->broken = false;
     /* libpq counts whole seconds (and treats 1 as 2); round up. */
     snprintf(timeout_s, sizeof(timeout_s), "%lld",

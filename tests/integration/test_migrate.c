@@ -204,7 +204,7 @@ ParameterizedTest(struct bad_request *c, migrate, cancel_request_refuses_bad_row
     cr_expect_eq(db_classify_sqlstate(c->sqlstate), want_class);
 }
 
-static struct db *connect_db(void)
+static struct db *connect_db_prepared(bool prepared)
 {
     struct config_database cfg = {0};
     char err[512];
@@ -213,10 +213,65 @@ static struct db *connect_db(void)
     cfg.reconnect_min_ms = 50;
     cfg.reconnect_max_ms = 500;
     cfg.statement_timeout_ms = 10000;
+    cfg.prepared_statements = prepared;
     struct db *db = db_new(&cfg, "test_migrate");
     cr_assert_not_null(db);
     cr_assert(db_connect_once(db, err, sizeof(err)), "%s", err);
     return db;
+}
+
+static struct db *connect_db(void)
+{
+    return connect_db_prepared(true);
+}
+
+static long long prepared_count(struct db *db, const char *like)
+{
+    char err[512];
+    PGresult *res = NULL;
+    static const char sql[] = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE $1";
+    const char *params[] = {like};
+    cr_assert(db_exec(db, sql, 1, params, PGRES_TUPLES_OK, &res, err, sizeof(err)), "%s", err);
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+/* database.prepared_statements: a statement is prepared once per session
+ * and runs again by name; a new session (after the old one was killed)
+ * prepares it again instead of naming one the server forgot; off, nothing
+ * is prepared. */
+Test(migrate, statements_are_prepared_once_per_session)
+{
+    static const char sql[] = "SELECT $1::int + 1 AS prepared_probe";
+    const char *params[] = {"41"};
+    char err[512];
+    PGresult *res = NULL;
+
+    struct db *db = connect_db_prepared(true);
+    for (int i = 0; i < 3; i++) {
+        cr_assert(db_exec(db, sql, 1, params, PGRES_TUPLES_OK, &res, err, sizeof(err)), "%s", err);
+        cr_expect_str_eq(PQgetvalue(res, 0, 0), "42");
+        PQclear(res);
+    }
+    cr_expect_eq(prepared_count(db, "%prepared_probe%"), 1);
+
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", PQbackendPID(db_conn(db)));
+    const char *kill[] = {pid};
+    cr_assert(itest_exec(&t, "SELECT pg_terminate_backend($1::int)", 1, kill, err, sizeof(err)),
+              "%s", err);
+    cr_expect_not(db_exec(db, sql, 1, params, PGRES_TUPLES_OK, NULL, err, sizeof(err)),
+                  "a killed session still answered");
+    cr_assert(db_connect_once(db, err, sizeof(err)), "%s", err);
+    cr_assert(db_exec(db, sql, 1, params, PGRES_TUPLES_OK, NULL, err, sizeof(err)), "%s", err);
+    cr_expect_eq(prepared_count(db, "%prepared_probe%"), 1);
+    db_free(db);
+
+    db = connect_db_prepared(false);
+    cr_assert(db_exec(db, sql, 1, params, PGRES_TUPLES_OK, NULL, err, sizeof(err)), "%s", err);
+    cr_expect_eq(prepared_count(db, "%prepared_probe%"), 0);
+    db_free(db);
 }
 
 Test(migrate, outbox_insert_notifies_listeners)

@@ -114,8 +114,8 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (t->resend_blocked)
         snprintf(t->errbuf, sizeof(t->errbuf),
-                 "the connection closed after the request was sent, before any answer; not "
-                 "sent again (the server may have acted on it)");
+                 "the reused connection closed while or after the request was sent, before "
+                 "any answer; not sent again (the server may have acted on it)");
 
     memset(&resp, 0, sizeof(resp));
     resp.status = status;

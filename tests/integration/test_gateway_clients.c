@@ -297,7 +297,9 @@ Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_not(a.answered, "the dropped call must not be answered by a silent re-send");
     cr_expect_str_eq(a.code, "CONNECTION_ERROR");
-    cr_expect_neq(strstr(a.message, "after the request was sent"), NULL, "%s", a.message);
+    cr_expect_neq(
+        strstr(a.message, "after the request was sent, before any answer; not sent again"), NULL,
+        "%s", a.message);
     cr_expect_not(a.stored);
     cr_expect_not(a.no_refund);
     gwsim_expect_replays(&f.sim, "pk_drop2", "false"); /* one call, not two */
@@ -312,37 +314,34 @@ Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable
     teardown(&f);
 }
 
+/* n successful Toss refunds of new payments, one after another: the
+ * connections they opened. */
+static long sequential_refunds(struct fixture *f, const char *prefix, int n)
+{
+    long connects = 0;
+    for (int i = 0; i < n; i++) {
+        char pk[32], rid[32];
+        snprintf(pk, sizeof(pk), "pk_%s_%d", prefix, i);
+        snprintf(rid, sizeof(rid), "req-%s-%d", prefix, i);
+        gwsim_payment(&f->sim, "toss", pk, 1000, 0);
+        struct gateway_answer a = refund(f->http, f->toss, rid, pk, 1000, false);
+        expect_verdict(a, GATEWAY_SUCCEEDED);
+        connects += a.connects;
+    }
+    return connects;
+}
+
 /* Refunds answered on time, one after another, share one connection to
  * the simulator: it keeps connections alive and the client reuses them. */
 Test(gateway_clients, sequential_refunds_reuse_one_connection_to_gateway_sim)
 {
     struct fixture f;
     setup(&f);
-    long connects = 0;
-    for (int i = 0; i < 10; i++) {
-        char pk[32], rid[32];
-        snprintf(pk, sizeof(pk), "pk_ka_%d", i);
-        snprintf(rid, sizeof(rid), "req-ka-%d", i);
-        gwsim_payment(&f.sim, "toss", pk, 1000, 0);
-        struct gateway_answer a = refund(f.http, f.toss, rid, pk, 1000, false);
-        expect_verdict(a, GATEWAY_SUCCEEDED);
-        connects += a.connects;
-    }
+    long connects = sequential_refunds(&f, "ka", 10);
     cr_expect_eq(connects, 1, "10 refunds opened %ld connections", connects);
-
-    /* keep_alive: false is today's fresh connection per refund. */
+    /* keep_alive: false is a fresh connection per refund. */
     f.toss_cfg.keep_alive = false;
-    connects = 0;
-    for (int i = 0; i < 3; i++) {
-        char pk[32], rid[32];
-        snprintf(pk, sizeof(pk), "pk_fresh_%d", i);
-        snprintf(rid, sizeof(rid), "req-fresh-%d", i);
-        gwsim_payment(&f.sim, "toss", pk, 1000, 0);
-        struct gateway_answer a = refund(f.http, f.toss, rid, pk, 1000, false);
-        expect_verdict(a, GATEWAY_SUCCEEDED);
-        connects += a.connects;
-    }
-    cr_expect_eq(connects, 3);
+    cr_expect_eq(sequential_refunds(&f, "fresh", 3), 3);
     teardown(&f);
 }
 

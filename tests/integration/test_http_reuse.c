@@ -49,6 +49,20 @@ struct conn_arg {
     int fd;
 };
 
+/* Append what fd has to buf (NUL-terminated, *len bytes so far). False on
+ * EOF, error or a full buffer. */
+static bool read_more(int fd, char *buf, size_t size, size_t *len)
+{
+    if (*len + 1 >= size)
+        return false;
+    ssize_t n = read(fd, buf + *len, size - 1 - *len);
+    if (n <= 0)
+        return false;
+    *len += (size_t)n;
+    buf[*len] = '\0';
+    return true;
+}
+
 /* Read one request (headers and Content-Length bytes of body) from fd into
  * what (its body, or its path when empty). False on EOF or error. */
 static bool read_request(int fd, char *what, size_t whatlen)
@@ -57,13 +71,8 @@ static bool read_request(int fd, char *what, size_t whatlen)
     size_t len = 0;
     char *end;
     while ((end = strstr(buf, "\r\n\r\n")) == NULL) {
-        if (len + 1 >= sizeof(buf))
+        if (!read_more(fd, buf, sizeof(buf), &len))
             return false;
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            return false;
-        len += (size_t)n;
-        buf[len] = '\0';
     }
     size_t head = (size_t)(end - buf) + 4;
     size_t body_len = 0;
@@ -72,13 +81,8 @@ static bool read_request(int fd, char *what, size_t whatlen)
             body_len = strtoul(p + 15, NULL, 10);
     }
     while (len < head + body_len) {
-        if (len + 1 >= sizeof(buf))
+        if (!read_more(fd, buf, sizeof(buf), &len))
             return false;
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            return false;
-        len += (size_t)n;
-        buf[len] = '\0';
     }
     if (body_len > 0) {
         snprintf(what, whatlen, "%.*s", (int)body_len, buf + head);
@@ -187,21 +191,21 @@ static void lab_stop(struct lab *lab)
 }
 
 /* How many requests the server read with this body (or path). */
-static int lab_seen(struct lab *lab, const char *what)
+static int lab_seen(struct lab *l, const char *what)
 {
     int n = 0;
-    pthread_mutex_lock(&lab->mu);
-    for (int i = 0; i < lab->requests && i < MAX_SEEN; i++)
-        n += strcmp(lab->seen[i], what) == 0;
-    pthread_mutex_unlock(&lab->mu);
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->requests && i < MAX_SEEN; i++)
+        n += strcmp(l->seen[i], what) == 0;
+    pthread_mutex_unlock(&l->mu);
     return n;
 }
 
-static int lab_count(struct lab *lab, const int *field)
+static int lab_count(struct lab *l, const int *field)
 {
-    pthread_mutex_lock(&lab->mu);
+    pthread_mutex_lock(&l->mu);
     int n = *field;
-    pthread_mutex_unlock(&lab->mu);
+    pthread_mutex_unlock(&l->mu);
     return n;
 }
 
@@ -248,12 +252,33 @@ static struct outcome call(struct http_client *c, const char *method, const char
     return o;
 }
 
-static struct http_client *client(void)
+/* Each test's server and client (Criterion runs each test in its own
+ * process). */
+static struct lab srv;
+static struct http_client *c;
+
+static void start(bool dying)
 {
     char err[256];
-    struct http_client *c = http_client_new(err, sizeof(err));
+    lab_start(&srv, dying);
+    c = http_client_new(err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
-    return c;
+}
+
+static void start_dying(void)
+{
+    start(true);
+}
+
+static void start_keep_alive(void)
+{
+    start(false);
+}
+
+static void stop(void)
+{
+    http_client_free(c);
+    lab_stop(&srv);
 }
 
 /* The danger, shown on the libcurl in use (Debian bookworm: 7.88.1) without
@@ -266,13 +291,12 @@ static struct http_client *client(void)
  * would have had two calls for one attempt. If a later libcurl stops
  * re-sending, this test fails: the guard is then harmless but revisit
  * http.h. */
-Test(http_reuse, libcurl_alone_resends_a_post_when_a_reused_connection_dies)
+Test(http_reuse, libcurl_alone_resends_a_post_when_a_reused_connection_dies, .init = start_dying,
+     .fini = stop)
 {
-    struct lab lab;
-    lab_start(&lab, true);
     CURL *e = curl_easy_init();
     cr_assert_not_null(e);
-    curl_easy_setopt(e, CURLOPT_URL, lab.url);
+    curl_easy_setopt(e, CURLOPT_URL, srv.url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     FILE *devnull = fopen("/dev/null", "w");
@@ -287,108 +311,89 @@ Test(http_reuse, libcurl_alone_resends_a_post_when_a_reused_connection_dies)
 
     cr_expect_eq(rc, CURLE_OK, "%s", curl_easy_strerror(rc));
     cr_expect_eq(status, 200, "the re-sent POST's answer looks like an ordinary one");
-    cr_expect_eq(lab_seen(&lab, "second"), 2, "libcurl re-sent the POST");
-    cr_expect_eq(lab_count(&lab, &lab.requests), 3);
-    cr_expect_eq(lab_count(&lab, &lab.connections), 2);
+    cr_expect_eq(lab_seen(&srv, "second"), 2, "libcurl re-sent the POST");
+    cr_expect_eq(lab_count(&srv, &srv.requests), 3);
+    cr_expect_eq(lab_count(&srv, &srv.connections), 2);
     curl_easy_cleanup(e);
     fclose(devnull);
-    lab_stop(&lab);
 }
 
 /* The same race through http_client with keep_alive: the POST is sent once,
  * the server reads it once, and the caller learns that it went out and got
  * no answer (resend_blocked), which gateway.c classifies like a timeout after
  * sending: same key next time. */
-Test(http_reuse, a_post_is_sent_once_when_its_reused_connection_dies)
+Test(http_reuse, a_post_is_sent_once_when_its_reused_connection_dies, .init = start_dying,
+     .fini = stop)
 {
-    struct lab lab;
-    lab_start(&lab, true);
-    struct http_client *c = client();
-
-    struct outcome o = call(c, "POST", lab.url, "first", true, 2000);
+    struct outcome o = call(c, "POST", srv.url, "first", true, 2000);
     cr_expect_eq(o.status, 200);
     cr_expect_eq(o.connects, 1);
     cr_expect_not(o.resend_blocked);
 
-    o = call(c, "POST", lab.url, "second", true, 2000);
+    o = call(c, "POST", srv.url, "second", true, 2000);
     cr_expect_eq(o.status, 0);
     cr_expect_eq(o.code, CURLE_ABORTED_BY_CALLBACK);
     cr_expect(o.resend_blocked);
     cr_expect_neq(strstr(o.error, "not sent again"), NULL, "%s", o.error);
-    cr_expect_eq(lab_seen(&lab, "second"), 1, "the POST went out exactly once");
-    cr_expect_eq(lab_count(&lab, &lab.requests), 2);
+    cr_expect_eq(lab_seen(&srv, "second"), 1, "the POST went out exactly once");
+    cr_expect_eq(lab_count(&srv, &srv.requests), 2);
 
     /* The client carries on: the next call is answered. */
-    o = call(c, "POST", lab.url, "third", true, 2000);
+    o = call(c, "POST", srv.url, "third", true, 2000);
     cr_expect_eq(o.status, 200, "%s", o.error);
     cr_expect_not(o.resend_blocked);
-    cr_expect_eq(lab_seen(&lab, "third"), 1);
-    http_client_free(c);
-    lab_stop(&lab);
+    cr_expect_eq(lab_seen(&srv, "third"), 1);
 }
 
 /* Inquiries change nothing at the gateway: libcurl may re-send them, and the
  * caller gets the answer of the re-send. */
-Test(http_reuse, a_get_is_resent_when_its_reused_connection_dies)
+Test(http_reuse, a_get_is_resent_when_its_reused_connection_dies, .init = start_dying, .fini = stop)
 {
-    struct lab lab;
-    lab_start(&lab, true);
-    struct http_client *c = client();
     char url[128];
-    snprintf(url, sizeof(url), "%s/inquiry-1", lab.url);
+    snprintf(url, sizeof(url), "%s/inquiry-1", srv.url);
     struct outcome o = call(c, "GET", url, NULL, false, 2000);
     cr_expect_eq(o.status, 200);
-    snprintf(url, sizeof(url), "%s/inquiry-2", lab.url);
+    snprintf(url, sizeof(url), "%s/inquiry-2", srv.url);
     o = call(c, "GET", url, NULL, false, 2000);
     cr_expect_eq(o.status, 200, "%s", o.error);
     cr_expect_not(o.resend_blocked);
-    cr_expect_eq(lab_seen(&lab, "/inquiry-2"), 2, "sent, connection died, sent again");
-    http_client_free(c);
-    lab_stop(&lab);
+    cr_expect_eq(lab_seen(&srv, "/inquiry-2"), 2, "sent, connection died, sent again");
 }
 
 /* The point of it all: sequential refunds share one connection (one
  * handshake, one ephemeral port) with keep_alive; without it, each opens
  * its own. */
-Test(http_reuse, sequential_posts_share_one_connection_with_keep_alive)
+Test(http_reuse, sequential_posts_share_one_connection_with_keep_alive, .init = start_keep_alive,
+     .fini = stop)
 {
-    struct lab lab;
-    lab_start(&lab, false);
-    struct http_client *c = client();
     long connects = 0;
     for (int i = 0; i < 20; i++) {
-        struct outcome o = call(c, "POST", lab.url, "refund", true, 2000);
+        struct outcome o = call(c, "POST", srv.url, "refund", true, 2000);
         cr_expect_eq(o.status, 200, "%s", o.error);
         connects += o.connects;
     }
     cr_expect_eq(connects, 1);
-    cr_expect_eq(lab_count(&lab, &lab.connections), 1);
-    cr_expect_eq(lab_count(&lab, &lab.requests), 20);
+    cr_expect_eq(lab_count(&srv, &srv.connections), 1);
+    cr_expect_eq(lab_count(&srv, &srv.requests), 20);
 
     for (int i = 0; i < 5; i++) {
-        struct outcome o = call(c, "POST", lab.url, "fresh", false, 0);
+        struct outcome o = call(c, "POST", srv.url, "fresh", false, 0);
         cr_expect_eq(o.status, 200, "%s", o.error);
         cr_expect_eq(o.connects, 1, "keep_alive off: a fresh connection per call");
     }
-    cr_expect_eq(lab_count(&lab, &lab.connections), 6);
-    http_client_free(c);
-    lab_stop(&lab);
+    cr_expect_eq(lab_count(&srv, &srv.connections), 6);
 }
 
 /* A connection idle for max_idle_ms or longer is not reused: a new one is
  * opened rather than risk the server's idle timeout. */
-Test(http_reuse, a_connection_idle_past_max_idle_is_not_reused)
+Test(http_reuse, a_connection_idle_past_max_idle_is_not_reused, .init = start_keep_alive,
+     .fini = stop)
 {
-    struct lab lab;
-    lab_start(&lab, false);
-    struct http_client *c = client();
-    struct outcome o = call(c, "POST", lab.url, "a", true, 1000);
+    struct outcome o = call(c, "POST", srv.url, "a", true, 1000);
     cr_expect_eq(o.status, 200);
     usleep(1300 * 1000);
-    o = call(c, "POST", lab.url, "b", true, 1000);
+    o = call(c, "POST", srv.url, "b", true, 1000);
     cr_expect_eq(o.status, 200, "%s", o.error);
     cr_expect_eq(o.connects, 1, "idle 1.3 s with max_idle 1 s: a new connection");
-    cr_expect_eq(lab_count(&lab, &lab.connections), 2);
-    http_client_free(c);
-    lab_stop(&lab);
+    cr_expect_eq(lab_count(&srv, &srv.connections), 2);
 }

@@ -397,3 +397,29 @@ Test(http_reuse, a_connection_idle_past_max_idle_is_not_reused, .init = start_ke
     cr_expect_eq(o.connects, 1, "idle 1.3 s with max_idle 1 s: a new connection");
     cr_expect_eq(lab_count(&srv, &srv.connections), 2);
 }
+
+/* At most the cap of connections to one host, however many calls run at
+ * once: the others wait for a free connection and are answered on it. */
+Test(http_reuse, connections_per_host_are_capped, .init = start_keep_alive, .fini = stop)
+{
+    char err[256];
+    struct outcome o[6];
+    memset(o, 0, sizeof(o));
+    cr_assert(http_client_limit_host_connections(c, 2, err, sizeof(err)), "%s", err);
+    for (size_t i = 0; i < 6; i++) {
+        struct http_request req = HTTP_REQUEST_INIT;
+        req.method = "POST";
+        req.url = srv.url;
+        req.body = "refund";
+        req.body_len = 6;
+        req.timeout_ms = 5000;
+        req.keep_alive = true;
+        cr_assert(http_client_submit(c, &req, on_done, &o[i], err, sizeof(err)), "%s", err);
+    }
+    for (int t = 0; t < 100 && http_client_in_flight(c) > 0; t++)
+        cr_assert_geq(http_client_run(c, 100, err, sizeof(err)), 0, "%s", err);
+    for (size_t i = 0; i < 6; i++)
+        cr_expect_eq(o[i].status, 200, "call %zu: %s", i, o[i].error);
+    cr_expect_leq(lab_count(&srv, &srv.connections), 2);
+    cr_expect_eq(lab_count(&srv, &srv.requests), 6);
+}

@@ -164,6 +164,9 @@ static const struct config_key gateway_table[] = {
       365 * DAY_MS),
     B("tls_verify", struct config_gateway, tls_verify, "true"),
     S("ca_file", struct config_gateway, ca_file, NULL, 0),
+    B("keep_alive", struct config_gateway, keep_alive, "true"),
+    /* Whole seconds (http.h): under a second could not be honoured. */
+    D("keep_alive_idle", struct config_gateway, keep_alive_idle_ms, "2s", SEC_MS, 10 * MIN_MS),
     SEC("rate_limit", struct config_gateway, rate_limit, rate_limit_table, 0),
     SEC("breaker", struct config_gateway, breaker, breaker_table, 0),
     /* Overrides only: the top-level retry: is copied in first. */
@@ -357,6 +360,8 @@ static bool parse_gateways(struct config_ctx *c, const struct config_key *e,
         gw->idempotency_key_ttl_ms = -1; /* "not set": the kind decides below */
         if (!config_table_walk(c, gateway_table, &gp->value, gp->line, child, gw))
             return false;
+        /* consumers: comes before gateways: in root_table. */
+        gw->max_connections = cfg->consumers.retry.max_in_flight;
         if (gw->idempotency_key_ttl_ms < 0)
             gw->idempotency_key_ttl_ms =
                 gw->kind == GATEWAY_STRIPE ? CONFIG_STRIPE_KEY_TTL_MS : CONFIG_TOSS_KEY_TTL_MS;

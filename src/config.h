@@ -98,6 +98,11 @@ struct config_gateway {
     int64_t idempotency_key_ttl_ms; /* default and maximum: the kind's documented lifetime */
     bool tls_verify;                /* default true */
     char *ca_file;                  /* optional CA bundle */
+    bool keep_alive;                /* refunds reuse connections (guarded, http.h); default true */
+    int64_t keep_alive_idle_ms;     /* reuse only connections idle less than this; default 2s */
+    /* Not a key: consumers.retry.max_in_flight, the most calls a process
+     * makes at once, as the cap on connections per gateway host. */
+    int max_connections;
     struct config_rate_limit rate_limit;
     struct config_breaker breaker;
     struct retry_policy

@@ -103,6 +103,14 @@ static void classify_transport(int curl_code, const char *curl_error, struct gat
     case CURLE_OPERATION_TIMEDOUT:
         code = GATEWAY_CODE_TIMEOUT;
         break;
+    case CURLE_ABORTED_BY_CALLBACK:
+        /* http.c refused libcurl's re-send after a reused connection died
+         * with the refund sent and unanswered (http_response.resend_blocked;
+         * curl_error says so), or the client closed mid-call: no answer, and
+         * the gateway may have applied the send. Like a timeout after
+         * sending: a connection error, same key next time, never a new one. */
+        code = GATEWAY_CODE_CONNECTION_ERROR;
+        break;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         code = GATEWAY_CODE_INVALID_URL;
@@ -249,6 +257,10 @@ struct gateway_client *gateway_client_new(const struct config_gateway *cfg,
     gc->esc = curl_easy_init();
     if (gc->esc == NULL)
         goto oom;
+    if (!http_client_limit_host_connections(http, cfg->max_connections, err, errlen)) {
+        gateway_client_free(gc);
+        return NULL;
+    }
     return gc;
 oom:
     snprintf(err, errlen, "could not create gateway client %s: out of memory",
@@ -332,6 +344,8 @@ static bool submit_spec(struct gateway_client *gc, struct gateway_call_spec *spe
     req.timeout_ms = gc->cfg->timeout_ms;
     req.tls_verify = gc->cfg->tls_verify;
     req.ca_file = gc->cfg->ca_file;
+    req.keep_alive = gc->cfg->keep_alive;
+    req.max_idle_ms = gc->cfg->keep_alive_idle_ms;
     bool ok = http_client_submit(gc->http, &req, cb, call, err, errlen);
     gateway_call_spec_clear(spec);
     return ok;
@@ -371,6 +385,7 @@ static void payment_from_response(const struct gateway_client *gc, const struct 
     gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
                      resp->curl_error, NULL, NULL, &p->answer);
     p->answer.latency_ms = resp->latency_ms;
+    p->answer.connects = resp->connects;
     p->answer.retry_after_ms = resp->retry_after_ms;
     if (p->answer.verdict == GATEWAY_SUCCEEDED && !gateway_toss_parse_payment(resp->body, p)) {
         p->answer.verdict = GATEWAY_PERMANENT;
@@ -405,6 +420,7 @@ static void on_confirm_http(const struct http_response *resp, void *arg)
     payment_from_response(call->gc, resp, &p);
     gateway_toss_resolve_already_refunded(&p, call->partial, call->amount, &call->answer);
     call->answer.latency_ms += resp->latency_ms;
+    call->answer.connects += resp->connects;
     finish_refund(call);
 }
 
@@ -441,6 +457,7 @@ static void on_refund_http(const struct http_response *resp, void *arg)
                      resp->curl_error, &gc->cfg->retry, &req, a);
     a->retry_after_ms = resp->retry_after_ms;
     a->latency_ms = resp->latency_ms;
+    a->connects = resp->connects;
     a->replayed = resp->idempotent_replayed;
     scrub(gc, a->message, sizeof(a->message));
     if (resp->retry_after_clamped)
@@ -596,10 +613,12 @@ static bool inquiry_answered(struct gateway_call *call, const struct http_respon
 {
     struct gateway_inquiry *q = &call->inquiry;
     int64_t latency = q->answer.latency_ms + resp->latency_ms;
+    long connects = q->answer.connects + resp->connects;
 
     gateway_classify(call->gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
                      resp->curl_error, NULL, NULL, &q->answer);
     q->answer.latency_ms = latency;
+    q->answer.connects = connects;
     q->answer.retry_after_ms = resp->retry_after_ms;
     if (q->answer.verdict == GATEWAY_SUCCEEDED && resp->body != NULL)
         return true;

@@ -62,6 +62,7 @@ struct gateway_answer {
     bool gateway_wide;      /* a gateway-wide failure signal (breaker) */
     int64_t retry_after_ms; /* Retry-After, -1 if none */
     int64_t latency_ms;     /* all HTTP calls made for this answer */
+    long connects;          /* connections those calls opened (0: all reused one) */
     bool replayed;          /* the gateway replayed a stored answer (Idempotent-Replayed) */
     bool answered;          /* false for timeouts and connection errors */
 };
@@ -169,7 +170,7 @@ bool gateway_answer_counts_as_failure(const struct gateway_answer *a);
  * curl_error (libcurl's text, may be NULL), policy (its non_retryable_codes
  * apply; may be NULL) and req (the refund asked for: a 2xx body must show
  * its amount and currency; NULL only for inquiries, whose 2xx is
- * SUCCEEDED). Fills every field but latency_ms (0) and replayed (false).
+ * SUCCEEDED). Fills every field but latency_ms, connects (0) and replayed (false).
  * For Toss ALREADY_CANCELED_PAYMENT it returns ALREADY_REFUNDED before any
  * inquiry: gateway_toss_resolve_already_refunded() does the confirmation. */
 void gateway_classify(enum gateway_kind kind, long status, const char *body, int curl_code,

@@ -27,6 +27,9 @@ struct http_transfer {
     bool retry_after_clamped;
     bool replayed;
     int64_t started_ms;
+    int sends;           /* times libcurl was about to send the request */
+    bool send_once;      /* a non-GET: a second send is refused */
+    bool resend_blocked; /* ... and one was */
     char errbuf[CURL_ERROR_SIZE];
     struct http_transfer *prev, *next; /* the client's in-flight list */
 };
@@ -35,7 +38,8 @@ struct http_client {
     CURLM *multi;
     struct http_transfer *transfers; /* in flight, doubly linked */
     size_t in_flight;
-    bool closing; /* http_client_free() is aborting transfers */
+    bool closing;              /* http_client_free() is aborting transfers */
+    long max_host_connections; /* 0 = no limit */
 };
 
 static int64_t monotonic_ms(void)
@@ -108,6 +112,10 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
      * timeout while reading it) is no answer we can act on: status 0. */
     if (code == CURLE_OK)
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (t->resend_blocked)
+        snprintf(t->errbuf, sizeof(t->errbuf),
+                 "the reused connection closed while or after the request was sent, before "
+                 "any answer; not sent again (the server may have acted on it)");
 
     memset(&resp, 0, sizeof(resp));
     resp.status = status;
@@ -125,6 +133,8 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
     else
         resp.curl_error = curl_easy_strerror(code);
     resp.latency_ms = monotonic_ms() - t->started_ms;
+    resp.resend_blocked = t->resend_blocked;
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &resp.connects);
 
     t->cb(&resp, t->arg);
     transfer_free(t);
@@ -172,6 +182,28 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     t->body_len += take;
     t->body[t->body_len] = '\0';
     return n;
+}
+
+/* CURLOPT_PREREQFUNCTION: libcurl is about to send the request, on a new or
+ * a reused connection. It passes here again before every re-send
+ * (multi.c goes back to MSTATE_CONNECT, then MSTATE_DO calls this), so the
+ * second call of a non-GET is the re-send behind the caller's back that
+ * http.h rules out. Refusing it ends the transfer with
+ * CURLE_ABORTED_BY_CALLBACK before a byte of the second send is written. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    struct http_transfer *t = clientp;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    t->sends++;
+    if (t->send_once && t->sends > 1) {
+        t->resend_blocked = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 /* Trim spaces and CR/LF at both ends of [s, s+len) in place; returns start. */
@@ -333,6 +365,14 @@ bool http_client_submit(struct http_client *client, const struct http_request *r
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, t);
     SET(CURLOPT_PRIVATE, t);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, t);
+    if (req->max_idle_ms > 0) {
+        /* libcurl drops a connection when its idle whole seconds exceed the
+         * option (url.c conn_maxage): N - 1 keeps the idle time below N s. */
+        long idle_s = (long)(req->max_idle_ms / 1000);
+        SET(CURLOPT_MAXAGE_CONN, idle_s > 1 ? idle_s - 1 : 0L);
+    }
     SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
     SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
     if (req->ca_file != NULL && req->ca_file[0] != '\0')
@@ -346,8 +386,11 @@ bool http_client_submit(struct http_client *client, const struct http_request *r
         SET(CURLOPT_HTTPGET, 1L);
     } else {
         /* See http.h: no silent re-send of a call that changes something. */
-        SET(CURLOPT_FRESH_CONNECT, 1L);
-        SET(CURLOPT_FORBID_REUSE, 1L);
+        t->send_once = true;
+        if (!req->keep_alive) {
+            SET(CURLOPT_FRESH_CONNECT, 1L);
+            SET(CURLOPT_FORBID_REUSE, 1L);
+        }
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
         if (req->body != NULL || strcmp(method, "POST") == 0) {
@@ -425,6 +468,20 @@ int http_client_run(struct http_client *client, int timeout_ms, char *err, size_
 failed:
     snprintf(err, errlen, "could not drive http transfers: %s", curl_multi_strerror(mrc));
     return -1;
+}
+
+bool http_client_limit_host_connections(struct http_client *client, long n, char *err,
+                                        size_t errlen)
+{
+    if (n <= client->max_host_connections)
+        return true;
+    CURLMcode mrc = curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+    if (mrc != CURLM_OK) {
+        snprintf(err, errlen, "could not limit connections per host: %s", curl_multi_strerror(mrc));
+        return false;
+    }
+    client->max_host_connections = n;
+    return true;
 }
 
 size_t http_client_in_flight(const struct http_client *client)

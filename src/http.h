@@ -7,13 +7,18 @@
  * finished transfer calls its callback from inside http_client_run(), on the
  * owner's thread. Only http_client_wakeup() may be called from another thread.
  *
- * One call, one request on the wire: anything but GET goes over a fresh
- * connection that is closed afterwards. On a reused keep-alive connection
- * that turns out dead before any answer byte, libcurl would re-send a POST by
- * itself; for a refund that is safe (same Idempotency-Key) but the attempt log
- * would then miss a gateway call, and the breaker and rate limit would count
- * one call where two were made. Refunds and Slack posts are rare enough that
- * a handshake per call costs nothing. GETs (inquiries) may reuse connections.
+ * One call, one request on the wire. libcurl re-sends a request by itself
+ * when a connection it reused dies before any answer byte arrives
+ * (lib/transfer.c Curl_retry_request, "Connection died, retrying a fresh
+ * connect"), POSTs included; the server may have read and applied the first
+ * send, and the attempt log, the breaker and the rate limit would see one
+ * call where two were made. So every request passes a pre-request hook
+ * (CURLOPT_PREREQFUNCTION, called each time libcurl is about to send it, on
+ * a new or a reused connection): a non-GET is sent at most once per call; a
+ * second send is aborted and the call ends with resend_blocked set, an
+ * indeterminate outcome like a timeout after sending. GETs (inquiries) may be
+ * re-sent freely. A non-GET goes over a kept-alive connection only when the
+ * request asks for it (keep_alive); otherwise over a fresh one, closed after.
  *
  * Redaction: the debug trace of a request passes its URL (a Slack webhook
  * URL is a secret) and header lines (Authorization carries gateway
@@ -45,12 +50,20 @@ struct http_request {
     int64_t timeout_ms;         /* whole transfer; 0 = none (avoid) */
     bool tls_verify;            /* peer and host verification; on in HTTP_REQUEST_INIT */
     const char *ca_file;        /* optional CA bundle, NULL = system default */
+    /* A non-GET may reuse a kept-alive connection and leave its own behind
+     * (GETs always may); false: a fresh connection, closed afterwards. */
+    bool keep_alive;
+    /* Reuse only a connection idle for less than this (rounded down to whole
+     * seconds, at least 1 s); 0 = libcurl's default (118 s). Keep it below
+     * the server's idle timeout, so the server never closes a connection
+     * just as we reuse it. */
+    int64_t max_idle_ms;
 };
 
 /* Start every request from this: TLS verification on, everything else empty. */
 #define HTTP_REQUEST_INIT                                                                          \
     {                                                                                              \
-        NULL, NULL, NULL, 0, NULL, 0, 0, 0, true, NULL                                             \
+        NULL, NULL, NULL, 0, NULL, 0, 0, 0, true, NULL, false, 0                                   \
     }
 
 struct http_response {
@@ -65,6 +78,12 @@ struct http_response {
     CURLcode curl_code;       /* CURLE_OK when the transfer completed */
     const char *curl_error;   /* human-readable transfer error, "" if none */
     int64_t latency_ms;       /* from submit to completion */
+    /* The request was sent on a reused connection that then died before any
+     * answer byte, and libcurl was stopped from sending it again on a new
+     * one (curl_code CURLE_ABORTED_BY_CALLBACK): the server may have acted
+     * on the one send. Only for non-GETs. */
+    bool resend_blocked;
+    long connects; /* connections this call opened: 0 when it reused one */
 };
 
 /* Called once per submitted request, with a response that lives only during
@@ -95,6 +114,13 @@ bool http_client_submit(struct http_client *client, const struct http_request *r
  * with nothing in flight, so it can be a loop's only sleep. Returns the number
  * of callbacks called, or -1 (err written) if libcurl failed. */
 int http_client_run(struct http_client *client, int timeout_ms, char *err, size_t errlen);
+
+/* Open at most n connections to any one host (CURLMOPT_MAX_HOST_CONNECTIONS);
+ * calls beyond wait for a free one, and the wait counts toward their
+ * timeout. Keeps the largest n asked for (one client serves several
+ * gateways); n <= 0 changes nothing. False (err written) if libcurl refused. */
+bool http_client_limit_host_connections(struct http_client *client, long n, char *err,
+                                        size_t errlen) __attribute__((warn_unused_result));
 
 /* Transfers submitted whose callback has not run yet. */
 size_t http_client_in_flight(const struct http_client *client);

@@ -210,5 +210,9 @@ struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind
     c.connect_timeout_ms = 2000;
     c.timeout_ms = 5000;
     c.tls_verify = true;
+    /* The production defaults (config.c): refunds reuse connections. */
+    c.keep_alive = true;
+    c.keep_alive_idle_ms = 2000;
+    c.max_connections = 32;
     return c;
 }

@@ -278,8 +278,12 @@ Test(gateway_clients, stripe_apply_then_drop_then_retry_refunds_once)
 
 /* After a successful call, a refund whose connection drops must come back as
  * a RETRYABLE attempt without an answer: libcurl must not quietly re-send it
- * on a kept-alive connection (http.h), or the attempt log would miss a
- * gateway call. The next attempt, same key, gets the stored success. */
+ * on a fresh connection when the kept-alive one it reused dies (http.h), or
+ * the attempt log would miss a gateway call. The refund went over the warm
+ * call's connection (the guard's message proves it) and reached the
+ * simulator once; the answer is indeterminate exactly like a timeout after
+ * sending (not stored, no proof of no refund: same key, never a new one).
+ * The next attempt, same key, gets the stored success. */
 Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable)
 {
     struct fixture f;
@@ -292,6 +296,13 @@ Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable
     a = refund(f.http, f.toss, "req-drop2", "pk_drop2", 10000, false);
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_not(a.answered, "the dropped call must not be answered by a silent re-send");
+    cr_expect_str_eq(a.code, "CONNECTION_ERROR");
+    cr_expect_neq(
+        strstr(a.message, "after the request was sent, before any answer; not sent again"), NULL,
+        "%s", a.message);
+    cr_expect_not(a.stored);
+    cr_expect_not(a.no_refund);
+    gwsim_expect_replays(&f.sim, "pk_drop2", "false"); /* one call, not two */
     a = refund(f.http, f.toss, "req-drop2", "pk_drop2", 10000, false);
     expect_verdict(a, GATEWAY_SUCCEEDED);
     gwsim_expect_replays(&f.sim, "pk_drop2", "false,true"); /* the retry gets the stored success */
@@ -300,6 +311,37 @@ Test(gateway_clients, dropped_refund_after_a_warm_call_is_one_call_and_retryable
     gwsim_ledger(&f.sim, "pk_drop2", &refunded, &n);
     cr_expect_eq(n, 1);
     cr_expect_eq(refunded, 10000);
+    teardown(&f);
+}
+
+/* n successful Toss refunds of new payments, one after another: the
+ * connections they opened. */
+static long sequential_refunds(struct fixture *f, const char *prefix, int n)
+{
+    long connects = 0;
+    for (int i = 0; i < n; i++) {
+        char pk[32], rid[32];
+        snprintf(pk, sizeof(pk), "pk_%s_%d", prefix, i);
+        snprintf(rid, sizeof(rid), "req-%s-%d", prefix, i);
+        gwsim_payment(&f->sim, "toss", pk, 1000, 0);
+        struct gateway_answer a = refund(f->http, f->toss, rid, pk, 1000, false);
+        expect_verdict(a, GATEWAY_SUCCEEDED);
+        connects += a.connects;
+    }
+    return connects;
+}
+
+/* Refunds answered on time, one after another, share one connection to
+ * the simulator: it keeps connections alive and the client reuses them. */
+Test(gateway_clients, sequential_refunds_reuse_one_connection_to_gateway_sim)
+{
+    struct fixture f;
+    setup(&f);
+    long connects = sequential_refunds(&f, "ka", 10);
+    cr_expect_eq(connects, 1, "10 refunds opened %ld connections", connects);
+    /* keep_alive: false is a fresh connection per refund. */
+    f.toss_cfg.keep_alive = false;
+    cr_expect_eq(sequential_refunds(&f, "fresh", 3), 3);
     teardown(&f);
 }
 

@@ -203,6 +203,9 @@ Test(config, example_file_every_key)
     cr_expect_eq(g->idempotency_key_ttl_ms, 15 * DAY);
     cr_expect(g->tls_verify);
     cr_expect_null(g->ca_file);
+    cr_expect(g->keep_alive);
+    cr_expect_eq(g->keep_alive_idle_ms, 2 * SEC);
+    cr_expect_eq(g->max_connections, 32, "consumers.retry.max_in_flight");
     cr_expect_float_eq(g->rate_limit.per_second, 20.0, 1e-9);
     cr_expect_eq(g->rate_limit.burst, 10);
     cr_expect(g->breaker.enabled);
@@ -325,6 +328,9 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_eq(g->idempotency_key_ttl_ms, CONFIG_TOSS_KEY_TTL_MS);
     cr_expect(g->tls_verify);
     cr_expect_null(g->ca_file);
+    cr_expect(g->keep_alive);
+    cr_expect_eq(g->keep_alive_idle_ms, 2 * SEC);
+    cr_expect_eq(g->max_connections, 32);
     cr_expect_float_eq(g->rate_limit.per_second, 0.0, 1e-9);
     cr_expect(g->breaker.enabled);
     cr_expect_float_eq(g->breaker.failure_ratio, 0.5, 1e-9);
@@ -453,6 +459,22 @@ Test(config, env_bad_references)
                           "\":-default}\" after the name");
 }
 
+/* Connections per gateway host follow the process's concurrency: a cap
+ * below it would make refunds wait for a connection and spend their
+ * timeout unsent. */
+Test(config, gateway_connection_cap_is_the_retry_concurrency)
+{
+    char err[512];
+    struct config *cfg = load("consumers:\n  retry:\n    max_in_flight: 200\n" BASE
+                              "    keep_alive: false\n    keep_alive_idle: 30s\n",
+                              err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_expect_eq(cfg->gateways[0].max_connections, 200);
+    cr_expect_not(cfg->gateways[0].keep_alive);
+    cr_expect_eq(cfg->gateways[0].keep_alive_idle_ms, 30 * SEC);
+    config_free(cfg);
+}
+
 /* ---- error messages ------------------------------------------------------ */
 
 struct ecase {
@@ -481,6 +503,12 @@ ParameterizedTestParameters(config, errors)
          "t.yaml:10: retry.backoff_coefficient: invalid number \"twice\""},
         {"bad boolean", BASE "    tls_verify: maybe\n",
          "t.yaml:9: gateways.toss.tls_verify: invalid boolean \"maybe\": must be true or false"},
+        {"bad keep_alive", BASE "    keep_alive: sometimes\n",
+         "t.yaml:9: gateways.toss.keep_alive: invalid boolean \"sometimes\": must be true or "
+         "false"},
+        {"keep_alive_idle under a second", BASE "    keep_alive_idle: 500ms\n",
+         "t.yaml:9: gateways.toss.keep_alive_idle: 500ms is out of range: must be at least 1s "
+         "and at most 10m"},
         {"bad duration", BASE "    timeout: 10x\n",
          "t.yaml:9: gateways.toss.timeout: invalid duration \"10x\": unit must be one of ms, s, "
          "m, h, d"},

@@ -141,6 +141,12 @@ ParameterizedTestParameters(classify, table)
          GATEWAY_RETRYABLE, "api_error", true, true},
         {STRIPE, 0, "", CURLE_OPERATION_TIMEDOUT, GATEWAY_RETRYABLE, "TIMEOUT", false, true},
         {STRIPE, 0, "", CURLE_SEND_ERROR, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false, true},
+        /* http.c refused libcurl's re-send on a fresh connection (http.h):
+         * sent, unanswered, same key next time, like a timeout. */
+        {TOSS, 0, "", CURLE_ABORTED_BY_CALLBACK, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false,
+         true},
+        {STRIPE, 0, "", CURLE_ABORTED_BY_CALLBACK, GATEWAY_RETRYABLE, "CONNECTION_ERROR", false,
+         true},
     };
     return cr_make_param_array(struct ccase, cases, sizeof(cases) / sizeof(cases[0]));
 }

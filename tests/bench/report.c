@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ static void read_setting(struct itest *t, const char *name, char *out, size_t le
 void bench_read_db(struct itest *t, struct bench_run *r)
 {
     char err[512];
-    /* One snapshot for every figure, even if a run that lost requests left
+    /* One snapshot for every figure, even if a run that timed out left
      * the pipeline still working. */
     cr_assert(itest_exec(t, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, err, sizeof(err)),
               "%s", err);
@@ -121,7 +122,7 @@ void bench_read_db(struct itest *t, struct bench_run *r)
     cr_assert(itest_exec(t, "COMMIT", 0, NULL, err, sizeof(err)), "%s", err);
 }
 
-long long bench_lost(const struct bench_run *r)
+long long bench_not_final(const struct bench_run *r)
 {
     return (long long)r->n - r->final;
 }
@@ -176,8 +177,9 @@ void bench_print(const struct bench_run *r)
     printf("  PostgreSQL settings in force: fsync=%s synchronous_commit=%s full_page_writes=%s\n",
            r->fsync, r->synchronous_commit, r->full_page_writes);
     char *st = json_dumps(r->statuses, JSON_COMPACT);
-    printf("  requests: %d published, %lld recorded, %lld final %s, %lld attempts, %lld lost\n",
-           r->n, r->recorded, r->final, st != NULL ? st : "{}", r->attempts, bench_lost(r));
+    printf(
+        "  requests: %d published, %lld recorded, %lld final %s, %lld attempts, %lld not final\n",
+        r->n, r->recorded, r->final, st != NULL ? st : "{}", r->attempts, bench_not_final(r));
     free(st);
     printf("  first -> last publish %.0f ms", r->publish_span_ms);
     if (r->publish_span_ms > 0 && r->n > 1)
@@ -209,10 +211,10 @@ void bench_print(const struct bench_run *r)
     fflush(stdout);
 }
 
-/* A figure, or null when it is unknown (< 0). */
-static json_t *figure(double v)
+/* A figure rounded to step, or null when it is unknown (< 0). */
+static json_t *figure(double v, double step)
 {
-    return v >= 0 ? json_real(v) : json_null();
+    return v >= 0 ? json_real(round(v / step) * step) : json_null();
 }
 
 static json_t *stage_json(const struct stage_stat *s)
@@ -232,21 +234,22 @@ json_t *bench_json(const struct bench_run *r)
     for (int i = 0; i < r->nprocs; i++) {
         char key[48];
         proc_key(r, i, key, sizeof(key));
-        json_object_set_new(cpu, key, figure(per_1000(r, r->cpu_run_s[i])));
-        json_object_set_new(rss, key, figure(r->procs[i].hwm_mib));
+        json_object_set_new(cpu, key, figure(per_1000(r, r->cpu_run_s[i]), 0.001));
+        json_object_set_new(rss, key, figure(r->procs[i].hwm_mib, 0.1));
         if (strcmp(r->procs[i].name, SIMULATOR_NAME) != 0 && r->procs[i].hwm_mib > rss_max)
             rss_max = r->procs[i].hwm_mib;
     }
-    json_object_set_new(cpu, "postgres", figure(per_1000(r, r->pg_cpu_s)));
-    json_object_set_new(cpu, "kafka", figure(per_1000(r, r->kafka_cpu_s)));
+    json_object_set_new(cpu, "postgres", figure(per_1000(r, r->pg_cpu_s), 0.001));
+    json_object_set_new(cpu, "kafka", figure(per_1000(r, r->kafka_cpu_s), 0.001));
 
     json_t *j = json_pack(
         "{s:s, s:i, s:i, s:i, s:i, s:[i,i], s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:O}", "mode",
         r->rate > 0 ? "rate" : "burst", "requests", r->n, "rate", r->rate, "consumers",
         r->consumers, "max_in_flight", r->max_in_flight, "gateway_ms", r->lat_min_ms, r->lat_max_ms,
-        "throughput", r->throughput, "p50_ms", e2e->p50_ms, "p99_ms", e2e->p99_ms, "max_ms",
-        e2e->max_ms, "rss_max_mib", rss_max, "final", (json_int_t)r->final, "lost",
-        (json_int_t)bench_lost(r), "attempts", (json_int_t)r->attempts, "statuses", r->statuses);
+        "throughput", round(r->throughput * 10) / 10, "p50_ms", e2e->p50_ms, "p99_ms", e2e->p99_ms,
+        "max_ms", e2e->max_ms, "rss_max_mib", round(rss_max * 10) / 10, "final",
+        (json_int_t)r->final, "not_final", (json_int_t)bench_not_final(r), "attempts",
+        (json_int_t)r->attempts, "statuses", r->statuses);
     cr_assert_not_null(j);
     json_object_set_new(j, "span_ms", json_real(r->span_ms));
     json_object_set_new(j, "stages", stages);

@@ -72,10 +72,10 @@ void bench_print(const struct bench_run *r);
 /* The figures as one JSON object (caller decrefs): throughput, p50_ms,
  * p99_ms, max_ms (publish -> final), rss_max_mib (largest peak of the
  * pipeline's own processes, the simulator excluded), stages, cpu_s_per_1000,
- * rss_mib, settings, statuses, lost. */
+ * rss_mib, settings, statuses, not_final. */
 json_t *bench_json(const struct bench_run *r);
 
 /* Requests that never reached a final status. */
-long long bench_lost(const struct bench_run *r);
+long long bench_not_final(const struct bench_run *r);
 
 #endif

@@ -132,7 +132,13 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
     if (!force(cfg, conf, "group.id", group_id, err, errlen) ||
         !force(cfg, conf, "enable.auto.commit", "false", err, errlen) ||
         !force(cfg, conf, "enable.auto.offset.store", "false", err, errlen) ||
-        !set_default(cfg, conf, "auto.offset.reset", "earliest", err, errlen)) {
+        !set_default(cfg, conf, "auto.offset.reset", "earliest", err, errlen) ||
+        /* librdkafka prefetches up to 64 MiB (100,000 messages) per
+         * consumer: a backlog of 20,000 retry events took a retry-consumer
+         * to 64-73 MiB. A few MiB still hold thousands of our events (about
+         * 1 KiB each), plenty between two fetches. */
+        !set_default(cfg, conf, "queued.max.messages.kbytes", "4096", err, errlen) ||
+        !set_default(cfg, conf, "queued.min.messages", "10000", err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

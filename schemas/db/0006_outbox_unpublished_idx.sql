@@ -1,0 +1,30 @@
+-- The relay's fetch in its own order (issue 11; outbox.c sql_fetch_due):
+-- due, unpublished, unparked rows by id. outbox_pending_idx (available_at,
+-- id) does not give id order, so the planner either walked the primary key
+-- from the first id, through every published row still retained, or read
+-- every pending row and sorted them, for each batch: the relay slowed down
+-- as published rows accumulated and as its backlog grew. This index holds
+-- exactly the rows the relay still has to publish, in the order it
+-- publishes them; available_at as its second column lets a scan pass over
+-- rows not yet due inside the index, without visiting the table. A
+-- published or parked row leaves it.
+--
+-- outbox_pending_idx stays: it answers the relay's "when is the next row
+-- due" (min(available_at)) and the status report's pending counts, which
+-- this index, in id order, cannot do without reading all of it.
+--
+-- The NOTIFY on outbox inserts (outbox_notify_insert, 0001_init.sql) stays
+-- as it is: it is already FOR EACH STATEMENT, one notification per inserting
+-- statement, and PostgreSQL folds identical notifications of a transaction
+-- into one, so a batch insert pays it once. What it still costs is the
+-- cluster-wide lock a notifying transaction holds through its commit. The
+-- relay needs the wake-up to publish a single new row within milliseconds
+-- rather than at its poll interval, and notifying only an idle relay would
+-- need a lock handshake between every writer and the relay so that no
+-- wake-up is ever lost; that is left for when the writers' commits are
+-- shown to queue on it.
+--
+-- Built without CONCURRENTLY (migrations run in a transaction): writes to
+-- the outbox wait while it reads the table once.
+CREATE INDEX outbox_unpublished_idx ON outbox (id, available_at)
+    WHERE published_at IS NULL AND parked_at IS NULL;

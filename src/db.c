@@ -323,6 +323,28 @@ static PGresult *prepared_name(struct db *db, const char *sql, int nparams, cons
     return NULL;
 }
 
+/* Keep res when its status is expected (into *out, or cleared), otherwise
+ * classify and describe the failure and clear it. */
+static bool check_result(struct db *db, PGresult *res, ExecStatusType expected, PGresult **out,
+                         char *err, size_t errlen)
+{
+    if (res != NULL && PQresultStatus(res) == expected) {
+        set_last(db, DB_ERR_NONE, NULL);
+        if (out != NULL)
+            *out = res;
+        else
+            PQclear(res);
+        return true;
+    }
+    enum db_error_class c = db_classify(db->conn, res);
+    if (c == DB_ERR_NONE)
+        c = DB_ERR_OTHER; /* succeeded with another status than expected */
+    set_last(db, c, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+    describe_failure(db, res, expected, err, errlen);
+    PQclear(res);
+    return false;
+}
+
 bool db_exec_params(struct db *db, const char *sql, int nparams, const char *const *params,
                     const int *lengths, const int *formats, int result_format,
                     ExecStatusType expected, PGresult **out, char *err, size_t errlen)
@@ -341,21 +363,63 @@ bool db_exec_params(struct db *db, const char *sql, int nparams, const char *con
                   ? PQexecPrepared(db->conn, name, nparams, params, lengths, formats, result_format)
                   : PQexecParams(db->conn, sql, nparams, NULL, params, lengths, formats,
                                  result_format);
-    if (res != NULL && PQresultStatus(res) == expected) {
-        set_last(db, DB_ERR_NONE, NULL);
-        if (out != NULL)
-            *out = res;
-        else
-            PQclear(res);
-        return true;
+    return check_result(db, res, expected, out, err, errlen);
+}
+
+bool db_send_params(struct db *db, const char *sql, int nparams, const char *const *params,
+                    const int *lengths, const int *formats, int result_format, char *err,
+                    size_t errlen)
+{
+    if (db->conn == NULL || db->broken || PQstatus(db->conn) != CONNECTION_OK) {
+        set_last(db, DB_ERR_CONNECTION, NULL);
+        snprintf(err, errlen, "no connection to the database");
+        return false;
     }
-    enum db_error_class c = db_classify(db->conn, res);
-    if (c == DB_ERR_NONE)
-        c = DB_ERR_OTHER; /* succeeded with another status than expected */
-    set_last(db, c, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
-    describe_failure(db, res, expected, err, errlen);
-    PQclear(res);
+    /* Prepared (once per session, a round trip of its own) like db_exec's:
+     * the connection is free here, as the caller's contract says. */
+    const char *name = NULL;
+    PGresult *failed = prepared_name(db, sql, nparams, &name);
+    if (failed != NULL) {
+        /* PQprepare's failure, never the status asked for: described and
+         * classified as the statement's own. */
+        check_result(db, failed, PGRES_EMPTY_QUERY, NULL, err, errlen);
+        return false;
+    }
+    int sent = name != NULL ? PQsendQueryPrepared(db->conn, name, nparams, params, lengths, formats,
+                                                  result_format)
+                            : PQsendQueryParams(db->conn, sql, nparams, NULL, params, lengths,
+                                                formats, result_format);
+    if (sent == 1)
+        return true;
+    set_last(db, PQstatus(db->conn) == CONNECTION_OK ? DB_ERR_OTHER : DB_ERR_CONNECTION, NULL);
+    describe_failure(db, NULL, PGRES_COMMAND_OK, err, errlen);
     return false;
+}
+
+bool db_result_ready(struct db *db)
+{
+    /* A broken connection is "ready": db_take_result() then says so. */
+    if (db->conn == NULL || PQconsumeInput(db->conn) == 0)
+        return true;
+    return PQisBusy(db->conn) == 0;
+}
+
+bool db_take_result(struct db *db, ExecStatusType expected, PGresult **out, char *err,
+                    size_t errlen)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (db->conn == NULL) {
+        set_last(db, DB_ERR_CONNECTION, NULL);
+        snprintf(err, errlen, "no connection to the database");
+        return false;
+    }
+    PGresult *res = PQgetResult(db->conn);
+    /* One statement, one result; then libpq's NULL that ends it. */
+    PGresult *extra;
+    while ((extra = PQgetResult(db->conn)) != NULL)
+        PQclear(extra);
+    return check_result(db, res, expected, out, err, errlen);
 }
 
 bool db_exec(struct db *db, const char *sql, int nparams, const char *const *params,

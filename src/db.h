@@ -130,6 +130,20 @@ bool db_exec_params(struct db *db, const char *sql, int nparams, const char *con
                     ExecStatusType expected, PGresult **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The same in two steps, for a caller with other work to do meanwhile (the
+ * relay produces to Kafka while its next batch is read): db_send_params
+ * sends the statement (PQsendQueryParams) and returns at once;
+ * db_result_ready reads what has arrived without blocking and says whether
+ * the result is complete; db_take_result waits for it if need be and checks
+ * it like db_exec_params. Between a send and its take the connection runs
+ * nothing else (libpq refuses a db_exec* in between): take first. */
+bool db_send_params(struct db *db, const char *sql, int nparams, const char *const *params,
+                    const int *lengths, const int *formats, int result_format, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+bool db_result_ready(struct db *db);
+bool db_take_result(struct db *db, ExecStatusType expected, PGresult **out, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
 /* The class of the last failure of db_exec, db_exec_params, db_begin or
  * db_commit, and its SQLSTATE ("" if none). DB_ERR_NONE after a success. */
 enum db_error_class db_last_error_class(const struct db *db);

@@ -28,10 +28,13 @@ static const char sql_insert[] =
     "  ORDER BY u.ord";
 
 /* Parked rows wait for an operator (cancelctl outbox requeue), not for
- * the relay. */
+ * the relay. The WHERE clause is outbox_unpublished_idx's (0006), in its
+ * order: the scan starts at the first unpublished id ($2: after that one),
+ * never among published rows. */
 static const char sql_fetch_due[] =
     "SELECT id, topic, msg_key, value, headers::text FROM outbox"
     " WHERE published_at IS NULL AND parked_at IS NULL AND available_at <= now()"
+    "   AND id > $2::bigint"
     " ORDER BY id LIMIT $1";
 
 /* The relay's writes carry its fencing token ($1..$3, relay_lease.h): the
@@ -148,17 +151,38 @@ void outbox_rows_free(struct outbox_row *rows, size_t n)
 bool outbox_fetch_due(struct db *db, int limit, struct outbox_row **rows_out, size_t *n_out,
                       char *err, size_t errlen)
 {
-    char limit_text[16];
+    return outbox_fetch_due_after(db, 0, limit, rows_out, n_out, err, errlen);
+}
+
+bool outbox_fetch_due_after(struct db *db, int64_t after_id, int limit,
+                            struct outbox_row **rows_out, size_t *n_out, char *err, size_t errlen)
+{
+    *rows_out = NULL;
+    *n_out = 0;
+    return outbox_fetch_due_send(db, after_id, limit, err, errlen) &&
+           outbox_fetch_due_take(db, rows_out, n_out, err, errlen);
+}
+
+bool outbox_fetch_due_send(struct db *db, int64_t after_id, int limit, char *err, size_t errlen)
+{
+    char limit_text[16], after_text[24];
+
+    snprintf(limit_text, sizeof(limit_text), "%d", limit);
+    snprintf(after_text, sizeof(after_text), "%" PRId64, after_id);
+    const char *values[2] = {limit_text, after_text};
+    return pgutil_send(db, sql_fetch_due, 2, values, "could not read due outbox rows", err, errlen);
+}
+
+bool outbox_fetch_due_take(struct db *db, struct outbox_row **rows_out, size_t *n_out, char *err,
+                           size_t errlen)
+{
     struct outbox_row *rows = NULL;
     size_t n = 0;
     bool ok = false;
 
     *rows_out = NULL;
     *n_out = 0;
-    snprintf(limit_text, sizeof(limit_text), "%d", limit);
-    const char *values[1] = {limit_text};
-    PGresult *res = pgutil_query(db, sql_fetch_due, 1, values, NULL, NULL, PGRES_TUPLES_OK,
-                                 "could not read due outbox rows", err, errlen);
+    PGresult *res = pgutil_take(db, PGRES_TUPLES_OK, "could not read due outbox rows", err, errlen);
     if (res == NULL)
         goto out;
     n = (size_t)PQntuples(res);
@@ -202,9 +226,9 @@ out:
 
 /* Run one of the fenced statements: params $1..$3 the fence, then extra.
  * *held_out: the lease was still ours; *done_out: rows changed. */
-static bool fenced(struct db *db, const char *sql, const struct outbox_fence *fence, int nextra,
-                   const char *const *extra, const char *context, bool *held_out, int64_t *done_out,
-                   char *err, size_t errlen)
+static bool fenced_send(struct db *db, const char *sql, const struct outbox_fence *fence,
+                        int nextra, const char *const *extra, const char *context, char *err,
+                        size_t errlen)
 {
     char epoch[24];
     const char *values[5];
@@ -215,8 +239,14 @@ static bool fenced(struct db *db, const char *sql, const struct outbox_fence *fe
     values[2] = epoch;
     for (int i = 0; i < nextra; i++)
         values[3 + i] = extra[i];
-    PGresult *res = pgutil_query(db, sql, 3 + nextra, values, NULL, NULL, PGRES_TUPLES_OK, context,
-                                 err, errlen);
+    return pgutil_send(db, sql, 3 + nextra, values, context, err, errlen);
+}
+
+/* The result of the fenced statement sent last. */
+static bool fenced_take(struct db *db, const char *context, bool *held_out, int64_t *done_out,
+                        char *err, size_t errlen)
+{
+    PGresult *res = pgutil_take(db, PGRES_TUPLES_OK, context, err, errlen);
     if (res == NULL)
         return false;
     *held_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0;
@@ -226,22 +256,43 @@ static bool fenced(struct db *db, const char *sql, const struct outbox_fence *fe
     return true;
 }
 
+static bool fenced(struct db *db, const char *sql, const struct outbox_fence *fence, int nextra,
+                   const char *const *extra, const char *context, bool *held_out, int64_t *done_out,
+                   char *err, size_t errlen)
+{
+    return fenced_send(db, sql, fence, nextra, extra, context, err, errlen) &&
+           fenced_take(db, context, held_out, done_out, err, errlen);
+}
+
 bool outbox_mark_published(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
                            size_t n, bool *held_out, char *err, size_t errlen)
 {
     *held_out = true;
     if (n == 0)
         return true;
+    return outbox_mark_published_send(db, fence, ids, n, err, errlen) &&
+           outbox_mark_published_take(db, held_out, err, errlen);
+}
+
+bool outbox_mark_published_send(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
+                                size_t n, char *err, size_t errlen)
+{
     char *array = pgutil_int64_array(ids, n);
     if (array == NULL) {
         snprintf(err, errlen, "out of memory");
         return false;
     }
     const char *extra[1] = {array};
-    bool ok = fenced(db, sql_mark_published, fence, 1, extra,
-                     "could not mark outbox rows published", held_out, NULL, err, errlen);
+    bool ok = fenced_send(db, sql_mark_published, fence, 1, extra,
+                          "could not mark outbox rows published", err, errlen);
     free(array);
     return ok;
+}
+
+bool outbox_mark_published_take(struct db *db, bool *held_out, char *err, size_t errlen)
+{
+    *held_out = true;
+    return fenced_take(db, "could not mark outbox rows published", held_out, NULL, err, errlen);
 }
 
 bool outbox_mark_failed(struct db *db, const struct outbox_fence *fence, int64_t id,

@@ -91,6 +91,21 @@ bool outbox_insert_event(struct db *db, const char *topic, const char *type, con
  * headers NULL and headers_error set, for the relay to park. */
 bool outbox_fetch_due(struct db *db, int limit, struct outbox_row **rows_out, size_t *n_out,
                       char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The same, only rows with an id above after_id: the relay goes on from the
+ * last row of a batch that ended without a failure, rather than from the
+ * start of the table each time. Rows below it that became due, or visible,
+ * meanwhile are the next outbox_fetch_due's. */
+bool outbox_fetch_due_after(struct db *db, int64_t after_id, int limit,
+                            struct outbox_row **rows_out, size_t *n_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* outbox_fetch_due_after in two steps (db_send_params): send the query,
+ * and later take its rows. The connection runs nothing else in between. */
+bool outbox_fetch_due_send(struct db *db, int64_t after_id, int limit, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+bool outbox_fetch_due_take(struct db *db, struct outbox_row **rows_out, size_t *n_out, char *err,
+                           size_t errlen) __attribute__((warn_unused_result));
 void outbox_rows_free(struct outbox_row *rows, size_t n);
 
 /* The relay's writes below are fenced: they change nothing, and set
@@ -101,6 +116,14 @@ void outbox_rows_free(struct outbox_row *rows, size_t n);
  * the epoch that published them. */
 bool outbox_mark_published(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
                            size_t n, bool *held_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The same in two steps: send the statement (n > 0), and later take its
+ * result. The connection runs nothing else in between. */
+bool outbox_mark_published_send(struct db *db, const struct outbox_fence *fence, const int64_t *ids,
+                                size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+bool outbox_mark_published_take(struct db *db, bool *held_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Record a failed publish of one row; it stays pending and is retried. */

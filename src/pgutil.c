@@ -22,6 +22,29 @@ PGresult *pgutil_query(struct db *db, const char *sql, int nparams, const char *
     return NULL;
 }
 
+bool pgutil_send(struct db *db, const char *sql, int nparams, const char *const *values,
+                 const char *context, char *err, size_t errlen)
+{
+    char reason[512];
+
+    if (db_send_params(db, sql, nparams, values, NULL, NULL, 0, reason, sizeof(reason)))
+        return true;
+    snprintf(err, errlen, "%s: %s", context, reason);
+    return false;
+}
+
+PGresult *pgutil_take(struct db *db, ExecStatusType expected, const char *context, char *err,
+                      size_t errlen)
+{
+    char reason[512];
+    PGresult *res = NULL;
+
+    if (db_take_result(db, expected, &res, reason, sizeof(reason)))
+        return res;
+    snprintf(err, errlen, "%s: %s", context, reason);
+    return NULL;
+}
+
 bool pgutil_command(struct db *db, const char *sql, int nparams, const char *const *values,
                     const char *context, char *err, size_t errlen)
 {

@@ -26,6 +26,14 @@ bool pgutil_command(struct db *db, const char *sql, int nparams, const char *con
                     const char *context, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* pgutil_query in two steps (db_send_params, db_take_result): send sql
+ * with text parameters and return; later take its result, expected status
+ * checked, or NULL with err = "context: reason". */
+bool pgutil_send(struct db *db, const char *sql, int nparams, const char *const *values,
+                 const char *context, char *err, size_t errlen) __attribute__((warn_unused_result));
+PGresult *pgutil_take(struct db *db, ExecStatusType expected, const char *context, char *err,
+                      size_t errlen);
+
 /* A PostgreSQL array literal "{1,2,3}" for ids; malloc'd, NULL when out of
  * memory. */
 char *pgutil_int64_array(const int64_t *ids, size_t n);

@@ -12,15 +12,21 @@
  *   succeeded (a crash in between publishes it again: consumers dedup); the
  *   marking carries the lease's fencing token, and the relay produces
  *   nothing once its lease may have ended;
+ * - keeps one batch at a time in Kafka, as the order of a key needs: the
+ *   next batch is produced only once every report of the previous one is
+ *   in, and a batch with a failed row is followed by a read from the first
+ *   due row, the failed one first. The database work overlaps instead: the
+ *   previous batch's mark and the read of the next batch (after the last
+ *   id of this one) run on the connection while this batch travels;
  * - parks a row the broker can never accept (relay_verdict_of) instead of
  *   retrying it at the head of every batch, and moves on;
  * - sleeps on LISTEN/NOTIFY and the next row's due time, never a busy poll;
- * - runs the reconciler every relay.reconcile_interval and deletes published
- *   rows older than relay.retention;
- * - runs a reconciliation pass against the gateways every reconcile.interval
- *   (reconcile_run.h), a few inquiries per turn of its loop with
- *   non-blocking HTTP, so that publishing never waits for a gateway; it only
- *   records and alerts mismatches, never corrects them;
+ * - on a thread and a connection of its own (relay_housekeeping.c), so that
+ *   none of it holds up publishing: runs the reconciler every
+ *   relay.reconcile_interval, deletes published rows older than
+ *   relay.retention, and runs a reconciliation pass against the gateways
+ *   every reconcile.interval (reconcile_run.h), which only records and
+ *   alerts mismatches, never corrects them;
  * - recreates its producer after a fatal producer error (librdkafka 2.0.2 can
  *   raise one after a broker restart);
  * - while the broker or the db is down, waits and loses nothing.

@@ -28,6 +28,9 @@
 #define RELAY_METADATA_TIMEOUT_MS 5000
 /* Topics checked per batch, remembered for the rest of it. */
 #define RELAY_TOPIC_CACHE 8
+/* Longest run of batches read after the previous one's last id (r->after_id)
+ * before one is read from the first due row again. */
+#define RELAY_AFTER_MAX_MS 1000
 
 enum relay_verdict relay_verdict_of(rd_kafka_resp_err_t err, bool alone)
 {
@@ -159,6 +162,84 @@ static void produce_rows(struct relay *r, const struct outbox_row *rows, size_t 
     }
 }
 
+void relay_drop_ahead(struct relay *r)
+{
+    outbox_rows_free(r->ahead, r->n_ahead);
+    r->ahead = NULL;
+    r->n_ahead = 0;
+}
+
+/* The next batch is read from the first due row: rows below the last one
+ * sent were left unpublished. */
+static void restart_from_first(struct relay *r)
+{
+    r->after_id = 0;
+    r->ahead_wanted = 0;
+    r->from_first = true;
+    relay_drop_ahead(r);
+}
+
+/* Take the result of the statement in flight (waiting for it if need be)
+ * and act on it. */
+static void take_query(struct relay *r)
+{
+    char err[512];
+    bool held = true;
+    enum relay_query q = r->query;
+
+    r->query = RELAY_QUERY_NONE;
+    if (q == RELAY_QUERY_FETCH) {
+        if (!outbox_fetch_due_take(r->db, &r->ahead, &r->n_ahead, err, sizeof(err)))
+            log_warn("%s", err);
+        return;
+    }
+    if (q != RELAY_QUERY_MARK)
+        return;
+    if (!outbox_mark_published_take(r->db, &held, err, sizeof(err))) {
+        /* Published but not marked: they go out again, from the first due
+         * row; consumers absorb the duplicates. */
+        log_warn("%s", err);
+        restart_from_first(r);
+        return;
+    }
+    if (!held) {
+        restart_from_first(r);
+        relay_step_down(r, "another relay took the lease; the rows it delivered stay unmarked");
+        return;
+    }
+    log_debug("published %zu outbox rows", r->query_marked);
+    metrics_add(r->metrics, "cancel_retry_outbox_published_total", NULL, (int64_t)r->query_marked);
+}
+
+void relay_db_idle(struct relay *r)
+{
+    if (r->query != RELAY_QUERY_NONE)
+        take_query(r);
+}
+
+/* While messages travel: take the statement in flight once its result is
+ * in, then send the read ahead of the next batch if one is wanted. Never
+ * blocks. */
+static void drive_query(struct relay *r)
+{
+    char err[512];
+
+    if (r->query != RELAY_QUERY_NONE) {
+        if (!db_result_ready(r->db))
+            return;
+        take_query(r);
+    }
+    if (r->ahead_wanted <= 0 || r->ahead != NULL || r->lease.epoch <= 0)
+        return;
+    if (outbox_fetch_due_send(r->db, r->ahead_wanted, r->cfg->relay.batch_size, err, sizeof(err))) {
+        r->query = RELAY_QUERY_FETCH;
+        r->ahead_after = r->ahead_wanted;
+    } else {
+        log_warn("%s", err);
+    }
+    r->ahead_wanted = 0;
+}
+
 static size_t count_in_flight(const struct delivery *dl, size_t n)
 {
     size_t pending = 0;
@@ -183,7 +264,10 @@ static bool wait_deliveries(struct relay *r, size_t n)
             else if (relay_mono_ms() > stop_deadline)
                 return false;
         }
-        rd_kafka_poll(r->producer, 100);
+        drive_query(r);
+        /* A report ends the poll at once; a statement in flight is looked
+         * at every millisecond. */
+        rd_kafka_poll(r->producer, r->query != RELAY_QUERY_NONE ? 1 : 100);
     }
     return true;
 }
@@ -428,6 +512,18 @@ static void settle_batch(struct relay *r, struct batch_outcome *o, const struct 
     }
 }
 
+/* Whether every row of the batch was delivered, nothing to settle one by
+ * one. */
+static bool all_delivered(const struct relay *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct delivery *d = &r->dl[i];
+        if (d->state != DELIVERY_DONE || d->unbuildable || d->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return false;
+    }
+    return true;
+}
+
 int relay_publish_batch(struct relay *r)
 {
     char err[512];
@@ -436,9 +532,30 @@ int relay_publish_batch(struct relay *r)
     struct batch_outcome o;
 
     memset(&o, 0, sizeof(o));
-    if (!outbox_fetch_due(r->db, r->cfg->relay.batch_size, &rows, &n, err, sizeof(err))) {
-        log_warn("%s", err);
-        return -1;
+    if (r->after_id > 0 && relay_mono_ms() - r->after_since_ms >= RELAY_AFTER_MAX_MS)
+        r->after_id = 0;
+    r->from_first = false;
+    int64_t after = r->after_id;
+    /* Set again below only by a full batch that ended without a failure. */
+    r->after_id = 0;
+    if (r->query == RELAY_QUERY_FETCH)
+        take_query(r);
+    if (after > 0 && r->ahead != NULL && r->ahead_after == after) {
+        /* Read while the previous batch travelled. */
+        rows = r->ahead;
+        n = r->n_ahead;
+        r->ahead = NULL;
+        r->n_ahead = 0;
+    } else {
+        relay_drop_ahead(r);
+        relay_db_idle(r);
+        if (r->lease.epoch <= 0)
+            return 0; /* the previous batch's mark found the lease taken */
+        if (!outbox_fetch_due_after(r->db, after, r->cfg->relay.batch_size, &rows, &n, err,
+                                    sizeof(err))) {
+            log_warn("%s", err);
+            return -1;
+        }
     }
     if (n == 0)
         return 0;
@@ -449,9 +566,14 @@ int relay_publish_batch(struct relay *r)
         return -1;
     }
     produce_rows(r, rows, n);
+    /* A full batch: the next one is probably due as well; read it while
+     * this one travels (drive_query). */
+    if (n == (size_t)r->cfg->relay.batch_size)
+        r->ahead_wanted = rows[n - 1].id;
     /* Stopped waiting or not, nothing of the batch stays in the producer. */
     if (!wait_deliveries(r, n))
         drain_batch(r, n);
+    r->ahead_wanted = 0;
     int result = (int)n;
     if (!relay_lease_valid(&r->lease, relay_mono_ms())) {
         /* Whatever was delivered stays unmarked: the next active relay
@@ -468,23 +590,43 @@ int relay_publish_batch(struct relay *r)
                  n, delivered);
         goto out;
     }
-    settle_batch(r, &o, rows, n);
-    bool held = true;
-    const struct outbox_fence fence = relay_fence(r);
-    if (!o.lost &&
-        !outbox_mark_published(r->db, &fence, o.ok_ids, o.n_ok, &held, err, sizeof(err))) {
-        /* Published but not marked: they go out again after the db returns;
-         * consumers absorb the duplicates. */
-        log_warn("%s", err);
-        result = -1;
+    /* Parking and failures are written one by one, on a free connection;
+     * the read ahead goes: the rows that failed come first again. */
+    if (!all_delivered(r, n)) {
+        relay_drop_ahead(r);
+        relay_db_idle(r);
+        if (r->lease.epoch <= 0)
+            goto out;
     }
-    if (o.lost || !held) {
+    settle_batch(r, &o, rows, n);
+    if (o.lost) {
         relay_step_down(r, "another relay took the lease; the rows it delivered stay unmarked");
         goto out;
     }
-    if (o.n_ok > 0)
-        log_debug("published %zu outbox rows", o.n_ok);
-    metrics_add(r->metrics, "cancel_retry_outbox_published_total", NULL, (int64_t)o.n_ok);
+    /* The mark goes out now and its result is taken while the next batch
+     * travels: nothing here is marked before its delivery report, and
+     * the mark is fenced like every write of the relay. */
+    relay_db_idle(r);
+    if (r->lease.epoch <= 0)
+        goto out;
+    const struct outbox_fence fence = relay_fence(r);
+    if (o.n_ok > 0) {
+        if (outbox_mark_published_send(r->db, &fence, o.ok_ids, o.n_ok, err, sizeof(err))) {
+            r->query = RELAY_QUERY_MARK;
+            r->query_marked = o.n_ok;
+        } else {
+            /* Published but not marked: they go out again after the db
+             * returns; consumers absorb the duplicates. */
+            log_warn("%s", err);
+            result = -1;
+        }
+    }
+    if (result == (int)r->cfg->relay.batch_size && o.n_ok + o.n_parked == n && !r->from_first) {
+        /* Every row ended: the next batch goes on after this one. */
+        if (after == 0)
+            r->after_since_ms = relay_mono_ms();
+        r->after_id = rows[n - 1].id;
+    }
     metrics_add(r->metrics, "cancel_retry_outbox_publish_failures_total", NULL,
                 (int64_t)o.n_failed);
     if (o.n_failed > 0) {
@@ -499,6 +641,7 @@ int relay_publish_batch(struct relay *r)
         r->failure_backoff_ms = 0;
     }
 out:
+    r->from_first = false;
     free(o.ok_ids);
     outbox_rows_free(rows, n);
     return result;

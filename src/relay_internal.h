@@ -1,7 +1,7 @@
 /*
- * relay_internal: what relay.c (the loop, leadership, housekeeping) and
- * relay_batch.c (one batch: produce, delivery reports, parking) share. Not
- * for other modules.
+ * relay_internal: what relay.c (the loop, leadership), relay_batch.c (one
+ * batch: produce, delivery reports, parking, the statements overlapped with
+ * it) and relay_housekeeping.c (its thread) share. Not for other modules.
  */
 #ifndef CR_RELAY_INTERNAL_H
 #define CR_RELAY_INTERNAL_H
@@ -47,17 +47,32 @@ struct relay {
     rd_kafka_t *producer;
     /* Held (lease.epoch > 0) exactly while this relay is the active one. */
     struct relay_lease lease;
-    int64_t next_reconcile_ms;
-    int64_t next_purge_ms;
     int64_t failure_backoff_ms;
+    /* The next batch is read after this id (0: from the first due row):
+     * the last id of a batch that ended without a failure, for at most
+     * RELAY_AFTER_MAX_MS from after_since_ms, so that rows below it that
+     * became due or visible since are not left waiting. */
+    int64_t after_id;
+    int64_t after_since_ms;
+    bool from_first; /* the batch in progress must not set after_id */
+    /* The statement in flight on db while a batch's messages travel
+     * (db_send_params): the previous batch's mark, or the read of the next
+     * batch. The connection runs nothing else until relay_db_idle(). */
+    enum relay_query { RELAY_QUERY_NONE = 0, RELAY_QUERY_MARK, RELAY_QUERY_FETCH } query;
+    size_t query_marked; /* rows the mark in flight marks */
+    /* The next batch, read ahead after ahead_after (owned, NULL if none);
+     * used only if the current batch ends with after_id == ahead_after.
+     * ahead_wanted: the id to read after once db is free, 0 if none. */
+    struct outbox_row *ahead;
+    size_t n_ahead;
+    int64_t ahead_after;
+    int64_t ahead_wanted;
     struct metrics *metrics; /* borrowed, may be NULL */
     /* batch_size delivery slots; owned, freed after the producer. */
     struct delivery *dl;
-    /* The scheduled reconciliation against the gateways (reconcile_run.h):
-     * the pass in progress, and when the next one starts (monotonic ms; -1:
-     * ask the database, after taking the lead). */
-    struct reconcile_pass *pass;
-    int64_t next_pass_ms;
+    /* The reconciler, the purge and the scheduled reconciliation, on their
+     * own thread and connection while relay_run runs; owned. */
+    struct relay_housekeeping *hk;
 };
 
 /* CLOCK_MONOTONIC in ms: it keeps counting while the process is stopped,
@@ -70,7 +85,7 @@ int64_t relay_mono_ms(void);
 bool relay_keep_lead(struct relay *r);
 
 /* Stop being the active relay: forget the lease (not released: it may not
- * be ours any more), drop the reconciliation pass, log why. */
+ * be ours any more), tell the housekeeping, log why. */
 void relay_step_down(struct relay *r, const char *why);
 
 /* The fencing token of the held lease, for the outbox's writes. */
@@ -80,8 +95,34 @@ struct outbox_fence relay_fence(const struct relay *r);
  * until ms passed, a stop is requested or the lease is lost. */
 void relay_pause_ms(struct relay *r, int64_t ms);
 
-/* librdkafka's delivery report callback (relay_batch.c). */
+/* ---- relay_housekeeping.c ---- */
+
+/* Start the housekeeping thread with a connection of its own (not yet
+ * opened). cfg and worker borrowed, metrics may be NULL. NULL with err on
+ * failure. */
+struct relay_housekeeping *relay_housekeeping_start(const struct config *cfg, const char *worker,
+                                                    struct metrics *metrics, char *err,
+                                                    size_t errlen);
+
+/* Tell it the lease as it is now (epoch 0: not held); it works only while
+ * one is held and valid. NULL hk is a no-op. */
+void relay_housekeeping_lead(struct relay_housekeeping *hk, const struct relay_lease *lease);
+
+/* Stop it (a pass in progress is closed as stopped early), wait for it, free
+ * it. NULL is a no-op. */
+void relay_housekeeping_stop(struct relay_housekeeping *hk);
+
+/* ---- relay_batch.c ---- */
+
+/* librdkafka's delivery report callback. */
 void relay_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+
+/* Finish the statement in flight on r->db, if any, and act on its result
+ * (a lost lease steps down): the connection is free afterwards. */
+void relay_db_idle(struct relay *r);
+
+/* Drop the batch read ahead, if any. */
+void relay_drop_ahead(struct relay *r);
 
 /* Publish one batch (relay_batch.c). Returns the number of rows read (0:
  * nothing due), or -1 on a db error. The caller checks afterwards whether it

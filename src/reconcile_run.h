@@ -17,7 +17,8 @@
  * Inquiries are rate-limited per gateway and run concurrently through one
  * http_client. The pass is a step function, so that it can run to the end
  * in cancelctl (reconcile_pass_step with a wait) or a few inquiries per turn
- * inside the outbox-relay's loop (wait 0: nothing blocks, publishing goes on).
+ * on the outbox-relay's housekeeping thread (a short wait per turn), whose
+ * publishing thread never waits for it.
  * No transaction is ever open across an inquiry.
  */
 #ifndef CR_RECONCILE_RUN_H

@@ -78,12 +78,46 @@ void relay_free(struct relay *r)
         return;
     /* The producer first: its final flush may still serve reports, which
      * write into r->dl. */
-    if (r->producer != NULL)
-        kafka_producer_close(r->producer, (int)r->cfg->relay.flush_timeout_ms);
+    relay_close_producer(r, (int)r->cfg->relay.flush_timeout_ms);
     free(r->dl);
     relay_drop_ahead(r);
     db_free(r->db);
     free(r);
+}
+
+void relay_close_producer(struct relay *r, int flush_ms)
+{
+    for (size_t i = 0; i < sizeof(r->topics) / sizeof(r->topics[0]); i++) {
+        if (r->topics[i] != NULL)
+            rd_kafka_topic_destroy(r->topics[i]);
+        r->topics[i] = NULL;
+    }
+    if (r->producer != NULL)
+        kafka_producer_close(r->producer, flush_ms);
+    r->producer = NULL;
+}
+
+/* A new producer knows no topic: the first message to each waited for its
+ * metadata, and librdkafka rate-limits those requests, so the first Outcome
+ * after a start waited about a second behind the first retry event (seen
+ * as "answered -> outcome published" of a lone request in the benchmark).
+ * Asking for the metadata of every topic up front, and keeping the topics
+ * open, spends that wait once, before anything is due. A topic that cannot
+ * be asked about now is simply asked about on its first message. */
+static void open_topics(struct relay *r)
+{
+    const char *names[] = {r->cfg->topics.retry.name, r->cfg->topics.outcome.name,
+                           r->cfg->topics.dlq.name, r->cfg->topics.cancel_failed.name};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        r->topics[i] = rd_kafka_topic_new(r->producer, names[i], NULL);
+        if (r->topics[i] == NULL)
+            continue;
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(r->producer, 0, r->topics[i], &md, 2000) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md != NULL)
+            rd_kafka_metadata_destroy(md);
+    }
 }
 
 static bool ensure_producer(struct relay *r)
@@ -95,8 +129,7 @@ static bool ensure_producer(struct relay *r)
         /* Unusable for good; messages still queued in it are lost to it, not
          * to us: their rows are unpublished and go out again. */
         log_error("the Kafka producer hit a fatal error, recreating it: %s", fatal);
-        kafka_producer_close(r->producer, 0);
-        r->producer = NULL;
+        relay_close_producer(r, 0);
         metrics_add(r->metrics, "cancel_retry_producer_recreated_total", NULL, 1);
     }
     if (r->producer != NULL)
@@ -106,6 +139,7 @@ static bool ensure_producer(struct relay *r)
         log_error("%s", err);
         return false;
     }
+    open_topics(r);
     return true;
 }
 

@@ -290,8 +290,7 @@ static void drain_batch(struct relay *r, size_t n)
         /* Should not happen; if it does, a report must not reach a slot the
          * next batch uses: the producer goes, with what it still holds. */
         log_error("delivery reports still missing after purging; recreating the producer");
-        kafka_producer_close(r->producer, 0);
-        r->producer = NULL;
+        relay_close_producer(r, 0);
         for (size_t i = 0; i < n; i++) {
             if (r->dl[i].state == DELIVERY_IN_FLIGHT)
                 r->dl[i].state = DELIVERY_IDLE;

@@ -45,6 +45,9 @@ struct relay {
     const char *worker; /* borrowed */
     struct db *db;
     rd_kafka_t *producer;
+    /* The pipeline's topics, held open with their metadata for as long as
+     * the producer lives (relay_open_producer()). */
+    rd_kafka_topic_t *topics[4];
     /* Held (lease.epoch > 0) exactly while this relay is the active one. */
     struct relay_lease lease;
     int64_t failure_backoff_ms;
@@ -128,5 +131,8 @@ void relay_drop_ahead(struct relay *r);
  * nothing due), or -1 on a db error. The caller checks afterwards whether it
  * is still the active relay. */
 int relay_publish_batch(struct relay *r);
+
+/* Close the producer (flushing up to flush_ms) and the topics it holds. */
+void relay_close_producer(struct relay *r, int flush_ms);
 
 #endif

@@ -186,6 +186,14 @@ static const char sql_log_abandoned[] =
 static const char sql_same_amount[] = "SELECT " SAME_AMOUNT_COUNTS("$1", "$2", "$3::bigint", "$4");
 /* clang-format on */
 
+/* A published trigger is taken for lost only when it is older than the
+ * grace and than half of the time its request has been due: a trigger that
+ * waits in Kafka behind a backlog is not lost. With the grace alone, every
+ * request of a backlog older than the grace got a new trigger each grace
+ * (72,861 re-triggers for 30,000 requests in a benchmark at 500/s), each one
+ * more event for the same backlog. Spaced so, a request due for a time T
+ * gets about log2(T / grace) of them, and a trigger really lost is still
+ * written again after the grace. */
 static const char sql_due_without_trigger[] =
     "SELECT r.request_id FROM cancel_request r"
     " WHERE r.status IN ('SCHEDULED', 'PENDING')"
@@ -194,7 +202,9 @@ static const char sql_due_without_trigger[] =
     "                    WHERE o.request_id = r.request_id"
     "                      AND o.event_type = 'payments.cancel.retry.scheduled.v1'"
     "                      AND (o.published_at IS NULL"
-    "                           OR o.published_at > now() - $1::bigint * interval '1 ms'))"
+    "                           OR o.published_at > now() - GREATEST("
+    "                                $1::bigint * interval '1 ms',"
+    "                                (now() - r.next_attempt_at) / 2)))"
     " ORDER BY r.next_attempt_at LIMIT $2";
 
 void request_row_clear(struct request_row *row)

@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "harness.h"
+#include "request_store.h"
 
 static struct itest t;
 
@@ -426,4 +427,53 @@ Test(migrate, unreachable_database_exits_1)
     cr_expect_null(strstr(r.err, "s3cret"), "the password leaked: %s", r.err);
     cr_expect_null(strstr(r.out, "s3cret"), "the password leaked: %s", r.out);
     itest_result_free(&r);
+}
+
+/* Requests due for a while whose trigger went out: a trigger counts as lost
+ * (request_store_due_without_trigger) only when it is older than the grace
+ * and than half of the time its request has been due, so that triggers
+ * waiting in Kafka behind a backlog are not written again and again. */
+Test(migrate, lost_triggers_are_spaced_by_the_time_due)
+{
+    char err[512];
+    migrate_or_fail();
+    /* Each request is due since `due` s; its trigger was published `sent` s
+     * ago (or never, NULL). */
+    static const char *const rows[][3] = {
+        {"r-backlog", "100", "40"}, /* 40 < 100/2: still waiting in Kafka */
+        {"r-lost", "100", "70"},    /* 70 > 50 and > the grace: lost */
+        {"r-fresh", "3", "2"},      /* due for less than the grace */
+        {"r-none", "100", NULL},    /* no trigger at all */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *req[] = {rows[i][0], rows[i][1]};
+        cr_assert(itest_exec(&t,
+                             "INSERT INTO cancel_request (request_id, gateway, payment_key,"
+                             " amount, currency, reason, source_event_id, source_event,"
+                             " max_attempts, deadline_at, next_attempt_at)"
+                             " VALUES ($1, 'toss', 'pk', 100, 'KRW', 'r', 'e', 'x', 3,"
+                             " now() + interval '1 day', now() - $2::int * interval '1 s')",
+                             2, req, err, sizeof(err)),
+                  "%s", err);
+        if (rows[i][2] == NULL)
+            continue;
+        const char *trig[] = {rows[i][0], rows[i][2]};
+        cr_assert(itest_exec(&t,
+                             "INSERT INTO outbox (topic, msg_key, value, event_type, request_id,"
+                             " published_at) VALUES ('t', $1, 'v',"
+                             " 'payments.cancel.retry.scheduled.v1', $1,"
+                             " now() - $2::int * interval '1 s')",
+                             2, trig, err, sizeof(err)),
+                  "%s", err);
+    }
+    struct db *db = connect_db();
+    char **ids = NULL;
+    size_t n = 0;
+    cr_assert(request_store_due_without_trigger(db, 10000, 100, &ids, &n, err, sizeof(err)), "%s",
+              err);
+    cr_expect_eq(n, 2, "due without a trigger: r-lost and r-none only");
+    for (size_t i = 0; i < n; i++)
+        cr_expect(strcmp(ids[i], "r-lost") == 0 || strcmp(ids[i], "r-none") == 0, "%s", ids[i]);
+    request_store_free_ids(ids, n);
+    db_free(db);
 }

@@ -250,7 +250,7 @@ static bool try_lead(struct relay *r)
 
 /* Sleep until a NOTIFY, the next row's due time, poll_interval or the
  * lease's renewal, whichever comes first. */
-static void wait_for_work(struct relay *r)
+static void wait_for_work(struct relay *r, int fetched)
 {
     char err[512];
     int64_t due_in = -1;
@@ -263,8 +263,15 @@ static void wait_for_work(struct relay *r)
         log_warn("%s", err);
         return;
     }
-    if (due_in == 0)
+    /* Due rows that the last read did not return (not yet visible to it,
+     * due within the millisecond the query rounds away) come within a
+     * millisecond: wait that long, or for a NOTIFY. Going round at once
+     * made the relay spin: 525,687 reads and next-due queries for 10,000
+     * requests in a benchmark. */
+    if (due_in == 0 && fetched > 0)
         return;
+    if (due_in == 0)
+        due_in = 1;
     int64_t wait = r->cfg->relay.poll_interval_ms;
     if (due_in > 0 && due_in < wait)
         wait = due_in;
@@ -327,7 +334,7 @@ int relay_run(struct relay *r)
             continue;
         }
         if (n < r->cfg->relay.batch_size && relay_keep_lead(r))
-            wait_for_work(r);
+            wait_for_work(r, n);
     }
     relay_db_idle(r);
     relay_drop_ahead(r);

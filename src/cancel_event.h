@@ -1,6 +1,7 @@
 /*
  * cancel_event: the "data" of the three event types of the pipeline, checked
- * and built by the same rules as the JSON Schemas in schemas/events (contracts.md):
+ * and built by the same rules as the JSON Schemas in schemas/events
+ * (docs/contracts.md "Versioning"):
  *
  *   payments.cancel.failed.v1           CancelFailed, written upstream
  *   payments.cancel.retry.scheduled.v1  RetryScheduled, the trigger of attempt n
@@ -34,7 +35,7 @@
 #define CANCEL_STATUS_EXHAUSTED         "EXHAUSTED"
 #define CANCEL_STATUS_MANUALLY_RESOLVED "MANUALLY_RESOLVED"
 
-/* Limits of contracts.md (and of the db's CHECK constraints). */
+/* Limits of docs/contracts.md "Input rules" (and of the db's CHECK constraints). */
 #define CANCEL_REQUEST_ID_MAX  255
 #define CANCEL_PAYMENT_KEY_MAX 255
 /* The largest amount: 2^53 - 1, the largest integer every JSON reader
@@ -113,7 +114,8 @@ bool cancel_request_id_valid(const char *s);
 
 /* Check a parsed envelope ev as a CancelFailed: type
  * payments.cancel.failed.v1, datacontenttype absent or application/json,
- * data an object with exactly the fields of contracts.md and their rules,
+ * data an object with exactly the fields of docs/contracts.md
+ * "CancelFailed (payments.cancel.failed.v1)" and their rules,
  * subject absent or equal to data.requestId. On EVENT_OK fills *out (owned
  * copies; the caller clears it); otherwise *out is empty and err says which
  * field broke which rule. */

@@ -237,7 +237,8 @@ bool cloudevent_build_at(const char *type, const char *source, const char *subje
         return false;
     }
 
-    /* jansson keeps insertion order, so the output reads like contracts.md. */
+    /* jansson keeps insertion order, so the output reads like docs/contracts.md
+     * "Envelope". */
     ev = json_object();
     if (ev == NULL || json_object_set_new(ev, "specversion", json_string(CLOUDEVENT_SPECVERSION)) ||
         json_object_set_new(ev, "id", json_string(id)) ||

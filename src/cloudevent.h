@@ -1,6 +1,6 @@
 /*
  * cloudevent: the CloudEvents 1.0 envelope of every event of the pipeline
- * (structured JSON mode, UTF-8; see docs contracts.md and
+ * (structured JSON mode, UTF-8; see docs/contracts.md "Envelope" and
  * schemas/events/cloudevent.schema.json).
  *
  * Parsing checks the envelope only; what is inside "data" is the business of

@@ -1,5 +1,5 @@
 /*
- * dlq: the headers of a dead letter (contracts.md "Dead letters",
+ * dlq: the headers of a dead letter (docs/contracts.md "Dead letters",
  * schemas/events/dead-letter.headers.schema.json).
  *
  * A dead letter's value is the original message's bytes, unchanged, so that
@@ -71,10 +71,11 @@ struct dlq_meta {
 bool dlq_reason_valid(const char *reason);
 
 /* Build the dlq.* headers of m as a new JSON array of [name, value] string
- * pairs, in the order of contracts.md. Returns NULL with err set when reason
- * is unknown or consumer or origin.topic is empty. A request_id that is not a
- * valid requestId is left out rather than copied: it came from a message
- * already known to be broken, and headers end up in logs and alerts. */
+ * pairs, in the order of docs/contracts.md "Dead letters". Returns NULL with
+ * err set when reason is unknown or consumer or origin.topic is empty. A
+ * request_id that is not a valid requestId is left out rather than copied: it
+ * came from a message already known to be broken, and headers end up in logs
+ * and alerts. */
 json_t *dlq_headers_build(const struct dlq_meta *m, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

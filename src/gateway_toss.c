@@ -2,8 +2,9 @@
  * gateway_toss: the Toss Payments cancel and inquiry APIs.
  *
  * POST {base}/v1/payments/{paymentKey}/cancel with Basic auth (secret key and
- * an empty password), Idempotency-Key, JSON {"cancelReason", "cancelAmount"
- * (partial only)}; errors are {"code", "message"}.
+ * an empty password), Idempotency-Key, JSON {"cancelReason", "cancelAmount"}
+ * (the amount always, also for a full cancel: gateway_toss_build_refund);
+ * errors are {"code", "message"}.
  */
 #include "base64.h"
 #include "bounds.h"
@@ -243,7 +244,7 @@ void gateway_toss_resolve_already_refunded(const struct gateway_payment *inquiry
 }
 
 /* Is there a cancel of ours in p? Toss names no request or key on a cancel
- * (docs/gateways.md, "Toss: which cancel is ours"), so a cancel of exactly
+ * (docs/gateways.md "Cancel API and what proves a refund"), so a cancel of exactly
  * our amount counts as ours only beyond those that other requests of this
  * payment with the same amount account for: req->same_amount_done ended
  * SUCCEEDED, req->same_amount_open may still have made one. 1: ours is done,

@@ -65,9 +65,9 @@ void intake_check_message(const struct config *cfg, const void *value, size_t le
     }
 }
 
-/* The Kafka key, when there is one, must be the requestId (contracts.md):
- * the partition of a request decides which consumer sees its duplicates, and
- * a replayed dead letter is keyed by the requestId. */
+/* The Kafka key, when there is one, must be the requestId (docs/contracts.md
+ * "Input rules"): the partition of a request decides which consumer sees its
+ * duplicates, and a replayed dead letter is keyed by the requestId. */
 static bool key_is_request_id(const struct kafka_record *rec, const char *request_id, char *err,
                               size_t errlen)
 {

@@ -110,7 +110,7 @@ bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
                                         char *err, size_t errlen)
 {
     /* The original CancelFailed, so that a replay can re-publish it as it
-     * was (contracts.md). */
+     * was (docs/contracts.md "Dead letters"). */
     struct dlq_meta meta = {
         .reason = reason,
         .error = error,

@@ -47,10 +47,10 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
                           char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Outbox a dead letter of row's request: its original CancelFailed bytes,
- * keyed by its requestId, so that a replay can re-arm it (contracts.md),
- * with reason, error (detail, never a secret), consumer (dlq.consumer) and
- * attempts. Used for FAILED and EXHAUSTED requests and for reconciliation
- * mismatches. */
+ * keyed by its requestId, so that a replay can re-arm it (docs/contracts.md
+ * "Dead letters"), with reason, error (detail, never a secret), consumer
+ * (dlq.consumer) and attempts. Used for FAILED and EXHAUSTED requests and for
+ * reconciliation mismatches. */
 bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
                                         const struct request_row *row, const char *reason,
                                         const char *error, const char *consumer, int attempts,

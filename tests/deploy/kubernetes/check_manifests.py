@@ -16,6 +16,13 @@
       address; its grace period covers the shutdown the config allows; every
       pod runs with the restrictions deploy/README.kubernetes.md promises.
 
+  check_manifests.py container DIR PROGRAM...
+      DIR/Containerfile, which cannot be built here, against what can be
+      known without building it: its runtime stage installs the Debian
+      package of every shared library the built PROGRAMs link, and ships the
+      programs, the migrations, the config path and the user the manifests
+      name.
+
 Prints one line per finding; exit 1 if there is any.
 """
 
@@ -315,14 +322,115 @@ def check_config(directory, cancelctl):
         problem(directory, "no container's config was checked")
 
 
+def containerfile_stages(path):
+    """{stage name: [(instruction, arguments)]}, continuation lines joined."""
+    stages, current = {}, None
+    text = Path(path).read_text(encoding="utf-8")
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        word = word.upper()
+        if word == "FROM":
+            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
+            current = stages.setdefault(m.group(2) or m.group(1), [])
+        elif current is not None:
+            # A comment inside a continued RUN ends up in it: drop it.
+            current.append((word, re.sub(r"\s#[^&]*", " ", rest).strip()))
+    return stages
+
+
+def apt_packages(instructions):
+    """The packages of every `apt-get install ... --no-install-recommends` run."""
+    out = []
+    for word, rest in instructions:
+        if word != "RUN":
+            continue
+        for m in re.finditer(r"apt-get install ([^&]*)", rest):
+            out += [t for t in m.group(1).split() if not t.startswith("-")]
+    return out
+
+
+def packages_of_libraries(sonames):
+    """{soname: the Debian package of the file the loader finds for it, or
+    None}; one ldconfig and one dpkg -S for all (dpkg -S is slow)."""
+    p = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True)
+    path = {}
+    for line in p.stdout.splitlines():
+        name, sep, where = line.strip().partition(" => ")
+        if sep and name.split()[0] in sonames:
+            path.setdefault(name.split()[0], os.path.realpath(where))
+    # usrmerge: dpkg may know /lib/... for the /usr/lib/... the loader names.
+    candidates = {s: [f, re.sub(r"^/usr/lib/", "/lib/", f)] for s, f in path.items()}
+    d = subprocess.run(["dpkg", "-S"] + [c for cs in candidates.values() for c in cs],
+                       capture_output=True, text=True)
+    owner = {}
+    for line in d.stdout.splitlines():
+        pkg, _, f = line.partition(": ")
+        owner[f] = pkg.split(":")[0]
+    return {s: next((owner[c] for c in candidates.get(s, []) if c in owner), None) for s in sonames}
+
+
+def needed(program):
+    p = subprocess.run(["objdump", "-p", program], capture_output=True, text=True, check=True)
+    return [line.split()[1] for line in p.stdout.splitlines() if line.strip().startswith("NEEDED")]
+
+
+# In debian:bookworm-slim already (Essential: yes); the rest must be installed.
+BASE_PACKAGES = {"libc6"}
+
+
+def check_container(directory, programs):
+    stages = containerfile_stages(Path(directory) / "Containerfile")
+    runtime = stages.get("runtime")
+    if runtime is None:
+        problem("Containerfile", "no stage named runtime")
+        return
+    installed = set(apt_packages(runtime)) | BASE_PACKAGES
+    links = {os.path.basename(p): needed(p) for p in programs}
+    owners = packages_of_libraries({so for sos in links.values() for so in sos})
+    for program, sonames in links.items():
+        for soname in sonames:
+            pkg = owners[soname]
+            if pkg is None:
+                problem("Containerfile", f"{program} needs {soname}: no Debian package here holds it")
+            elif pkg not in installed:
+                problem("Containerfile", f"{program} needs {soname} from {pkg}, "
+                        "which the runtime stage does not install")
+            else:
+                print(f"ok {program}: {soname} from {pkg}")
+
+    build = "\n".join(rest for _, rest in stages.get("build", []))
+    env = " ".join(rest for word, rest in runtime if word == "ENV")
+    user = next((rest for word, rest in runtime if word == "USER"), "")
+    docs = manifests(directory)
+    for where, _, pod in pod_templates(docs):
+        spec = pod["spec"]
+        uid = spec.get("securityContext", {}).get("runAsUser")
+        if user.split(":")[0] != str(uid):
+            problem(where, f"runAsUser {uid} is not the image's USER {user}")
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            cmd = c.get("command", []) + c.get("args", [])
+            prog = cmd[0] if cmd else ""
+            if not prog.startswith("/usr/bin/") or \
+                    not re.search(rf"build/\S+/{re.escape(os.path.basename(prog))}\s", build):
+                problem(where, f"{c['name']}: the image does not install {prog} in /usr/bin")
+            if "--config" in cmd and f"CANCEL_RETRY_CONFIG={cmd[cmd.index('--config') + 1]}" not in env:
+                problem(where, f"{c['name']}: --config {cmd[cmd.index('--config') + 1]} is not the image's CANCEL_RETRY_CONFIG")
+            if "--migrations-dir" in cmd:
+                mdir = cmd[cmd.index("--migrations-dir") + 1]
+                if f"CANCEL_RETRY_MIGRATIONS_DIR={mdir}" not in env or f"/out{mdir}" not in build:
+                    problem(where, f"{c['name']}: the image does not put the migrations in {mdir}")
+
+
 def main(argv):
-    if len(argv) < 3 or argv[0] not in ("schemas", "config"):
+    checks = {"schemas": check_schemas, "config": lambda d, a: check_config(d, a[0]),
+              "container": check_container}
+    if len(argv) < 3 or argv[0] not in checks:
         print(__doc__, file=sys.stderr)
         return 2
-    if argv[0] == "schemas":
-        check_schemas(argv[1], argv[2:])
-    else:
-        check_config(argv[1], argv[2])
+    checks[argv[0]](argv[1], argv[2:])
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
 

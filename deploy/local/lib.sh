@@ -22,6 +22,8 @@ CR_FUZZ_BUILD_DIR="${CR_FUZZ_BUILD_DIR:-build-fuzz}"
 # Debian's interpreter: it has python3-jsonschema; a pyenv shim first in PATH
 # would not.
 CR_PYTHON="${CR_PYTHON:-/usr/bin/python3}"
+# The venv of the deploy suite's PyPI tools (deploy/local/requirements-deploy.txt).
+CR_DEPLOY_VENV="$CR_STATE_DIR/venv-deploy"
 
 export DEBIAN_FRONTEND=noninteractive
 

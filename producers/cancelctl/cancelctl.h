@@ -31,6 +31,7 @@
     X(resolve)                                                                                     \
     X(reconcile)                                                                                   \
     X(migrate)                                                                                     \
+    X(config)                                                                                      \
     X(publish)                                                                                     \
     X(topics)
 

@@ -31,39 +31,6 @@ static void stop(void)
     P = NULL;
 }
 
-/* Run cancelctl --config <pipeline config> args... with stdin from
- * /dev/null (never a terminal). */
-static void ctl(struct itest_result *r, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 90000, argv, NULL);
-}
-
-/* ctl, expecting exit code `code`, returning stdout parsed as JSON (the
- * caller decrefs). */
-static json_t *ctl_json(int code, const char *const *args)
-{
-    struct itest_result r;
-    ctl(&r, args);
-    cr_assert_eq(r.exit_code, code, "cancelctl %s %s: exit %d, want %d\nstderr: %s\nstdout: %s",
-                 args[0], args[1] ? args[1] : "", r.exit_code, code, r.err, r.out);
-    json_error_t jerr;
-    json_t *doc = json_loads(r.out, 0, &jerr);
-    cr_assert_not_null(doc, "not JSON (%s): %s", jerr.text, r.out);
-    itest_result_free(&r);
-    return doc;
-}
-
 static long long q_int(const char *sql, const char *param)
 {
     const char *params[] = {param};
@@ -166,7 +133,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_eq(pipeline_refunds(P, "pk_ex"), 0);
 
     /* dlq list shows it, with the gateway read from the original event. */
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "dlq", "list", NULL});
+    json_t *doc =
+        pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "dlq", "list", NULL});
     cr_assert_eq(jint(doc, "matched"), 1, "list: %s", json_dumps(doc, 0));
     json_t *dl = json_array_get(json_object_get(doc, "deadLetters"), 0);
     cr_expect_str_eq(jstr(dl, "reason"), "EXHAUSTED");
@@ -177,7 +145,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* A dry run says what would happen and changes nothing at all. */
     char *before = snapshot();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--dry-run", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "dlq", "replay", "--dry-run", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REARM", "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(res, "attempt"), 5);
@@ -190,7 +159,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* Without --yes and without a terminal: refused, nothing done. */
     struct itest_result r;
-    ctl(&r, (const char *const[]){"dlq", "replay", "--reason", "EXHAUSTED", NULL});
+    pipeline_cancelctl(P, &r,
+                       (const char *const[]){"dlq", "replay", "--reason", "EXHAUSTED", NULL});
     cr_expect_eq(r.exit_code, 2, "exit %d: %s", r.exit_code, r.err);
     cr_expect_not_null(strstr(r.err, "--yes"), "%s", r.err);
     itest_result_free(&r);
@@ -201,9 +171,10 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* The gateway recovers; the replay re-arms the request: one refund. */
     gateway_up();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--reason", "EXHAUSTED",
-                                            "--gateway", "toss", "--yes", "--operator", "alice",
-                                            NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--reason",
+                                                        "EXHAUSTED", "--gateway", "toss", "--yes",
+                                                        "--operator", "alice", NULL});
     res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REARM", "%s", json_dumps(doc, 0));
     cr_expect(json_is_true(json_object_get(res, "done")));
@@ -224,7 +195,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     long long retries = q_int("SELECT count(*) FROM outbox WHERE request_id = $1"
                               " AND event_type = 'payments.cancel.retry.scheduled.v1'",
                               "r-ex");
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
     res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "ALREADY_REPLAYED", "%s", json_dumps(doc, 0));
     cr_expect_not_null(strstr(jstr(res, "why"), "alice"), "%s", jstr(res, "why"));
@@ -238,7 +210,7 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_eq(pipeline_refunds(P, "pk_ex"), 1);
 
     /* show: the whole story; status: the figures. */
-    doc = ctl_json(0, (const char *const[]){"--json", "show", "r-ex", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "show", "r-ex", NULL});
     cr_expect_str_eq(jstr(json_object_get(doc, "request"), "status"), "SUCCEEDED");
     json_t *attempts = json_object_get(doc, "attempts");
     cr_expect_eq(json_array_size(attempts), 10, "5 attempts, STARTED + ANSWERED each");
@@ -251,13 +223,13 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_not_null(strstr(jstr(doc, "next"), "nothing"), "%s", jstr(doc, "next"));
     json_decref(doc);
 
-    ctl(&r, (const char *const[]){"show", "r-ex", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "r-ex", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "Attempt timeline"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "REARMED by alice"), "%s", r.out);
     itest_result_free(&r);
 
-    doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     cr_expect_eq(jint(json_object_get(json_object_get(doc, "requests"), "byStatus"), "SUCCEEDED"),
                  1);
     json_t *dead = json_object_get(doc, "deadLetters");
@@ -271,7 +243,7 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
               json_dumps(lag, 0));
     json_decref(doc);
 
-    ctl(&r, (const char *const[]){"show", "nobody", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "nobody", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "no request"), "%s", r.err);
     itest_result_free(&r);
@@ -304,7 +276,7 @@ static char *listed(const char *const *args)
     for (size_t i = 0; args[i] != NULL && n + 1 < 16; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    json_t *doc = ctl_json(0, argv);
+    json_t *doc = pipeline_cancelctl_json(P, 0, argv);
     char buf[512] = "";
     size_t i;
     json_t *dl;
@@ -352,12 +324,12 @@ Test(ops, filters_select_exactly_the_matching_dead_letters, .fini = stop, .timeo
     /* The human table, and listing commits nothing: the alert group (which
      * reads the DLQ) still has no committed offset. */
     struct itest_result r;
-    ctl(&r, (const char *const[]){"dlq", "list", "--reason", "FAILED", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"dlq", "list", "--reason", "FAILED", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "a-2"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "1 dead letter(s) match, of 5 read"), "%s", r.out);
     itest_result_free(&r);
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    json_t *doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     json_t *alert_dlq = json_array_get(json_object_get(doc, "consumerLag"), 3);
     cr_expect_eq(jint(alert_dlq, "committedPartitions"), 0, "%s", json_dumps(alert_dlq, 0));
     cr_expect_eq(jint(alert_dlq, "lag"), 5);
@@ -365,8 +337,9 @@ Test(ops, filters_select_exactly_the_matching_dead_letters, .fini = stop, .timeo
 
     /* A poison letter whose original topic is not ours is refused by the
      * dry run, with the reason. */
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--request-id", "a-3",
-                                            "--dry-run", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "dlq", "replay", "--request-id", "a-3", "--dry-run", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REFUSED");
     cr_expect_not_null(strstr(jstr(res, "why"), "elsewhere"), "%s", jstr(res, "why"));
@@ -425,8 +398,8 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     wait_outbox_drained();
     cr_expect_eq(q_int("SELECT count(*) FROM cancel_request", NULL), 0);
 
-    json_t *doc = ctl_json(
-        0, (const char *const[]){"--json", "dlq", "list", "--reason", "UNKNOWN_GATEWAY", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "dlq", "list", "--reason", "UNKNOWN_GATEWAY", NULL});
     cr_assert_eq(jint(doc, "matched"), 1, "%s", json_dumps(doc, 0));
     cr_expect_str_eq(jstr(json_array_get(json_object_get(doc, "deadLetters"), 0), "gateway"),
                      "tosspay");
@@ -440,8 +413,9 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     pipeline_start_process(P, PIPELINE_INTAKE, 0);
     pipeline_start_process(P, PIPELINE_RETRY, 0);
 
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--reason",
-                                            "UNKNOWN_GATEWAY", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--reason",
+                                                        "UNKNOWN_GATEWAY", "--yes", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REPUBLISH", "%s", json_dumps(doc, 0));
     json_decref(doc);
@@ -462,7 +436,8 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     free(how);
 
     /* Replaying it again publishes nothing. */
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
     cr_expect_eq(jint(json_object_get(doc, "counts"), "ALREADY_REPLAYED"), 1);
     json_decref(doc);
     cr_expect_eq(q_int("SELECT count(*) FROM outbox WHERE event_type = 'dlq-replay'", NULL), 1);
@@ -483,11 +458,12 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
               "never in flight (logs: %s)", pipeline_log_dir(P));
 
     struct itest_result r;
-    ctl(&r, (const char *const[]){"resolve", "r-hang", "--note", "refunded by hand", NULL});
+    pipeline_cancelctl(
+        P, &r, (const char *const[]){"resolve", "r-hang", "--note", "refunded by hand", NULL});
     cr_expect_eq(r.exit_code, 1, "resolve in flight: exit %d %s%s", r.exit_code, r.out, r.err);
     cr_expect_not_null(strstr(r.err, "IN_FLIGHT"), "%s", r.err);
     itest_result_free(&r);
-    ctl(&r, (const char *const[]){"requeue", "r-hang", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-hang", NULL});
     cr_expect_eq(r.exit_code, 1, "requeue in flight: exit %d %s%s", r.exit_code, r.out, r.err);
     cr_expect_not_null(strstr(r.err, "IN_FLIGHT"), "%s", r.err);
     itest_result_free(&r);
@@ -495,7 +471,7 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     /* The hung attempt times out, the next one refunds. */
     wait_status("r-hang", "SUCCEEDED");
     cr_expect_eq(pipeline_refunds(P, "pk_hang"), 1);
-    ctl(&r, (const char *const[]){"resolve", "r-hang", "--note", "x", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"resolve", "r-hang", "--note", "x", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "already succeeded"), "%s", r.err);
     itest_result_free(&r);
@@ -505,9 +481,10 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     gateway_down("pk_res");
     pipeline_publish(P, "r-res", "toss", "pk_res", 3000, "KRW", false);
     wait_status("r-res", "EXHAUSTED");
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "resolve", "r-res", "--note",
-                                                    "refunded in the console, OPS-1", "--operator",
-                                                    "bob", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "resolve", "r-res", "--note",
+                              "refunded in the console, OPS-1", "--operator", "bob", NULL});
     cr_expect_str_eq(jstr(doc, "statusAfter"), "MANUALLY_RESOLVED");
     json_decref(doc);
     char *v = q_str("SELECT status || ' ' || resolved_by || ' ' || resolved_note"
@@ -535,12 +512,13 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     pipeline_publish(P, "r-rq", "toss", "pk_rq", 4000, "KRW", false);
     wait_status("r-rq", "EXHAUSTED");
     gateway_up();
-    ctl(&r, (const char *const[]){"requeue", "r-rq", "--dry-run", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-rq", "--dry-run", NULL});
     cr_expect_eq(r.exit_code, 0, "%s", r.err);
     cr_expect_not_null(strstr(r.out, "would re-arm request r-rq"), "%s", r.out);
     itest_result_free(&r);
     cr_expect_eq(q_int("SELECT count(*) FROM operator_action WHERE request_id = $1", "r-rq"), 0);
-    ctl(&r, (const char *const[]){"requeue", "r-rq", "--note", "gateway back", NULL});
+    pipeline_cancelctl(P, &r,
+                       (const char *const[]){"requeue", "r-rq", "--note", "gateway back", NULL});
     cr_expect_eq(r.exit_code, 0, "%s", r.err);
     itest_result_free(&r);
     wait_status("r-rq", "SUCCEEDED");
@@ -560,13 +538,14 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
                          0, NULL, err, sizeof(err)),
               "%s", err);
     gateway_up();
-    ctl(&r, (const char *const[]){"requeue", "r-old", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-old", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "expired"), "%s", r.err);
     cr_expect_not_null(strstr(r.err, "refund twice"), "%s", r.err);
     itest_result_free(&r);
-    doc = ctl_json(1, (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-old",
-                                            "--yes", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 1,
+        (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-old", "--yes", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REFUSED", "%s", json_dumps(doc, 0));
     cr_expect_not_null(strstr(jstr(res, "why"), "expired"), "%s", jstr(res, "why"));

@@ -40,10 +40,7 @@ static void stop(void)
 
 static const char *wait_final(const char *request_id)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
-    return st;
+    return pipeline_require_final(P, request_id, FINAL_TIMEOUT_MS);
 }
 
 static char *query(const char *sql, const char *request_id)
@@ -463,22 +460,6 @@ Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, 
 
 /* ---- operators ---- */
 
-static void ctl(struct itest_result *r, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 90000, argv, NULL);
-}
-
 /* An EXHAUSTED request that someone then refunded by hand in the gateway's
  * dashboard: a requeue asks the gateway first and never refunds again. The
  * key generation and the inquiry are in `cancelctl show`. */
@@ -494,7 +475,7 @@ Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout
     pipeline_sim_call(P, "DELETE", "/_sim/faults", NULL, NULL);
     pipeline_sim_post(P, "/_sim/payments/pi_hand/refunds", "{\"amount\":2500}");
     struct itest_result r;
-    ctl(&r, (const char *const[]){"requeue", "r-hand", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-hand", NULL});
     cr_assert_eq(r.exit_code, 0, "requeue: %s%s", r.out, r.err);
     itest_result_free(&r);
 
@@ -507,7 +488,7 @@ Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout
     cr_expect_str_eq(last, "INQUIRY/ALREADY_REFUNDED", "the requeued attempt only inquired");
     free(last);
 
-    ctl(&r, (const char *const[]){"show", "r-hand", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "r-hand", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "key generation"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "proven by an inquiry"), "%s", r.out);

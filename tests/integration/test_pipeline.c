@@ -70,10 +70,7 @@ static long long request_int(const char *request_id, const char *sql)
 
 static const char *wait_final(const char *request_id)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
-    return st;
+    return pipeline_require_final(P, request_id, FINAL_TIMEOUT_MS);
 }
 
 /* The messages of topic_role whose key is key, once at least want of them

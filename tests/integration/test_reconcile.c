@@ -28,39 +28,6 @@ static void stop(void)
     P = NULL;
 }
 
-/* ---- cancelctl ---- */
-
-/* Run cancelctl --config <pipeline config> args... with stdin from
- * /dev/null; fails the test unless it exits with code. */
-static void ctl(struct itest_result *r, int code, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 120000, argv, NULL);
-    cr_assert_eq(r->exit_code, code, "cancelctl %s: exit %d, want %d\nstderr: %s\nstdout: %s",
-                 args[1] ? args[1] : args[0], r->exit_code, code, r->err, r->out);
-}
-
-static json_t *ctl_json(int code, const char *const *args)
-{
-    struct itest_result r;
-    ctl(&r, code, args);
-    json_error_t jerr;
-    json_t *doc = json_loads(r.out, 0, &jerr);
-    cr_assert_not_null(doc, "not JSON (%s): %s", jerr.text, r.out);
-    itest_result_free(&r);
-    return doc;
-}
-
 static long long jint(const json_t *o, const char *key)
 {
     return json_integer_value(json_object_get(o, key));
@@ -267,8 +234,9 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
         q_int("SELECT count(*) FROM outbox WHERE event_type = 'dead-letter'", NULL);
 
     /* First pass: every mismatch recorded and alerted once. */
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h",
-                                                    "--operator", "alice", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "reconcile", "--since", "1h", "--operator", "alice", NULL});
     json_t *c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "checked"), 7, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "agree"), 1);
@@ -331,7 +299,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     expect_q("SELECT status FROM cancel_request WHERE request_id = $1", "r-gone", "SUCCEEDED");
 
     /* Second pass: the same open mismatches, nobody alerted again. */
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "reconcile", "--since", "1h", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "mismatches"), 4, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "newMismatches"), 0);
@@ -343,7 +312,7 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
 
     /* The same for a person at a terminal. */
     struct itest_result r;
-    ctl(&r, 0, (const char *const[]){"reconcile", "--since", "1h", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"reconcile", "--since", "1h", NULL});
     fprintf(stderr, "%s", r.out);
     const char *words[] = {"OURS_REFUNDED_THEIRS_NOT",
                            "OURS_FAILED_THEIRS_REFUNDED",
@@ -359,21 +328,21 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         cr_expect_not_null(strstr(r.out, words[i]), "\"%s\" missing from:\n%s", words[i], r.out);
     itest_result_free(&r);
-    ctl(&r, 0, (const char *const[]){"status", "--timeout", "5s", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"status", "--timeout", "5s", NULL});
     cr_expect_not_null(strstr(r.out, "open mismatches: 4 (AMOUNT_DIFFERS 1, "
                                      "OURS_FAILED_THEIRS_REFUNDED 2, OURS_REFUNDED_THEIRS_NOT 1)"),
                        "%s", r.out);
     itest_result_free(&r);
     cr_expect_eq(mismatch_letters(NULL), 4);
     /* show tells the one request's mismatch. */
-    ctl(&r, 0, (const char *const[]){"show", "r-gone", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"show", "r-gone", NULL});
     cr_expect_not_null(strstr(r.out, "Reconciliation against the gateway"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "OURS_REFUNDED_THEIRS_NOT: ours SUCCEEDED"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "(open)"), "%s", r.out);
     itest_result_free(&r);
 
     /* status shows them. */
-    doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     json_t *rec = json_object_get(doc, "reconciliation");
     json_t *open = json_object_get(rec, "openMismatches");
     cr_expect_eq(jint(open, "total"), 4, "%s", json_dumps(rec, 0));
@@ -386,8 +355,10 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     /* --fix corrects our records, each once. */
     long long out_gone = outcomes("r-gone"), out_ex = outcomes("r-stripe-ex"),
               out_toss = outcomes("r-toss-ex"), out_amt = outcomes("r-amt");
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", "--fix",
-                                            "--operator", "alice", "--note", "OPS-1", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "reconcile", "--since", "1h",
+                                                        "--fix", "--operator", "alice", "--note",
+                                                        "OPS-1", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "fixed"), 3, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "newMismatches"), 0);
@@ -426,8 +397,9 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
 
     /* A second --fix changes nothing. */
     long long actions = q_int("SELECT count(*) FROM operator_action", NULL);
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", "--fix",
-                                            "--operator", "bob", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "reconcile", "--since", "1h",
+                                                        "--fix", "--operator", "bob", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "fixed"), 0, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "mismatches"), 1);
@@ -442,8 +414,10 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     /* The operator replays the corrected request: it inquires first, finds
      * no refund, and refunds once under a new key generation. */
     wait_outbox_drained();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-gone",
-                                            "--yes", "--operator", "alice", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--request-id",
+                                                        "r-gone", "--yes", "--operator", "alice",
+                                                        NULL});
     cr_expect_str_eq(jstr(json_array_get(json_object_get(doc, "results"), 0), "action"), "REARM",
                      "%s", json_dumps(doc, 0));
     json_decref(doc);

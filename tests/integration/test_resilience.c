@@ -12,13 +12,10 @@
  */
 #include <criterion/criterion.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +24,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "child_process.h"
 #include "cloudevent.h"
 #include "pipeline_fixture.h"
 
@@ -150,33 +148,7 @@ static void assert_refunded_once(struct pipeline *p, const char *tag, int n)
     }
 }
 
-/* ---- process logs ---- */
-
-/* Count the lines of a process's log file that contain needle. */
-static int log_count(struct pipeline *p, const char *file, const char *needle)
-{
-    char path[700], line[8192];
-    snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(p), file);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
-static bool log_wait(struct pipeline *p, const char *file, const char *needle, int timeout_ms)
-{
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    while (log_count(p, file, needle) == 0) {
-        if (itest_mono_ms() >= deadline)
-            return false;
-        itest_sleep_ms(50);
-    }
-    return true;
-}
+/* ---- processes ---- */
 
 static void assert_all_running(struct pipeline *p, const char *when)
 {
@@ -334,7 +306,7 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
                  0, "the killed worker started later attempts");
     char said[300];
     snprintf(said, sizeof(said), "abandoned: lease of %s expired", victim);
-    cr_expect_eq(log_count(P, "outbox-relay-0.log", said), N,
+    cr_expect_eq(pipeline_log_count(P, "outbox-relay-0.log", said), N,
                  "the reconciler should name the killed worker: \"%s\" (logs: %s)", said,
                  pipeline_log_dir(P));
     free(victim);
@@ -391,9 +363,9 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     int active = -1;
     for (int64_t until = itest_mono_ms() + 20000; active < 0 && itest_mono_ms() < until;
          itest_sleep_ms(50)) {
-        if (log_count(P, "outbox-relay-0.log", "this relay is now active") > 0)
+        if (pipeline_log_count(P, "outbox-relay-0.log", "this relay is now active") > 0)
             active = 0;
-        else if (log_count(P, "outbox-relay-1.log", "this relay is now active") > 0)
+        else if (pipeline_log_count(P, "outbox-relay-1.log", "this relay is now active") > 0)
             active = 1;
     }
     cr_assert(active >= 0, "no relay became active (logs: %s)", pipeline_log_dir(P));
@@ -409,7 +381,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
                                   " AND event_type = 'payments.cancel.retry.scheduled.v1'",
                                   0, NULL, "300", 60000),
               "the intake did not schedule %d requests (logs: %s)", N, pipeline_log_dir(P));
-    cr_expect_eq(log_count(P, standby_log, "this relay is now active"), 0,
+    cr_expect_eq(pipeline_log_count(P, standby_log, "this relay is now active"), 0,
                  "the standby took over from a live relay");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
@@ -427,7 +399,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     cr_assert(published > 0 && pending > 0,
               "the kill should land mid-way: %lld published, %lld pending", published, pending);
 
-    cr_assert(log_wait(P, standby_log, "this relay is now active", 15000),
+    cr_assert(pipeline_log_wait(P, standby_log, "this relay is now active", 1, 15000),
               "the standby relay did not take over within 15 s (logs: %s)", pipeline_log_dir(P));
     fprintf(stderr, "resilience: the standby relay took over %lld ms after the kill\n",
             (long long)(itest_mono_ms() - killed_at));
@@ -486,15 +458,17 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
               "outbox rows left unpublished (logs: %s)", pipeline_log_dir(P));
 
     /* They paused, said so, and came back, without restarting. */
-    cr_expect_gt(log_count(P, "retry-consumer-0.log", "pausing until the database is back"), 0,
-                 "the retry-consumer did not log its pause (logs: %s)", pipeline_log_dir(P));
-    cr_expect_gt(log_count(P, "retry-consumer-0.log", "database available again"), 0);
-    cr_expect_gt(log_count(P, "outbox-relay-0.log", "connected to the database again"), 0,
+    cr_expect_gt(
+        pipeline_log_count(P, "retry-consumer-0.log", "pausing until the database is back"), 0,
+        "the retry-consumer did not log its pause (logs: %s)", pipeline_log_dir(P));
+    cr_expect_gt(pipeline_log_count(P, "retry-consumer-0.log", "database available again"), 0);
+    cr_expect_gt(pipeline_log_count(P, "outbox-relay-0.log", "connected to the database again"), 0,
                  "the relay did not log its reconnect (logs: %s)", pipeline_log_dir(P));
     static const char *const files[] = {"intake-consumer-0.log", "outbox-relay-0.log",
                                         "retry-consumer-0.log"};
     for (size_t i = 0; i < 3; i++)
-        cr_expect_eq(log_count(P, files[i], "started"), 1, "%s: started more than once", files[i]);
+        cr_expect_eq(pipeline_log_count(P, files[i], "started"), 1, "%s: started more than once",
+                     files[i]);
 }
 
 /* Kafka stopped while retries are due: the relay cannot publish and the
@@ -544,7 +518,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
     cr_assert(pipeline_wait_query(P, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0,
                                   NULL, "0", 30000),
               "outbox rows left unpublished (logs: %s)", pipeline_log_dir(P));
-    int recreated = log_count(P, "outbox-relay-0.log", "recreating it");
+    int recreated = pipeline_log_count(P, "outbox-relay-0.log", "recreating it");
     fprintf(stderr, "resilience: the relay recreated its producer %d time%s\n", recreated,
             recreated == 1 ? "" : "s");
 }
@@ -557,19 +531,11 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
 
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock_cluster;
-static pid_t mock_relay;
+static struct child mock_relay;
 
 static void stop_mock(void)
 {
-    if (mock_relay > 0) {
-        kill(mock_relay, SIGTERM);
-        int status;
-        for (int i = 0; i < 150 && waitpid(mock_relay, &status, WNOHANG) == 0; i++)
-            itest_sleep_ms(100);
-        kill(mock_relay, SIGKILL);
-        waitpid(mock_relay, &status, 0);
-        mock_relay = 0;
-    }
+    child_stop(&mock_relay, "outbox-relay on the mock cluster");
     stop();
     if (mock_cluster != NULL) {
         rd_kafka_mock_cluster_destroy(mock_cluster);
@@ -579,26 +545,6 @@ static void stop_mock(void)
         rd_kafka_destroy(mock_rk);
         mock_rk = NULL;
     }
-}
-
-/* Start an outbox-relay with config_path, its output appended to log_path. */
-static pid_t spawn_relay(const char *config_path, const char *log_path)
-{
-    const char *exe = itest_require_env("CR_OUTBOX_RELAY");
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    cr_assert(fd >= 0, "could not open %s: %s", log_path, strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execl(exe, exe, "--config", config_path, (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
 }
 
 /* The relay's producer hits a fatal error (librdkafka raises one for an
@@ -655,14 +601,15 @@ Test(resilience, relay_recreates_producer_after_fatal_error, .fini = stop_mock, 
     cr_assert(pipeline_wait_query(P, "SELECT count(*) FROM outbox WHERE available_at <= now()", 0,
                                   NULL, "50", 30000),
               "the intake did not write %d rows (logs: %s)", N, pipeline_log_dir(P));
-    mock_relay = spawn_relay(mock_config, log_path);
+    const char *relay_argv[] = {itest_require_env("CR_OUTBOX_RELAY"), "--config", mock_config,
+                                NULL};
+    mock_relay.pid = child_spawn(relay_argv, log_path);
     bool published = pipeline_wait_query(
         P, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, NULL, "0", 60000);
-    int fatal = log_count(P, "outbox-relay-mock.log", "fatal error, recreating it");
+    int fatal = pipeline_log_count(P, "outbox-relay-mock.log", "fatal error, recreating it");
     fprintf(stderr, "resilience: relay on the mock cluster: %d fatal error%s, rows %s\n", fatal,
             fatal == 1 ? "" : "s", published ? "all published" : "NOT all published");
     cr_expect_eq(fatal, 1, "the relay did not report recreating its producer (log: %s)", log_path);
     cr_assert(published, "outbox rows left unpublished after the fatal error (log: %s)", log_path);
-    int status;
-    cr_expect_eq(waitpid(mock_relay, &status, WNOHANG), 0, "the relay exited (log: %s)", log_path);
+    cr_expect(child_running(&mock_relay), "the relay exited (log: %s)", log_path);
 }

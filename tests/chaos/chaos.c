@@ -175,11 +175,6 @@ static const char *status_summary(void)
 
 /* ---- the simulator ---- */
 
-static void sim_fault(const char *json)
-{
-    pipeline_sim_post(C.p, "/_sim/faults", json);
-}
-
 /* Create request i's payment and its faults. */
 static void prepare(int i)
 {
@@ -196,30 +191,30 @@ static void prepare(int i)
     case B_5XX_THEN_OK:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":%d}",
                  pk, 1 + rnd_below(2));
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_APPLY_DROP:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"apply_then_drop\"}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_APPLY_HANG:
         snprintf(json, sizeof(json),
                  "{\"paymentKey\":\"%s\",\"type\":\"apply_then_hang\",\"delayMs\":2500}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_STORED_ERROR:
         snprintf(json, sizeof(json),
                  "{\"paymentKey\":\"%s\",\"type\":\"provider_error\",\"stored\":true}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_5XX_FOREVER:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
                  pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_PERMANENT:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"permanent\"}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     default:
         break;
@@ -401,7 +396,7 @@ static void inject(enum fault f)
         stack("start kafka");
         break;
     case F_GATEWAY_HANG:
-        sim_fault("{\"type\":\"hang\",\"times\":20,\"delayMs\":3000}");
+        pipeline_sim_fault(C.p, "{\"type\":\"hang\",\"times\":20,\"delayMs\":3000}");
         break;
     default:
         break;

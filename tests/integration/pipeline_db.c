@@ -51,23 +51,5 @@ const char *pipeline_require_final(struct pipeline *p, const char *request_id, i
 bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
                          const char *const *params, const char *want, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    for (;;) {
-        PGresult *res = PQexecParams(itest_pg(&p->t), sql, nparams, NULL, params, NULL, NULL, 0);
-        cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
-                     PQresultErrorMessage(res));
-        bool match = false;
-        if (PQntuples(res) >= 1) {
-            if (PQgetisnull(res, 0, 0))
-                match = want == NULL;
-            else
-                match = want != NULL && strcmp(PQgetvalue(res, 0, 0), want) == 0;
-        }
-        PQclear(res);
-        if (match)
-            return true;
-        if (itest_mono_ms() >= deadline)
-            return false;
-        itest_sleep_ms(100);
-    }
+    return itest_wait_query(&p->t, sql, nparams, params, want, timeout_ms);
 }

@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,14 +96,6 @@ void pipeline_kill(struct pipeline *p, enum pipeline_proc which, int index, int 
 
 /* ---- start / stop ---- */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void make_log_dir(struct pipeline *p, const char *name)
 {
     char s[64];
@@ -127,7 +118,7 @@ static void make_log_dir(struct pipeline *p, const char *name)
     }
     mkdir(parent, 0755);
     snprintf(p->log_dir, sizeof(p->log_dir), "%s/%s", parent, s);
-    nftw(p->log_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    itest_remove_tree(p->log_dir);
     cr_assert(mkdir(p->log_dir, 0755) == 0, "could not create %s: %s", p->log_dir, strerror(errno));
 }
 
@@ -210,6 +201,23 @@ const char *pipeline_log_dir(struct pipeline *p)
 struct itest *pipeline_itest(struct pipeline *p)
 {
     return &p->t;
+}
+
+const char *pipeline_config_variant(struct pipeline *p, const char *file, const char *prefix,
+                                    const char *line, char *buf, size_t len)
+{
+    pipeline_log_path(p, file, buf, len);
+    FILE *in = fopen(p->t.config_path, "r"), *out = fopen(buf, "w");
+    cr_assert(in != NULL && out != NULL, "could not copy %s to %s: %s", p->t.config_path, buf,
+              strerror(errno));
+    char *text = NULL;
+    size_t cap = 0;
+    while (getline(&text, &cap, in) >= 0)
+        fputs(strncmp(text, prefix, strlen(prefix)) == 0 ? line : text, out);
+    free(text);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0, "could not write %s: %s", buf, strerror(errno));
+    return buf;
 }
 
 const char *pipeline_log_path(struct pipeline *p, const char *file, char *buf, size_t len)

@@ -43,7 +43,7 @@
  *   pipeline_cancelctl.h  running cancelctl with the pipeline's config
  * and on their own: pipeline_config.h (the merged config file),
  * child_process.h, log_file.h, http_fixture.h, slack_sink_fixture.h,
- * tcp_proxy.h.
+ * tcp_proxy.h, local_stack.h.
  *
  * Every function fails the current Criterion test (with a message) when the
  * fixture itself cannot do its job; none returns an error.
@@ -66,6 +66,12 @@ enum pipeline_proc {
     PIPELINE_ALERT = 3
 };
 #define PIPELINE_PROC_KINDS 4
+
+/* How long most tests wait for a request to reach a final status, and for
+ * messages on a topic: long enough for a loaded machine. A test that waits
+ * longer says why. */
+#define PIPELINE_FINAL_TIMEOUT_MS 60000
+#define PIPELINE_READ_TIMEOUT_MS  30000
 
 /* Slots per process kind: pipeline_start_process(p, which, 0..N-1). */
 #define PIPELINE_MAX_PROCS 8
@@ -90,6 +96,13 @@ const char *pipeline_config_path(struct pipeline *p);
 
 /* The directory of the processes' log files and the config copy. */
 const char *pipeline_log_dir(struct pipeline *p);
+
+/* Write a variant of the config for a process a test starts itself: a copy
+ * of it at <log dir>/file where every line that starts with prefix (e.g.
+ * "  dsn: ") is replaced by line (with its own newline). Returns the copy's
+ * path, in buf. */
+const char *pipeline_config_variant(struct pipeline *p, const char *file, const char *prefix,
+                                    const char *line, char *buf, size_t len);
 
 /* Start process `which` in slot index (0..PIPELINE_MAX_PROCS-1); fails the
  * test if that slot already runs. Its log is <log dir>/<kind>-<index>.log

@@ -67,6 +67,11 @@ void pipeline_sim_post(struct pipeline *p, const char *path, const char *json)
     cr_assert(ok, "gateway-sim POST %s %s: HTTP %ld %s", path, json ? json : "", st, msg);
 }
 
+void pipeline_sim_fault(struct pipeline *p, const char *json)
+{
+    pipeline_sim_post(p, "/_sim/faults", json);
+}
+
 char *pipeline_sim_get(struct pipeline *p, const char *path)
 {
     char *body = NULL;
@@ -98,8 +103,7 @@ void pipeline_payment(struct pipeline *p, const char *gateway, const char *payme
     free(s);
 }
 
-/* The simulator's ledger entry of payment_key, or NULL if it has none. */
-static json_t *ledger(struct pipeline *p, const char *payment_key)
+json_t *pipeline_ledger(struct pipeline *p, const char *payment_key)
 {
     char path[512];
     char *esc = curl_easy_escape(p->curl, payment_key, 0);
@@ -115,7 +119,7 @@ static json_t *ledger(struct pipeline *p, const char *payment_key)
 
 long long pipeline_refunds(struct pipeline *p, const char *payment_key)
 {
-    json_t *j = ledger(p, payment_key);
+    json_t *j = pipeline_ledger(p, payment_key);
     long long n = j ? (long long)json_array_size(json_object_get(j, "refunds")) : 0;
     json_decref(j);
     return n;
@@ -123,7 +127,7 @@ long long pipeline_refunds(struct pipeline *p, const char *payment_key)
 
 long long pipeline_refunded_amount(struct pipeline *p, const char *payment_key)
 {
-    json_t *j = ledger(p, payment_key);
+    json_t *j = pipeline_ledger(p, payment_key);
     long long n = j ? (long long)json_integer_value(json_object_get(j, "refunded")) : 0;
     json_decref(j);
     return n;

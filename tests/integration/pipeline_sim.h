@@ -6,6 +6,8 @@
 #ifndef CR_TEST_PIPELINE_SIM_H
 #define CR_TEST_PIPELINE_SIM_H
 
+#include <jansson.h>
+
 struct pipeline;
 
 /* The simulator's base URL, e.g. "http://127.0.0.1:40123". */
@@ -14,6 +16,10 @@ const char *pipeline_sim_url(struct pipeline *p);
 /* POST json (may be NULL: empty body) to the simulator's path (e.g.
  * "/_sim/faults"); fails the test unless the answer is 2xx. */
 void pipeline_sim_post(struct pipeline *p, const char *path, const char *json);
+
+/* POST json to /_sim/faults: the simulator misbehaves as it says (see
+ * tests/gateway-sim/faults.h). */
+void pipeline_sim_fault(struct pipeline *p, const char *json);
 
 /* Any method (GET, POST, PUT, DELETE) with an optional JSON body; returns the
  * HTTP status and, if body is not NULL, the answer (malloc'd, caller frees).
@@ -28,6 +34,11 @@ char *pipeline_sim_get(struct pipeline *p, const char *path);
 /* Create (or replace) a payment in the simulator's ledger. */
 void pipeline_payment(struct pipeline *p, const char *gateway, const char *payment_key,
                       long long amount, const char *currency, long long refunded);
+
+/* The simulator's ledger entry of payment_key: {paymentKey, amount,
+ * refunded, refunds: [{id, amount, status, idempotencyKey}, ...], ...} (new
+ * reference), or NULL when it has none. */
+json_t *pipeline_ledger(struct pipeline *p, const char *payment_key);
 
 /* Refunds recorded by the simulator for payment_key (0 for an unknown
  * payment), and the amount refunded in total. */

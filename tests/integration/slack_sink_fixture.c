@@ -5,11 +5,9 @@
 
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "harness.h"
 #include "http_fixture.h"
@@ -35,18 +33,10 @@ void slack_sink_start(struct slack_sink *s, const char *hook_path)
     setenv("CR_IT_SLACK_URL", s->webhook, 1);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 void slack_sink_stop(struct slack_sink *s)
 {
     child_stop(&s->proc, "slack-sink");
-    if (s->dir[0] != '\0' && nftw(s->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
+    if (s->dir[0] != '\0' && !itest_remove_tree(s->dir))
         fprintf(stderr, "could not remove %s\n", s->dir);
     s->dir[0] = '\0';
 }

@@ -121,18 +121,16 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
     start("alerts-each", "    statuses: [FAILED, EXHAUSTED]\n");
     pipeline_payment(P, "toss", "tpay_exhaust_0001", 15000, "KRW", 0);
     pipeline_payment(P, "stripe", "pi_fail_0002", 1234, "USD", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_exhaust_0001\",\"type\":\"error_5xx\",\"times\":0}");
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
+    pipeline_sim_fault(P,
+                       "{\"paymentKey\":\"tpay_exhaust_0001\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
     pipeline_publish(P, "r-exhaust", "toss", "tpay_exhaust_0001", 15000, "KRW", false);
     pipeline_publish(P, "r-fail", "stripe", "pi_fail_0002", 1234, "USD", false);
     /* A configuration fault: a FAILED Outcome and a CONFIG_FAULT dead letter
      * for one request, announced once (by the dead letter). */
     pipeline_payment(P, "toss", "tpay_auth_0003", 5000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_auth_0003\",\"type\":\"bad_credentials\","
-                      "\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tpay_auth_0003\",\"type\":\"bad_credentials\","
+                          "\"times\":0}");
     pipeline_publish(P, "r-auth", "toss", "tpay_auth_0003", 5000, "KRW", false);
     pipeline_publish_raw(P, "cancel_failed", "poison-1", "{this is not json");
     cr_assert_str_eq(pipeline_wait_final(P, "r-exhaust", 60000), "EXHAUSTED");

@@ -6,7 +6,6 @@
  * 300ms..2s) and drives cancelctl as an operator would.
  */
 #include <criterion/criterion.h>
-#include <criterion/parameterized.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -19,9 +18,6 @@
 #include "dlq.h"
 #include "pipeline_fixture.h"
 #include "timeutil.h"
-
-#define FINAL_TIMEOUT_MS 60000
-#define READ_TIMEOUT_MS  30000
 
 static struct pipeline *P;
 
@@ -45,9 +41,9 @@ static char *q_str(const char *sql, const char *param)
 
 static void wait_status(const char *request_id, const char *want)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
+    const char *st = pipeline_wait_final(P, request_id, PIPELINE_FINAL_TIMEOUT_MS);
     cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
+                       PIPELINE_FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
     cr_assert_str_eq(st, want, "%s ended %s (logs: %s)", request_id, st, pipeline_log_dir(P));
 }
 
@@ -55,7 +51,7 @@ static void wait_status(const char *request_id, const char *want)
 static size_t topic_count(const char *role)
 {
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, role, 0, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, role, 0, PIPELINE_READ_TIMEOUT_MS, &m);
     pipeline_msgs_free(m, n);
     return n;
 }
@@ -63,7 +59,7 @@ static size_t topic_count(const char *role)
 static void wait_dlq(size_t want)
 {
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, "dlq", want, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, "dlq", want, PIPELINE_READ_TIMEOUT_MS, &m);
     pipeline_msgs_free(m, n);
     cr_assert_geq(n, want, "want %zu dead letters, the DLQ has %zu (logs: %s)", want, n,
                   pipeline_log_dir(P));
@@ -113,7 +109,7 @@ static void gateway_down(const char *payment_key)
     char body[256];
     snprintf(body, sizeof(body), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
              payment_key);
-    pipeline_sim_post(P, "/_sim/faults", body);
+    pipeline_sim_fault(P, body);
 }
 
 static void gateway_up(void)
@@ -424,7 +420,7 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
 
     /* The same bytes went back, with the same key. */
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, "cancel_failed", 2, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, "cancel_failed", 2, PIPELINE_READ_TIMEOUT_MS, &m);
     cr_assert_eq(n, 2);
     cr_expect_eq(m[0].len, m[1].len);
     cr_expect_eq(memcmp(m[0].value, m[1].value, m[0].len), 0, "re-published bytes differ");
@@ -449,8 +445,7 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     P = pipeline_start("ops-requeue-resolve", "consumers:\n  retry: { lease: 30s }\n"
                                               "gateways:\n  toss: { timeout: 10s }\n");
     pipeline_payment(P, "toss", "pk_hang", 5000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":6000}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":6000}");
     pipeline_publish(P, "r-hang", "toss", "pk_hang", 5000, "KRW", false);
     cr_assert(pipeline_wait_query(P,
                                   "SELECT status FROM cancel_request WHERE request_id = 'r-hang'",
@@ -559,44 +554,6 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
 }
 
 /* ---- command line only (no stack needed) ---- */
-
-struct usage_case {
-    char args[5][24];
-    char message[48];
-};
-
-ParameterizedTestParameters(ops_cli, usage_errors_exit_2)
-{
-    static struct usage_case cases[] = {
-        {{"dlq"}, "missing subcommand"},
-        {{"dlq", "purge"}, "unknown subcommand"},
-        {{"dlq", "list", "--limit", "0"}, "--limit"},
-        {{"dlq", "list", "--reason", "NOPE"}, "not a dead-letter reason"},
-        {{"dlq", "list", "--since", "yesterday"}, "--since"},
-        {{"dlq", "list", "--yes"}, "option of \"dlq replay\""},
-        {{"dlq", "replay", "--rate", "fast"}, "--rate"},
-        {{"requeue"}, "missing REQUEST_ID"},
-        {{"requeue", "bad id!"}, "not a requestId"},
-        {{"resolve", "r-1"}, "--note is required"},
-        {{"show", "a", "b"}, "unexpected argument"},
-        {{"status", "--frob"}, "unknown option"},
-    };
-    return cr_make_param_array(struct usage_case, cases, sizeof(cases) / sizeof(cases[0]));
-}
-
-ParameterizedTest(struct usage_case *c, ops_cli, usage_errors_exit_2)
-{
-    const char *argv[8] = {itest_cancelctl()};
-    int n = 1;
-    for (int i = 0; i < 5 && c->args[i][0] != '\0'; i++)
-        argv[n++] = c->args[i];
-    argv[n] = NULL;
-    struct itest_result r;
-    itest_run(&r, 30000, argv, NULL);
-    cr_expect_eq(r.exit_code, 2, "%s %s: exit %d", c->args[0], c->args[1], r.exit_code);
-    cr_expect_not_null(strstr(r.err, c->message), "want \"%s\" in stderr: %s", c->message, r.err);
-    itest_result_free(&r);
-}
 
 Test(ops_cli, every_command_has_help_with_examples)
 {

@@ -17,9 +17,6 @@
 
 #include "pipeline_fixture.h"
 
-#define FINAL_TIMEOUT_MS 60000
-#define READ_TIMEOUT_MS  30000
-
 static struct pipeline *P;
 
 static void stop(void)
@@ -76,9 +73,9 @@ static void expect_q(const char *sql, const char *param, const char *want)
 
 static void wait_status(const char *rid, const char *want)
 {
-    const char *st = pipeline_wait_final(P, rid, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", rid, FINAL_TIMEOUT_MS / 1000,
-                       pipeline_log_dir(P));
+    const char *st = pipeline_wait_final(P, rid, PIPELINE_FINAL_TIMEOUT_MS);
+    cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", rid,
+                       PIPELINE_FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
     cr_assert_str_eq(st, want, "%s ended %s (logs: %s)", rid, st, pipeline_log_dir(P));
 }
 
@@ -111,20 +108,11 @@ static long long outcomes(const char *rid)
 
 /* ---- the simulator ---- */
 
-static void sim_fault(const char *json)
-{
-    pipeline_sim_post(P, "/_sim/faults", json);
-}
-
 /* The id of the only refund of payment_key in the ledger. */
 static char *refund_id(const char *payment_key)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
-    char *body = pipeline_sim_get(P, path);
-    json_t *p = json_loads(body, 0, NULL);
-    cr_assert_not_null(p, "ledger of %s: %s", payment_key, body);
-    free(body);
+    json_t *p = pipeline_ledger(P, payment_key);
+    cr_assert_not_null(p, "no payment %s in the ledger", payment_key);
     json_t *refunds = json_object_get(p, "refunds");
     cr_assert_eq(json_array_size(refunds), 1, "refunds of %s", payment_key);
     char *id = strdup(jstr(json_array_get(refunds, 0), "id"));
@@ -198,8 +186,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     pipeline_payment(P, "stripe", "pi_settle", 2500, "USD", 0);
     pipeline_payment(P, "stripe", "pi_unk", 1000, "USD", 0);
     /* The gateway is down for two of them until they are EXHAUSTED. */
-    sim_fault("{\"paymentKey\":\"pi_ex\",\"type\":\"error_5xx\",\"times\":0}");
-    sim_fault("{\"paymentKey\":\"tp_ex\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pi_ex\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tp_ex\",\"type\":\"error_5xx\",\"times\":0}");
     pipeline_publish(P, "r-gone", "stripe", "pi_gone", 5000, "USD", false);
     pipeline_publish(P, "r-stripe-ex", "stripe", "pi_ex", 4000, "USD", false);
     pipeline_publish(P, "r-toss-ex", "toss", "tp_ex", 15000, "KRW", false);
@@ -226,8 +214,9 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     snprintf(path, sizeof(path), "/_sim/refunds/%s", settle);
     pipeline_sim_post(P, path, "{\"status\":\"pending\"}");
     free(settle);
-    sim_fault("{\"paymentKey\":\"pi_unk\",\"type\":\"error_5xx\",\"operation\":\"inquiry\","
-              "\"times\":0}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pi_unk\",\"type\":\"error_5xx\",\"operation\":\"inquiry\","
+           "\"times\":0}");
     wait_outbox_drained();
     size_t posts = refund_calls();
     long long letters_before =
@@ -288,7 +277,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
                  4);
     wait_outbox_drained();
     struct pipeline_msg *msgs = NULL;
-    size_t n = pipeline_read_topic(P, "dlq", (size_t)letters_before + 4, READ_TIMEOUT_MS, &msgs);
+    size_t n =
+        pipeline_read_topic(P, "dlq", (size_t)letters_before + 4, PIPELINE_READ_TIMEOUT_MS, &msgs);
     size_t on_kafka = 0;
     for (size_t i = 0; i < n; i++)
         on_kafka += strcmp(jstr(msgs[i].headers, "dlq.reason"), "RECONCILE_MISMATCH") == 0;
@@ -422,10 +412,7 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
                      "%s", json_dumps(doc, 0));
     json_decref(doc);
     wait_status("r-gone", "SUCCEEDED");
-    char ledger_path[] = "/_sim/ledger/pi_gone";
-    char *body = pipeline_sim_get(P, ledger_path);
-    json_t *ledger = json_loads(body, 0, NULL);
-    free(body);
+    json_t *ledger = pipeline_ledger(P, "pi_gone");
     json_t *refunds = json_object_get(ledger, "refunds");
     cr_expect_eq(json_array_size(refunds), 1, "refunds of pi_gone after the replay");
     cr_expect_str_eq(jstr(json_array_get(refunds, 0), "idempotencyKey"), "r-gone.2");
@@ -507,7 +494,8 @@ Test(reconcile, scheduled_pass_does_not_hold_up_publishing, .fini = stop, .timeo
         wait_status(rid, "SUCCEEDED");
     }
     /* Every inquiry now hangs 1.8 s (under the 2 s gateway timeout). */
-    sim_fault("{\"type\":\"hang\",\"operation\":\"inquiry\",\"delayMs\":1800,\"times\":0}");
+    pipeline_sim_fault(
+        P, "{\"type\":\"hang\",\"operation\":\"inquiry\",\"delayMs\":1800,\"times\":0}");
     int64_t deadline = itest_mono_ms() + 20000;
     while (hung_inquiries() == 0 && itest_mono_ms() < deadline)
         itest_sleep_ms(50);

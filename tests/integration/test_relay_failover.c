@@ -300,24 +300,18 @@ static void stop_cut(void)
  * to <log dir>/outbox-relay-cut.log. */
 static pid_t spawn_cut_relay(void)
 {
-    char config[700], log_path[700], line[4096];
-    snprintf(config, sizeof(config), "%s/relay-cut.yaml", pipeline_log_dir(P));
-    snprintf(log_path, sizeof(log_path), "%s/outbox-relay-cut.log", pipeline_log_dir(P));
-    FILE *in = fopen(pipeline_config_path(P), "r"), *out = fopen(config, "w");
-    cr_assert(in != NULL && out != NULL);
-    while (fgets(line, sizeof(line), in) != NULL) {
-        if (strncmp(line, "  dsn: ", 7) == 0) {
-            /* Later keywords win in a conninfo string. YAML double quotes:
-             * the DSN has single quotes of its own. */
-            fputs("  dsn: \"", out);
-            for (const char *c = pipeline_itest(P)->dsn; *c != '\0'; c++)
-                fprintf(out, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
-            fprintf(out, " host=127.0.0.1 port=%d\"\n", PX.port);
-        } else
-            fputs(line, out);
+    /* Later keywords win in a conninfo string. YAML double quotes: the DSN
+     * has single quotes of its own. */
+    char dsn[1400], config[700], log_path[700];
+    size_t n = (size_t)snprintf(dsn, sizeof(dsn), "  dsn: \"");
+    for (const char *c = pipeline_itest(P)->dsn; *c != '\0' && n + 3 < sizeof(dsn); c++) {
+        if (*c == '"' || *c == '\\')
+            dsn[n++] = '\\';
+        dsn[n++] = *c;
     }
-    fclose(in);
-    fclose(out);
+    snprintf(dsn + n, sizeof(dsn) - n, " host=127.0.0.1 port=%d\"\n", PX.port);
+    pipeline_config_variant(P, "relay-cut.yaml", "  dsn: ", dsn, config, sizeof(config));
+    pipeline_log_path(P, "outbox-relay-cut.log", log_path, sizeof(log_path));
     const char *argv[] = {itest_require_env("CR_OUTBOX_RELAY"), "--config", config, NULL};
     return child_spawn(argv, log_path);
 }

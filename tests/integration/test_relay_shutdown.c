@@ -79,22 +79,6 @@ static void write_config(void)
     free(tpl);
 }
 
-/* Poll until the first column of sql's first row is want. */
-static bool wait_value(const char *sql, const char *want, int timeout_ms)
-{
-    int64_t until = itest_mono_ms() + timeout_ms;
-    for (;;) {
-        char *v = itest_query_value(&T, sql, 0, NULL);
-        bool same = v != NULL && strcmp(v, want) == 0;
-        free(v);
-        if (same)
-            return true;
-        if (itest_mono_ms() >= until)
-            return false;
-        itest_sleep_ms(50);
-    }
-}
-
 Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 120)
 {
     char errstr[512], log_path[600], topic[200];
@@ -137,7 +121,8 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
                          " VALUES ($1, 'warm-up', convert_to('warm-up', 'UTF8'))",
                          1, params, err, sizeof(err)),
               "%s", err);
-    cr_assert(wait_value("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", "1", 20000),
+    cr_assert(itest_wait_query(&T, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", 0,
+                               NULL, "1", 20000),
               "the warm-up row was not published (log: %s)", log_path);
     cr_assert_eq(rd_kafka_mock_broker_set_rtt(mock_cluster, -1, BROKER_RTT_MS),
                  RD_KAFKA_RESP_ERR_NO_ERROR);

@@ -25,6 +25,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "child_process.h"
+#include "local_stack.h"
 #include "cloudevent.h"
 #include "pipeline_fixture.h"
 
@@ -42,14 +43,12 @@ static struct pipeline *P;
 /* A service this test stopped and has not started again. */
 static const char *stopped_service;
 
-static bool stack(const char *verb, const char *service);
-
 static void stop(void)
 {
     if (stopped_service != NULL) {
         const char *s = stopped_service;
         stopped_service = NULL;
-        if (!stack("start", s))
+        if (!local_stack("start", s))
             fprintf(stderr,
                     "resilience: could not start %s again: the stack needs "
                     "deploy/local/stack start\n",
@@ -102,7 +101,7 @@ static void add_fault(struct pipeline *p, const char *tag, int i, const char *ty
     snprintf(json, sizeof(json),
              "{\"paymentKey\":\"%s\",\"type\":\"%s\",\"times\":1,\"delayMs\":%d}", pk, type,
              delay_ms);
-    pipeline_sim_post(p, "/_sim/faults", json);
+    pipeline_sim_fault(p, json);
 }
 
 static long long query_int(struct pipeline *p, const char *sql)
@@ -156,76 +155,6 @@ static void assert_all_running(struct pipeline *p, const char *when)
     for (int k = PIPELINE_INTAKE; k <= PIPELINE_RETRY; k++)
         cr_assert(pipeline_running(p, (enum pipeline_proc)k, 0), "%s-0 exited %s (log: %s)",
                   names[k], when, pipeline_log_dir(p));
-}
-
-/* ---- the local stack ---- */
-
-static const char *stack_script(void)
-{
-    static char path[600];
-    snprintf(path, sizeof(path), "%s/deploy/local/stack", itest_require_env("CR_SOURCE_ROOT"));
-    return path;
-}
-
-/* deploy/local/stack VERB SERVICE; true on exit 0 (its output goes to the
- * test's stderr when it fails). */
-static bool stack(const char *verb, const char *service)
-{
-    const char *argv[] = {stack_script(), verb, service, NULL};
-    struct itest_result r;
-    itest_run(&r, 120000, argv, NULL);
-    bool ok = r.exit_code == 0;
-    if (!ok)
-        fprintf(stderr, "deploy/local/stack %s %s exited %d:\n%s%s\n", verb, service, r.exit_code,
-                r.out, r.err);
-    itest_result_free(&r);
-    return ok;
-}
-
-/* The value of NAME in `deploy/local/stack env` (caller frees), NULL when
- * absent. */
-static char *stack_env(const char *name)
-{
-    const char *argv[] = {stack_script(), "env", NULL};
-    struct itest_result r;
-    itest_run(&r, 30000, argv, NULL);
-    char *value = NULL, prefix[128];
-    snprintf(prefix, sizeof(prefix), "export %s=", name);
-    for (char *line = r.exit_code == 0 ? strtok(r.out, "\n") : NULL; line != NULL && !value;
-         line = strtok(NULL, "\n")) {
-        if (strncmp(line, prefix, strlen(prefix)) != 0)
-            continue;
-        char *v = line + strlen(prefix);
-        size_t len = strlen(v);
-        if (len >= 2 && v[0] == '\'' && v[len - 1] == '\'') {
-            v[len - 1] = '\0';
-            v++;
-        }
-        value = strdup(v);
-    }
-    itest_result_free(&r);
-    return value;
-}
-
-/* Skip unless the service under test is the one deploy/local/stack runs. */
-static void require_stack_service(const char *service)
-{
-    const char *want_name =
-        strcmp(service, "pg") == 0 ? "CR_TEST_PG_DSN" : "CR_TEST_KAFKA_BOOTSTRAP";
-    const char *want = itest_require_env(want_name);
-    char *have = stack_env(want_name);
-    bool same = have != NULL && strcmp(have, want) == 0;
-    free(have);
-    if (!same)
-        cr_skip_test("%s is not the one deploy/local/stack runs: cannot stop and start it",
-                     want_name);
-    if (strcmp(service, "kafka") == 0) {
-        char *mode = stack_env("CR_KAFKA_MODE");
-        bool mock = mode == NULL || strcmp(mode, "kafka") != 0;
-        free(mode);
-        if (mock)
-            cr_skip_test("the broker is not Apache Kafka (mock mode): a restart loses all topics");
-    }
 }
 
 /* ---- tests ---- */
@@ -425,7 +354,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
 Test(resilience, database_outage, .fini = stop, .timeout = 150)
 {
     enum { N = 80 };
-    require_stack_service("pg");
+    local_stack_require("pg");
     P = pipeline_start("database_outage", NO_BREAKER "retry: { max_attempts: 8 }\n");
     cr_assert_eq(
         pipeline_sim_call(P, "PUT", "/_sim/latency", "{\"minMs\":100,\"maxMs\":300}", NULL), 200);
@@ -437,14 +366,14 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
         itest_sleep_ms(20);
 
     stopped_service = "pg";
-    cr_assert(stack("stop", "pg"), "could not stop PostgreSQL");
+    cr_assert(local_stack("stop", "pg"), "could not stop PostgreSQL");
     int64_t down_at = itest_mono_ms();
     fprintf(stderr, "resilience: PostgreSQL stopped\n");
     while (itest_mono_ms() - down_at < 10000) {
         assert_all_running(P, "while PostgreSQL was down");
         itest_sleep_ms(500);
     }
-    cr_assert(stack("start", "pg"), "could not start PostgreSQL again");
+    cr_assert(local_stack("start", "pg"), "could not start PostgreSQL again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: PostgreSQL started again after %lld ms\n",
             (long long)(itest_mono_ms() - down_at));
@@ -478,7 +407,7 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
 Test(resilience, broker_outage, .fini = stop, .timeout = 180)
 {
     enum { N = 60 };
-    require_stack_service("kafka");
+    local_stack_require("kafka");
     /* Attempt 1 of every request fails; attempt 2 is due 5 s later, while
      * the broker is down. The wait counts attempts that ended, whatever came
      * next: on a busy machine the first requests may be past attempt 2
@@ -496,7 +425,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
 
     stopped_service = "kafka";
     int64_t down_at = itest_mono_ms();
-    cr_assert(stack("stop", "kafka"), "could not stop Kafka");
+    cr_assert(local_stack("stop", "kafka"), "could not stop Kafka");
     fprintf(stderr, "resilience: Kafka stopped in %lld ms\n",
             (long long)(itest_mono_ms() - down_at));
     while (itest_mono_ms() - down_at < 6000) {
@@ -507,7 +436,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
                                  " AND available_at <= now()");
     fprintf(stderr, "resilience: %lld outbox rows due while Kafka is down\n", due);
     cr_expect_gt(due, 0, "no event was pending during the outage");
-    cr_assert(stack("start", "kafka"), "could not start Kafka again");
+    cr_assert(local_stack("start", "kafka"), "could not start Kafka again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: Kafka started again after %lld ms\n",
             (long long)(itest_mono_ms() - down_at));
@@ -579,21 +508,12 @@ Test(resilience, relay_recreates_producer_after_fatal_error, .fini = stop_mock, 
                                       RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
 
     /* The pipeline's config with the mock cluster as the broker. */
-    FILE *in = fopen(pipeline_config_path(P), "r");
-    cr_assert_not_null(in);
-    char mock_config[700], log_path[700], line[2048];
-    snprintf(mock_config, sizeof(mock_config), "%s/relay-mock.yaml", pipeline_log_dir(P));
-    snprintf(log_path, sizeof(log_path), "%s/outbox-relay-mock.log", pipeline_log_dir(P));
-    FILE *out = fopen(mock_config, "w");
-    cr_assert_not_null(out);
-    while (fgets(line, sizeof(line), in) != NULL) {
-        if (strstr(line, "bootstrap.servers:") != NULL)
-            fprintf(out, "  bootstrap.servers: \"%s\"\n", rd_kafka_mock_cluster_bootstraps(mc));
-        else
-            fputs(line, out);
-    }
-    fclose(in);
-    fclose(out);
+    char bootstrap[300], mock_config[700], log_path[700];
+    snprintf(bootstrap, sizeof(bootstrap), "  bootstrap.servers: \"%s\"\n",
+             rd_kafka_mock_cluster_bootstraps(mc));
+    pipeline_config_variant(P, "relay-mock.yaml", "  bootstrap.servers:", bootstrap, mock_config,
+                            sizeof(mock_config));
+    pipeline_log_path(P, "outbox-relay-mock.log", log_path, sizeof(log_path));
     /* The intake (real Kafka) writes the rows first, so that the relay's
      * first batch holds them all when the error hits; then the relay
      * publishes them to the mock cluster. */

@@ -259,14 +259,12 @@ Test(secrets, never_leave_the_process, .fini = stop_all, .timeout = 240)
              "\"message\":\"invalid key " TOSS_KEY ", credential %s (Basic %s), "
              "key=tossLEAKME%%5Fkey%%5F5678\"}",
              basic, basic);
-    pipeline_sim_post(P, "/_sim/faults", fault);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_sec_exh_02\",\"type\":\"error_5xx\",\"times\":0,"
-                      "\"message\":\"upstream rejected invalid key " TOSS_KEY "\"}");
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pi_sec_fail_03\",\"type\":\"permanent\",\"status\":402,"
-                      "\"times\":0,\"message\":\"invalid key " STRIPE_KEY
-                      " (sent Bearer " STRIPE_KEY ")\"}");
+    pipeline_sim_fault(P, fault);
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tpay_sec_exh_02\",\"type\":\"error_5xx\",\"times\":0,"
+                          "\"message\":\"upstream rejected invalid key " TOSS_KEY "\"}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pi_sec_fail_03\",\"type\":\"permanent\",\"status\":402,"
+           "\"times\":0,\"message\":\"invalid key " STRIPE_KEY " (sent Bearer " STRIPE_KEY ")\"}");
     pipeline_publish(P, "r-sec-fail", "toss", "tpay_sec_fail_01", 15000, "KRW", false);
     pipeline_publish(P, "r-sec-exh", "toss", "tpay_sec_exh_02", 5000, "KRW", false);
     pipeline_publish(P, "r-sec-stripe", "stripe", "pi_sec_fail_03", 1234, "USD", false);

@@ -17,20 +17,18 @@
  */
 #include <criterion/criterion.h>
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
 
 #include "pipeline_fixture.h"
+#include "slack_sink_fixture.h"
 
 #define CHAOS_BATCHES  10
 #define CHAOS_CAP_MS   (570 * 1000)
@@ -78,15 +76,12 @@ struct chaos {
     enum behaviour *beh;
     int faults[F_COUNT];
     char dsn[1024];
-    char sink_url[128];
-    char sink_dir[64];
-    char alert_log[600];
-    pid_t sink_pid, alert_pid;
+    struct slack_sink sink;
     int died;    /* processes found dead that no fault killed */
     int skipped; /* planned faults not injected: out of time */
 };
 
-static struct chaos C = {.sink_pid = -1, .alert_pid = -1};
+static struct chaos C;
 
 /* splitmix64: the only source of randomness, seeded by CHAOS_SEED. */
 static uint64_t rnd(void)
@@ -128,79 +123,11 @@ static long long amount_of(int i)
     return 1000 + i;
 }
 
-/* ---- child processes of our own (sink, alert-consumer) ---- */
-
-static pid_t spawn_sh(const char *cmd)
-{
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop_pid(pid_t *pid, int signo)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, signo);
-    for (int i = 0; i < 150; i++) {
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = -1;
-            return;
-        }
-        itest_sleep_ms(100);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-}
-
-static void start_sink(void)
-{
-    char port_file[512], cmd[1200];
-    snprintf(C.sink_dir, sizeof(C.sink_dir), "/tmp/cr-chaos-sink-XXXXXX");
-    cr_assert_not_null(mkdtemp(C.sink_dir));
-    snprintf(port_file, sizeof(port_file), "%s/sink.port", C.sink_dir);
-    snprintf(cmd, sizeof(cmd),
-             "exec \"$CR_SLACK_SINK\" --listen 127.0.0.1:0 --port-file %s 2>>%s/slack-sink.log",
-             port_file, C.sink_dir);
-    C.sink_pid = spawn_sh(cmd);
-    for (int i = 0; i < 100; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0) {
-            char webhook[192];
-            fclose(f);
-            snprintf(C.sink_url, sizeof(C.sink_url), "http://127.0.0.1:%u", port);
-            snprintf(webhook, sizeof(webhook), "%s/services/chaos", C.sink_url);
-            setenv("CR_IT_SLACK_URL", webhook, 1);
-            return;
-        }
-        if (f != NULL)
-            fclose(f);
-        itest_sleep_ms(50);
-    }
-    cr_assert_fail("slack-sink did not start (see %s/slack-sink.log)", C.sink_dir);
-}
-
-static void start_alerts(void)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "exec \"$CR_ALERT_CONSUMER\" --config '%s' 2>>'%s' >>'%s'",
-             pipeline_config_path(C.p), C.alert_log, C.alert_log);
-    C.alert_pid = spawn_sh(cmd);
-}
-
 static void stop_all(void)
 {
-    stop_pid(&C.alert_pid, SIGTERM);
-    stop_pid(&C.sink_pid, SIGTERM);
     pipeline_stop(C.p);
     C.p = NULL;
+    slack_sink_stop(&C.sink);
     free(C.beh);
     C.beh = NULL;
 }
@@ -248,11 +175,6 @@ static const char *status_summary(void)
 
 /* ---- the simulator ---- */
 
-static void sim_fault(const char *json)
-{
-    pipeline_sim_post(C.p, "/_sim/faults", json);
-}
-
 /* Create request i's payment and its faults. */
 static void prepare(int i)
 {
@@ -269,30 +191,30 @@ static void prepare(int i)
     case B_5XX_THEN_OK:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":%d}",
                  pk, 1 + rnd_below(2));
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_APPLY_DROP:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"apply_then_drop\"}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_APPLY_HANG:
         snprintf(json, sizeof(json),
                  "{\"paymentKey\":\"%s\",\"type\":\"apply_then_hang\",\"delayMs\":2500}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_STORED_ERROR:
         snprintf(json, sizeof(json),
                  "{\"paymentKey\":\"%s\",\"type\":\"provider_error\",\"stored\":true}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_5XX_FOREVER:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
                  pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     case B_PERMANENT:
         snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",\"type\":\"permanent\"}", pk);
-        sim_fault(json);
+        pipeline_sim_fault(C.p, json);
         break;
     default:
         break;
@@ -364,35 +286,6 @@ static int count_doubles(void)
 
 /* ---- the Slack sink ---- */
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    return fwrite(data, size, n, (FILE *)arg);
-}
-
-/* The posts the sink accepted (new reference). */
-static json_t *sink_posts(void)
-{
-    char url[256], *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    CURL *c = curl_easy_init();
-    snprintf(url, sizeof(url), "%s/_sink/posts", C.sink_url);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    fclose(mem);
-    cr_assert_eq(rc, CURLE_OK, "sink: %s", curl_easy_strerror(rc));
-    json_t *j = json_loads(buf, 0, NULL);
-    free(buf);
-    cr_assert_not_null(j, "sink: not JSON");
-    json_t *p = json_incref(json_object_get(j, "posts"));
-    json_decref(j);
-    return p;
-}
-
 /* Accepted posts whose text names request_id. */
 static int posts_for(const json_t *posts, const char *request_id)
 {
@@ -401,10 +294,8 @@ static int posts_for(const json_t *posts, const char *request_id)
     json_t *post;
     json_array_foreach(posts, i, post)
     {
-        const char *t =
-            json_string_value(json_object_get(json_object_get(post, "payload"), "text"));
-        if (json_integer_value(json_object_get(post, "status")) == 200 && t != NULL &&
-            strstr(t, request_id) != NULL)
+        if (json_integer_value(json_object_get(post, "status")) == 200 &&
+            strstr(slack_sink_text(post), request_id) != NULL)
             n++;
     }
     return n;
@@ -447,7 +338,8 @@ static void revive(void)
     static const struct {
         enum pipeline_proc which;
         int slots;
-    } procs[] = {{PIPELINE_INTAKE, 1}, {PIPELINE_RELAY, 2}, {PIPELINE_RETRY, 2}};
+    } procs[] = {
+        {PIPELINE_INTAKE, 1}, {PIPELINE_RELAY, 2}, {PIPELINE_RETRY, 2}, {PIPELINE_ALERT, 1}};
     for (size_t k = 0; k < sizeof(procs) / sizeof(procs[0]); k++) {
         for (int s = 0; s < procs[k].slots; s++) {
             if (!pipeline_running(C.p, procs[k].which, s)) {
@@ -457,12 +349,6 @@ static void revive(void)
                 pipeline_start_process(C.p, procs[k].which, s);
             }
         }
-    }
-    if (C.alert_pid > 0 && waitpid(C.alert_pid, NULL, WNOHANG) == C.alert_pid) {
-        fprintf(stderr, "chaos: the alert-consumer had exited: started again\n");
-        C.died++;
-        C.alert_pid = -1;
-        start_alerts();
     }
 }
 
@@ -490,9 +376,9 @@ static void inject(enum fault f)
         pipeline_start_process(C.p, PIPELINE_RELAY, slot);
         break;
     case F_KILL_ALERT:
-        stop_pid(&C.alert_pid, SIGKILL);
+        pipeline_kill(C.p, PIPELINE_ALERT, 0, SIGKILL);
         itest_sleep_ms(pause_ms);
-        start_alerts();
+        pipeline_start_process(C.p, PIPELINE_ALERT, 0);
         break;
     case F_STOP_RETRY:
         pipeline_kill(C.p, PIPELINE_RETRY, slot, SIGSTOP);
@@ -510,7 +396,7 @@ static void inject(enum fault f)
         stack("start kafka");
         break;
     case F_GATEWAY_HANG:
-        sim_fault("{\"type\":\"hang\",\"times\":20,\"delayMs\":3000}");
+        pipeline_sim_fault(C.p, "{\"type\":\"hang\",\"times\":20,\"delayMs\":3000}");
         break;
     default:
         break;
@@ -581,13 +467,13 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
         plan[j] = t;
     }
 
-    start_sink();
+    /* The sink first: the config names its URL (slack_sink_fixture.h). */
+    slack_sink_start(&C.sink, "/services/chaos");
     C.p = pipeline_start("chaos", config_extra);
     snprintf(C.dsn, sizeof(C.dsn), "%s", pipeline_itest(C.p)->dsn);
-    snprintf(C.alert_log, sizeof(C.alert_log), "%s/alert-consumer.log", pipeline_log_dir(C.p));
     pipeline_start_process(C.p, PIPELINE_RETRY, 1);
     pipeline_start_process(C.p, PIPELINE_RELAY, 1);
-    start_alerts();
+    pipeline_start_process(C.p, PIPELINE_ALERT, 0);
     fprintf(stderr, "chaos: seed %llu, %d requests, logs in %s\n", (unsigned long long)seed, C.n,
             pipeline_log_dir(C.p));
     for (int i = 0; i < C.n; i++)
@@ -639,7 +525,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
     int64_t alert_deadline = itest_mono_ms() + 60000;
     for (;;) {
         PGresult *r = alerting_requests();
-        json_t *posts = sink_posts();
+        json_t *posts = slack_sink_posts(&C.sink);
         if (r != NULL) {
             alerting = PQntuples(r);
             alerts_lost = 0;

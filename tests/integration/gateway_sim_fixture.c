@@ -5,7 +5,6 @@
 
 #include <criterion/criterion.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
@@ -16,6 +15,10 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "child_process.h"
+#include "harness.h"
+#include "http_fixture.h"
 
 static void sim_binary(char *out, size_t len)
 {
@@ -31,50 +34,15 @@ static void sim_binary(char *out, size_t len)
     snprintf(out, len, "%s/../gateway-sim/gateway-sim", dirname(self));
 }
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *userdata)
-{
-    struct buf *b = userdata;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (nd == NULL)
-        return 0;
-    memcpy(nd + b->len, p, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 char *gwsim_admin(const struct gwsim *s, const char *method, const char *path, const char *json,
                   long *status)
 {
-    char url[256];
-    struct buf b = {calloc(1, 1), 0};
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[256], *body = NULL;
     snprintf(url, sizeof(url), "%s%s", s->base_url, path);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-    if (json != NULL)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(e);
-    long st = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long st = http_fixture_call(NULL, method, url, json, 5000, &body, NULL, 0);
     if (status != NULL)
-        *status = rc == CURLE_OK ? st : 0;
-    return b.data;
+        *status = st;
+    return body;
 }
 
 void gwsim_admin_ok(const struct gwsim *s, const char *method, const char *path, const char *json)
@@ -103,18 +71,7 @@ void gwsim_start(struct gwsim *s)
               "--log-level", "warn", (char *)NULL);
         _exit(127);
     }
-    int port = 0;
-    for (int i = 0; i < 100 && port == 0; i++) {
-        FILE *f = fopen(s->port_file, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%d", &port) != 1)
-                port = 0;
-            fclose(f);
-        }
-        if (port == 0)
-            usleep(50 * 1000);
-    }
-    cr_assert(port > 0, "gateway-sim wrote no port to %s", s->port_file);
+    int port = child_wait_port_file(s->port_file, 5000, "gateway-sim", "the test's output");
     snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", port);
     long st = 0;
     for (int i = 0; i < 50 && st != 200; i++) {
@@ -215,4 +172,45 @@ struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind
     c.keep_alive_idle_ms = 2000;
     c.max_connections = 32;
     return c;
+}
+
+static void on_answer(const struct gateway_answer *a, void *arg)
+{
+    struct gwsim_refund *r = arg;
+    cr_assert_not(r->done, "callback called twice");
+    r->done = true;
+    r->answer = *a;
+}
+
+void gwsim_refund_start(struct gateway_client *gc, const struct refund_request *req,
+                        struct gwsim_refund *r)
+{
+    char err[256];
+    memset(r, 0, sizeof(*r));
+    cr_assert(gateway_refund_start(gc, req, on_answer, r, err, sizeof(err)), "%s", err);
+}
+
+void gwsim_refunds_wait(struct http_client *http, struct gwsim_refund *refunds, size_t n)
+{
+    char err[256];
+    int64_t deadline = itest_mono_ms() + 30000;
+    for (;;) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += refunds[i].done;
+        if (done == n)
+            break;
+        cr_assert_lt(itest_mono_ms(), deadline, "%zu of %zu refunds still running after 30 s",
+                     n - done, n);
+        cr_assert_geq(http_client_run(http, 100, err, sizeof(err)), 0, "%s", err);
+    }
+}
+
+struct gateway_answer gwsim_refund(struct http_client *http, struct gateway_client *gc,
+                                   const struct refund_request *req)
+{
+    struct gwsim_refund r;
+    gwsim_refund_start(gc, req, &r);
+    gwsim_refunds_wait(http, &r, 1);
+    return r.answer;
 }

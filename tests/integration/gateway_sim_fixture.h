@@ -12,10 +12,13 @@
 #ifndef CR_TEST_GATEWAY_SIM_FIXTURE_H
 #define CR_TEST_GATEWAY_SIM_FIXTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "gateway.h"
+#include "http.h"
 
 #define GWSIM_TOSS_SECRET   "test_sk_toss_local"
 #define GWSIM_STRIPE_SECRET "sk_test_stripe_local"
@@ -56,5 +59,24 @@ void gwsim_expect_replays(const struct gwsim *s, const char *key, const char *wa
  * strings are borrowed from s and secret. */
 struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind kind,
                                         const char *secret);
+
+/* A refund in flight and its answer, once done. */
+struct gwsim_refund {
+    bool done;
+    struct gateway_answer answer;
+};
+
+/* Start a refund through gc; its answer lands in *r (zeroed first; fails
+ * the test if it comes twice). */
+void gwsim_refund_start(struct gateway_client *gc, const struct refund_request *req,
+                        struct gwsim_refund *r);
+
+/* Drive http until every one of refunds is done; fails the test after
+ * 30 s. */
+void gwsim_refunds_wait(struct http_client *http, struct gwsim_refund *refunds, size_t n);
+
+/* One refund through gc, synchronously: start + wait. */
+struct gateway_answer gwsim_refund(struct http_client *http, struct gateway_client *gc,
+                                   const struct refund_request *req);
 
 #endif

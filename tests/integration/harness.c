@@ -223,6 +223,11 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
+bool itest_remove_tree(const char *path)
+{
+    return nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS) == 0;
+}
+
 /* Delete every topic whose name starts with t->prefix (best effort). */
 static void delete_topics(struct itest *t)
 {
@@ -275,7 +280,7 @@ void itest_teardown(struct itest *t)
     if (t->prefix[0] != '\0' && t->bootstrap[0] != '\0')
         delete_topics(t);
     if (t->dir[0] != '\0') {
-        nftw(t->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        itest_remove_tree(t->dir);
         t->dir[0] = '\0';
     }
 }
@@ -402,6 +407,30 @@ long long itest_query_int(struct itest *t, const char *sql, int nparams, const c
     free(v);
     cr_assert(ok, "query \"%s\" did not return a number", sql);
     return n;
+}
+
+bool itest_wait_query(struct itest *t, const char *sql, int nparams, const char *const *params,
+                      const char *want, int timeout_ms)
+{
+    int64_t deadline = itest_mono_ms() + timeout_ms;
+    for (;;) {
+        PGresult *res = PQexecParams(itest_pg(t), sql, nparams, NULL, params, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+                     PQresultErrorMessage(res));
+        bool match = false;
+        if (PQntuples(res) >= 1) {
+            if (PQgetisnull(res, 0, 0))
+                match = want == NULL;
+            else
+                match = want != NULL && strcmp(PQgetvalue(res, 0, 0), want) == 0;
+        }
+        PQclear(res);
+        if (match)
+            return true;
+        if (itest_mono_ms() >= deadline)
+            return false;
+        itest_sleep_ms(100);
+    }
 }
 
 /* ---- child processes ---- */

@@ -55,6 +55,10 @@ void itest_setup(struct itest *t, const char *name);
  * to call on a partially set up or zeroed struct. */
 void itest_teardown(struct itest *t);
 
+/* Remove path and everything below it, not following links. Returns
+ * whether all of it went (false too when path did not exist). */
+bool itest_remove_tree(const char *path);
+
 /* Write t->config_path from a YAML template in which @DSN@, @BOOTSTRAP@,
  * @PREFIX@ and @GATEWAY_URL@ are replaced (the DSN is single-quoted for
  * YAML; @DSN_CONNINFO@ is the same conninfo escaped for inside a YAML
@@ -82,6 +86,11 @@ char *itest_query_value(struct itest *t, const char *sql, int nparams, const cha
 
 /* The same as a long long (fails the test if NULL or not a number). */
 long long itest_query_int(struct itest *t, const char *sql, int nparams, const char *const *params);
+
+/* Poll until sql (text params) returns a first column equal to want (NULL
+ * = SQL NULL), up to timeout_ms; returns whether it did. */
+bool itest_wait_query(struct itest *t, const char *sql, int nparams, const char *const *params,
+                      const char *want, int timeout_ms);
 
 /* ---- child processes ---- */
 

@@ -9,8 +9,7 @@
  * test policy (short delays: initial_delay 300ms, max_delay 2s,
  * max_attempts 4, jitter none; lease 10s; reconcile_interval 1s; gateway
  * timeout 2s) and then with the test's own YAML (pipeline_start's
- * config_yaml_extra). Merging is by key: maps merge recursively, anything
- * else (a scalar, a sequence) replaces the value, so
+ * config_yaml_extra), by key (pipeline_config.h), so
  *     "gateways:\n  toss:\n    breaker: { min_requests: 3 }\n"
  * changes one key of one gateway and keeps the rest.
  *
@@ -35,6 +34,17 @@
  *         cr_assert_str_eq(pipeline_wait_final(P, "r-1", 30000), "SUCCEEDED");
  *     }
  *
+ * The fixture is in files by concern, each with its header, all included
+ * by this one:
+ *   pipeline_fixture.h    start, stop, the processes and their logs (here)
+ *   pipeline_sim.h        the gateway simulator: payments, faults, ledger
+ *   pipeline_db.h         waiting for the database to show a state
+ *   pipeline_kafka.h      publishing to and reading the pipeline's topics
+ *   pipeline_cancelctl.h  running cancelctl with the pipeline's config
+ * and on their own: pipeline_config.h (the merged config file),
+ * child_process.h, log_file.h, http_fixture.h, slack_sink_fixture.h,
+ * tcp_proxy.h, local_stack.h.
+ *
  * Every function fails the current Criterion test (with a message) when the
  * fixture itself cannot do its job; none returns an error.
  */
@@ -43,14 +53,25 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#include <jansson.h>
-
-#include "cancel_producer.h"
 #include "harness.h"
 
-enum pipeline_proc { PIPELINE_INTAKE = 0, PIPELINE_RELAY = 1, PIPELINE_RETRY = 2 };
+/* The pipeline's processes. pipeline_start starts slot 0 of the first three;
+ * an alert-consumer only runs when a test starts one (its config needs
+ * alerts: set, see slack_sink_fixture.h). */
+enum pipeline_proc {
+    PIPELINE_INTAKE = 0,
+    PIPELINE_RELAY = 1,
+    PIPELINE_RETRY = 2,
+    PIPELINE_ALERT = 3
+};
+#define PIPELINE_PROC_KINDS 4
+
+/* How long most tests wait for a request to reach a final status, and for
+ * messages on a topic: long enough for a loaded machine. A test that waits
+ * longer says why. */
+#define PIPELINE_FINAL_TIMEOUT_MS 60000
+#define PIPELINE_READ_TIMEOUT_MS  30000
 
 /* Slots per process kind: pipeline_start_process(p, which, 0..N-1). */
 #define PIPELINE_MAX_PROCS 8
@@ -64,9 +85,9 @@ struct pipeline;
  * pipeline, owned by the caller (pipeline_stop). */
 struct pipeline *pipeline_start(const char *name, const char *config_yaml_extra);
 
-/* SIGTERM every running process (retry consumers, intake, relay, then the
- * simulator), wait for each (SIGKILL after 15 s), itest_teardown, free p.
- * NULL is a no-op. */
+/* SIGTERM every running process (alert consumers, retry consumers, intake,
+ * relay, then the simulator), wait for each (SIGKILL after 15 s),
+ * itest_teardown, free p. NULL is a no-op. */
 void pipeline_stop(struct pipeline *p);
 
 /* The config file every process was started with (valid until
@@ -76,9 +97,16 @@ const char *pipeline_config_path(struct pipeline *p);
 /* The directory of the processes' log files and the config copy. */
 const char *pipeline_log_dir(struct pipeline *p);
 
+/* Write a variant of the config for a process a test starts itself: a copy
+ * of it at <log dir>/file where every line that starts with prefix (e.g.
+ * "  dsn: ") is replaced by line (with its own newline). Returns the copy's
+ * path, in buf. */
+const char *pipeline_config_variant(struct pipeline *p, const char *file, const char *prefix,
+                                    const char *line, char *buf, size_t len);
+
 /* Start process `which` in slot index (0..PIPELINE_MAX_PROCS-1); fails the
- * test if that slot already runs. Its log is <log dir>/<kind>-<index>.log,
- * appended to across restarts. */
+ * test if that slot already runs. Its log is <log dir>/<kind>-<index>.log
+ * (e.g. retry-consumer-0.log), appended to across restarts. */
 void pipeline_start_process(struct pipeline *p, enum pipeline_proc which, int index);
 
 /* Send signo to the process in that slot (fails the test if the slot is not
@@ -93,104 +121,24 @@ void pipeline_kill(struct pipeline *p, enum pipeline_proc which, int index, int 
  * own). */
 bool pipeline_running(struct pipeline *p, enum pipeline_proc which, int index);
 
-/* The simulator's base URL, e.g. "http://127.0.0.1:40123". */
-const char *pipeline_sim_url(struct pipeline *p);
+/* The log file of a process, <log dir>/file (e.g. "outbox-relay-1.log"),
+ * into buf; returns buf. */
+const char *pipeline_log_path(struct pipeline *p, const char *file, char *buf, size_t len);
 
-/* POST json (may be NULL: empty body) to the simulator's path (e.g.
- * "/_sim/faults"); fails the test unless the answer is 2xx. */
-void pipeline_sim_post(struct pipeline *p, const char *path, const char *json);
+/* Lines of <log dir>/file that contain needle (0 while it does not exist). */
+int pipeline_log_count(struct pipeline *p, const char *file, const char *needle);
 
-/* Any method (GET, POST, PUT, DELETE) with an optional JSON body; returns the
- * HTTP status and, if body is not NULL, the answer (malloc'd, caller frees).
- * Fails the test only if the simulator cannot be reached. */
-long pipeline_sim_call(struct pipeline *p, const char *method, const char *path, const char *json,
-                       char **body);
-
-/* GET path; fails the test unless 2xx. Returns the body (malloc'd, caller
- * frees). */
-char *pipeline_sim_get(struct pipeline *p, const char *path);
-
-/* Create (or replace) a payment in the simulator's ledger. */
-void pipeline_payment(struct pipeline *p, const char *gateway, const char *payment_key,
-                      long long amount, const char *currency, long long refunded);
-
-/* Publish a CancelFailed event with cancelctl publish (reason "customer
- * cancelled"); fails the test unless cancelctl exits 0. */
-void pipeline_publish(struct pipeline *p, const char *request_id, const char *gateway,
-                      const char *payment_key, long long amount, const char *currency,
-                      bool partial);
-
-/* Publish bytes (a NUL-terminated string, sent without the NUL) as they are to
- * the topic of topic_role ("cancel_failed", "retry", "outcome" or "dlq"),
- * key may be NULL; waits for the broker's acknowledgement. */
-void pipeline_publish_raw(struct pipeline *p, const char *topic_role, const char *key,
-                          const char *bytes);
-
-/* The same with a length and optional headers (a JSON object name -> string
- * value, may be NULL). */
-void pipeline_publish_raw_len(struct pipeline *p, const char *topic_role, const char *key,
-                              const void *bytes, size_t len, const json_t *headers);
-
-/* The same with the message's CreateTime (epoch ms; 0 = now). */
-void pipeline_publish_raw_at(struct pipeline *p, const char *topic_role, const char *key,
-                             const void *bytes, size_t len, const json_t *headers,
-                             int64_t timestamp_ms);
-
-/* Fill request i's CancelFailed event: rid and pk are PIPELINE_ID_MAX-byte
- * buffers the callback may write and point ev at; arg is the caller's. */
-#define PIPELINE_ID_MAX 64
-typedef void (*pipeline_event_fn)(int i, struct cancel_failed_event *ev, char *rid, char *pk,
-                                  void *arg);
-
-/* Publish the CancelFailed events of requests 0..n-1 through one idempotent
- * producer, as a busy upstream service would (cancelctl publish per event
- * would start a process each). Events are built and validated by the
- * producer API (cancel_event_build); asserts every one was acknowledged. */
-void pipeline_publish_many(struct pipeline *p, int n, pipeline_event_fn fill, void *arg);
-
-/* Poll cancel_request until request_id is in a final status (SUCCEEDED,
- * ALREADY_REFUNDED, FAILED, EXHAUSTED, MANUALLY_RESOLVED) and return it (a
- * static string), or NULL after timeout_ms. */
-const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int timeout_ms);
-
-/* Poll until the SQL query (text params) returns a first column equal to
- * want (NULL = SQL NULL), up to timeout_ms; returns whether it did. */
-bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
-                         const char *const *params, const char *want, int timeout_ms);
-
-/* Refunds recorded by the simulator for payment_key (0 for an unknown
- * payment), and the amount refunded in total. */
-long long pipeline_refunds(struct pipeline *p, const char *payment_key);
-long long pipeline_refunded_amount(struct pipeline *p, const char *payment_key);
-
-/* One message read back from a topic. */
-struct pipeline_msg {
-    char *key;       /* NULL when the message had none */
-    char *value;     /* the bytes, plus a NUL after them; NULL for a null value */
-    size_t len;      /* of value, without the NUL */
-    json_t *headers; /* name -> value (dlq_headers_from_kafka); an empty object if none */
-    int32_t partition;
-    int64_t offset;
-};
-
-/* Read the topic of topic_role ("cancel_failed", "retry", "outcome", "dlq")
- * from the beginning of every partition (assigned, no group, no commits)
- * until `expect` messages arrived or timeout_ms passed; expect 0 reads until
- * the end of every partition. Returns the count and *out (caller frees with
- * pipeline_msgs_free), in the order they arrived (per partition by offset). */
-size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t expect,
-                           int timeout_ms, struct pipeline_msg **out);
-
-void pipeline_msgs_free(struct pipeline_msg *m, size_t n);
-
-/* Wait until the consumer group of consumer_role ("intake" or "retry") has
- * committed, on every partition of the topic of topic_role, an offset at the
- * partition's end as it was when called: everything published before the
- * call has been processed. Returns false after timeout_ms. */
-bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const char *consumer_role,
-                            int timeout_ms);
+/* Poll until at least count lines of <log dir>/file contain needle, up to
+ * timeout_ms; returns whether they did. */
+bool pipeline_log_wait(struct pipeline *p, const char *file, const char *needle, int count,
+                       int timeout_ms);
 
 /* The harness state: the database (itest_query_int etc.), topic prefix. */
 struct itest *pipeline_itest(struct pipeline *p);
+
+#include "pipeline_cancelctl.h"
+#include "pipeline_db.h"
+#include "pipeline_kafka.h"
+#include "pipeline_sim.h"
 
 #endif

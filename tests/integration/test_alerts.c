@@ -15,13 +15,10 @@
  */
 #include <criterion/criterion.h>
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,186 +27,39 @@
 #include "cancel_event.h"
 #include "cloudevent.h"
 #include "harness.h"
+#include "log_file.h"
 #include "pipeline_fixture.h"
+#include "slack_sink_fixture.h"
 #include "timeutil.h"
 
 /* The secret part of the webhook URL: it must never show up in a log. */
 #define SECRET_PATH "/services/T000/B000/s3cr3t-t0ken"
 
 static struct pipeline *P;
-static pid_t sink_pid = -1, alert_pid = -1;
-static char sink_url[128], webhook[192], alert_log[512], sink_dir[64];
-
-static pid_t spawn_sh(const char *cmd)
-{
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop_pid(pid_t *pid, int signo)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, signo);
-    for (int i = 0; i < 150; i++) {
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = -1;
-            return;
-        }
-        itest_sleep_ms(100);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-}
-
-/* The sink starts before the pipeline: the fixture expands ${...} when it
- * merges the config, so the webhook URL must be in the environment first. */
-static void start_sink(void)
-{
-    char port_file[512], cmd[1200];
-    snprintf(sink_dir, sizeof(sink_dir), "/tmp/cr-it-sink-XXXXXX");
-    cr_assert_not_null(mkdtemp(sink_dir));
-    snprintf(port_file, sizeof(port_file), "%s/sink.port", sink_dir);
-    snprintf(cmd, sizeof(cmd),
-             "exec \"$CR_SLACK_SINK\" --listen 127.0.0.1:0 --port-file %s 2>>%s/slack-sink.log",
-             port_file, sink_dir);
-    sink_pid = spawn_sh(cmd);
-    for (int i = 0; i < 100; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0) {
-            fclose(f);
-            snprintf(sink_url, sizeof(sink_url), "http://127.0.0.1:%u", port);
-            snprintf(webhook, sizeof(webhook), "%s%s", sink_url, SECRET_PATH);
-            setenv("CR_IT_SLACK_URL", webhook, 1);
-            return;
-        }
-        if (f != NULL)
-            fclose(f);
-        itest_sleep_ms(50);
-    }
-    cr_assert_fail("slack-sink did not start (see %s/slack-sink.log)", sink_dir);
-}
+static struct slack_sink SINK;
+static char alert_log[512];
 
 static void start_alerts(void)
 {
-    char cmd[2048];
-    snprintf(alert_log, sizeof(alert_log), "%s/alert-consumer.log", pipeline_log_dir(P));
-    snprintf(cmd, sizeof(cmd), "exec \"$CR_ALERT_CONSUMER\" --config '%s' 2>>'%s' >>'%s'",
-             pipeline_config_path(P), alert_log, alert_log);
-    alert_pid = spawn_sh(cmd);
+    pipeline_start_process(P, PIPELINE_ALERT, 0);
+    pipeline_log_path(P, "alert-consumer-0.log", alert_log, sizeof(alert_log));
 }
 
 static void stop_all(void)
 {
-    stop_pid(&alert_pid, SIGTERM);
-    stop_pid(&sink_pid, SIGTERM);
-    if (sink_dir[0] != '\0') {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sink_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", sink_dir);
-        sink_dir[0] = '\0';
-    }
     pipeline_stop(P);
     P = NULL;
+    slack_sink_stop(&SINK);
 }
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    FILE *f = arg;
-    return fwrite(data, size, n, f);
-}
-
-/* method path on the sink; returns the body as JSON (caller decrefs). */
-static json_t *sink_call(const char *method, const char *path, const char *body)
-{
-    char url[256], *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    CURL *c = curl_easy_init();
-    snprintf(url, sizeof(url), "%s%s", sink_url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body != NULL)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    fclose(mem);
-    cr_assert_eq(rc, CURLE_OK, "sink %s %s: %s", method, path, curl_easy_strerror(rc));
-    json_t *j = json_loads(buf, 0, NULL);
-    free(buf);
-    cr_assert_not_null(j, "sink %s %s: not JSON", method, path);
-    return j;
-}
-
-static void sink_fault(const char *json)
-{
-    json_decref(sink_call("POST", "/_sink/fault", json));
-}
-
-/* Every post the sink saw (new reference). */
 static json_t *posts(void)
 {
-    json_t *j = sink_call("GET", "/_sink/posts", NULL);
-    json_t *p = json_incref(json_object_get(j, "posts"));
-    json_decref(j);
-    return p;
+    return slack_sink_posts(&SINK);
 }
 
-static size_t count_status(const json_t *ps, int status)
-{
-    size_t i, n = 0;
-    json_t *p;
-    json_array_foreach(ps, i, p)
-    {
-        if (json_integer_value(json_object_get(p, "status")) == status)
-            n++;
-    }
-    return n;
-}
-
-static const char *text_of(const json_t *post)
-{
-    const char *t = json_string_value(json_object_get(json_object_get(post, "payload"), "text"));
-    return t != NULL ? t : "";
-}
-
-/* Wait until the sink accepted (200) at least n posts; returns them. */
 static json_t *wait_accepted(size_t n, int timeout_ms)
 {
-    for (int waited = 0;; waited += 250) {
-        json_t *ps = posts();
-        if (count_status(ps, 200) >= n || waited >= timeout_ms)
-            return ps;
-        json_decref(ps);
-        itest_sleep_ms(250);
-    }
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
+    return slack_sink_wait_accepted(&SINK, n, timeout_ms);
 }
 
 /* The alerts config every test starts from; extra YAML is appended under
@@ -225,7 +75,8 @@ static void start(const char *name, const char *slack_extra)
              "    timeout: 2s\n"
              "%s",
              slack_extra != NULL ? slack_extra : "");
-    start_sink();
+    /* The sink first: the config names its URL (slack_sink_fixture.h). */
+    slack_sink_start(&SINK, SECRET_PATH);
     P = pipeline_start(name, yaml);
     start_alerts();
 }
@@ -254,7 +105,7 @@ static long long q_int(const char *sql)
 
 static void expect_no_secret_in_log(void)
 {
-    char *log = read_file(alert_log);
+    char *log = log_file_read(alert_log);
     cr_expect_null(strstr(log, "s3cr3t-t0ken"), "the webhook URL leaked into the log");
     cr_expect_null(strstr(log, "/services/"), "the webhook path leaked into the log");
     free(log);
@@ -270,18 +121,16 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
     start("alerts-each", "    statuses: [FAILED, EXHAUSTED]\n");
     pipeline_payment(P, "toss", "tpay_exhaust_0001", 15000, "KRW", 0);
     pipeline_payment(P, "stripe", "pi_fail_0002", 1234, "USD", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_exhaust_0001\",\"type\":\"error_5xx\",\"times\":0}");
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
+    pipeline_sim_fault(P,
+                       "{\"paymentKey\":\"tpay_exhaust_0001\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pi_fail_0002\",\"type\":\"permanent\",\"times\":0}");
     pipeline_publish(P, "r-exhaust", "toss", "tpay_exhaust_0001", 15000, "KRW", false);
     pipeline_publish(P, "r-fail", "stripe", "pi_fail_0002", 1234, "USD", false);
     /* A configuration fault: a FAILED Outcome and a CONFIG_FAULT dead letter
      * for one request, announced once (by the dead letter). */
     pipeline_payment(P, "toss", "tpay_auth_0003", 5000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_auth_0003\",\"type\":\"bad_credentials\","
-                      "\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tpay_auth_0003\",\"type\":\"bad_credentials\","
+                          "\"times\":0}");
     pipeline_publish(P, "r-auth", "toss", "tpay_auth_0003", 5000, "KRW", false);
     pipeline_publish_raw(P, "cancel_failed", "poison-1", "{this is not json");
     cr_assert_str_eq(pipeline_wait_final(P, "r-exhaust", 60000), "EXHAUSTED");
@@ -298,7 +147,7 @@ Test(alerts, exhausted_failed_and_poison_post_once_each, .fini = stop_all, .time
     json_t *p;
     json_array_foreach(ps, i, p)
     {
-        const char *t = text_of(p);
+        const char *t = slack_sink_text(p);
         cr_expect_eq(json_integer_value(json_object_get(p, "status")), 200);
         cr_expect_str_eq(json_string_value(json_object_get(p, "path")), SECRET_PATH);
         cr_expect(json_is_array(json_object_get(json_object_get(p, "payload"), "blocks")));
@@ -361,7 +210,7 @@ Test(alerts, burst_of_50_becomes_a_digest_at_the_bucket_rate, .fini = stop_all, 
     json_t *p;
     json_array_foreach(ps, i, p)
     {
-        const char *t = text_of(p);
+        const char *t = slack_sink_text(p);
         const char *d = strstr(t, "Alert digest: ");
         if (d != NULL) {
             digests++;
@@ -399,7 +248,8 @@ Test(alerts, burst_of_50_becomes_a_digest_at_the_bucket_rate, .fini = stop_all, 
 Test(alerts, rate_limited_waits_for_retry_after, .fini = stop_all, .timeout = 90)
 {
     start("alerts-429", NULL);
-    sink_fault("{\"status\":429,\"body\":\"rate_limited\",\"retryAfter\":3,\"count\":1}");
+    slack_sink_fault(&SINK,
+                     "{\"status\":429,\"body\":\"rate_limited\",\"retryAfter\":3,\"count\":1}");
     publish_outcome("r-429", "EXHAUSTED", "toss");
     json_t *ps = wait_accepted(1, 30000);
     cr_assert_eq(json_array_size(ps), 2, "want a 429 then a 200, got %zu posts",
@@ -424,22 +274,22 @@ Test(alerts, outage_delays_every_alert_and_loses_none, .fini = stop_all, .timeou
     snprintf(fault, sizeof(fault), "{\"status\":503,\"body\":\"service_unavailable\",\"forMs\":%d}",
              outage_s * 1000);
     long long t0 = timeutil_now_ms();
-    sink_fault(fault);
+    slack_sink_fault(&SINK, fault);
     for (int i = 0; i < 5; i++) {
         char id[32];
         snprintf(id, sizeof(id), "r-outage-%d", i);
         publish_outcome(id, "EXHAUSTED", "toss");
     }
     json_t *ps = wait_accepted(5, (outage_s + 60) * 1000);
-    cr_assert_eq(count_status(ps, 200), 5, "want 5 alerts after the outage, got %zu",
-                 count_status(ps, 200));
-    cr_log_info(
-        "outage of %d s: %zu posts refused with 503, first accepted %lld ms after the "
-        "outage began",
-        outage_s, count_status(ps, 503),
-        json_integer_value(json_object_get(json_array_get(ps, count_status(ps, 503)), "atMs")) -
-            t0);
-    cr_expect_geq(count_status(ps, 503), 3, "the outage was not retried through");
+    cr_assert_eq(slack_sink_count_status(ps, 200), 5, "want 5 alerts after the outage, got %zu",
+                 slack_sink_count_status(ps, 200));
+    cr_log_info("outage of %d s: %zu posts refused with 503, first accepted %lld ms after the "
+                "outage began",
+                outage_s, slack_sink_count_status(ps, 503),
+                json_integer_value(
+                    json_object_get(json_array_get(ps, slack_sink_count_status(ps, 503)), "atMs")) -
+                    t0);
+    cr_expect_geq(slack_sink_count_status(ps, 503), 3, "the outage was not retried through");
     size_t i;
     json_t *p;
     for (int k = 0; k < 5; k++) {
@@ -449,7 +299,7 @@ Test(alerts, outage_delays_every_alert_and_loses_none, .fini = stop_all, .timeou
         json_array_foreach(ps, i, p)
         {
             if (json_integer_value(json_object_get(p, "status")) == 200 &&
-                strstr(text_of(p), id) != NULL) {
+                strstr(slack_sink_text(p), id) != NULL) {
                 seen++;
                 cr_expect_geq(json_integer_value(json_object_get(p, "atMs")),
                               t0 + outage_s * 1000 - 500);
@@ -465,7 +315,7 @@ Test(alerts, outage_delays_every_alert_and_loses_none, .fini = stop_all, .timeou
 Test(alerts, permanent_slack_error_is_kept_in_the_db_and_logged, .fini = stop_all, .timeout = 90)
 {
     start("alerts-permanent", NULL);
-    sink_fault("{\"status\":404,\"body\":\"channel_not_found\",\"count\":1}");
+    slack_sink_fault(&SINK, "{\"status\":404,\"body\":\"channel_not_found\",\"count\":1}");
     publish_outcome("r-perm-1", "EXHAUSTED", "toss");
     publish_outcome("r-perm-2", "EXHAUSTED", "toss");
     json_t *ps = wait_accepted(1, 30000);
@@ -480,7 +330,7 @@ Test(alerts, permanent_slack_error_is_kept_in_the_db_and_logged, .fini = stop_al
     free(why);
     cr_assert(pipeline_wait_query(P, "SELECT state FROM alert_sent WHERE request_id = 'r-perm-2'",
                                   0, NULL, "SENT", 10000));
-    char *log = read_file(alert_log);
+    char *log = log_file_read(alert_log);
     expect_in(log, "channel_not_found");
     expect_in(log, "configuration fault");
     free(log);
@@ -502,9 +352,9 @@ Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 1
     }
     json_t *ps = wait_accepted(6, 30000);
     json_decref(ps);
-    stop_pid(&alert_pid, SIGKILL);
+    pipeline_kill(P, PIPELINE_ALERT, 0, SIGKILL);
     ps = posts();
-    size_t before = count_status(ps, 200);
+    size_t before = slack_sink_count_status(ps, 200);
     json_decref(ps);
     cr_assert_lt(before, 20, "the burst was over before the kill");
     start_alerts();
@@ -512,7 +362,7 @@ Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 1
     itest_sleep_ms(2000);
     json_decref(ps);
     ps = posts();
-    size_t accepted = count_status(ps, 200);
+    size_t accepted = slack_sink_count_status(ps, 200);
     for (int k = 0; k < 20; k++) {
         char id[32];
         int seen = 0;
@@ -521,7 +371,7 @@ Test(alerts, kill_9_during_a_burst_loses_nothing, .fini = stop_all, .timeout = 1
         snprintf(id, sizeof(id), "request r-kill-%02d ", k);
         json_array_foreach(ps, i, p)
         {
-            if (strstr(text_of(p), id) != NULL)
+            if (strstr(slack_sink_text(p), id) != NULL)
                 seen++;
         }
         cr_expect(seen >= 1, "%s was never posted", id);
@@ -551,7 +401,7 @@ Test(alerts, routes_send_matching_alerts_to_their_webhook, .fini = stop_all, .ti
     json_array_foreach(ps, i, p)
     {
         const char *path = json_string_value(json_object_get(p, "path"));
-        const char *t = text_of(p);
+        const char *t = slack_sink_text(p);
         if (strstr(t, "request r-route-stripe ") != NULL)
             cr_expect_str_eq(path, SECRET_PATH "/stripe");
         else
@@ -573,7 +423,7 @@ static int accepted_for(const json_t *ps, const char *request_id, const char **p
     json_array_foreach(ps, i, p)
     {
         if (json_integer_value(json_object_get(p, "status")) == 200 &&
-            strstr(text_of(p), needle) != NULL) {
+            strstr(slack_sink_text(p), needle) != NULL) {
             seen++;
             if (path != NULL)
                 *path = json_string_value(json_object_get(p, "path"));
@@ -606,8 +456,9 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
           "        webhook_url: \"${CR_IT_SLACK_URL:-http://127.0.0.1:9/x}/stripe\"\n");
     /* The stripe route's webhook answers 503 until the fault is lifted; the
      * default webhook (same sink, another path) keeps answering 200. */
-    sink_fault("{\"status\":503,\"body\":\"service_unavailable\",\"path\":\"" SECRET_PATH
-               "/stripe\"}");
+    slack_sink_fault(&SINK,
+                     "{\"status\":503,\"body\":\"service_unavailable\",\"path\":\"" SECRET_PATH
+                     "/stripe\"}");
     /* The dead route's alerts first: in every partition they come before the
      * live ones, which used to wait behind them. */
     for (int i = 0; i < 3; i++)
@@ -616,8 +467,9 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
         publish_outcome(live[i], "EXHAUSTED", "toss");
 
     json_t *ps = wait_accepted(3, 40000);
-    cr_assert_eq(count_status(ps, 200), 3, "the live route's alerts were not posted: %zu of 3",
-                 count_status(ps, 200));
+    cr_assert_eq(slack_sink_count_status(ps, 200), 3,
+                 "the live route's alerts were not posted: %zu of 3",
+                 slack_sink_count_status(ps, 200));
     long long dead_since = first_at(ps, 503), live_done = 0;
     cr_assert_geq(dead_since, 0, "the dead route was never tried");
     for (int i = 0; i < 3; i++) {
@@ -647,10 +499,10 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
     cr_assert_eq(accepted_for(ps, live[3], NULL), 1);
     json_array_foreach(ps, j, p)
     {
-        if (strstr(text_of(p), "request r-live-3 ") != NULL)
+        if (strstr(slack_sink_text(p), "request r-live-3 ") != NULL)
             cr_expect_leq(json_integer_value(json_object_get(p, "atMs")) - t_live, 5000);
     }
-    size_t refused = count_status(ps, 503);
+    size_t refused = slack_sink_count_status(ps, 503);
     cr_expect_geq(refused, 2, "the dead route was not retried");
     for (int i = 0; i < 3; i++)
         cr_expect_eq(accepted_for(ps, dead[i], NULL), 0, "%s got through a dead webhook", dead[i]);
@@ -660,7 +512,7 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
                  3);
 
     /* The webhook comes back: its alerts go out, each once, none lost. */
-    json_decref(sink_call("DELETE", "/_sink/fault", NULL));
+    json_decref(slack_sink_call(&SINK, "DELETE", "/_sink/fault", NULL));
     ps = wait_accepted(7, 40000);
     json_decref(ps);
     itest_sleep_ms(3000); /* a repeat would arrive by now */
@@ -671,7 +523,8 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
     }
     for (int i = 0; i < 4; i++)
         cr_expect_eq(accepted_for(ps, live[i], NULL), 1, "%s", live[i]);
-    cr_expect_eq(count_status(ps, 200), 7, "want 7 accepted posts, got %zu", count_status(ps, 200));
+    cr_expect_eq(slack_sink_count_status(ps, 200), 7, "want 7 accepted posts, got %zu",
+                 slack_sink_count_status(ps, 200));
     cr_log_info("dead route: %zu posts refused with 503 before it recovered", refused);
     json_decref(ps);
     cr_expect_eq(q_int("SELECT count(*) FROM alert_sent WHERE state = 'SENT'"), 7);
@@ -705,7 +558,7 @@ Test(alerts, a_dropped_db_connection_loses_nothing, .fini = stop_all, .timeout =
         snprintf(id, sizeof(id), "r-drop-%d", i);
         cr_expect_eq(accepted_for(ps, id, NULL), 1, "%s", id);
     }
-    cr_expect_eq(count_status(ps, 200), 4);
+    cr_expect_eq(slack_sink_count_status(ps, 200), 4);
     json_decref(ps);
     cr_assert(pipeline_wait_query(P, "SELECT count(*) FROM alert_sent WHERE state = 'SENT'", 0,
                                   NULL, "4", 10000));

@@ -12,9 +12,9 @@
 
 #include "harness.h"
 
-/* Up to 4 arguments, inline (Criterion re-executes the binary per test). */
+/* Up to 5 arguments, inline (Criterion re-executes the binary per test). */
 struct usage_case {
-    char args[4][32];
+    char args[5][32];
     char message[48];
 };
 
@@ -29,15 +29,28 @@ ParameterizedTestParameters(cli, usage_errors_exit_2)
         {{"topics", "--timeout", "soon"}, "--timeout"},
         {{"topics", "--check", "now"}, "unexpected argument"},
         {{"--config"}, "needs a value"},
+        /* the operator's commands (test_cancelctl_ops.c) */
+        {{"dlq"}, "missing subcommand"},
+        {{"dlq", "purge"}, "unknown subcommand"},
+        {{"dlq", "list", "--limit", "0"}, "--limit"},
+        {{"dlq", "list", "--reason", "NOPE"}, "not a dead-letter reason"},
+        {{"dlq", "list", "--since", "yesterday"}, "--since"},
+        {{"dlq", "list", "--yes"}, "option of \"dlq replay\""},
+        {{"dlq", "replay", "--rate", "fast"}, "--rate"},
+        {{"requeue"}, "missing REQUEST_ID"},
+        {{"requeue", "bad id!"}, "not a requestId"},
+        {{"resolve", "r-1"}, "--note is required"},
+        {{"show", "a", "b"}, "unexpected argument"},
+        {{"status", "--frob"}, "unknown option"},
     };
     return cr_make_param_array(struct usage_case, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 ParameterizedTest(struct usage_case *c, cli, usage_errors_exit_2)
 {
-    const char *argv[6] = {itest_cancelctl()};
+    const char *argv[7] = {itest_cancelctl()};
     int n = 1;
-    for (int i = 0; i < 4 && c->args[i][0] != '\0'; i++)
+    for (int i = 0; i < 5 && c->args[i][0] != '\0'; i++)
         argv[n++] = c->args[i];
     argv[n] = NULL;
     struct itest_result r;

@@ -6,7 +6,6 @@
  * 300ms..2s) and drives cancelctl as an operator would.
  */
 #include <criterion/criterion.h>
-#include <criterion/parameterized.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -20,48 +19,12 @@
 #include "pipeline_fixture.h"
 #include "timeutil.h"
 
-#define FINAL_TIMEOUT_MS 60000
-#define READ_TIMEOUT_MS  30000
-
 static struct pipeline *P;
 
 static void stop(void)
 {
     pipeline_stop(P);
     P = NULL;
-}
-
-/* Run cancelctl --config <pipeline config> args... with stdin from
- * /dev/null (never a terminal). */
-static void ctl(struct itest_result *r, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 90000, argv, NULL);
-}
-
-/* ctl, expecting exit code `code`, returning stdout parsed as JSON (the
- * caller decrefs). */
-static json_t *ctl_json(int code, const char *const *args)
-{
-    struct itest_result r;
-    ctl(&r, args);
-    cr_assert_eq(r.exit_code, code, "cancelctl %s %s: exit %d, want %d\nstderr: %s\nstdout: %s",
-                 args[0], args[1] ? args[1] : "", r.exit_code, code, r.err, r.out);
-    json_error_t jerr;
-    json_t *doc = json_loads(r.out, 0, &jerr);
-    cr_assert_not_null(doc, "not JSON (%s): %s", jerr.text, r.out);
-    itest_result_free(&r);
-    return doc;
 }
 
 static long long q_int(const char *sql, const char *param)
@@ -78,9 +41,9 @@ static char *q_str(const char *sql, const char *param)
 
 static void wait_status(const char *request_id, const char *want)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
+    const char *st = pipeline_wait_final(P, request_id, PIPELINE_FINAL_TIMEOUT_MS);
     cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
+                       PIPELINE_FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
     cr_assert_str_eq(st, want, "%s ended %s (logs: %s)", request_id, st, pipeline_log_dir(P));
 }
 
@@ -88,7 +51,7 @@ static void wait_status(const char *request_id, const char *want)
 static size_t topic_count(const char *role)
 {
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, role, 0, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, role, 0, PIPELINE_READ_TIMEOUT_MS, &m);
     pipeline_msgs_free(m, n);
     return n;
 }
@@ -96,7 +59,7 @@ static size_t topic_count(const char *role)
 static void wait_dlq(size_t want)
 {
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, "dlq", want, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, "dlq", want, PIPELINE_READ_TIMEOUT_MS, &m);
     pipeline_msgs_free(m, n);
     cr_assert_geq(n, want, "want %zu dead letters, the DLQ has %zu (logs: %s)", want, n,
                   pipeline_log_dir(P));
@@ -146,7 +109,7 @@ static void gateway_down(const char *payment_key)
     char body[256];
     snprintf(body, sizeof(body), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
              payment_key);
-    pipeline_sim_post(P, "/_sim/faults", body);
+    pipeline_sim_fault(P, body);
 }
 
 static void gateway_up(void)
@@ -166,7 +129,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_eq(pipeline_refunds(P, "pk_ex"), 0);
 
     /* dlq list shows it, with the gateway read from the original event. */
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "dlq", "list", NULL});
+    json_t *doc =
+        pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "dlq", "list", NULL});
     cr_assert_eq(jint(doc, "matched"), 1, "list: %s", json_dumps(doc, 0));
     json_t *dl = json_array_get(json_object_get(doc, "deadLetters"), 0);
     cr_expect_str_eq(jstr(dl, "reason"), "EXHAUSTED");
@@ -177,7 +141,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* A dry run says what would happen and changes nothing at all. */
     char *before = snapshot();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--dry-run", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "dlq", "replay", "--dry-run", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REARM", "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(res, "attempt"), 5);
@@ -190,7 +155,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* Without --yes and without a terminal: refused, nothing done. */
     struct itest_result r;
-    ctl(&r, (const char *const[]){"dlq", "replay", "--reason", "EXHAUSTED", NULL});
+    pipeline_cancelctl(P, &r,
+                       (const char *const[]){"dlq", "replay", "--reason", "EXHAUSTED", NULL});
     cr_expect_eq(r.exit_code, 2, "exit %d: %s", r.exit_code, r.err);
     cr_expect_not_null(strstr(r.err, "--yes"), "%s", r.err);
     itest_result_free(&r);
@@ -201,9 +167,10 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
 
     /* The gateway recovers; the replay re-arms the request: one refund. */
     gateway_up();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--reason", "EXHAUSTED",
-                                            "--gateway", "toss", "--yes", "--operator", "alice",
-                                            NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--reason",
+                                                        "EXHAUSTED", "--gateway", "toss", "--yes",
+                                                        "--operator", "alice", NULL});
     res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REARM", "%s", json_dumps(doc, 0));
     cr_expect(json_is_true(json_object_get(res, "done")));
@@ -224,7 +191,8 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     long long retries = q_int("SELECT count(*) FROM outbox WHERE request_id = $1"
                               " AND event_type = 'payments.cancel.retry.scheduled.v1'",
                               "r-ex");
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
     res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "ALREADY_REPLAYED", "%s", json_dumps(doc, 0));
     cr_expect_not_null(strstr(jstr(res, "why"), "alice"), "%s", jstr(res, "why"));
@@ -238,7 +206,7 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_eq(pipeline_refunds(P, "pk_ex"), 1);
 
     /* show: the whole story; status: the figures. */
-    doc = ctl_json(0, (const char *const[]){"--json", "show", "r-ex", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "show", "r-ex", NULL});
     cr_expect_str_eq(jstr(json_object_get(doc, "request"), "status"), "SUCCEEDED");
     json_t *attempts = json_object_get(doc, "attempts");
     cr_expect_eq(json_array_size(attempts), 10, "5 attempts, STARTED + ANSWERED each");
@@ -251,13 +219,13 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
     cr_expect_not_null(strstr(jstr(doc, "next"), "nothing"), "%s", jstr(doc, "next"));
     json_decref(doc);
 
-    ctl(&r, (const char *const[]){"show", "r-ex", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "r-ex", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "Attempt timeline"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "REARMED by alice"), "%s", r.out);
     itest_result_free(&r);
 
-    doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     cr_expect_eq(jint(json_object_get(json_object_get(doc, "requests"), "byStatus"), "SUCCEEDED"),
                  1);
     json_t *dead = json_object_get(doc, "deadLetters");
@@ -271,7 +239,7 @@ Test(ops, exhausted_request_replayed_after_recovery_refunds_once, .fini = stop, 
               json_dumps(lag, 0));
     json_decref(doc);
 
-    ctl(&r, (const char *const[]){"show", "nobody", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "nobody", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "no request"), "%s", r.err);
     itest_result_free(&r);
@@ -304,7 +272,7 @@ static char *listed(const char *const *args)
     for (size_t i = 0; args[i] != NULL && n + 1 < 16; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    json_t *doc = ctl_json(0, argv);
+    json_t *doc = pipeline_cancelctl_json(P, 0, argv);
     char buf[512] = "";
     size_t i;
     json_t *dl;
@@ -352,12 +320,12 @@ Test(ops, filters_select_exactly_the_matching_dead_letters, .fini = stop, .timeo
     /* The human table, and listing commits nothing: the alert group (which
      * reads the DLQ) still has no committed offset. */
     struct itest_result r;
-    ctl(&r, (const char *const[]){"dlq", "list", "--reason", "FAILED", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"dlq", "list", "--reason", "FAILED", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "a-2"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "1 dead letter(s) match, of 5 read"), "%s", r.out);
     itest_result_free(&r);
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    json_t *doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     json_t *alert_dlq = json_array_get(json_object_get(doc, "consumerLag"), 3);
     cr_expect_eq(jint(alert_dlq, "committedPartitions"), 0, "%s", json_dumps(alert_dlq, 0));
     cr_expect_eq(jint(alert_dlq, "lag"), 5);
@@ -365,8 +333,9 @@ Test(ops, filters_select_exactly_the_matching_dead_letters, .fini = stop, .timeo
 
     /* A poison letter whose original topic is not ours is refused by the
      * dry run, with the reason. */
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--request-id", "a-3",
-                                            "--dry-run", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "dlq", "replay", "--request-id", "a-3", "--dry-run", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REFUSED");
     cr_expect_not_null(strstr(jstr(res, "why"), "elsewhere"), "%s", jstr(res, "why"));
@@ -425,8 +394,8 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     wait_outbox_drained();
     cr_expect_eq(q_int("SELECT count(*) FROM cancel_request", NULL), 0);
 
-    json_t *doc = ctl_json(
-        0, (const char *const[]){"--json", "dlq", "list", "--reason", "UNKNOWN_GATEWAY", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "dlq", "list", "--reason", "UNKNOWN_GATEWAY", NULL});
     cr_assert_eq(jint(doc, "matched"), 1, "%s", json_dumps(doc, 0));
     cr_expect_str_eq(jstr(json_array_get(json_object_get(doc, "deadLetters"), 0), "gateway"),
                      "tosspay");
@@ -440,8 +409,9 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     pipeline_start_process(P, PIPELINE_INTAKE, 0);
     pipeline_start_process(P, PIPELINE_RETRY, 0);
 
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--reason",
-                                            "UNKNOWN_GATEWAY", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--reason",
+                                                        "UNKNOWN_GATEWAY", "--yes", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REPUBLISH", "%s", json_dumps(doc, 0));
     json_decref(doc);
@@ -450,7 +420,7 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
 
     /* The same bytes went back, with the same key. */
     struct pipeline_msg *m = NULL;
-    size_t n = pipeline_read_topic(P, "cancel_failed", 2, READ_TIMEOUT_MS, &m);
+    size_t n = pipeline_read_topic(P, "cancel_failed", 2, PIPELINE_READ_TIMEOUT_MS, &m);
     cr_assert_eq(n, 2);
     cr_expect_eq(m[0].len, m[1].len);
     cr_expect_eq(memcmp(m[0].value, m[1].value, m[0].len), 0, "re-published bytes differ");
@@ -462,7 +432,8 @@ Test(ops, poison_fixed_upstream_and_replayed_is_processed_normally, .fini = stop
     free(how);
 
     /* Replaying it again publishes nothing. */
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--yes", NULL});
     cr_expect_eq(jint(json_object_get(doc, "counts"), "ALREADY_REPLAYED"), 1);
     json_decref(doc);
     cr_expect_eq(q_int("SELECT count(*) FROM outbox WHERE event_type = 'dlq-replay'", NULL), 1);
@@ -474,8 +445,7 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     P = pipeline_start("ops-requeue-resolve", "consumers:\n  retry: { lease: 30s }\n"
                                               "gateways:\n  toss: { timeout: 10s }\n");
     pipeline_payment(P, "toss", "pk_hang", 5000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":6000}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":6000}");
     pipeline_publish(P, "r-hang", "toss", "pk_hang", 5000, "KRW", false);
     cr_assert(pipeline_wait_query(P,
                                   "SELECT status FROM cancel_request WHERE request_id = 'r-hang'",
@@ -483,11 +453,12 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
               "never in flight (logs: %s)", pipeline_log_dir(P));
 
     struct itest_result r;
-    ctl(&r, (const char *const[]){"resolve", "r-hang", "--note", "refunded by hand", NULL});
+    pipeline_cancelctl(
+        P, &r, (const char *const[]){"resolve", "r-hang", "--note", "refunded by hand", NULL});
     cr_expect_eq(r.exit_code, 1, "resolve in flight: exit %d %s%s", r.exit_code, r.out, r.err);
     cr_expect_not_null(strstr(r.err, "IN_FLIGHT"), "%s", r.err);
     itest_result_free(&r);
-    ctl(&r, (const char *const[]){"requeue", "r-hang", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-hang", NULL});
     cr_expect_eq(r.exit_code, 1, "requeue in flight: exit %d %s%s", r.exit_code, r.out, r.err);
     cr_expect_not_null(strstr(r.err, "IN_FLIGHT"), "%s", r.err);
     itest_result_free(&r);
@@ -495,7 +466,7 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     /* The hung attempt times out, the next one refunds. */
     wait_status("r-hang", "SUCCEEDED");
     cr_expect_eq(pipeline_refunds(P, "pk_hang"), 1);
-    ctl(&r, (const char *const[]){"resolve", "r-hang", "--note", "x", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"resolve", "r-hang", "--note", "x", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "already succeeded"), "%s", r.err);
     itest_result_free(&r);
@@ -505,9 +476,10 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     gateway_down("pk_res");
     pipeline_publish(P, "r-res", "toss", "pk_res", 3000, "KRW", false);
     wait_status("r-res", "EXHAUSTED");
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "resolve", "r-res", "--note",
-                                                    "refunded in the console, OPS-1", "--operator",
-                                                    "bob", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "resolve", "r-res", "--note",
+                              "refunded in the console, OPS-1", "--operator", "bob", NULL});
     cr_expect_str_eq(jstr(doc, "statusAfter"), "MANUALLY_RESOLVED");
     json_decref(doc);
     char *v = q_str("SELECT status || ' ' || resolved_by || ' ' || resolved_note"
@@ -535,12 +507,13 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
     pipeline_publish(P, "r-rq", "toss", "pk_rq", 4000, "KRW", false);
     wait_status("r-rq", "EXHAUSTED");
     gateway_up();
-    ctl(&r, (const char *const[]){"requeue", "r-rq", "--dry-run", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-rq", "--dry-run", NULL});
     cr_expect_eq(r.exit_code, 0, "%s", r.err);
     cr_expect_not_null(strstr(r.out, "would re-arm request r-rq"), "%s", r.out);
     itest_result_free(&r);
     cr_expect_eq(q_int("SELECT count(*) FROM operator_action WHERE request_id = $1", "r-rq"), 0);
-    ctl(&r, (const char *const[]){"requeue", "r-rq", "--note", "gateway back", NULL});
+    pipeline_cancelctl(P, &r,
+                       (const char *const[]){"requeue", "r-rq", "--note", "gateway back", NULL});
     cr_expect_eq(r.exit_code, 0, "%s", r.err);
     itest_result_free(&r);
     wait_status("r-rq", "SUCCEEDED");
@@ -560,13 +533,14 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
                          0, NULL, err, sizeof(err)),
               "%s", err);
     gateway_up();
-    ctl(&r, (const char *const[]){"requeue", "r-old", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-old", NULL});
     cr_expect_eq(r.exit_code, 1);
     cr_expect_not_null(strstr(r.err, "expired"), "%s", r.err);
     cr_expect_not_null(strstr(r.err, "refund twice"), "%s", r.err);
     itest_result_free(&r);
-    doc = ctl_json(1, (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-old",
-                                            "--yes", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 1,
+        (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-old", "--yes", NULL});
     json_t *res = json_array_get(json_object_get(doc, "results"), 0);
     cr_expect_str_eq(jstr(res, "action"), "REFUSED", "%s", json_dumps(doc, 0));
     cr_expect_not_null(strstr(jstr(res, "why"), "expired"), "%s", jstr(res, "why"));
@@ -580,44 +554,6 @@ Test(ops, resolve_and_requeue_refuse_in_flight_and_expired_keys, .fini = stop, .
 }
 
 /* ---- command line only (no stack needed) ---- */
-
-struct usage_case {
-    char args[5][24];
-    char message[48];
-};
-
-ParameterizedTestParameters(ops_cli, usage_errors_exit_2)
-{
-    static struct usage_case cases[] = {
-        {{"dlq"}, "missing subcommand"},
-        {{"dlq", "purge"}, "unknown subcommand"},
-        {{"dlq", "list", "--limit", "0"}, "--limit"},
-        {{"dlq", "list", "--reason", "NOPE"}, "not a dead-letter reason"},
-        {{"dlq", "list", "--since", "yesterday"}, "--since"},
-        {{"dlq", "list", "--yes"}, "option of \"dlq replay\""},
-        {{"dlq", "replay", "--rate", "fast"}, "--rate"},
-        {{"requeue"}, "missing REQUEST_ID"},
-        {{"requeue", "bad id!"}, "not a requestId"},
-        {{"resolve", "r-1"}, "--note is required"},
-        {{"show", "a", "b"}, "unexpected argument"},
-        {{"status", "--frob"}, "unknown option"},
-    };
-    return cr_make_param_array(struct usage_case, cases, sizeof(cases) / sizeof(cases[0]));
-}
-
-ParameterizedTest(struct usage_case *c, ops_cli, usage_errors_exit_2)
-{
-    const char *argv[8] = {itest_cancelctl()};
-    int n = 1;
-    for (int i = 0; i < 5 && c->args[i][0] != '\0'; i++)
-        argv[n++] = c->args[i];
-    argv[n] = NULL;
-    struct itest_result r;
-    itest_run(&r, 30000, argv, NULL);
-    cr_expect_eq(r.exit_code, 2, "%s %s: exit %d", c->args[0], c->args[1], r.exit_code);
-    cr_expect_not_null(strstr(r.err, c->message), "want \"%s\" in stderr: %s", c->message, r.err);
-    itest_result_free(&r);
-}
 
 Test(ops_cli, every_command_has_help_with_examples)
 {

@@ -17,64 +17,26 @@
 
 #include "gateway.h"
 #include "gateway_sim_fixture.h"
+#include "harness.h"
 #include "http.h"
 #include "log.h"
 
 #define TOSS_SECRET   GWSIM_TOSS_SECRET
 #define STRIPE_SECRET GWSIM_STRIPE_SECRET
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct result {
-    bool done;
-    struct gateway_answer answer;
-};
-
-static void on_done(const struct gateway_answer *a, void *arg)
-{
-    struct result *r = arg;
-    cr_assert_not(r->done, "callback called twice");
-    r->done = true;
-    r->answer = *a;
-}
-
-/* Drive http until every result is done (or 30 s pass). */
-static void drive(struct http_client *http, struct result *results, size_t n)
-{
-    char err[256];
-    int64_t deadline = now_ms() + 30000;
-    for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++)
-            done += results[i].done;
-        if (done == n)
-            break;
-        cr_assert_lt(now_ms(), deadline, "%zu of %zu calls still running after 30 s", n - done, n);
-        cr_assert_geq(http_client_run(http, 100, err, sizeof(err)), 0, "%s", err);
-    }
-    cr_expect_eq(http_client_in_flight(http), 0);
-}
-
-/* One refund, synchronously. */
+/* One refund, synchronously; nothing left in flight after it. */
 static struct gateway_answer refund(struct http_client *http, struct gateway_client *gc,
                                     const char *request_id, const char *payment_key, long amount,
                                     bool partial)
 {
-    char err[256];
-    struct result r = {0};
     /* gwsim_payment() makes Toss payments in KRW and Stripe ones in USD; the
      * answer must show the request's currency to count. */
     const char *currency = strcmp(gateway_client_name(gc), "toss") == 0 ? "KRW" : "USD";
     struct refund_request req = {request_id,       payment_key, amount, currency, partial,
                                  "customer asked", NULL,        0,      0};
-    cr_assert(gateway_refund_start(gc, &req, on_done, &r, err, sizeof(err)), "%s", err);
-    drive(http, &r, 1);
-    return r.answer;
+    struct gateway_answer a = gwsim_refund(http, gc, &req);
+    cr_expect_eq(http_client_in_flight(http), 0);
+    return a;
 }
 
 struct fixture {
@@ -218,9 +180,9 @@ Test(gateway_clients, hang_times_out_as_retryable_without_an_answer)
     gwsim_payment(&f.sim, "toss", "pk_hang", 10000, 0);
     gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":3000}");
 
-    int64_t t0 = now_ms();
+    int64_t t0 = itest_mono_ms();
     struct gateway_answer a = refund(f.http, f.toss, "req-hang", "pk_hang", 10000, false);
-    int64_t took = now_ms() - t0;
+    int64_t took = itest_mono_ms() - t0;
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_str_eq(a.code, "TIMEOUT");
     cr_expect_not(a.answered);
@@ -575,30 +537,27 @@ Test(gateway_clients, toss_inquiry_reports_the_payment)
 Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
 {
     struct fixture f;
-    char err[256];
     setup(&f);
     gwsim_admin_ok(&f.sim, "PUT", "/_sim/latency", "{\"minMs\":100,\"maxMs\":100}");
 
     char keys[CONCURRENT][32], ids[CONCURRENT][32];
-    struct result results[CONCURRENT];
-    memset(results, 0, sizeof(results));
+    struct gwsim_refund results[CONCURRENT];
     for (int i = 0; i < CONCURRENT; i++) {
         snprintf(keys[i], sizeof(keys[i]), "pk_many_%d", i);
         snprintf(ids[i], sizeof(ids[i]), "req-many-%d", i);
         gwsim_payment(&f.sim, i % 2 ? "stripe" : "toss", keys[i], 1000, 0);
     }
 
-    int64_t t0 = now_ms();
+    int64_t t0 = itest_mono_ms();
     for (int i = 0; i < CONCURRENT; i++) {
         struct refund_request req = {ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk",
                                      NULL,   0,       0};
-        cr_assert(gateway_refund_start(i % 2 ? f.stripe : f.toss, &req, on_done, &results[i], err,
-                                       sizeof(err)),
-                  "%s", err);
+        gwsim_refund_start(i % 2 ? f.stripe : f.toss, &req, &results[i]);
     }
     cr_expect_eq(http_client_in_flight(f.http), CONCURRENT);
-    drive(f.http, results, CONCURRENT);
-    int64_t took = now_ms() - t0;
+    gwsim_refunds_wait(f.http, results, CONCURRENT);
+    cr_expect_eq(http_client_in_flight(f.http), 0);
+    int64_t took = itest_mono_ms() - t0;
 
     for (int i = 0; i < CONCURRENT; i++)
         expect_verdict(results[i].answer, GATEWAY_SUCCEEDED);

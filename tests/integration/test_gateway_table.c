@@ -219,34 +219,6 @@ static const struct gateway_rule *find_row(const char *id)
     return NULL;
 }
 
-struct result {
-    bool done;
-    struct gateway_answer answer;
-};
-
-static void on_done(const struct gateway_answer *a, void *arg)
-{
-    struct result *r = arg;
-    cr_assert_not(r->done, "callback called twice");
-    r->done = true;
-    r->answer = *a;
-}
-
-/* One refund, synchronously (at most 20 s). */
-static struct gateway_answer refund(struct http_client *http, struct gateway_client *gc,
-                                    const struct refund_request *req)
-{
-    char err[256];
-    struct result r = {0};
-    cr_assert(gateway_refund_start(gc, req, on_done, &r, err, sizeof(err)), "%s", err);
-    time_t deadline = time(NULL) + 20;
-    while (!r.done) {
-        cr_assert_lt(time(NULL), deadline, "refund still running after 20 s");
-        cr_assert_geq(http_client_run(http, 100, err, sizeof(err)), 0, "%s", err);
-    }
-    return r.answer;
-}
-
 /* Make the simulator hold what case c needs: the payment and the fault. */
 static void arrange(const struct gwsim *sim, const struct row_case *c, const char *pk)
 {
@@ -342,12 +314,12 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
     if (c->how == HOW_REUSED_KEY) {
         struct refund_request first = req;
         first.amount = 1000;
-        struct gateway_answer a = refund(http, gc, &first);
+        struct gateway_answer a = gwsim_refund(http, gc, &first);
         cr_assert_eq(a.verdict, GATEWAY_SUCCEEDED, "%s: the first refund: %s %s", c->rule,
                      gateway_verdict_name(a.verdict), a.message);
     }
 
-    struct gateway_answer a = refund(http, gc, &req);
+    struct gateway_answer a = gwsim_refund(http, gc, &req);
     cr_expect_str_eq(a.rule != NULL ? a.rule : "(none)", row->id,
                      "%s: classified by %s (http %ld, code \"%s\": %s)", c->rule,
                      a.rule != NULL ? a.rule : "(none)", a.http_status, a.code, a.message);

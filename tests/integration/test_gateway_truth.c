@@ -19,8 +19,6 @@
 #include "pipeline_fixture.h"
 #include "timeutil.h"
 
-#define FINAL_TIMEOUT_MS 60000
-
 /* The issue's policy: 200 ms x2, cap 2 s, n attempts (6 there), 3 s timeout.
  * One YAML document: a test adds keys other than retry and gateways. */
 #define POLICY(n)                                                                                  \
@@ -40,10 +38,7 @@ static void stop(void)
 
 static const char *wait_final(const char *request_id)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
-    return st;
+    return pipeline_require_final(P, request_id, PIPELINE_FINAL_TIMEOUT_MS);
 }
 
 static char *query(const char *sql, const char *request_id)
@@ -65,12 +60,8 @@ static char *answers(const char *request_id)
  * ledger: what the gateway did), comma-separated in order. */
 static char *ledger_keys(const char *payment_key)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
-    char *body = pipeline_sim_get(P, path);
-    json_t *p = json_loads(body, 0, NULL);
-    free(body);
-    cr_assert_not_null(p);
+    json_t *p = pipeline_ledger(P, payment_key);
+    cr_assert_not_null(p, "no payment %s in the ledger", payment_key);
     char out[512] = "";
     size_t i;
     json_t *r;
@@ -93,11 +84,6 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static void fault(const char *json)
-{
-    pipeline_sim_post(P, "/_sim/faults", json);
-}
-
 static void expect_one_refund_under(const char *payment_key, const char *key)
 {
     char *keys = ledger_keys(payment_key);
@@ -118,7 +104,7 @@ static void stored_error_scenario(const char *gateway, const char *pk, const cha
     pipeline_payment(P, gateway, pk, 8000, currency, 0);
     snprintf(json, sizeof(json),
              "{\"paymentKey\":\"%s\",\"type\":\"provider_error\",\"stored\":true,\"times\":1}", pk);
-    fault(json);
+    pipeline_sim_fault(P, json);
     pipeline_publish(P, rid, gateway, pk, 8000, currency, false);
 
     cr_assert_str_eq(wait_final(rid), "SUCCEEDED");
@@ -159,7 +145,8 @@ Test(gateway_truth, a_ten_second_hang_ends_succeeded, .fini = stop, .timeout = 1
 {
     P = pipeline_start("truth_hang", POLICY(3));
     pipeline_payment(P, "toss", "pk_slow", 6000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_slow\",\"type\":\"apply_then_hang\",\"delayMs\":10000}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pk_slow\",\"type\":\"apply_then_hang\",\"delayMs\":10000}");
     pipeline_publish(P, "r-slow", "toss", "pk_slow", 6000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-slow"), "SUCCEEDED");
@@ -178,11 +165,7 @@ Test(gateway_truth, a_ten_second_hang_ends_succeeded, .fini = stop, .timeout = 1
 
 static char *first_refund_id(const char *payment_key)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
-    char *body = pipeline_sim_get(P, path);
-    json_t *p = json_loads(body, 0, NULL);
-    free(body);
+    json_t *p = pipeline_ledger(P, payment_key);
     const char *id =
         json_string_value(json_object_get(json_array_get(json_object_get(p, "refunds"), 0), "id"));
     char *out = id != NULL ? strdup(id) : NULL;
@@ -263,7 +246,7 @@ Test(gateway_truth, a_lost_last_answer_is_settled_by_inquiry, .fini = stop, .tim
 {
     P = pipeline_start("truth_last_lost", POLICY(1));
     pipeline_payment(P, "toss", "pk_last", 7000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_last\",\"type\":\"apply_then_drop\"}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_last\",\"type\":\"apply_then_drop\"}");
     pipeline_publish(P, "r-last", "toss", "pk_last", 7000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-last"), "SUCCEEDED");
@@ -282,7 +265,8 @@ Test(gateway_truth, kill_during_the_last_attempt_of_an_applied_refund, .fini = s
 {
     P = pipeline_start("truth_kill_last", POLICY(1) "consumers: { retry: { lease: 4s } }\n");
     pipeline_payment(P, "toss", "pk_kill", 9000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_kill\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pk_kill\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
     pipeline_publish(P, "r-kill", "toss", "pk_kill", 9000, "KRW", false);
     const char *params[] = {"r-kill"};
     cr_assert(pipeline_wait_query(P, "SELECT status FROM cancel_request WHERE request_id = $1", 1,
@@ -349,10 +333,10 @@ Test(gateway_truth, toss_403_business_codes_are_not_config_faults, .fini = stop,
     P = pipeline_start("truth_toss_403", SHORT_POLICY);
     pipeline_payment(P, "toss", "pk_nc", 3000, "KRW", 0);
     pipeline_payment(P, "toss", "pk_busy", 3000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_nc\",\"type\":\"permanent\",\"status\":403,"
-          "\"code\":\"NOT_CANCELABLE_PAYMENT\",\"times\":0}");
-    fault("{\"paymentKey\":\"pk_busy\",\"type\":\"permanent\",\"status\":403,"
-          "\"code\":\"FORBIDDEN_CONSECUTIVE_REQUEST\",\"times\":2}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_nc\",\"type\":\"permanent\",\"status\":403,"
+                          "\"code\":\"NOT_CANCELABLE_PAYMENT\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_busy\",\"type\":\"permanent\",\"status\":403,"
+                          "\"code\":\"FORBIDDEN_CONSECUTIVE_REQUEST\",\"times\":2}");
     pipeline_publish(P, "r-nc", "toss", "pk_nc", 3000, "KRW", false);
     pipeline_publish(P, "r-busy", "toss", "pk_busy", 3000, "KRW", false);
 
@@ -401,7 +385,7 @@ Test(gateway_truth, a_quarter_of_payments_failing_forever_leave_the_rest_fast, .
         if (i % 4 == 3) {
             snprintf(json, sizeof(json),
                      "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}", pk);
-            fault(json);
+            pipeline_sim_fault(P, json);
         }
     }
     for (int base = 0; base < BREAKER_REQUESTS; base += 10) {
@@ -423,14 +407,7 @@ Test(gateway_truth, a_quarter_of_payments_failing_forever_leave_the_rest_fast, .
     cr_expect_leq(atof(p95), 3.0, "healthy requests took p95 %s s (logs: %s)", p95,
                   pipeline_log_dir(P));
     free(p95);
-    char path[700], line[4096];
-    snprintf(path, sizeof(path), "%s/retry-consumer-0.log", pipeline_log_dir(P));
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    int opened = 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        opened += strstr(line, "circuit open") != NULL;
-    fclose(f);
+    int opened = pipeline_log_count(P, "retry-consumer-0.log", "circuit open");
     cr_expect_eq(opened, 0, "the breaker postponed %d attempts (logs: %s)", opened,
                  pipeline_log_dir(P));
 }
@@ -463,22 +440,6 @@ Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, 
 
 /* ---- operators ---- */
 
-static void ctl(struct itest_result *r, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 90000, argv, NULL);
-}
-
 /* An EXHAUSTED request that someone then refunded by hand in the gateway's
  * dashboard: a requeue asks the gateway first and never refunds again. The
  * key generation and the inquiry are in `cancelctl show`. */
@@ -486,7 +447,7 @@ Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout
 {
     P = pipeline_start("truth_requeue", POLICY(2));
     pipeline_payment(P, "stripe", "pi_hand", 2500, "USD", 0);
-    fault("{\"paymentKey\":\"pi_hand\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pi_hand\",\"type\":\"error_5xx\",\"times\":0}");
     pipeline_publish(P, "r-hand", "stripe", "pi_hand", 2500, "USD", false);
     cr_assert_str_eq(wait_final("r-hand"), "EXHAUSTED");
     cr_expect_eq(pipeline_refunds(P, "pi_hand"), 0);
@@ -494,7 +455,7 @@ Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout
     pipeline_sim_call(P, "DELETE", "/_sim/faults", NULL, NULL);
     pipeline_sim_post(P, "/_sim/payments/pi_hand/refunds", "{\"amount\":2500}");
     struct itest_result r;
-    ctl(&r, (const char *const[]){"requeue", "r-hand", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"requeue", "r-hand", NULL});
     cr_assert_eq(r.exit_code, 0, "requeue: %s%s", r.out, r.err);
     itest_result_free(&r);
 
@@ -507,7 +468,7 @@ Test(gateway_truth, a_requeue_inquires_before_it_refunds, .fini = stop, .timeout
     cr_expect_str_eq(last, "INQUIRY/ALREADY_REFUNDED", "the requeued attempt only inquired");
     free(last);
 
-    ctl(&r, (const char *const[]){"show", "r-hand", NULL});
+    pipeline_cancelctl(P, &r, (const char *const[]){"show", "r-hand", NULL});
     cr_expect_eq(r.exit_code, 0);
     cr_expect_not_null(strstr(r.out, "key generation"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "proven by an inquiry"), "%s", r.out);

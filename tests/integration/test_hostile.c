@@ -216,21 +216,6 @@ static const char *hdr(const struct pipeline_msg *m, const char *name)
     return json_string_value(json_object_get(m->headers, name));
 }
 
-/* Lines of the log of one pipeline process that contain text. */
-static int log_lines(const char *file, const char *text)
-{
-    char path[700], line[8192];
-    snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), file);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int n = 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, text) != NULL;
-    fclose(f);
-    return n;
-}
-
 static void build_corpus(void)
 {
     static const char *const P_ = "PARSE_ERROR";
@@ -527,7 +512,7 @@ Test(hostile, corpus_is_dead_lettered_and_valid_messages_around_it_succeed, .fin
     cr_expect(
         pipeline_wait_query(P, "SELECT count(*)::text FROM cancel_request", 0, NULL, count, 1000),
         "only the valid messages became requests");
-    cr_expect_eq(log_lines("intake-consumer-0.log", "will retry"), 0,
+    cr_expect_eq(pipeline_log_count(P, "intake-consumer-0.log", "will retry"), 0,
                  "the intake retried a message (logs: %s)", pipeline_log_dir(P));
     for (size_t i = 0; i < nmsgs; i++) {
         free(msgs[i].key);
@@ -586,11 +571,6 @@ Test(hostile, a_value_the_database_refuses_is_dead_lettered_with_its_sqlstate, .
 
 /* ---- gateway answers ---- */
 
-static void fault(const char *json)
-{
-    pipeline_sim_post(P, "/_sim/faults", json);
-}
-
 static long long query_int(const char *text, const char *rid)
 {
     const char *params[] = {rid};
@@ -610,10 +590,10 @@ Test(hostile, gateway_answers_stop_nothing, .fini = stop, .timeout = 280)
     pipeline_payment(P, "toss", "pk_date", 3000, "KRW", 0);
     pipeline_payment(P, "toss", "pk_utf8", 3000, "KRW", 0);
     pipeline_payment(P, "toss", "pk_rec", 3000, "KRW", 0);
-    fault("{\"type\":\"rate_limited\",\"paymentKey\":\"pk_ra\","
-          "\"retryAfterHeader\":\"9223372036854775\"}");
-    fault("{\"type\":\"rate_limited\",\"paymentKey\":\"pk_date\","
-          "\"retryAfterHeader\":\"Fri, 31 Dec 9999 23:59:59 GMT\"}");
+    pipeline_sim_fault(P, "{\"type\":\"rate_limited\",\"paymentKey\":\"pk_ra\","
+                          "\"retryAfterHeader\":\"9223372036854775\"}");
+    pipeline_sim_fault(P, "{\"type\":\"rate_limited\",\"paymentKey\":\"pk_date\","
+                          "\"retryAfterHeader\":\"Fri, 31 Dec 9999 23:59:59 GMT\"}");
     /* 1 + 85 three-byte characters: Toss's message is kept in 255 bytes,
      * which ends inside the 85th character. */
     char body[600] = "{\"code\":\"PROVIDER_ERROR\",\"message\":\"a";
@@ -623,7 +603,7 @@ Test(hostile, gateway_answers_stop_nothing, .fini = stop, .timeout = 280)
     json_t *f = json_pack("{s:s, s:s, s:i, s:s}", "type", "raw", "paymentKey", "pk_utf8", "status",
                           500, "body", body);
     char *fj = json_dumps(f, JSON_COMPACT);
-    fault(fj);
+    pipeline_sim_fault(P, fj);
     free(fj);
     json_decref(f);
     /* The ANSWERED row of r-rec's attempt 1 is refused every time it is
@@ -702,6 +682,6 @@ Test(hostile, gateway_answers_stop_nothing, .fini = stop, .timeout = 280)
                      1, "%s says its Retry-After was capped", rid);
     }
     cr_expect_eq(pipeline_refunds(P, "pk_ra") + pipeline_refunds(P, "pk_date"), 0);
-    cr_expect_eq(log_lines("retry-consumer-0.log", "until the database is back"), 0,
+    cr_expect_eq(pipeline_log_count(P, "retry-consumer-0.log", "until the database is back"), 0,
                  "the retry-consumer paused (logs: %s)", pipeline_log_dir(P));
 }

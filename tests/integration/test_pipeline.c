@@ -24,9 +24,6 @@
 #include "pipeline_fixture.h"
 #include "timeutil.h"
 
-#define FINAL_TIMEOUT_MS 60000
-#define READ_TIMEOUT_MS  30000
-
 static struct pipeline *P;
 
 static void stop(void)
@@ -70,10 +67,7 @@ static long long request_int(const char *request_id, const char *sql)
 
 static const char *wait_final(const char *request_id)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
-    return st;
+    return pipeline_require_final(P, request_id, PIPELINE_FINAL_TIMEOUT_MS);
 }
 
 /* The messages of topic_role whose key is key, once at least want of them
@@ -91,7 +85,7 @@ static size_t keyed(const char *topic_role, const char *key, size_t want, struct
             if (m[i].key != NULL && strcmp(m[i].key, key) == 0 && k < 16)
                 idx[k++] = i;
         }
-        if (k >= want || round >= READ_TIMEOUT_MS / 500) {
+        if (k >= want || round >= PIPELINE_READ_TIMEOUT_MS / 500) {
             *out = m;
             *nout = n;
             return k;
@@ -219,11 +213,6 @@ static long long dlq_count(void)
     return (long long)n;
 }
 
-static void fault(const char *json)
-{
-    pipeline_sim_post(P, "/_sim/faults", json);
-}
-
 /* A CancelFailed CloudEvent as an upstream service would write it. */
 static char *cancel_failed_json(const char *request_id, const char *gateway,
                                 const char *payment_key, json_int_t amount)
@@ -262,7 +251,7 @@ Test(pipeline, success_after_transient_failures, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("success_after_transient", NULL);
     pipeline_payment(P, "toss", "pk_5xx", 20000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_5xx\",\"type\":\"error_5xx\",\"times\":2}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_5xx\",\"type\":\"error_5xx\",\"times\":2}");
     pipeline_publish(P, "r-5xx", "toss", "pk_5xx", 20000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-5xx"), "SUCCEEDED");
@@ -283,7 +272,8 @@ Test(pipeline, applied_then_timed_out_refunds_once, .fini = stop, .timeout = 180
      * simulator's 3 s hang ended and the key's answer is stored. */
     P = pipeline_start("applied_then_timed_out", "retry: { initial_delay: 2s, max_delay: 4s }\n");
     pipeline_payment(P, "toss", "pk_hang", 30000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_hang\",\"type\":\"apply_then_hang\",\"delayMs\":3000}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pk_hang\",\"type\":\"apply_then_hang\",\"delayMs\":3000}");
     pipeline_publish(P, "r-hang", "toss", "pk_hang", 30000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-hang"), "SUCCEEDED");
@@ -350,7 +340,7 @@ Test(pipeline, exhaustion, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("exhaustion", NULL);
     pipeline_payment(P, "toss", "pk_down", 9000, "KRW", 0);
-    fault("{\"paymentKey\":\"pk_down\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_down\",\"type\":\"error_5xx\",\"times\":0}");
     pipeline_publish(P, "r-down", "toss", "pk_down", 9000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-down"), "EXHAUSTED");

@@ -76,10 +76,7 @@ static long long request_int(const char *request_id, const char *sql)
 
 static const char *wait_final(const char *request_id)
 {
-    const char *st = pipeline_wait_final(P, request_id, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not reach a final status within %d s (logs: %s)", request_id,
-                       FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
-    return st;
+    return pipeline_require_final(P, request_id, FINAL_TIMEOUT_MS);
 }
 
 /* Each gap's planned delay is want[i] (up to a fifth less: see below) and
@@ -115,8 +112,7 @@ Test(timing, backoff_grows_by_the_coefficient, .fini = stop, .timeout = 180)
                        "retry: { initial_delay: 500ms, backoff_coefficient: 2.0, max_delay: 10s, "
                        "max_attempts: 5, jitter: none }\n");
     pipeline_payment(P, "toss", "pk_grow", 1000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pk_grow\",\"type\":\"error_5xx\",\"times\":3}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_grow\",\"type\":\"error_5xx\",\"times\":3}");
     pipeline_publish(P, "r-grow", "toss", "pk_grow", 1000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-grow"), "SUCCEEDED");
@@ -130,8 +126,7 @@ Test(timing, max_delay_caps_the_backoff, .fini = stop, .timeout = 180)
                        "retry: { initial_delay: 400ms, backoff_coefficient: 3.0, max_delay: 1s, "
                        "max_attempts: 5, jitter: none }\n");
     pipeline_payment(P, "toss", "pk_cap", 1000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pk_cap\",\"type\":\"error_5xx\",\"times\":3}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_cap\",\"type\":\"error_5xx\",\"times\":3}");
     pipeline_publish(P, "r-cap", "toss", "pk_cap", 1000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-cap"), "SUCCEEDED");
@@ -144,9 +139,8 @@ Test(timing, retry_after_is_a_floor, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("retry_after_floor", "retry: { initial_delay: 300ms, jitter: none }\n");
     pipeline_payment(P, "toss", "pk_429", 1000, "KRW", 0);
-    pipeline_sim_post(
-        P, "/_sim/faults",
-        "{\"paymentKey\":\"pk_429\",\"type\":\"rate_limited\",\"times\":1,\"retryAfter\":2}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pk_429\",\"type\":\"rate_limited\",\"times\":1,\"retryAfter\":2}");
     pipeline_publish(P, "r-429", "toss", "pk_429", 1000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-429"), "SUCCEEDED");
@@ -169,8 +163,7 @@ Test(timing, deadline_stops_retries, .fini = stop, .timeout = 180)
                        "retry: { initial_delay: 1s, backoff_coefficient: 2.0, max_delay: 10s, "
                        "max_attempts: 10, jitter: none, deadline: 6s }\n");
     pipeline_payment(P, "toss", "pk_dl", 1000, "KRW", 0);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pk_dl\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pk_dl\",\"type\":\"error_5xx\",\"times\":0}");
     pipeline_publish(P, "r-dl", "toss", "pk_dl", 1000, "KRW", false);
 
     cr_assert_str_eq(wait_final("r-dl"), "EXHAUSTED");
@@ -222,7 +215,7 @@ Test(timing, full_jitter_stays_within_bounds, .fini = stop, .timeout = 180)
         char f[128];
         snprintf(f, sizeof(f), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
                  keys[i]);
-        pipeline_sim_post(P, "/_sim/faults", f);
+        pipeline_sim_fault(P, f);
     }
     for (int i = 0; i < 3; i++)
         pipeline_publish(P, ids[i], "toss", keys[i], 1000, "KRW", false);
@@ -270,7 +263,7 @@ Test(timing, open_breaker_postpones_without_spending_attempts, .fini = stop, .ti
         pipeline_payment(P, "toss", trip_pk[i], 1000, "KRW", 0);
         snprintf(fault, sizeof(fault), "{\"paymentKey\":\"%s\",\"type\":\"error_5xx\",\"times\":0}",
                  trip_pk[i]);
-        pipeline_sim_post(P, "/_sim/faults", fault);
+        pipeline_sim_fault(P, fault);
     }
     pipeline_payment(P, "toss", "pk_w1", 1000, "KRW", 0);
     pipeline_payment(P, "toss", "pk_w2", 1000, "KRW", 0);

@@ -17,48 +17,12 @@
 
 #include "pipeline_fixture.h"
 
-#define FINAL_TIMEOUT_MS 60000
-#define READ_TIMEOUT_MS  30000
-
 static struct pipeline *P;
 
 static void stop(void)
 {
     pipeline_stop(P);
     P = NULL;
-}
-
-/* ---- cancelctl ---- */
-
-/* Run cancelctl --config <pipeline config> args... with stdin from
- * /dev/null; fails the test unless it exits with code. */
-static void ctl(struct itest_result *r, int code, const char *const *args)
-{
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = "/bin/sh";
-    argv[n++] = "-c";
-    argv[n++] = "exec \"$0\" \"$@\" </dev/null";
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    itest_run(r, 120000, argv, NULL);
-    cr_assert_eq(r->exit_code, code, "cancelctl %s: exit %d, want %d\nstderr: %s\nstdout: %s",
-                 args[1] ? args[1] : args[0], r->exit_code, code, r->err, r->out);
-}
-
-static json_t *ctl_json(int code, const char *const *args)
-{
-    struct itest_result r;
-    ctl(&r, code, args);
-    json_error_t jerr;
-    json_t *doc = json_loads(r.out, 0, &jerr);
-    cr_assert_not_null(doc, "not JSON (%s): %s", jerr.text, r.out);
-    itest_result_free(&r);
-    return doc;
 }
 
 static long long jint(const json_t *o, const char *key)
@@ -109,9 +73,9 @@ static void expect_q(const char *sql, const char *param, const char *want)
 
 static void wait_status(const char *rid, const char *want)
 {
-    const char *st = pipeline_wait_final(P, rid, FINAL_TIMEOUT_MS);
-    cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", rid, FINAL_TIMEOUT_MS / 1000,
-                       pipeline_log_dir(P));
+    const char *st = pipeline_wait_final(P, rid, PIPELINE_FINAL_TIMEOUT_MS);
+    cr_assert_not_null(st, "%s did not end within %d s (logs: %s)", rid,
+                       PIPELINE_FINAL_TIMEOUT_MS / 1000, pipeline_log_dir(P));
     cr_assert_str_eq(st, want, "%s ended %s (logs: %s)", rid, st, pipeline_log_dir(P));
 }
 
@@ -144,20 +108,11 @@ static long long outcomes(const char *rid)
 
 /* ---- the simulator ---- */
 
-static void sim_fault(const char *json)
-{
-    pipeline_sim_post(P, "/_sim/faults", json);
-}
-
 /* The id of the only refund of payment_key in the ledger. */
 static char *refund_id(const char *payment_key)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "/_sim/ledger/%s", payment_key);
-    char *body = pipeline_sim_get(P, path);
-    json_t *p = json_loads(body, 0, NULL);
-    cr_assert_not_null(p, "ledger of %s: %s", payment_key, body);
-    free(body);
+    json_t *p = pipeline_ledger(P, payment_key);
+    cr_assert_not_null(p, "no payment %s in the ledger", payment_key);
     json_t *refunds = json_object_get(p, "refunds");
     cr_assert_eq(json_array_size(refunds), 1, "refunds of %s", payment_key);
     char *id = strdup(jstr(json_array_get(refunds, 0), "id"));
@@ -231,8 +186,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     pipeline_payment(P, "stripe", "pi_settle", 2500, "USD", 0);
     pipeline_payment(P, "stripe", "pi_unk", 1000, "USD", 0);
     /* The gateway is down for two of them until they are EXHAUSTED. */
-    sim_fault("{\"paymentKey\":\"pi_ex\",\"type\":\"error_5xx\",\"times\":0}");
-    sim_fault("{\"paymentKey\":\"tp_ex\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"pi_ex\",\"type\":\"error_5xx\",\"times\":0}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tp_ex\",\"type\":\"error_5xx\",\"times\":0}");
     pipeline_publish(P, "r-gone", "stripe", "pi_gone", 5000, "USD", false);
     pipeline_publish(P, "r-stripe-ex", "stripe", "pi_ex", 4000, "USD", false);
     pipeline_publish(P, "r-toss-ex", "toss", "tp_ex", 15000, "KRW", false);
@@ -259,16 +214,18 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     snprintf(path, sizeof(path), "/_sim/refunds/%s", settle);
     pipeline_sim_post(P, path, "{\"status\":\"pending\"}");
     free(settle);
-    sim_fault("{\"paymentKey\":\"pi_unk\",\"type\":\"error_5xx\",\"operation\":\"inquiry\","
-              "\"times\":0}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pi_unk\",\"type\":\"error_5xx\",\"operation\":\"inquiry\","
+           "\"times\":0}");
     wait_outbox_drained();
     size_t posts = refund_calls();
     long long letters_before =
         q_int("SELECT count(*) FROM outbox WHERE event_type = 'dead-letter'", NULL);
 
     /* First pass: every mismatch recorded and alerted once. */
-    json_t *doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h",
-                                                    "--operator", "alice", NULL});
+    json_t *doc = pipeline_cancelctl_json(
+        P, 0,
+        (const char *const[]){"--json", "reconcile", "--since", "1h", "--operator", "alice", NULL});
     json_t *c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "checked"), 7, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "agree"), 1);
@@ -320,7 +277,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
                  4);
     wait_outbox_drained();
     struct pipeline_msg *msgs = NULL;
-    size_t n = pipeline_read_topic(P, "dlq", (size_t)letters_before + 4, READ_TIMEOUT_MS, &msgs);
+    size_t n =
+        pipeline_read_topic(P, "dlq", (size_t)letters_before + 4, PIPELINE_READ_TIMEOUT_MS, &msgs);
     size_t on_kafka = 0;
     for (size_t i = 0; i < n; i++)
         on_kafka += strcmp(jstr(msgs[i].headers, "dlq.reason"), "RECONCILE_MISMATCH") == 0;
@@ -331,7 +289,8 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     expect_q("SELECT status FROM cancel_request WHERE request_id = $1", "r-gone", "SUCCEEDED");
 
     /* Second pass: the same open mismatches, nobody alerted again. */
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", NULL});
+    doc = pipeline_cancelctl_json(
+        P, 0, (const char *const[]){"--json", "reconcile", "--since", "1h", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "mismatches"), 4, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "newMismatches"), 0);
@@ -343,7 +302,7 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
 
     /* The same for a person at a terminal. */
     struct itest_result r;
-    ctl(&r, 0, (const char *const[]){"reconcile", "--since", "1h", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"reconcile", "--since", "1h", NULL});
     fprintf(stderr, "%s", r.out);
     const char *words[] = {"OURS_REFUNDED_THEIRS_NOT",
                            "OURS_FAILED_THEIRS_REFUNDED",
@@ -359,21 +318,21 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         cr_expect_not_null(strstr(r.out, words[i]), "\"%s\" missing from:\n%s", words[i], r.out);
     itest_result_free(&r);
-    ctl(&r, 0, (const char *const[]){"status", "--timeout", "5s", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"status", "--timeout", "5s", NULL});
     cr_expect_not_null(strstr(r.out, "open mismatches: 4 (AMOUNT_DIFFERS 1, "
                                      "OURS_FAILED_THEIRS_REFUNDED 2, OURS_REFUNDED_THEIRS_NOT 1)"),
                        "%s", r.out);
     itest_result_free(&r);
     cr_expect_eq(mismatch_letters(NULL), 4);
     /* show tells the one request's mismatch. */
-    ctl(&r, 0, (const char *const[]){"show", "r-gone", NULL});
+    pipeline_cancelctl_exit(P, &r, 0, (const char *const[]){"show", "r-gone", NULL});
     cr_expect_not_null(strstr(r.out, "Reconciliation against the gateway"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "OURS_REFUNDED_THEIRS_NOT: ours SUCCEEDED"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "(open)"), "%s", r.out);
     itest_result_free(&r);
 
     /* status shows them. */
-    doc = ctl_json(0, (const char *const[]){"--json", "status", NULL});
+    doc = pipeline_cancelctl_json(P, 0, (const char *const[]){"--json", "status", NULL});
     json_t *rec = json_object_get(doc, "reconciliation");
     json_t *open = json_object_get(rec, "openMismatches");
     cr_expect_eq(jint(open, "total"), 4, "%s", json_dumps(rec, 0));
@@ -386,8 +345,10 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     /* --fix corrects our records, each once. */
     long long out_gone = outcomes("r-gone"), out_ex = outcomes("r-stripe-ex"),
               out_toss = outcomes("r-toss-ex"), out_amt = outcomes("r-amt");
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", "--fix",
-                                            "--operator", "alice", "--note", "OPS-1", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "reconcile", "--since", "1h",
+                                                        "--fix", "--operator", "alice", "--note",
+                                                        "OPS-1", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "fixed"), 3, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "newMismatches"), 0);
@@ -426,8 +387,9 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
 
     /* A second --fix changes nothing. */
     long long actions = q_int("SELECT count(*) FROM operator_action", NULL);
-    doc = ctl_json(0, (const char *const[]){"--json", "reconcile", "--since", "1h", "--fix",
-                                            "--operator", "bob", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "reconcile", "--since", "1h",
+                                                        "--fix", "--operator", "bob", NULL});
     c = json_object_get(doc, "counts");
     cr_expect_eq(jint(c, "fixed"), 0, "%s", json_dumps(doc, 0));
     cr_expect_eq(jint(c, "mismatches"), 1);
@@ -442,16 +404,15 @@ Test(reconcile, cli_records_alerts_once_and_fixes_once, .fini = stop, .timeout =
     /* The operator replays the corrected request: it inquires first, finds
      * no refund, and refunds once under a new key generation. */
     wait_outbox_drained();
-    doc = ctl_json(0, (const char *const[]){"--json", "dlq", "replay", "--request-id", "r-gone",
-                                            "--yes", "--operator", "alice", NULL});
+    doc = pipeline_cancelctl_json(P, 0,
+                                  (const char *const[]){"--json", "dlq", "replay", "--request-id",
+                                                        "r-gone", "--yes", "--operator", "alice",
+                                                        NULL});
     cr_expect_str_eq(jstr(json_array_get(json_object_get(doc, "results"), 0), "action"), "REARM",
                      "%s", json_dumps(doc, 0));
     json_decref(doc);
     wait_status("r-gone", "SUCCEEDED");
-    char ledger_path[] = "/_sim/ledger/pi_gone";
-    char *body = pipeline_sim_get(P, ledger_path);
-    json_t *ledger = json_loads(body, 0, NULL);
-    free(body);
+    json_t *ledger = pipeline_ledger(P, "pi_gone");
     json_t *refunds = json_object_get(ledger, "refunds");
     cr_expect_eq(json_array_size(refunds), 1, "refunds of pi_gone after the replay");
     cr_expect_str_eq(jstr(json_array_get(refunds, 0), "idempotencyKey"), "r-gone.2");
@@ -533,7 +494,8 @@ Test(reconcile, scheduled_pass_does_not_hold_up_publishing, .fini = stop, .timeo
         wait_status(rid, "SUCCEEDED");
     }
     /* Every inquiry now hangs 1.8 s (under the 2 s gateway timeout). */
-    sim_fault("{\"type\":\"hang\",\"operation\":\"inquiry\",\"delayMs\":1800,\"times\":0}");
+    pipeline_sim_fault(
+        P, "{\"type\":\"hang\",\"operation\":\"inquiry\",\"delayMs\":1800,\"times\":0}");
     int64_t deadline = itest_mono_ms() + 20000;
     while (hung_inquiries() == 0 && itest_mono_ms() < deadline)
         itest_sleep_ms(50);

@@ -23,22 +23,14 @@
  */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "child_process.h"
 #include "pipeline_fixture.h"
+#include "tcp_proxy.h"
 
 #define FINAL_STATUSES                                                                             \
     "('SUCCEEDED', 'ALREADY_REFUNDED', 'FAILED', 'EXHAUSTED', 'MANUALLY_RESOLVED')"
@@ -103,31 +95,6 @@ static void wait_all_final(long long n, int timeout_ms, const char *what)
 
 /* ---- relays ---- */
 
-static int log_count(const char *file, const char *needle)
-{
-    char path[700], line[8192];
-    snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), file);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
-static bool log_wait(const char *file, const char *needle, int count, int timeout_ms)
-{
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    while (log_count(file, needle) < count) {
-        if (itest_mono_ms() >= deadline)
-            return false;
-        itest_sleep_ms(50);
-    }
-    return true;
-}
-
 static const char *relay_log(int slot)
 {
     static char names[2][32];
@@ -138,11 +105,11 @@ static const char *relay_log(int slot)
 /* Start the second relay and return the slot of the active one. */
 static int start_standby(void)
 {
-    cr_assert(log_wait(relay_log(0), "this relay is now active", 1, 20000),
+    cr_assert(pipeline_log_wait(P, relay_log(0), "this relay is now active", 1, 20000),
               "relay 0 did not become active (logs: %s)", pipeline_log_dir(P));
     pipeline_start_process(P, PIPELINE_RELAY, 1);
     itest_sleep_ms(1500);
-    cr_assert_eq(log_count(relay_log(1), "this relay is now active"), 0,
+    cr_assert_eq(pipeline_log_count(P, relay_log(1), "this relay is now active"), 0,
                  "the standby took the lease of a live relay (logs: %s)", pipeline_log_dir(P));
     return 0;
 }
@@ -153,7 +120,7 @@ static long long lease_epoch(void)
 }
 
 /* Wait until the lease's epoch is past old; returns the ms waited, or -1.
- * The new holder logs its takeover just after: read its log with log_wait. */
+ * The new holder logs its takeover just after: read its log with pipeline_log_wait. */
 static int64_t wait_takeover(long long old_epoch, int timeout_ms)
 {
     int64_t t0 = itest_mono_ms();
@@ -215,12 +182,12 @@ Test(relay_failover, frozen_relay_is_replaced_after_its_lease, .fini = stop, .ti
     /* The frozen relay renewed at most a third of a lease before it froze. */
     cr_expect_geq(took, LEASE_MS - LEASE_MS / 3 - 1000,
                   "the standby took a lease that cannot have lapsed (%lld ms)", (long long)took);
-    cr_expect(log_wait(relay_log(standby), "its lease ran out", 1, 3000),
+    cr_expect(pipeline_log_wait(P, relay_log(standby), "its lease ran out", 1, 3000),
               "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     wait_all_final(N1 + N2, 90000, "after the takeover");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
-    cr_expect(log_wait(relay_log(active), "this relay is no longer active", 1, 10000),
+    cr_expect(pipeline_log_wait(P, relay_log(active), "this relay is no longer active", 1, 10000),
               "the continued relay did not notice it lost the lease (logs: %s)",
               pipeline_log_dir(P));
     publish_many("after", N3);
@@ -228,7 +195,7 @@ Test(relay_failover, frozen_relay_is_replaced_after_its_lease, .fini = stop, .ti
     itest_sleep_ms(2000);
     cr_expect_eq(lease_epoch(), old_epoch + 1, "the lease changed hands again (logs: %s)",
                  pipeline_log_dir(P));
-    cr_expect_eq(log_count(relay_log(active), "this relay is now active"), 1,
+    cr_expect_eq(pipeline_log_count(P, relay_log(active), "this relay is now active"), 1,
                  "the old relay took the lease back (logs: %s)", pipeline_log_dir(P));
     assert_no_marks_after_takeover(old_epoch);
     cr_expect_eq(query_int("SELECT count(*) FROM outbox WHERE published_at IS NULL"), 0,
@@ -256,13 +223,13 @@ Test(relay_failover, dead_session_is_replaced_at_once, .fini = stop, .timeout = 
     cr_assert(took >= 0, "the standby did not take over (logs: %s)", pipeline_log_dir(P));
     cr_expect_leq(took, 3000, "a dead session should be replaced at once, took %lld ms",
                   (long long)took);
-    cr_expect(log_wait(relay_log(standby), "its database session is gone", 1, 3000),
+    cr_expect(pipeline_log_wait(P, relay_log(standby), "its database session is gone", 1, 3000),
               "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     publish_many("deadsession", N);
     wait_all_final(N, 60000, "after the takeover");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
-    cr_expect(log_wait(relay_log(active), "this relay is no longer active", 1, 10000),
+    cr_expect(pipeline_log_wait(P, relay_log(active), "this relay is no longer active", 1, 10000),
               "the continued relay did not notice it lost the lease (logs: %s)",
               pipeline_log_dir(P));
     itest_sleep_ms(2500);
@@ -306,7 +273,7 @@ Test(relay_failover, stopped_relay_hands_over, .fini = stop, .timeout = 180)
     fprintf(stderr, "relay_failover: stopped relay replaced after %lld ms\n", (long long)took);
     cr_assert(took >= 0 && took <= 3000, "no takeover within 3 s of SIGTERM (%lld ms; logs: %s)",
               (long long)took, pipeline_log_dir(P));
-    cr_expect(log_wait(relay_log(standby), "it released the lease", 1, 3000),
+    cr_expect(pipeline_log_wait(P, relay_log(standby), "it released the lease", 1, 3000),
               "the standby should say why it took over (logs: %s)", pipeline_log_dir(P));
     publish_many("stopped", N);
     wait_all_final(N, 60000, "after the hand-over");
@@ -314,137 +281,18 @@ Test(relay_failover, stopped_relay_hands_over, .fini = stop, .timeout = 180)
 
 /* ---- a relay cut off from the database without a FIN ---- */
 
-/* A TCP proxy in front of PostgreSQL that can stop forwarding while keeping
- * every connection open: to the relay behind it the database looks alive
- * but never answers, as after a network cut no FIN or RST crossed. */
-struct proxy {
-    int listen_fd;
-    int port;
-    char host[64];
-    int target_port;
-    pthread_t thread;
-    volatile int blackhole;
-    volatile int stop;
-};
+/* PostgreSQL behind a proxy that can stop forwarding (tcp_proxy.h). */
+static struct tcp_proxy PX;
 
-static struct proxy PX;
-
-static int connect_target(const struct proxy *px)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)px->target_port)};
-    inet_pton(AF_INET, px->host, &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* Copy what is readable on from to to; false on EOF or error. */
-static bool pump(int from, int to)
-{
-    char buf[65536];
-    ssize_t n = read(from, buf, sizeof(buf));
-    if (n <= 0)
-        return false;
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(to, buf + off, (size_t)(n - off));
-        if (w <= 0)
-            return false;
-        off += w;
-    }
-    return true;
-}
-
-static void *proxy_main(void *arg)
-{
-    struct proxy *px = arg;
-    enum { MAXP = 16 };
-    int a[MAXP], b[MAXP], np = 0;
-
-    while (!px->stop) {
-        struct pollfd fds[1 + 2 * MAXP];
-        int nf = 0;
-        fds[nf++] = (struct pollfd){.fd = px->listen_fd, .events = POLLIN};
-        bool flowing = !px->blackhole;
-        for (int i = 0; flowing && i < np; i++) {
-            fds[nf++] = (struct pollfd){.fd = a[i], .events = POLLIN};
-            fds[nf++] = (struct pollfd){.fd = b[i], .events = POLLIN};
-        }
-        if (poll(fds, (nfds_t)nf, 50) <= 0)
-            continue;
-        if ((fds[0].revents & POLLIN) && np < MAXP) {
-            int c = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            int t = c >= 0 ? connect_target(px) : -1;
-            if (c >= 0 && t >= 0) {
-                a[np] = c;
-                b[np] = t;
-                np++;
-            } else if (c >= 0) {
-                close(c);
-            }
-        }
-        for (int i = 0; flowing && i < np; i++) {
-            bool ok = true;
-            if (fds[1 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR))
-                ok = pump(a[i], b[i]);
-            if (ok && (fds[2 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR)))
-                ok = pump(b[i], a[i]);
-            if (!ok) {
-                close(a[i]);
-                close(b[i]);
-                a[i] = a[np - 1];
-                b[i] = b[np - 1];
-                np--;
-                break; /* the fds array no longer matches: poll again */
-            }
-        }
-    }
-    for (int i = 0; i < np; i++) {
-        close(a[i]);
-        close(b[i]);
-    }
-    return NULL;
-}
-
-static void proxy_start(const char *dsn)
-{
-    /* The harness writes host='...' port='...'. */
-    const char *h = strstr(dsn, "host="), *p = strstr(dsn, "port=");
-    snprintf(PX.host, sizeof(PX.host), "127.0.0.1");
-    if (h != NULL)
-        sscanf(h + 5 + (h[5] == '\''), "%63[^' ]", PX.host);
-    PX.target_port = p != NULL ? atoi(p + 5 + (p[5] == '\'')) : 5432;
-    PX.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t len = sizeof(a);
-    cr_assert(PX.listen_fd >= 0 && bind(PX.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-                  listen(PX.listen_fd, 16) == 0 &&
-                  getsockname(PX.listen_fd, (struct sockaddr *)&a, &len) == 0,
-              "proxy: %s", strerror(errno));
-    PX.port = ntohs(a.sin_port);
-    PX.stop = 0;
-    PX.blackhole = 0;
-    cr_assert_eq(pthread_create(&PX.thread, NULL, proxy_main, &PX), 0);
-}
-
-static pid_t cut_relay;
+static struct child cut_relay;
 
 static void stop_cut(void)
 {
-    if (cut_relay > 0) {
-        kill(cut_relay, SIGKILL);
-        waitpid(cut_relay, NULL, 0);
-        cut_relay = 0;
+    if (cut_relay.pid > 0) {
+        kill(cut_relay.pid, SIGKILL);
+        child_reap(&cut_relay, CHILD_STOP_WAIT_MS);
     }
-    if (PX.listen_fd > 0) {
-        PX.stop = 1;
-        pthread_join(PX.thread, NULL);
-        close(PX.listen_fd);
-        PX.listen_fd = 0;
-    }
+    tcp_proxy_stop(&PX);
     stop();
 }
 
@@ -452,39 +300,20 @@ static void stop_cut(void)
  * to <log dir>/outbox-relay-cut.log. */
 static pid_t spawn_cut_relay(void)
 {
-    char config[700], log_path[700], line[4096];
-    snprintf(config, sizeof(config), "%s/relay-cut.yaml", pipeline_log_dir(P));
-    snprintf(log_path, sizeof(log_path), "%s/outbox-relay-cut.log", pipeline_log_dir(P));
-    FILE *in = fopen(pipeline_config_path(P), "r"), *out = fopen(config, "w");
-    cr_assert(in != NULL && out != NULL);
-    while (fgets(line, sizeof(line), in) != NULL) {
-        if (strncmp(line, "  dsn: ", 7) == 0) {
-            /* Later keywords win in a conninfo string. YAML double quotes:
-             * the DSN has single quotes of its own. */
-            fputs("  dsn: \"", out);
-            for (const char *c = pipeline_itest(P)->dsn; *c != '\0'; c++)
-                fprintf(out, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
-            fprintf(out, " host=127.0.0.1 port=%d\"\n", PX.port);
-        } else
-            fputs(line, out);
+    /* Later keywords win in a conninfo string. YAML double quotes: the DSN
+     * has single quotes of its own. */
+    char dsn[1400], config[700], log_path[700];
+    size_t n = (size_t)snprintf(dsn, sizeof(dsn), "  dsn: \"");
+    for (const char *c = pipeline_itest(P)->dsn; *c != '\0' && n + 3 < sizeof(dsn); c++) {
+        if (*c == '"' || *c == '\\')
+            dsn[n++] = '\\';
+        dsn[n++] = *c;
     }
-    fclose(in);
-    fclose(out);
-    const char *exe = itest_require_env("CR_OUTBOX_RELAY");
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    cr_assert(fd >= 0, "could not open %s: %s", log_path, strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execl(exe, exe, "--config", config, (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
+    snprintf(dsn + n, sizeof(dsn) - n, " host=127.0.0.1 port=%d\"\n", PX.port);
+    pipeline_config_variant(P, "relay-cut.yaml", "  dsn: ", dsn, config, sizeof(config));
+    pipeline_log_path(P, "outbox-relay-cut.log", log_path, sizeof(log_path));
+    const char *argv[] = {itest_require_env("CR_OUTBOX_RELAY"), "--config", config, NULL};
+    return child_spawn(argv, log_path);
 }
 
 /* The active relay's connection stops carrying anything, both ways, without
@@ -497,16 +326,16 @@ Test(relay_failover, relay_cut_off_without_fin, .fini = stop_cut, .timeout = 240
     P = pipeline_start("relay_cut_off", NULL);
     /* The fixture's relay stands by; the one behind the proxy leads. */
     pipeline_kill(P, PIPELINE_RELAY, 0, SIGTERM);
-    proxy_start(pipeline_itest(P)->dsn);
-    cut_relay = spawn_cut_relay();
-    cr_assert(log_wait("outbox-relay-cut.log", "this relay is now active", 1, 20000),
+    tcp_proxy_start(&PX, pipeline_itest(P)->dsn);
+    cut_relay.pid = spawn_cut_relay();
+    cr_assert(pipeline_log_wait(P, "outbox-relay-cut.log", "this relay is now active", 1, 20000),
               "the relay behind the proxy did not become active (logs: %s)", pipeline_log_dir(P));
     pipeline_start_process(P, PIPELINE_RELAY, 1);
     publish_many("beforecut", N);
     wait_all_final(N, 60000, "before the cut");
 
     long long old_epoch = lease_epoch();
-    PX.blackhole = 1;
+    tcp_proxy_blackhole(&PX, true);
     int64_t took = wait_takeover(old_epoch, TAKEOVER_MAX_MS + 5000);
     fprintf(stderr, "relay_failover: relay cut off without FIN replaced after %lld ms\n",
             (long long)took);
@@ -515,15 +344,15 @@ Test(relay_failover, relay_cut_off_without_fin, .fini = stop_cut, .timeout = 240
     publish_many("duringcut", N);
     wait_all_final(2 * N, 60000, "while the old relay is cut off");
 
-    PX.blackhole = 0;
-    cr_expect(log_wait("outbox-relay-cut.log", "this relay is no longer active", 1, 15000),
-              "the relay did not notice it lost the lease once its connection flowed again"
-              " (logs: %s)",
-              pipeline_log_dir(P));
+    tcp_proxy_blackhole(&PX, false);
+    cr_expect(
+        pipeline_log_wait(P, "outbox-relay-cut.log", "this relay is no longer active", 1, 15000),
+        "the relay did not notice it lost the lease once its connection flowed again"
+        " (logs: %s)",
+        pipeline_log_dir(P));
     itest_sleep_ms(2000);
     cr_expect_eq(lease_epoch(), old_epoch + 1, "the lease changed hands again (logs: %s)",
                  pipeline_log_dir(P));
     assert_no_marks_after_takeover(old_epoch);
-    int status;
-    cr_expect_eq(waitpid(cut_relay, &status, WNOHANG), 0, "the cut-off relay exited");
+    cr_expect(child_running(&cut_relay), "the cut-off relay exited");
 }

@@ -167,26 +167,16 @@ static void expect_reason(long long id, const char *prefix)
 
 /* ---- cancelctl ---- */
 
+/* cancelctl --json args... as operator it-operator, expecting want_exit. */
 static json_t *cancelctl_json(int want_exit, const char *const *args)
 {
-    const char *argv[16];
-    size_t n = 0;
-    argv[n++] = itest_cancelctl();
-    argv[n++] = "--config";
-    argv[n++] = pipeline_config_path(P);
-    argv[n++] = "--json";
+    const char *argv[16] = {"--json"};
+    size_t n = 1;
     for (size_t i = 0; args[i] != NULL && n + 1 < 16; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    const char *env[] = {"CANCELCTL_OPERATOR=it-operator", NULL};
-    struct itest_result r;
-    itest_run(&r, 60000, argv, env);
-    cr_assert_eq(r.exit_code, want_exit, "cancelctl %s %s exited %d: %s%s", args[0], args[1],
-                 r.exit_code, r.err, r.out);
-    json_t *doc = json_loads(r.out, 0, NULL);
-    cr_assert_not_null(doc, "cancelctl %s: not JSON: %s", args[0], r.out);
-    itest_result_free(&r);
-    return doc;
+    setenv("CANCELCTL_OPERATOR", "it-operator", 1);
+    return pipeline_cancelctl_json(P, want_exit, argv);
 }
 
 /* ---- the test ---- */

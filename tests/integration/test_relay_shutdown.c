@@ -14,20 +14,19 @@
  */
 #include <criterion/criterion.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "child_process.h"
 #include "harness.h"
+#include "log_file.h"
 
 #define ROWS 40
 /* Longer than flush_timeout, shorter than flush_timeout twice: the reports
@@ -40,14 +39,13 @@ static struct itest T;
 static char stack_bootstrap[256];
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock_cluster;
-static pid_t relay_pid;
+static struct child relay;
 
 static void stop(void)
 {
-    if (relay_pid > 0) {
-        kill(relay_pid, SIGKILL);
-        waitpid(relay_pid, NULL, 0);
-        relay_pid = 0;
+    if (relay.pid > 0) {
+        kill(relay.pid, SIGKILL);
+        child_reap(&relay, CHILD_STOP_WAIT_MS);
     }
     /* Topics are deleted on the broker the harness knows, not the mock. */
     if (stack_bootstrap[0] != '\0')
@@ -60,19 +58,6 @@ static void stop(void)
     if (mock_rk != NULL)
         rd_kafka_destroy(mock_rk);
     mock_rk = NULL;
-}
-
-static int log_count(const char *path, const char *needle)
-{
-    char line[8192];
-    int n = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
 }
 
 /* The harness's default config with the relay's flush_timeout shortened
@@ -92,41 +77,6 @@ static void write_config(void)
     fclose(out);
     itest_write_config(&T, tpl);
     free(tpl);
-}
-
-/* Poll until the first column of sql's first row is want. */
-static bool wait_value(const char *sql, const char *want, int timeout_ms)
-{
-    int64_t until = itest_mono_ms() + timeout_ms;
-    for (;;) {
-        char *v = itest_query_value(&T, sql, 0, NULL);
-        bool same = v != NULL && strcmp(v, want) == 0;
-        free(v);
-        if (same)
-            return true;
-        if (itest_mono_ms() >= until)
-            return false;
-        itest_sleep_ms(50);
-    }
-}
-
-static pid_t spawn_relay(const char *log_path)
-{
-    const char *exe = itest_require_env("CR_OUTBOX_RELAY");
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    cr_assert(fd >= 0, "could not open %s: %s", log_path, strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execl(exe, exe, "--config", T.config_path, (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
 }
 
 Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 120)
@@ -156,12 +106,11 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
     /* Kept after the test, for the sanitizer's report. */
     snprintf(log_path, sizeof(log_path), "%s/meson-logs/relay_shutdown-outbox-relay.log",
              itest_require_env("CR_BUILD_ROOT"));
-    relay_pid = spawn_relay(log_path);
-    int64_t until = itest_mono_ms() + 20000;
-    while (log_count(log_path, "this relay is now active") == 0 && itest_mono_ms() < until)
-        itest_sleep_ms(50);
-    cr_assert_gt(log_count(log_path, "this relay is now active"), 0,
-                 "the relay did not become active (log: %s)", log_path);
+    unlink(log_path);
+    const char *argv[] = {itest_require_env("CR_OUTBOX_RELAY"), "--config", T.config_path, NULL};
+    relay.pid = child_spawn(argv, log_path);
+    cr_assert(log_file_wait(log_path, "this relay is now active", 1, 20000),
+              "the relay did not become active (log: %s)", log_path);
     /* One row first, while the broker is quick: the producer gets its
      * producer id and the topic's metadata, so that the slow answers later
      * are the produce requests' own. */
@@ -172,7 +121,8 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
                          " VALUES ($1, 'warm-up', convert_to('warm-up', 'UTF8'))",
                          1, params, err, sizeof(err)),
               "%s", err);
-    cr_assert(wait_value("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", "1", 20000),
+    cr_assert(itest_wait_query(&T, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", 0,
+                               NULL, "1", 20000),
               "the warm-up row was not published (log: %s)", log_path);
     cr_assert_eq(rd_kafka_mock_broker_set_rtt(mock_cluster, -1, BROKER_RTT_MS),
                  RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -187,15 +137,15 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
      * BROKER_RTT_MS. Stop it now, with every delivery pending. */
     itest_sleep_ms(800);
     int64_t stopped_at = itest_mono_ms();
-    cr_assert_eq(kill(relay_pid, SIGTERM), 0);
+    cr_assert_eq(kill(relay.pid, SIGTERM), 0);
     int status = 0;
     pid_t done = 0;
-    while ((done = waitpid(relay_pid, &status, WNOHANG)) == 0 &&
+    while ((done = waitpid(relay.pid, &status, WNOHANG)) == 0 &&
            itest_mono_ms() - stopped_at < 30000)
         itest_sleep_ms(50);
-    cr_assert_eq(done, relay_pid, "the relay did not stop within 30 s of SIGTERM (log: %s)",
+    cr_assert_eq(done, relay.pid, "the relay did not stop within 30 s of SIGTERM (log: %s)",
                  log_path);
-    relay_pid = 0;
+    relay.pid = 0;
     int64_t took = itest_mono_ms() - stopped_at;
     long long published = itest_query_int(&T,
                                           "SELECT count(*) FROM outbox WHERE published_at IS NOT"
@@ -204,9 +154,9 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
     fprintf(stderr, "relay_shutdown: stopped %lld ms after SIGTERM, %lld of %d rows marked\n",
             (long long)took, published, ROWS);
 
-    cr_expect_eq(log_count(log_path, "AddressSanitizer"), 0,
+    cr_expect_eq(log_file_count(log_path, "AddressSanitizer"), 0,
                  "AddressSanitizer found an error in the relay (log: %s)", log_path);
-    cr_expect_eq(log_count(log_path, "runtime error:"), 0,
+    cr_expect_eq(log_file_count(log_path, "runtime error:"), 0,
                  "UBSan found an error in the relay (log: %s)", log_path);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the relay did not exit 0 (status 0x%x; log: %s)", status, log_path);

@@ -166,7 +166,7 @@ Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
         if (type != NULL) {
             snprintf(fault, sizeof(fault), "{\"paymentKey\":\"%s\",\"type\":\"%s\",\"times\":1}",
                      pk, type);
-            pipeline_sim_post(P, "/_sim/faults", fault);
+            pipeline_sim_fault(P, fault);
             faults++;
             /* Not strcmp on a literal-or-literal: GCC's -Wstring-compare
              * (ASan build) sees through the choice and refuses it. */

@@ -15,19 +15,19 @@
  */
 #include <criterion/criterion.h>
 
-#include <curl/curl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "base64.h"
 #include "harness.h"
+#include "http_fixture.h"
+#include "log_file.h"
 #include "pipeline_fixture.h"
+#include "slack_sink_fixture.h"
 
 /* Every fake secret holds LEAKME, so that a raw leak is one strstr away;
  * the Toss key has no well-known prefix, so only the config's set can find
@@ -39,8 +39,8 @@
 #define HOOK_PATH      "/services/T000SEC/B000SEC/LEAKMEhook9876"
 
 static struct pipeline *P;
-static pid_t sink_pid = -1, alert_pid = -1;
-static char sink_url[128], webhook[256], alert_log[512], sink_dir[64];
+static struct slack_sink SINK;
+static char alert_log[512];
 
 /* The base64 forms (unpadded: the padded ones contain them) of both keys,
  * as "key:" (Basic) and as the bare key. */
@@ -113,169 +113,24 @@ static void expect_clean(const char *what, const char *text)
 
 /* ---- processes ---- */
 
-static pid_t spawn_sh(const char *cmd)
-{
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop_pid(pid_t *pid)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    for (int i = 0; i < 150; i++) {
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = -1;
-            return;
-        }
-        itest_sleep_ms(100);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-}
-
-/* Before the pipeline: the fixture expands ${CR_IT_SLACK_URL} when it
- * merges the config. */
-static void start_sink(void)
-{
-    char port_file[512], cmd[1200];
-    snprintf(sink_dir, sizeof(sink_dir), "/tmp/cr-it-secrets-XXXXXX");
-    cr_assert_not_null(mkdtemp(sink_dir));
-    snprintf(port_file, sizeof(port_file), "%s/sink.port", sink_dir);
-    snprintf(cmd, sizeof(cmd),
-             "exec \"$CR_SLACK_SINK\" --listen 127.0.0.1:0 --port-file %s 2>>%s/slack-sink.log",
-             port_file, sink_dir);
-    sink_pid = spawn_sh(cmd);
-    for (int i = 0; i < 100; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0) {
-            fclose(f);
-            snprintf(sink_url, sizeof(sink_url), "http://127.0.0.1:%u", port);
-            snprintf(webhook, sizeof(webhook), "%s%s", sink_url, HOOK_PATH);
-            setenv("CR_IT_SLACK_URL", webhook, 1);
-            return;
-        }
-        if (f != NULL)
-            fclose(f);
-        itest_sleep_ms(50);
-    }
-    cr_assert_fail("slack-sink did not start (see %s/slack-sink.log)", sink_dir);
-}
-
-static void start_alerts(void)
-{
-    char cmd[2048];
-    snprintf(alert_log, sizeof(alert_log), "%s/alert-consumer.log", pipeline_log_dir(P));
-    snprintf(cmd, sizeof(cmd), "exec \"$CR_ALERT_CONSUMER\" --config '%s' 2>>'%s' >>'%s'",
-             pipeline_config_path(P), alert_log, alert_log);
-    alert_pid = spawn_sh(cmd);
-}
-
 static void stop_all(void)
 {
-    stop_pid(&alert_pid);
-    stop_pid(&sink_pid);
-    if (sink_dir[0] != '\0') {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sink_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", sink_dir);
-        sink_dir[0] = '\0';
-    }
     pipeline_stop(P);
     P = NULL;
-}
-
-/* ---- HTTP and files ---- */
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    return fwrite(data, size, n, arg);
-}
-
-/* GET url; the body (caller frees), or NULL when it cannot be fetched. */
-static char *http_get(const char *url)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    fclose(mem);
-    if (rc != CURLE_OK) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
-}
-
-/* Every post the sink saw (new reference). */
-static json_t *sink_posts(void)
-{
-    char url[256];
-    snprintf(url, sizeof(url), "%s/_sink/posts", sink_url);
-    char *body = http_get(url);
-    cr_assert_not_null(body, "the slack-sink does not answer");
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    cr_assert_not_null(j);
-    json_t *p = json_incref(json_object_get(j, "posts"));
-    json_decref(j);
-    return p;
-}
-
-static size_t accepted(const json_t *posts)
-{
-    size_t i, n = 0;
-    json_t *p;
-    json_array_foreach(posts, i, p)
-    {
-        if (json_integer_value(json_object_get(p, "status")) == 200)
-            n++;
-    }
-    return n;
+    slack_sink_stop(&SINK);
 }
 
 /* ---- the checks ---- */
 
 static const char *const logs[] = {"intake-consumer-0.log", "outbox-relay-0.log",
-                                   "retry-consumer-0.log", "alert-consumer.log"};
+                                   "retry-consumer-0.log", "alert-consumer-0.log"};
 
 static void check_logs(void)
 {
     for (size_t i = 0; i < sizeof(logs) / sizeof(*logs); i++) {
         char path[700];
         snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), logs[i]);
-        char *text = read_file(path);
+        char *text = log_file_read(path);
         cr_expect_neq(strlen(text), 0, "%s is empty", path);
         expect_clean(path, text);
         free(text);
@@ -283,12 +138,12 @@ static void check_logs(void)
     /* Not vacuous: debug tracing ran, and the echoes were there and masked. */
     char path[700];
     snprintf(path, sizeof(path), "%s/retry-consumer-0.log", pipeline_log_dir(P));
-    char *retry = read_file(path);
+    char *retry = log_file_read(path);
     cr_expect_not_null(strstr(retry, "\"http request\""), "no debug trace in %s", path);
     cr_expect_not_null(strstr(retry, "Authorization: ***"), "no masked header in %s", path);
     cr_expect_not_null(strstr(retry, "invalid key ***"), "no masked echo in %s", path);
     free(retry);
-    char *alerts = read_file(alert_log);
+    char *alerts = log_file_read(alert_log);
     cr_expect_not_null(strstr(alerts, "\"url\":\"***\""), "the Slack post's URL is not masked");
     free(alerts);
 }
@@ -315,11 +170,12 @@ static void check_topic(const char *role, size_t expect, const char *must_contai
     pipeline_msgs_free(m, n);
 }
 
+/* cancelctl -vv args...: it runs and prints, and none of it leaks. */
 static void check_cancelctl(const char *const *args)
 {
-    const char *argv[12] = {itest_cancelctl(), "--config", pipeline_config_path(P), "-vv"};
-    size_t n = 4;
-    char what[128] = "cancelctl";
+    const char *argv[12] = {"-vv"};
+    size_t n = 1;
+    char what[128] = "cancelctl -vv";
     for (size_t i = 0; args[i] != NULL && n + 1 < sizeof(argv) / sizeof(*argv); i++) {
         argv[n++] = args[i];
         strncat(what, " ", sizeof(what) - strlen(what) - 1);
@@ -327,7 +183,7 @@ static void check_cancelctl(const char *const *args)
     }
     argv[n] = NULL;
     struct itest_result r;
-    itest_run(&r, 60000, argv, NULL);
+    pipeline_cancelctl(P, &r, argv);
     cr_expect_eq(r.exit_code, 0, "%s exited %d: %s", what, r.exit_code, r.err);
     cr_expect_neq(strlen(r.out), 0, "%s printed nothing", what);
     expect_clean(what, r.out);
@@ -342,13 +198,13 @@ static void check_metrics(void)
     for (size_t i = 0; i < sizeof(logs) / sizeof(*logs); i++) {
         char path[700];
         snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), logs[i]);
-        char *text = read_file(path);
+        char *text = log_file_read(path);
         const char *at = strstr(text, "metrics at http://");
         unsigned port = 0;
         if (at != NULL && sscanf(at, "metrics at http://127.0.0.1:%u/metrics", &port) == 1) {
             char url[64];
             snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
-            char *body = http_get(url);
+            char *body = http_fixture_get(url);
             cr_expect_not_null(body, "%s: could not GET %s", logs[i], url);
             if (body != NULL) {
                 expect_clean(url, body);
@@ -368,7 +224,7 @@ Test(secrets, never_leave_the_process, .fini = stop_all, .timeout = 240)
 
     make_b64_forms();
     base64_encode((const unsigned char *)TOSS_KEY ":", strlen(TOSS_KEY ":"), basic);
-    start_sink();
+    slack_sink_start(&SINK, HOOK_PATH);
     setenv("CR_IT_SIM_TOSS_SECRET", TOSS_KEY, 1);
     setenv("CR_IT_SIM_STRIPE_SECRET", STRIPE_KEY, 1);
     snprintf(extra, sizeof(extra),
@@ -388,7 +244,8 @@ Test(secrets, never_leave_the_process, .fini = stop_all, .timeout = 240)
              "    timeout: 2s\n"
              "    statuses: [FAILED, EXHAUSTED]\n");
     P = pipeline_start("secrets", extra);
-    start_alerts();
+    pipeline_start_process(P, PIPELINE_ALERT, 0);
+    pipeline_log_path(P, "alert-consumer-0.log", alert_log, sizeof(alert_log));
 
     /* Toss refuses for good and echoes the key, its Basic credential and a
      * percent-encoded copy; another Toss payment fails until the attempts
@@ -402,14 +259,12 @@ Test(secrets, never_leave_the_process, .fini = stop_all, .timeout = 240)
              "\"message\":\"invalid key " TOSS_KEY ", credential %s (Basic %s), "
              "key=tossLEAKME%%5Fkey%%5F5678\"}",
              basic, basic);
-    pipeline_sim_post(P, "/_sim/faults", fault);
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"tpay_sec_exh_02\",\"type\":\"error_5xx\",\"times\":0,"
-                      "\"message\":\"upstream rejected invalid key " TOSS_KEY "\"}");
-    pipeline_sim_post(P, "/_sim/faults",
-                      "{\"paymentKey\":\"pi_sec_fail_03\",\"type\":\"permanent\",\"status\":402,"
-                      "\"times\":0,\"message\":\"invalid key " STRIPE_KEY
-                      " (sent Bearer " STRIPE_KEY ")\"}");
+    pipeline_sim_fault(P, fault);
+    pipeline_sim_fault(P, "{\"paymentKey\":\"tpay_sec_exh_02\",\"type\":\"error_5xx\",\"times\":0,"
+                          "\"message\":\"upstream rejected invalid key " TOSS_KEY "\"}");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"pi_sec_fail_03\",\"type\":\"permanent\",\"status\":402,"
+           "\"times\":0,\"message\":\"invalid key " STRIPE_KEY " (sent Bearer " STRIPE_KEY ")\"}");
     pipeline_publish(P, "r-sec-fail", "toss", "tpay_sec_fail_01", 15000, "KRW", false);
     pipeline_publish(P, "r-sec-exh", "toss", "tpay_sec_exh_02", 5000, "KRW", false);
     pipeline_publish(P, "r-sec-stripe", "stripe", "pi_sec_fail_03", 1234, "USD", false);
@@ -418,15 +273,9 @@ Test(secrets, never_leave_the_process, .fini = stop_all, .timeout = 240)
     cr_assert_str_eq(pipeline_wait_final(P, "r-sec-stripe", 60000), "FAILED");
 
     /* Slack: one alert per request. */
-    json_t *posts = NULL;
-    for (int waited = 0; waited <= 30000; waited += 250) {
-        json_decref(posts);
-        posts = sink_posts();
-        if (accepted(posts) >= 3)
-            break;
-        itest_sleep_ms(250);
-    }
-    cr_expect_geq(accepted(posts), 3, "want 3 Slack alerts, got %zu", accepted(posts));
+    json_t *posts = slack_sink_wait_accepted(&SINK, 3, 30000);
+    size_t accepted = slack_sink_count_status(posts, 200);
+    cr_expect_geq(accepted, 3, "want 3 Slack alerts, got %zu", accepted);
     size_t i;
     json_t *post;
     bool masked_echo = false;

@@ -10,24 +10,12 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_base.h"
 
 #define SEC  1000LL
 #define MIN  (60 * SEC)
 #define HOUR (60 * MIN)
 #define DAY  (24 * HOUR)
-
-/* The smallest valid config; error cases below append to it or replace it.
- * Lines: 1 database, 2 dsn, 3 kafka, 4 bootstrap, 5 gateways, 6 toss, 7 kind,
- * 8 secret_key. */
-#define BASE                                                                                       \
-    "database:\n"                                                                                  \
-    "  dsn: host=db\n"                                                                             \
-    "kafka:\n"                                                                                     \
-    "  bootstrap.servers: k:9092\n"                                                                \
-    "gateways:\n"                                                                                  \
-    "  toss:\n"                                                                                    \
-    "    kind: toss\n"                                                                             \
-    "    secret_key: sk\n"
 
 static struct config *load(const char *yaml, char *err, size_t errlen)
 {
@@ -120,6 +108,42 @@ static void expect_codes(const struct retry_policy *rp, const char *const *codes
         cr_expect_str_eq(rp->non_retryable_codes[i], codes[i]);
 }
 
+/* The breaker's defaults, which the example file also states. */
+static void expect_default_breaker(const struct config_breaker *b)
+{
+    cr_expect(b->enabled);
+    cr_expect_float_eq(b->failure_ratio, 0.5, 1e-9);
+    cr_expect_eq(b->min_requests, 20);
+    cr_expect_eq(b->window_ms, 30 * SEC);
+    cr_expect_eq(b->open_ms, 30 * SEC);
+    cr_expect_eq(b->half_open_probes, 3);
+}
+
+/* The defaults of the consumers, relay and reconcile sections, which the
+ * example file also states as they are. */
+static void expect_default_services(const struct config *cfg)
+{
+    cr_expect_str_eq(cfg->consumers.intake.group_id, "cancel-retry-intake");
+    cr_expect_eq(cfg->consumers.intake.batch_size, 500);
+    cr_expect_eq(cfg->consumers.intake.batch_window_ms, 2);
+    cr_expect_str_eq(cfg->consumers.retry.group_id, "cancel-retry-retry");
+    cr_expect_eq(cfg->consumers.retry.max_in_flight, 32);
+    cr_expect_eq(cfg->consumers.retry.lease_ms, 2 * MIN);
+    cr_expect_str_eq(cfg->consumers.alert.group_id, "cancel-retry-alert");
+
+    cr_expect_eq(cfg->relay.batch_size, 500);
+    cr_expect_eq(cfg->relay.poll_interval_ms, 5 * SEC);
+    cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
+    cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
+    cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
+    cr_expect_eq(cfg->relay.leader_lease_ms, 10 * SEC);
+
+    cr_expect(cfg->reconcile.enabled);
+    cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
+    cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);
+    cr_expect_float_eq(cfg->reconcile.rate_per_second, 5.0, 1e-9);
+}
+
 Test(config, example_file_every_key)
 {
     char err[512];
@@ -163,25 +187,7 @@ Test(config, example_file_every_key)
     cr_expect_eq(t->dlq.partitions, 3);
     cr_expect_eq(t->dlq.replication_factor, 3);
 
-    cr_expect_str_eq(cfg->consumers.intake.group_id, "cancel-retry-intake");
-    cr_expect_eq(cfg->consumers.intake.batch_size, 500);
-    cr_expect_eq(cfg->consumers.intake.batch_window_ms, 2);
-    cr_expect_str_eq(cfg->consumers.retry.group_id, "cancel-retry-retry");
-    cr_expect_eq(cfg->consumers.retry.max_in_flight, 32);
-    cr_expect_eq(cfg->consumers.retry.lease_ms, 2 * MIN);
-    cr_expect_str_eq(cfg->consumers.alert.group_id, "cancel-retry-alert");
-
-    cr_expect_eq(cfg->relay.batch_size, 500);
-    cr_expect_eq(cfg->relay.poll_interval_ms, 5 * SEC);
-    cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
-    cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
-    cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
-    cr_expect_eq(cfg->relay.leader_lease_ms, 10 * SEC);
-
-    cr_expect(cfg->reconcile.enabled);
-    cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
-    cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);
-    cr_expect_float_eq(cfg->reconcile.rate_per_second, 5.0, 1e-9);
+    expect_default_services(cfg);
 
     const char *const top_codes[] = {"INVALID_API_KEY", "UNAUTHORIZED_KEY", "FORBIDDEN_REQUEST"};
     cr_expect_eq(cfg->retry.max_attempts, 8);
@@ -208,12 +214,7 @@ Test(config, example_file_every_key)
     cr_expect_eq(g->max_connections, 32, "consumers.retry.max_in_flight");
     cr_expect_float_eq(g->rate_limit.per_second, 20.0, 1e-9);
     cr_expect_eq(g->rate_limit.burst, 10);
-    cr_expect(g->breaker.enabled);
-    cr_expect_float_eq(g->breaker.failure_ratio, 0.5, 1e-9);
-    cr_expect_eq(g->breaker.min_requests, 20);
-    cr_expect_eq(g->breaker.window_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.open_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.half_open_probes, 3);
+    expect_default_breaker(&g->breaker);
     cr_expect_eq(g->retry.max_attempts, 12);
     cr_expect_eq(g->retry.initial_delay_ms, 30 * SEC);
     cr_expect_float_eq(g->retry.backoff_coefficient, 2.0, 1e-9);
@@ -235,12 +236,7 @@ Test(config, example_file_every_key)
     cr_expect_null(g->ca_file);
     cr_expect_float_eq(g->rate_limit.per_second, 25.0, 1e-9);
     cr_expect_eq(g->rate_limit.burst, 10);
-    cr_expect(g->breaker.enabled);
-    cr_expect_float_eq(g->breaker.failure_ratio, 0.5, 1e-9);
-    cr_expect_eq(g->breaker.min_requests, 20);
-    cr_expect_eq(g->breaker.window_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.open_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.half_open_probes, 3);
+    expect_default_breaker(&g->breaker);
     cr_expect_eq(g->retry.max_attempts, 8);
     cr_expect_eq(g->retry.max_delay_ms, 30 * MIN);
     cr_expect_eq(g->retry.deadline_ms, 20 * HOUR);
@@ -297,23 +293,7 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_str_eq(cfg->topics.dlq.name, "payments.cancel.dlq");
     cr_expect_eq(cfg->topics.dlq.partitions, 1);
     cr_expect_eq(cfg->topics.dlq.replication_factor, 1);
-    cr_expect_str_eq(cfg->consumers.intake.group_id, "cancel-retry-intake");
-    cr_expect_eq(cfg->consumers.intake.batch_size, 500);
-    cr_expect_eq(cfg->consumers.intake.batch_window_ms, 2);
-    cr_expect_str_eq(cfg->consumers.retry.group_id, "cancel-retry-retry");
-    cr_expect_eq(cfg->consumers.retry.max_in_flight, 32);
-    cr_expect_eq(cfg->consumers.retry.lease_ms, 2 * MIN);
-    cr_expect_str_eq(cfg->consumers.alert.group_id, "cancel-retry-alert");
-    cr_expect_eq(cfg->relay.batch_size, 500);
-    cr_expect_eq(cfg->relay.poll_interval_ms, 5 * SEC);
-    cr_expect_eq(cfg->relay.retention_ms, 7 * DAY);
-    cr_expect_eq(cfg->relay.reconcile_interval_ms, 30 * SEC);
-    cr_expect_eq(cfg->relay.flush_timeout_ms, 10 * SEC);
-    cr_expect_eq(cfg->relay.leader_lease_ms, 10 * SEC);
-    cr_expect(cfg->reconcile.enabled);
-    cr_expect_eq(cfg->reconcile.interval_ms, HOUR);
-    cr_expect_eq(cfg->reconcile.window_ms, 24 * HOUR);
-    cr_expect_float_eq(cfg->reconcile.rate_per_second, 5.0, 1e-9);
+    expect_default_services(cfg);
     cr_expect_eq(cfg->retry.max_attempts, 5);
     cr_expect_eq(cfg->retry.initial_delay_ms, 30 * SEC);
     cr_expect_float_eq(cfg->retry.backoff_coefficient, 2.0, 1e-9);
@@ -332,12 +312,7 @@ Test(config, defaults_of_a_minimal_file)
     cr_expect_eq(g->keep_alive_idle_ms, 2 * SEC);
     cr_expect_eq(g->max_connections, 32);
     cr_expect_float_eq(g->rate_limit.per_second, 0.0, 1e-9);
-    cr_expect(g->breaker.enabled);
-    cr_expect_float_eq(g->breaker.failure_ratio, 0.5, 1e-9);
-    cr_expect_eq(g->breaker.min_requests, 20);
-    cr_expect_eq(g->breaker.window_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.open_ms, 30 * SEC);
-    cr_expect_eq(g->breaker.half_open_probes, 3);
+    expect_default_breaker(&g->breaker);
     cr_expect_eq(g->retry.max_attempts, 5);
     cr_expect_not(cfg->alerts.slack.enabled);
     cr_expect_null(cfg->alerts.slack.webhook_url);

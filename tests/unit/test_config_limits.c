@@ -17,19 +17,7 @@
 
 #include "config.h"
 #include "config_yaml.h"
-
-/* The smallest valid config: 8 lines and 17 YAML nodes (the top map; each
- * key, value and map counts one). */
-#define BASE                                                                                       \
-    "database:\n"                                                                                  \
-    "  dsn: host=db\n"                                                                             \
-    "kafka:\n"                                                                                     \
-    "  bootstrap.servers: k:9092\n"                                                                \
-    "gateways:\n"                                                                                  \
-    "  toss:\n"                                                                                    \
-    "    kind: toss\n"                                                                             \
-    "    secret_key: sk\n"
-#define BASE_NODES 17
+#include "config_base.h"
 
 /* A growing malloc'd string for generated files. */
 struct text {

@@ -43,6 +43,7 @@ void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m)
                      "alerts folded into a digest instead of a message of their own");
     metrics_describe(m, "cancel_retry_alerts_waiting", "gauge",
                      "alerts recorded and waiting for their webhook, by webhook");
+    db_set_metrics(e->db, m);
 }
 
 int64_t alert_engine_mono_ms(void)
@@ -552,6 +553,16 @@ int alert_engine_run(struct alert_engine *e, rd_kafka_t *rk)
     while (!signals_stop_requested()) {
         set_paused(e, e->db_down);
         bool busy = http_client_in_flight(e->http) > 0;
+        /* Idle, a database that went away is noticed only by the next
+         * alert: look once a second (no round trip); retry_stalled then
+         * reconnects on its back-off and /readyz follows. */
+        if (!busy && !e->db_down && alert_engine_mono_ms() - e->db_checked_ms >= 1000) {
+            e->db_checked_ms = alert_engine_mono_ms();
+            if (!db_check(e->db)) {
+                e->db_down = true;
+                e->db_retry_ms = e->db_checked_ms + e->db_backoff_ms;
+            }
+        }
         poll_kafka(e, busy ? 0 : 50);
         retry_stalled(e);
         if (e->digest_due_ms != 0 && timeutil_now_ms() >= e->digest_due_ms)

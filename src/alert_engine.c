@@ -41,6 +41,10 @@ void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m)
                      "alerts Slack refused for good (configuration faults; see cancelctl status)");
     metrics_describe(m, "cancel_retry_alerts_digested_total", "counter",
                      "alerts folded into a digest instead of a message of their own");
+    metrics_describe(m, "cancel_retry_slack_failed_posts_total", "counter",
+                     "Slack posts that failed for now and are tried again, by kind");
+    metrics_describe(m, "cancel_retry_dlq_messages_total", "counter",
+                     "dead letters read from the DLQ topic (read again after a rebalance: again)");
     metrics_describe(m, "cancel_retry_alerts_waiting", "gauge",
                      "alerts recorded and waiting for their webhook, by webhook");
     db_set_metrics(e->db, m);
@@ -373,6 +377,8 @@ static void take(struct alert_engine *e, const rd_kafka_message_t *m)
     struct alert_item *it = NULL;
 
     consumer_record(m, &rec);
+    if (strcmp(rec.topic, e->cfg->topics.dlq.name) == 0)
+        metrics_add(e->metrics, "cancel_retry_dlq_messages_total", NULL, 1);
     if (!offset_tracker_add(e->tracker, rec.topic, rec.partition, rec.offset) ||
         (it = calloc(1, sizeof(*it))) == NULL || (it->a = calloc(1, sizeof(*it->a))) == NULL) {
         /* Not tracked, or tracked and never done: either way nothing past it

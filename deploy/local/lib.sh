@@ -22,6 +22,9 @@ CR_FUZZ_BUILD_DIR="${CR_FUZZ_BUILD_DIR:-build-fuzz}"
 # Debian's interpreter: it has python3-jsonschema; a pyenv shim first in PATH
 # would not.
 CR_PYTHON="${CR_PYTHON:-/usr/bin/python3}"
+# Prometheus's promtool, unpacked from Debian's package by deploy/local/install
+# (see there why not installed): checks deploy/prometheus and /metrics.
+CR_PROMTOOL="$CR_STATE_DIR/bin/promtool"
 
 export DEBIAN_FRONTEND=noninteractive
 

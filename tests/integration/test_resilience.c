@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cloudevent.h"
+#include "local_stack.h"
 #include "pipeline_fixture.h"
 
 #define FINAL_STATUSES                                                                             \
@@ -44,14 +45,12 @@ static struct pipeline *P;
 /* A service this test stopped and has not started again. */
 static const char *stopped_service;
 
-static bool stack(const char *verb, const char *service);
-
 static void stop(void)
 {
     if (stopped_service != NULL) {
         const char *s = stopped_service;
         stopped_service = NULL;
-        if (!stack("start", s))
+        if (!itest_stack("start", s))
             fprintf(stderr,
                     "resilience: could not start %s again: the stack needs "
                     "deploy/local/stack start\n",
@@ -184,76 +183,6 @@ static void assert_all_running(struct pipeline *p, const char *when)
     for (int k = PIPELINE_INTAKE; k <= PIPELINE_RETRY; k++)
         cr_assert(pipeline_running(p, (enum pipeline_proc)k, 0), "%s-0 exited %s (log: %s)",
                   names[k], when, pipeline_log_dir(p));
-}
-
-/* ---- the local stack ---- */
-
-static const char *stack_script(void)
-{
-    static char path[600];
-    snprintf(path, sizeof(path), "%s/deploy/local/stack", itest_require_env("CR_SOURCE_ROOT"));
-    return path;
-}
-
-/* deploy/local/stack VERB SERVICE; true on exit 0 (its output goes to the
- * test's stderr when it fails). */
-static bool stack(const char *verb, const char *service)
-{
-    const char *argv[] = {stack_script(), verb, service, NULL};
-    struct itest_result r;
-    itest_run(&r, 120000, argv, NULL);
-    bool ok = r.exit_code == 0;
-    if (!ok)
-        fprintf(stderr, "deploy/local/stack %s %s exited %d:\n%s%s\n", verb, service, r.exit_code,
-                r.out, r.err);
-    itest_result_free(&r);
-    return ok;
-}
-
-/* The value of NAME in `deploy/local/stack env` (caller frees), NULL when
- * absent. */
-static char *stack_env(const char *name)
-{
-    const char *argv[] = {stack_script(), "env", NULL};
-    struct itest_result r;
-    itest_run(&r, 30000, argv, NULL);
-    char *value = NULL, prefix[128];
-    snprintf(prefix, sizeof(prefix), "export %s=", name);
-    for (char *line = r.exit_code == 0 ? strtok(r.out, "\n") : NULL; line != NULL && !value;
-         line = strtok(NULL, "\n")) {
-        if (strncmp(line, prefix, strlen(prefix)) != 0)
-            continue;
-        char *v = line + strlen(prefix);
-        size_t len = strlen(v);
-        if (len >= 2 && v[0] == '\'' && v[len - 1] == '\'') {
-            v[len - 1] = '\0';
-            v++;
-        }
-        value = strdup(v);
-    }
-    itest_result_free(&r);
-    return value;
-}
-
-/* Skip unless the service under test is the one deploy/local/stack runs. */
-static void require_stack_service(const char *service)
-{
-    const char *want_name =
-        strcmp(service, "pg") == 0 ? "CR_TEST_PG_DSN" : "CR_TEST_KAFKA_BOOTSTRAP";
-    const char *want = itest_require_env(want_name);
-    char *have = stack_env(want_name);
-    bool same = have != NULL && strcmp(have, want) == 0;
-    free(have);
-    if (!same)
-        cr_skip_test("%s is not the one deploy/local/stack runs: cannot stop and start it",
-                     want_name);
-    if (strcmp(service, "kafka") == 0) {
-        char *mode = stack_env("CR_KAFKA_MODE");
-        bool mock = mode == NULL || strcmp(mode, "kafka") != 0;
-        free(mode);
-        if (mock)
-            cr_skip_test("the broker is not Apache Kafka (mock mode): a restart loses all topics");
-    }
 }
 
 /* ---- tests ---- */
@@ -453,7 +382,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
 Test(resilience, database_outage, .fini = stop, .timeout = 150)
 {
     enum { N = 80 };
-    require_stack_service("pg");
+    itest_require_stack_service("pg");
     P = pipeline_start("database_outage", NO_BREAKER "retry: { max_attempts: 8 }\n");
     cr_assert_eq(
         pipeline_sim_call(P, "PUT", "/_sim/latency", "{\"minMs\":100,\"maxMs\":300}", NULL), 200);
@@ -465,14 +394,14 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
         itest_sleep_ms(20);
 
     stopped_service = "pg";
-    cr_assert(stack("stop", "pg"), "could not stop PostgreSQL");
+    cr_assert(itest_stack("stop", "pg"), "could not stop PostgreSQL");
     int64_t down_at = itest_mono_ms();
     fprintf(stderr, "resilience: PostgreSQL stopped\n");
     while (itest_mono_ms() - down_at < 10000) {
         assert_all_running(P, "while PostgreSQL was down");
         itest_sleep_ms(500);
     }
-    cr_assert(stack("start", "pg"), "could not start PostgreSQL again");
+    cr_assert(itest_stack("start", "pg"), "could not start PostgreSQL again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: PostgreSQL started again after %lld ms\n",
             (long long)(itest_mono_ms() - down_at));
@@ -504,7 +433,7 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
 Test(resilience, broker_outage, .fini = stop, .timeout = 180)
 {
     enum { N = 60 };
-    require_stack_service("kafka");
+    itest_require_stack_service("kafka");
     /* Attempt 1 of every request fails; attempt 2 is due 5 s later, while
      * the broker is down. The wait counts attempts that ended, whatever came
      * next: on a busy machine the first requests may be past attempt 2
@@ -522,7 +451,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
 
     stopped_service = "kafka";
     int64_t down_at = itest_mono_ms();
-    cr_assert(stack("stop", "kafka"), "could not stop Kafka");
+    cr_assert(itest_stack("stop", "kafka"), "could not stop Kafka");
     fprintf(stderr, "resilience: Kafka stopped in %lld ms\n",
             (long long)(itest_mono_ms() - down_at));
     while (itest_mono_ms() - down_at < 6000) {
@@ -533,7 +462,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
                                  " AND available_at <= now()");
     fprintf(stderr, "resilience: %lld outbox rows due while Kafka is down\n", due);
     cr_expect_gt(due, 0, "no event was pending during the outage");
-    cr_assert(stack("start", "kafka"), "could not start Kafka again");
+    cr_assert(itest_stack("start", "kafka"), "could not start Kafka again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: Kafka started again after %lld ms\n",
             (long long)(itest_mono_ms() - down_at));

@@ -15,7 +15,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 
 #include "base64.h"
 #include "harness.h"
+#include "http_probe.h"
 #include "pipeline_fixture.h"
 
 /* Every fake secret holds LEAKME, so that a raw leak is one strstr away;
@@ -194,56 +194,12 @@ static void stop_all(void)
     P = NULL;
 }
 
-/* ---- HTTP and files ---- */
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    return fwrite(data, size, n, arg);
-}
-
-/* GET url; the body (caller frees), or NULL when it cannot be fetched. */
-static char *http_get(const char *url)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    fclose(mem);
-    if (rc != CURLE_OK) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
-}
-
 /* Every post the sink saw (new reference). */
 static json_t *sink_posts(void)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s/_sink/posts", sink_url);
-    char *body = http_get(url);
+    char *body = itest_http_get(url, NULL);
     cr_assert_not_null(body, "the slack-sink does not answer");
     json_t *j = json_loads(body, 0, NULL);
     free(body);
@@ -275,7 +231,7 @@ static void check_logs(void)
     for (size_t i = 0; i < sizeof(logs) / sizeof(*logs); i++) {
         char path[700];
         snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), logs[i]);
-        char *text = read_file(path);
+        char *text = itest_read_file(path);
         cr_expect_neq(strlen(text), 0, "%s is empty", path);
         expect_clean(path, text);
         free(text);
@@ -283,12 +239,12 @@ static void check_logs(void)
     /* Not vacuous: debug tracing ran, and the echoes were there and masked. */
     char path[700];
     snprintf(path, sizeof(path), "%s/retry-consumer-0.log", pipeline_log_dir(P));
-    char *retry = read_file(path);
+    char *retry = itest_read_file(path);
     cr_expect_not_null(strstr(retry, "\"http request\""), "no debug trace in %s", path);
     cr_expect_not_null(strstr(retry, "Authorization: ***"), "no masked header in %s", path);
     cr_expect_not_null(strstr(retry, "invalid key ***"), "no masked echo in %s", path);
     free(retry);
-    char *alerts = read_file(alert_log);
+    char *alerts = itest_read_file(alert_log);
     cr_expect_not_null(strstr(alerts, "\"url\":\"***\""), "the Slack post's URL is not masked");
     free(alerts);
 }
@@ -342,13 +298,11 @@ static void check_metrics(void)
     for (size_t i = 0; i < sizeof(logs) / sizeof(*logs); i++) {
         char path[700];
         snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), logs[i]);
-        char *text = read_file(path);
-        const char *at = strstr(text, "metrics at http://");
-        unsigned port = 0;
-        if (at != NULL && sscanf(at, "metrics at http://127.0.0.1:%u/metrics", &port) == 1) {
+        unsigned port = itest_metrics_port(path);
+        if (port != 0) {
             char url[64];
             snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
-            char *body = http_get(url);
+            char *body = itest_http_get(url, NULL);
             cr_expect_not_null(body, "%s: could not GET %s", logs[i], url);
             if (body != NULL) {
                 expect_clean(url, body);
@@ -356,7 +310,6 @@ static void check_metrics(void)
             }
             free(body);
         }
-        free(text);
     }
     cr_expect_eq(scraped, sizeof(logs) / sizeof(*logs), "scraped /metrics of %zu processes",
                  scraped);

@@ -30,6 +30,7 @@
 #include "cancel_event.h"
 #include "cloudevent.h"
 #include "harness.h"
+#include "http_probe.h"
 #include "pipeline_fixture.h"
 #include "timeutil.h"
 
@@ -196,22 +197,6 @@ static json_t *wait_accepted(size_t n, int timeout_ms)
     }
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return strdup("");
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
-}
-
 /* The alerts config every test starts from; extra YAML is appended under
  * alerts.slack (already indented by four spaces). */
 static void start(const char *name, const char *slack_extra)
@@ -254,7 +239,7 @@ static long long q_int(const char *sql)
 
 static void expect_no_secret_in_log(void)
 {
-    char *log = read_file(alert_log);
+    char *log = itest_read_file(alert_log);
     cr_expect_null(strstr(log, "s3cr3t-t0ken"), "the webhook URL leaked into the log");
     cr_expect_null(strstr(log, "/services/"), "the webhook path leaked into the log");
     free(log);
@@ -480,7 +465,7 @@ Test(alerts, permanent_slack_error_is_kept_in_the_db_and_logged, .fini = stop_al
     free(why);
     cr_assert(pipeline_wait_query(P, "SELECT state FROM alert_sent WHERE request_id = 'r-perm-2'",
                                   0, NULL, "SENT", 10000));
-    char *log = read_file(alert_log);
+    char *log = itest_read_file(alert_log);
     expect_in(log, "channel_not_found");
     expect_in(log, "configuration fault");
     free(log);

@@ -11,7 +11,11 @@
  *   the names come from the running binaries, so a renamed or dropped
  *   metric fails here rather than in a list someone must remember to edit.
  *
- * Skips itself when PostgreSQL is not the one deploy/local/stack runs.
+ * And the database side of the relay's backlog gauges, on rows planted
+ * with no process running.
+ *
+ * The readiness test skips itself when PostgreSQL is not the one
+ * deploy/local/stack runs.
  * Every wait polls with a deadline.
  */
 #include <criterion/criterion.h>
@@ -21,10 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "harness.h"
 #include "http_probe.h"
 #include "local_stack.h"
+#include "outbox.h"
 #include "pipeline_fixture.h"
+#include "reconcile_store.h"
 
 #define NPROC 4
 
@@ -194,4 +201,68 @@ Test(monitoring, readiness_follows_the_database_and_every_exposition_passes, .fi
     wait_readyz(ports, 200, 90000);
     for (int k = PIPELINE_INTAKE; k <= PIPELINE_RETRY; k++)
         cr_expect(pipeline_running(P, (enum pipeline_proc)k, 0), "%s exited", names[k]);
+}
+
+/* ---- the gauges the relay reads from the database ---- */
+
+static void exec_or_fail(struct itest *t, const char *sql)
+{
+    char err[512];
+    cr_assert(itest_exec(t, sql, 0, NULL, err, sizeof(err)), "%s: %s", sql, err);
+}
+
+/* outbox_backlog and reconcile_store_open_count, which the active relay
+ * serves as cancel_retry_outbox_due_rows, _oldest_due_seconds and
+ * cancel_retry_reconcile_open_mismatches: due unpublished rows only, and
+ * open mismatches only. */
+Test(monitoring, backlog_gauges_count_what_is_due_and_open, .timeout = 60)
+{
+    struct itest t;
+    char err[512];
+    itest_setup(&t, "monitoring-backlog");
+    const char *argv[] = {itest_cancelctl(), "--config", t.config_path, "migrate", NULL};
+    struct itest_result r;
+    itest_run(&r, 60000, argv, NULL);
+    cr_assert_eq(r.exit_code, 0, "cancelctl migrate: %s", r.err);
+    itest_result_free(&r);
+
+    struct config_database cfg = {.dsn = t.dsn};
+    struct db *db = db_new(&cfg, "test-monitoring");
+    cr_assert(db_connect_once(db, err, sizeof(err)), "%s", err);
+    int64_t due = -1, age_ms = -1, open = -1;
+    cr_assert(outbox_backlog(db, &due, &age_ms, err, sizeof(err)), "%s", err);
+    cr_expect_eq(due, 0);
+    cr_expect_eq(age_ms, 0, "no due row: no age");
+
+    /* Due 90 s and 10 s ago; not due yet; published; parked. */
+    exec_or_fail(&t, "INSERT INTO outbox (topic, value, available_at) VALUES"
+                     " ('t', 'a', now() - interval '90 seconds'),"
+                     " ('t', 'b', now() - interval '10 seconds'),"
+                     " ('t', 'c', now() + interval '1 hour')");
+    exec_or_fail(&t, "INSERT INTO outbox (topic, value, available_at, published_at) VALUES"
+                     " ('t', 'd', now() - interval '1 day', now())");
+    exec_or_fail(&t, "INSERT INTO outbox (topic, value, available_at, parked_at, park_reason)"
+                     " VALUES ('t', 'e', now() - interval '1 day', now(), 'test')");
+    cr_assert(outbox_backlog(db, &due, &age_ms, err, sizeof(err)), "%s", err);
+    cr_expect_eq(due, 2);
+    cr_expect(age_ms >= 90000 && age_ms < 150000, "oldest due row waited %lld ms, not ~90 s",
+              (long long)age_ms);
+
+    cr_assert(reconcile_store_open_count(db, &open, err, sizeof(err)), "%s", err);
+    cr_expect_eq(open, 0);
+    exec_or_fail(
+        &t, "INSERT INTO cancel_request (request_id, gateway, payment_key, amount,"
+            " currency, reason, source_event_id, source_event, max_attempts,"
+            " deadline_at, next_attempt_at, status, finished_at) VALUES ('r-1', 'toss', 'p-1', 100,"
+            " 'KRW', 'test', 'e-1', '\\x7b7d'::bytea, 3, now(), now(), 'SUCCEEDED', now())");
+    exec_or_fail(&t, "INSERT INTO reconcile_mismatch (request_id, gateway, kind, our_status,"
+                     " their_finding, amount, currency, detail, fixed_at, fixed_by) VALUES"
+                     " ('r-1', 'toss', 'OURS_REFUNDED_THEIRS_NOT', 'SUCCEEDED', 'NOT_REFUNDED',"
+                     "  100, 'KRW', 'open', NULL, NULL),"
+                     " ('r-1', 'toss', 'AMOUNT_DIFFERS', 'SUCCEEDED', 'MISMATCH',"
+                     "  100, 'KRW', 'fixed', now(), 'someone')");
+    cr_assert(reconcile_store_open_count(db, &open, err, sizeof(err)), "%s", err);
+    cr_expect_eq(open, 1, "only the open mismatch counts");
+    db_free(db);
+    itest_teardown(&t);
 }

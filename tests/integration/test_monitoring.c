@@ -193,6 +193,18 @@ Test(monitoring, readiness_follows_the_database_and_every_exposition_passes, .fi
     wait_readyz(ports, 200, 90000);
     check_expositions(ports);
 
+    /* A request that ends is counted by its gateway and final status. */
+    pipeline_payment(P, "toss", "tpay_mon_1", 1000, "KRW", 0);
+    pipeline_publish(P, "r-mon-1", "toss", "tpay_mon_1", 1000, "KRW", false);
+    cr_assert_str_eq(pipeline_wait_final(P, "r-mon-1", 60000), "SUCCEEDED");
+    char *text = NULL;
+    cr_assert_eq(get(ports[PIPELINE_RETRY], "/metrics", &text), 200);
+    cr_expect_not_null(strstr(text,
+                              "cancel_retry_requests_finished_total{service=\"retry-consumer\","
+                              "gateway=\"toss\",status=\"SUCCEEDED\"} 1\n"),
+                       "%s", text);
+    free(text);
+
     cr_assert(itest_stack("stop", "pg"), "could not stop PostgreSQL");
     pg_stopped = true;
     wait_readyz(ports, 503, 60000);

@@ -177,8 +177,6 @@ static struct kafka_watch *watch(const struct config *cfg, rd_kafka_conf_t *conf
             return NULL;
         }
         rd_kafka_conf_set_stats_cb(conf, watch_stats);
-        metrics_describe(metrics, "cancel_retry_consumer_lag", "gauge",
-                         "messages not yet consumed and committed by this consumer, by topic");
     }
     rd_kafka_conf_set_opaque(conf, w);
     return w;
@@ -221,6 +219,8 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
         return NULL;
     }
     w->rebalance_cb = rebalance_cb ? rebalance_cb : kafka_default_rebalance_cb;
+    metrics_describe(metrics, "cancel_retry_consumer_lag", "gauge",
+                     "messages not yet consumed and committed by this consumer, by topic");
     rd_kafka_conf_set_rebalance_cb(conf, watch_rebalance);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (rk == NULL) {

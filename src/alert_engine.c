@@ -41,8 +41,13 @@ void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m)
                      "alerts Slack refused for good (configuration faults; see cancelctl status)");
     metrics_describe(m, "cancel_retry_alerts_digested_total", "counter",
                      "alerts folded into a digest instead of a message of their own");
+    metrics_describe(m, "cancel_retry_slack_failed_posts_total", "counter",
+                     "Slack posts that failed for now and are tried again, by kind");
+    metrics_describe(m, "cancel_retry_dlq_messages_total", "counter",
+                     "dead letters read from the DLQ topic (read again after a rebalance: again)");
     metrics_describe(m, "cancel_retry_alerts_waiting", "gauge",
                      "alerts recorded and waiting for their webhook, by webhook");
+    db_set_metrics(e->db, m);
 }
 
 int64_t alert_engine_mono_ms(void)
@@ -372,6 +377,8 @@ static void take(struct alert_engine *e, const rd_kafka_message_t *m)
     struct alert_item *it = NULL;
 
     consumer_record(m, &rec);
+    if (strcmp(rec.topic, e->cfg->topics.dlq.name) == 0)
+        metrics_add(e->metrics, "cancel_retry_dlq_messages_total", NULL, 1);
     if (!offset_tracker_add(e->tracker, rec.topic, rec.partition, rec.offset) ||
         (it = calloc(1, sizeof(*it))) == NULL || (it->a = calloc(1, sizeof(*it->a))) == NULL) {
         /* Not tracked, or tracked and never done: either way nothing past it
@@ -552,6 +559,16 @@ int alert_engine_run(struct alert_engine *e, rd_kafka_t *rk)
     while (!signals_stop_requested()) {
         set_paused(e, e->db_down);
         bool busy = http_client_in_flight(e->http) > 0;
+        /* Idle, a database that went away is noticed only by the next
+         * alert: look once a second (no round trip); retry_stalled then
+         * reconnects on its back-off and /readyz follows. */
+        if (!busy && !e->db_down && alert_engine_mono_ms() - e->db_checked_ms >= 1000) {
+            e->db_checked_ms = alert_engine_mono_ms();
+            if (!db_check(e->db)) {
+                e->db_down = true;
+                e->db_retry_ms = e->db_checked_ms + e->db_backoff_ms;
+            }
+        }
         poll_kafka(e, busy ? 0 : 50);
         retry_stalled(e);
         if (e->digest_due_ms != 0 && timeutil_now_ms() >= e->digest_due_ms)

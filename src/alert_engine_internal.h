@@ -83,6 +83,7 @@ struct alert_engine {
     struct alert_item *stalled, *stalled_tail;
     bool db_down;
     int64_t db_retry_ms, db_backoff_ms; /* monotonic */
+    int64_t db_checked_ms;              /* last idle db_check, monotonic */
     bool paused, draining, digest_locked;
     bool fatal; /* the consumer failed for good: stop with exit code 1 */
     struct alert_window window;

@@ -76,6 +76,13 @@ static bool submit(struct alert_engine *e, struct alert_webhook *h, json_t *payl
     return ok;
 }
 
+/* A post Slack did not take this time (it is tried again). */
+static void count_failed_post(struct alert_engine *e, enum slack_result r)
+{
+    metrics_add(e->metrics, "cancel_retry_slack_failed_posts_total",
+                r == SLACK_RATE_LIMITED ? "kind=\"rate_limited\"" : "kind=\"transient\"", 1);
+}
+
 /* A failed post of h: wait before the next (Retry-After, else the back-off). */
 static int64_t delay_next(struct alert_webhook *h, enum slack_result r, int64_t retry_after_ms)
 {
@@ -110,6 +117,7 @@ void alert_post_start(struct alert_engine *e)
             h->posting = alert ? ALERT_POSTING_ALERT : ALERT_POSTING_DIGEST;
         } else {
             int64_t w = delay_next(h, SLACK_TRANSIENT, -1);
+            count_failed_post(e, SLACK_TRANSIENT);
             log_warn("%s; trying again in %" PRId64 "ms", why, w);
         }
     }
@@ -127,6 +135,7 @@ static void alert_answered(struct alert_engine *e, struct alert_webhook *h, enum
 
     if (r == SLACK_RATE_LIMITED || r == SLACK_TRANSIENT) {
         int64_t wait = delay_next(h, r, h->ans.retry_after_ms);
+        count_failed_post(e, r);
         log_emit(LOG_WARN, &lc, "could not post the alert: %s; trying again in %" PRId64 "ms", why,
                  wait);
         if (!alert_store_failed(e->db, it->a->dedup_key, false, why, err, sizeof(err)))
@@ -206,6 +215,7 @@ static void digest_answered(struct alert_engine *e, struct alert_webhook *h, enu
         ok = alert_store_digest_done(e->db, d->keys, d->n, false, true, why, err, sizeof(err));
     } else {
         int64_t wait = delay_next(h, r, h->ans.retry_after_ms);
+        count_failed_post(e, r);
         log_emit(LOG_WARN, &lc, "could not post the digest: %s; trying again in %" PRId64 "ms", why,
                  wait);
         ok = alert_store_digest_done(e->db, d->keys, d->n, false, false, why, err, sizeof(err));

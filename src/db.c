@@ -13,6 +13,7 @@
 
 #include "duration.h"
 #include "log.h"
+#include "metrics.h"
 #include "redact.h"
 #include "signals.h"
 
@@ -34,6 +35,10 @@ struct db {
     unsigned int seed;   /* rand_r state for jitter */
     bool ever_connected; /* to log "connected again" after an outage */
     bool broken;         /* a command saw the connection break */
+    int64_t retry_at_ms; /* db_tend's next attempt (monotonic) */
+
+    struct metrics *metrics; /* borrowed; its check "database" (db_set_metrics) */
+    int reported;            /* what it was last told: 0 nothing, 1 up, 2 down */
 
     char **channels; /* LISTEN channels, re-issued on every connect */
     size_t nchannels;
@@ -249,12 +254,29 @@ const char *db_error_class_name(enum db_error_class c)
     return "other";
 }
 
+void db_set_metrics(struct db *db, struct metrics *m)
+{
+    db->metrics = m;
+    db->reported = 0;
+}
+
+/* Readiness follows the connection; only changes take the metrics lock. */
+static void report(struct db *db, bool up, const char *why)
+{
+    if (db->metrics == NULL || db->reported == (up ? 1 : 2))
+        return;
+    db->reported = up ? 1 : 2;
+    metrics_check_set(db->metrics, "database", up, why);
+}
+
 static void set_last(struct db *db, enum db_error_class c, const char *sqlstate)
 {
     db->last_class = c;
     snprintf(db->last_sqlstate, sizeof(db->last_sqlstate), "%s", sqlstate ? sqlstate : "");
-    if (c == DB_ERR_CONNECTION)
+    if (c == DB_ERR_CONNECTION) {
         db->broken = true;
+        report(db, false, "lost the connection to the database");
+    }
 }
 
 /* Describe a failed result: "<primary message> (SQLSTATE xxxxx)". */
@@ -557,6 +579,8 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
         PQfinish(db->conn);
         db->conn = NULL;
         set_last(db, DB_ERR_CONNECTION, NULL);
+        db->reported = 0; /* the reason is this one, not "lost" */
+        report(db, false, err);
         return false;
     }
     PQsetNoticeReceiver(db->conn, notice_to_log, NULL);
@@ -571,6 +595,7 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
         if (!listen_now(db, db->channels[i], err, errlen))
             goto fail;
     }
+    report(db, true, NULL);
     return true;
 fail:
     /* A half set-up session (no LISTEN, wrong timeout) must not pass for a
@@ -579,6 +604,8 @@ fail:
     db->conn = NULL;
     if (db->last_class == DB_ERR_NONE)
         set_last(db, DB_ERR_OTHER, NULL);
+    db->reported = 0;
+    report(db, false, err);
     return false;
 }
 
@@ -639,6 +666,43 @@ static bool connect_with_backoff(struct db *db, int max_attempts, char *err, siz
         if (!sleep_unless_stopped(wait))
             return false;
     }
+}
+
+bool db_check(struct db *db)
+{
+    if (!db_is_connected(db))
+        return false;
+    if (PQisBusy(db->conn))
+        return true; /* a statement's result will tell */
+    struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN, .revents = 0};
+    if (poll(&pfd, 1, 0) == 1 &&
+        (PQconsumeInput(db->conn) == 0 || PQstatus(db->conn) != CONNECTION_OK)) {
+        set_last(db, DB_ERR_CONNECTION, NULL);
+        return false;
+    }
+    return true;
+}
+
+bool db_tend(struct db *db)
+{
+    char err[512];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+    if (db_check(db))
+        return true;
+    if (now < db->retry_at_ms)
+        return false;
+    if (connect_with_backoff(db, 1, err, sizeof(err))) {
+        db->retry_at_ms = 0;
+        return true;
+    }
+    char pause[32];
+    int64_t wait = next_backoff(db);
+    db->retry_at_ms = now + wait;
+    log_warn("%s; trying again in %s", err, duration_format(wait, pause, sizeof(pause)));
+    return false;
 }
 
 bool db_ensure_connected(struct db *db, char *err, size_t errlen)

@@ -58,6 +58,13 @@ struct db *db_new(const struct config_database *cfg, const char *application_nam
 /* Close the connection and free everything. db_free(NULL) is a no-op. */
 void db_free(struct db *db);
 
+/* Report the state of the connection to m's readiness check "database"
+ * (metrics_check_set): passing after a connect, failing with the reason
+ * when a connect fails or a statement finds the connection gone. m is
+ * borrowed and may be NULL (no reports). */
+struct metrics;
+void db_set_metrics(struct db *db, struct metrics *m);
+
 /* Try to connect once (closing any previous connection). On success the
  * session has statement_timeout and application_name set and LISTENs on every
  * channel registered with db_listen(). On failure writes "could not connect
@@ -72,6 +79,20 @@ bool db_connect_once(struct db *db, char *err, size_t errlen) __attribute__((war
  * before a connection was made, with the last reason in err. */
 bool db_ensure_connected(struct db *db, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* For a loop with nothing to run: notice now, without a round trip, a
+ * connection the server closed while idle (a shutdown, a terminated
+ * session), which libpq would only see at the next statement. Never blocks.
+ * True while the connection is good; false (and the connection marked
+ * broken) otherwise. Not while a db_send_params result is pending. */
+bool db_check(struct db *db);
+
+/* db_check, and when the connection is gone one connect attempt if the
+ * back-off since the last failed one has passed (the back-off of
+ * db_ensure_connected; each failure logged with the next wait). Waits at
+ * most one connect attempt. True when connected. For idle loops that must
+ * keep serving something else (a Kafka consumer) meanwhile. */
+bool db_tend(struct db *db);
 
 /* The same with a bound: gives up (returns false) after max_attempts failed
  * attempts (>= 1). For tools like cancelctl that should fail, not wait

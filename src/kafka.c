@@ -5,9 +5,47 @@
 #include "kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kafka_stats.h"
 #include "log.h"
+
+/* What every handle made here carries as librdkafka's opaque: the caller's
+ * own opaque and callbacks, which the trampolines below hand it, and the
+ * metrics its statistics go to. Freed with the handle (kafka_*_close,
+ * kafka_destroy). */
+struct kafka_watch {
+    struct metrics *metrics;
+    void *opaque;
+    kafka_rebalance_cb rebalance_cb;
+    kafka_dr_msg_cb dr_msg_cb;
+};
+
+static void watch_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+    struct kafka_watch *w = opaque;
+    w->rebalance_cb(rk, err, partitions, w->opaque);
+}
+
+static void watch_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    struct kafka_watch *w = opaque;
+    w->dr_msg_cb(rk, msg, w->opaque);
+}
+
+/* From the handle's poll, every statistics.interval.ms. Returns 0: librdkafka
+ * frees json. */
+static int watch_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct kafka_watch *w = opaque;
+    struct kafka_stats s;
+    (void)rk;
+    if (kafka_stats_parse(json, len, &s))
+        kafka_stats_report(&s, w->metrics);
+    return 0;
+}
 
 /* librdkafka calls this from its own threads; log_syslog_level writes each
  * line with one write(2), so that is safe. */
@@ -120,9 +158,42 @@ void kafka_default_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Wrap conf's callbacks in a new watch set as its opaque; NULL when out of
+ * memory. Statistics are asked for only when there are metrics to tell. */
+static struct kafka_watch *watch(const struct config *cfg, rd_kafka_conf_t *conf,
+                                 struct metrics *metrics, void *opaque, char *err, size_t errlen)
+{
+    struct kafka_watch *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, errlen, "could not create the Kafka handle: out of memory");
+        return NULL;
+    }
+    w->metrics = metrics;
+    w->opaque = opaque;
+    if (metrics != NULL) {
+        if (!set_default(cfg, conf, "statistics.interval.ms", KAFKA_STATS_INTERVAL_MS, err,
+                         errlen)) {
+            free(w);
+            return NULL;
+        }
+        rd_kafka_conf_set_stats_cb(conf, watch_stats);
+    }
+    rd_kafka_conf_set_opaque(conf, w);
+    return w;
+}
+
+void kafka_destroy(rd_kafka_t *rk)
+{
+    if (rk == NULL)
+        return;
+    struct kafka_watch *w = rd_kafka_opaque(rk);
+    rd_kafka_destroy(rk);
+    free(w);
+}
+
 rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
-                               kafka_rebalance_cb rebalance_cb, void *opaque, char *err,
-                               size_t errlen)
+                               kafka_rebalance_cb rebalance_cb, void *opaque,
+                               struct metrics *metrics, char *err, size_t errlen)
 {
     char why[512];
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, err, errlen);
@@ -142,12 +213,20 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb ? rebalance_cb : kafka_default_rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, opaque);
+    struct kafka_watch *w = watch(cfg, conf, metrics, opaque, err, errlen);
+    if (w == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    w->rebalance_cb = rebalance_cb ? rebalance_cb : kafka_default_rebalance_cb;
+    metrics_describe(metrics, "cancel_retry_consumer_lag", "gauge",
+                     "messages not yet consumed and committed by this consumer, by topic");
+    rd_kafka_conf_set_rebalance_cb(conf, watch_rebalance);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (rk == NULL) {
         /* rd_kafka_new() takes conf only on success. */
         rd_kafka_conf_destroy(conf);
+        free(w);
         snprintf(err, errlen, "could not create the Kafka consumer: %s", why);
         return NULL;
     }
@@ -158,7 +237,7 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
 }
 
 rd_kafka_t *kafka_producer_new(const struct config *cfg, kafka_dr_msg_cb dr_msg_cb, void *opaque,
-                               char *err, size_t errlen)
+                               struct metrics *metrics, char *err, size_t errlen)
 {
     char why[512];
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, err, errlen);
@@ -171,12 +250,18 @@ rd_kafka_t *kafka_producer_new(const struct config *cfg, kafka_dr_msg_cb dr_msg_
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    struct kafka_watch *w = watch(cfg, conf, metrics, opaque, err, errlen);
+    if (w == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    w->dr_msg_cb = dr_msg_cb;
     if (dr_msg_cb != NULL)
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_opaque(conf, opaque);
+        rd_kafka_conf_set_dr_msg_cb(conf, watch_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
+        free(w);
         snprintf(err, errlen, "could not create the Kafka producer: %s", why);
         return NULL;
     }
@@ -190,7 +275,7 @@ void kafka_consumer_close(rd_kafka_t *rk)
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_warn("could not leave the consumer group cleanly: %s", rd_kafka_err2str(err));
-    rd_kafka_destroy(rk);
+    kafka_destroy(rk);
 }
 
 int kafka_producer_close(rd_kafka_t *rk, int timeout_ms)
@@ -202,7 +287,7 @@ int kafka_producer_close(rd_kafka_t *rk, int timeout_ms)
     if (left > 0)
         log_warn("%d Kafka message%s still undelivered after %d ms", left, left == 1 ? "" : "s",
                  timeout_ms);
-    rd_kafka_destroy(rk);
+    kafka_destroy(rk);
     return left;
 }
 

@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "metrics.h"
 
 enum kafka_error_class {
     KAFKA_ERR_TRANSIENT = 0, /* broker down, timeout, queue full: retry later, same message */
@@ -49,17 +50,28 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errl
  * auto.offset.reset=earliest (a new group must not skip cancels that were
  * published before it first started); the default (eager) assignor is kept.
  * rebalance_cb NULL installs kafka_default_rebalance_cb. opaque is what the
- * callbacks receive. rd_kafka_poll_set_consumer() is already done. The
- * caller owns the handle: kafka_consumer_close() it. */
+ * callbacks receive (librdkafka's own opaque is ours: rd_kafka_opaque() is
+ * not the caller's). With metrics (may be NULL), the handle's statistics
+ * (kafka_stats.h) set its readiness check "kafka" and the consumer lag.
+ * rd_kafka_poll_set_consumer() is already done. The caller owns the
+ * handle: kafka_consumer_close() it. */
 rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
-                               kafka_rebalance_cb rebalance_cb, void *opaque, char *err,
-                               size_t errlen) __attribute__((warn_unused_result));
+                               kafka_rebalance_cb rebalance_cb, void *opaque,
+                               struct metrics *metrics, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* An idempotent producer (enable.idempotence=true, acks=all, linger.ms=5)
- * reporting deliveries to dr_msg_cb (may be NULL) with opaque. The caller
- * owns the handle: kafka_producer_close() it. */
+ * reporting deliveries to dr_msg_cb (may be NULL) with opaque; metrics as
+ * for kafka_consumer_new. The caller owns the handle:
+ * kafka_producer_close() it. */
 rd_kafka_t *kafka_producer_new(const struct config *cfg, kafka_dr_msg_cb dr_msg_cb, void *opaque,
-                               char *err, size_t errlen) __attribute__((warn_unused_result));
+                               struct metrics *metrics, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* rd_kafka_destroy() a handle of kafka_*_new and free what it carries; for
+ * one whose consumer group or queue needs no closing first. NULL is a
+ * no-op. */
+void kafka_destroy(rd_kafka_t *rk);
 
 /* The rebalance callback used when none is given: assigns what the group
  * hands out and drops it on revoke (incrementally under the cooperative

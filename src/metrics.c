@@ -35,6 +35,12 @@ struct description {
     const char *help;
 };
 
+struct check {
+    const char *name;
+    bool ok;
+    char reason[256];
+};
+
 struct metrics {
     pthread_mutex_t lock;
     char *service;
@@ -42,6 +48,8 @@ struct metrics {
     size_t nseries;
     struct description desc[64];
     size_t ndesc;
+    struct check checks[METRICS_MAX_CHECKS];
+    size_t nchecks;
     struct MHD_Daemon *daemon;
     unsigned port;
 };
@@ -80,7 +88,11 @@ void metrics_describe(struct metrics *m, const char *name, const char *type, con
     if (m == NULL)
         return;
     pthread_mutex_lock(&m->lock);
-    if (m->ndesc < sizeof(m->desc) / sizeof(m->desc[0]))
+    bool known = false;
+    for (size_t i = 0; i < m->ndesc && !known; i++)
+        known = strcmp(m->desc[i].name, name) == 0;
+    /* Once per name: a second HELP line would break the exposition. */
+    if (!known && m->ndesc < sizeof(m->desc) / sizeof(m->desc[0]))
         m->desc[m->ndesc++] = (struct description){name, type, help};
     pthread_mutex_unlock(&m->lock);
 }
@@ -130,6 +142,58 @@ void metrics_set(struct metrics *m, const char *name, const char *labels, int64_
     if (s != NULL)
         s->value = value;
     pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_check_set(struct metrics *m, const char *check, bool ok, const char *reason)
+{
+    char labels[96];
+
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct check *c = NULL;
+    for (size_t i = 0; i < m->nchecks && c == NULL; i++)
+        c = strcmp(m->checks[i].name, check) == 0 ? &m->checks[i] : NULL;
+    if (c == NULL && m->nchecks < METRICS_MAX_CHECKS)
+        c = &m->checks[m->nchecks++];
+    if (c != NULL) {
+        c->name = check;
+        c->ok = ok;
+        snprintf(c->reason, sizeof(c->reason), "%s", ok || reason == NULL ? "" : reason);
+        /* One line per check in the body: a reason never breaks it. */
+        for (char *p = c->reason; *p != '\0'; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+    }
+    pthread_mutex_unlock(&m->lock);
+    snprintf(labels, sizeof(labels), "check=\"%s\"", check);
+    metrics_set(m, "cancel_retry_ready", labels, ok ? 1 : 0);
+}
+
+bool metrics_readiness(struct metrics *m, char *buf, size_t len)
+{
+    bool ready = true;
+    size_t used;
+
+    if (len == 0)
+        return false;
+    buf[0] = '\0';
+    if (m == NULL) {
+        snprintf(buf, len, "ready\n");
+        return true;
+    }
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nchecks; i++)
+        ready = ready && m->checks[i].ok;
+    snprintf(buf, len, "%s\n", ready ? "ready" : "not ready");
+    for (size_t i = 0; i < m->nchecks && (used = strlen(buf)) < len; i++) {
+        const struct check *c = &m->checks[i];
+        if (!c->ok)
+            snprintf(buf + used, len - used, "%s: %s\n", c->name,
+                     c->reason[0] != '\0' ? c->reason : "failing");
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ready;
 }
 
 /* Append to a growing buffer; false on out of memory. */
@@ -198,6 +262,17 @@ char *metrics_render(struct metrics *m)
             free(labels);
         }
     }
+    /* Described metrics with no series yet (nothing counted so far) are
+     * announced all the same: a scrape names every metric the process can
+     * serve, and the rules and dashboard checks compare against that. */
+    for (size_t d = 0; ok && d < m->ndesc; d++) {
+        bool seen = false;
+        for (size_t i = 0; i < m->nseries && !seen; i++)
+            seen = strcmp(m->series[i].name, m->desc[d].name) == 0;
+        if (!seen)
+            ok = append(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s %s\n", m->desc[d].name,
+                        m->desc[d].help, m->desc[d].name, m->desc[d].type);
+    }
     pthread_mutex_unlock(&m->lock);
     if (!ok) {
         free(buf);
@@ -230,12 +305,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    } else if (strcmp(url, "/readyz") == 0) {
+        /* Reasons may quote the database's or broker's words: masked like
+         * every other text that leaves the process. */
+        char body[1024];
+        bool ready = metrics_readiness(m, body, sizeof(body));
+        char *text = redact_process_text(body);
+        if (text == NULL)
+            return MHD_NO;
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     } else if (strcmp(url, "/healthz") == 0) {
         static const char msg[] = "ok\n";
         resp =
             MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
     } else {
-        static const char msg[] = "not found: try /metrics or /healthz\n";
+        static const char msg[] = "not found: try /metrics, /healthz or /readyz\n";
         resp =
             MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         status = MHD_HTTP_NOT_FOUND;

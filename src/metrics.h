@@ -1,6 +1,12 @@
 /*
  * metrics: a process's counters and gauges, served in the Prometheus text
- * format at GET /metrics (and GET /healthz -> "ok") on metrics.listen.
+ * format at GET /metrics on metrics.listen, with two probes beside them:
+ * - GET /healthz -> 200 "ok" while the process runs (liveness: it says
+ *   nothing about the database or the broker, so that an outage of either
+ *   never gets a process restarted that would only wait for it again);
+ * - GET /readyz -> 200 "ready" while every readiness check (metrics_check_set)
+ *   passes, else 503 with one line per failing check and its reason
+ *   ("not ready\ndatabase: could not connect to the database: ...").
  *
  * Every function accepts m == NULL and then does nothing, so code can count
  * unconditionally and a process without a metrics endpoint pays nothing.
@@ -47,7 +53,10 @@ bool metrics_serve(struct metrics *m, const char *listen, char *err, size_t errl
 unsigned metrics_port(const struct metrics *m);
 
 /* Declare a metric's TYPE ("counter" or "gauge") and HELP text (static
- * strings). Undeclared metrics are served as untyped. */
+ * strings; the first declaration of a name stands). A declared metric is
+ * served (its HELP and TYPE lines) even before it has a series, so that a
+ * scrape names everything the process can count. Undeclared metrics are
+ * served as untyped. */
 void metrics_describe(struct metrics *m, const char *name, const char *type, const char *help);
 
 /* Add delta to the counter name{labels}; labels is Prometheus label text
@@ -56,6 +65,20 @@ void metrics_add(struct metrics *m, const char *name, const char *labels, int64_
 
 /* Set the gauge name{labels}. */
 void metrics_set(struct metrics *m, const char *name, const char *labels, int64_t value);
+
+/* Readiness checks: at most METRICS_MAX_CHECKS, named by static strings
+ * ("database", "kafka"). A check is created by its first metrics_check_set
+ * and /readyz is 503 until every check created has passed; reason (copied,
+ * may be NULL) says why a failing check fails, on one line. Each check is
+ * also the gauge cancel_retry_ready{check="..."} (1 passing, 0 failing).
+ * Thread-safe like the rest: the process's loops and librdkafka's callbacks
+ * set checks, the HTTP thread reads them, nobody waits on I/O. */
+#define METRICS_MAX_CHECKS 4
+void metrics_check_set(struct metrics *m, const char *check, bool ok, const char *reason);
+
+/* The body /readyz answers with into buf ("ready\n", or "not ready\n" and a
+ * line per failing check); true when ready. For the server and tests. */
+bool metrics_readiness(struct metrics *m, char *buf, size_t len);
 
 /* Render the text exposition into a malloc'd string (for tests and the
  * server). */

@@ -71,6 +71,15 @@ static const char sql_next_due[] =
     "SELECT GREATEST(0, floor(extract(epoch FROM (min(available_at) - now())) * 1000))::bigint"
     " FROM outbox WHERE published_at IS NULL AND parked_at IS NULL";
 
+/* The due backlog for monitoring: rows due and not yet published, and how
+ * long the oldest of them has been due. The count walks the due rows of
+ * outbox_pending_idx; the relay asks every reconcile_interval, not per
+ * batch. */
+static const char sql_backlog[] =
+    "SELECT count(*), coalesce(floor(extract(epoch FROM (now() - min(available_at))) * 1000),"
+    " 0)::bigint FROM outbox"
+    " WHERE published_at IS NULL AND parked_at IS NULL AND available_at <= now()";
+
 /* Deleting in bounded chunks keeps each transaction short on a big backlog. */
 static const char sql_purge[] =
     "DELETE FROM outbox WHERE id IN ("
@@ -322,6 +331,20 @@ bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t err
     bool ok = res != NULL;
     if (ok)
         *ms_out = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return ok;
+}
+
+bool outbox_backlog(struct db *db, int64_t *due_rows, int64_t *oldest_due_ms, char *err,
+                    size_t errlen)
+{
+    PGresult *res = pgutil_query(db, sql_backlog, 0, NULL, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not read the outbox backlog", err, errlen);
+    bool ok = res != NULL;
+    if (ok) {
+        *due_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *oldest_due_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
     PQclear(res);
     return ok;
 }

@@ -142,6 +142,11 @@ bool outbox_park(struct db *db, const struct outbox_fence *fence, int64_t id, co
 bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Unpublished, unparked rows already due (*due_rows), and for how long the
+ * oldest of them has been due (*oldest_due_ms, 0 when none is). */
+bool outbox_backlog(struct db *db, int64_t *due_rows, int64_t *oldest_due_ms, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
 /* Delete up to limit rows published more than retention_ms ago. */
 bool outbox_purge_published(struct db *db, int64_t retention_ms, int limit, int *deleted_out,
                             char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -134,6 +134,21 @@ bool reconcile_store_scheduled_due_in(struct db *db, int64_t interval_ms, int64_
     return true;
 }
 
+/* reconcile_mismatch_open_idx holds exactly the open rows. */
+static const char sql_open_count[] =
+    "SELECT count(*) FROM reconcile_mismatch WHERE fixed_at IS NULL";
+
+bool reconcile_store_open_count(struct db *db, int64_t *open, char *err, size_t errlen)
+{
+    PGresult *res = pgutil_query(db, sql_open_count, 0, NULL, NULL, NULL, PGRES_TUPLES_OK,
+                                 "could not count the open mismatches", err, errlen);
+    if (res == NULL)
+        return false;
+    *open = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return true;
+}
+
 static void copy(char *dst, size_t len, const PGresult *res, int row, int col)
 {
     snprintf(dst, len, "%s", PQgetvalue(res, row, col));

@@ -65,6 +65,10 @@ bool reconcile_store_run_finish(struct db *db, int64_t run_id, const struct reco
 bool reconcile_store_scheduled_due_in(struct db *db, int64_t interval_ms, int64_t *due_in_ms,
                                       char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Mismatches still open (neither fixed, agreed again nor resolved). */
+bool reconcile_store_open_count(struct db *db, int64_t *open, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Up to limit requests in a final status that reconciliation checks, finished
  * at or after window_start_ms (not applied when request_id is given), of
  * gateway (NULL = any) or exactly request_id (NULL = any), with a requestId

@@ -44,6 +44,13 @@ void relay_set_metrics(struct relay *r, struct metrics *m)
                      "scheduled reconciliation passes against the gateways, finished");
     metrics_describe(m, "cancel_retry_gateway_reconcile_checked_total", "counter",
                      "requests compared with the gateway's record, by result");
+    metrics_describe(m, "cancel_retry_outbox_due_rows", "gauge",
+                     "outbox rows due and not yet published (active relay; 0 on standby)");
+    metrics_describe(m, "cancel_retry_outbox_oldest_due_seconds", "gauge",
+                     "how long the oldest due unpublished outbox row has waited (active relay)");
+    metrics_describe(m, "cancel_retry_reconcile_open_mismatches", "gauge",
+                     "reconciliation mismatches still open (active relay; 0 on standby)");
+    db_set_metrics(r->db, m);
 }
 
 int64_t relay_mono_ms(void)
@@ -134,7 +141,7 @@ static bool ensure_producer(struct relay *r)
     }
     if (r->producer != NULL)
         return true;
-    r->producer = kafka_producer_new(r->cfg, relay_on_delivery, r, err, sizeof(err));
+    r->producer = kafka_producer_new(r->cfg, relay_on_delivery, r, r->metrics, err, sizeof(err));
     if (r->producer == NULL) {
         log_error("%s", err);
         return false;
@@ -313,6 +320,11 @@ int relay_run(struct relay *r)
                 break; /* stop requested while waiting */
         }
         set_active_metrics(r);
+        /* A standby makes its producer too: its readiness then says that
+         * it could take over (broker reachable), and a takeover does not
+         * wait for the first metadata. */
+        if (r->producer == NULL)
+            (void)ensure_producer(r);
         if (r->lease.epoch <= 0) {
             if (!try_lead(r)) {
                 relay_pause_ms(r, RELAY_STANDBY_RETRY_MS);

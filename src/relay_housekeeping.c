@@ -29,6 +29,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "reconcile_run.h"
+#include "reconcile_store.h"
 #include "reconciler.h"
 #include "relay_internal.h"
 #include "signals.h"
@@ -198,6 +199,30 @@ static void run_reconciler(struct relay_housekeeping *hk)
                  st.leases_recovered, st.leases_exhausted, st.triggers_rewritten);
 }
 
+/* The gauges only the active relay can tell, refreshed with the
+ * reconciler (every reconcile_interval); a standby shows 0 (see
+ * set_backlog(hk, 0, 0, 0) in hk_main), so max() over relays is the
+ * active one's. */
+static void set_backlog(struct relay_housekeeping *hk, int64_t due, int64_t age_ms, int64_t open)
+{
+    metrics_set(hk->metrics, "cancel_retry_outbox_due_rows", NULL, due);
+    metrics_set(hk->metrics, "cancel_retry_outbox_oldest_due_seconds", NULL, age_ms / 1000);
+    metrics_set(hk->metrics, "cancel_retry_reconcile_open_mismatches", NULL, open);
+}
+
+static void read_backlog(struct relay_housekeeping *hk)
+{
+    char err[512];
+    int64_t due = 0, age_ms = 0, open = 0;
+
+    if (!outbox_backlog(hk->db, &due, &age_ms, err, sizeof(err)) ||
+        !reconcile_store_open_count(hk->db, &open, err, sizeof(err))) {
+        log_warn("%s", err);
+        return;
+    }
+    set_backlog(hk, due, age_ms, open);
+}
+
 /* Delete published rows past retention in chunks (short transactions), as
  * long as this relay leads. */
 static void purge(struct relay_housekeeping *hk)
@@ -234,6 +259,7 @@ static int64_t turn(struct relay_housekeeping *hk, int64_t epoch)
         return 0; /* a stop was requested */
     if (now >= hk->next_reconcile_ms) {
         run_reconciler(hk);
+        read_backlog(hk);
         hk->next_reconcile_ms = relay_mono_ms() + hk->cfg->relay.reconcile_interval_ms;
     }
     if (relay_mono_ms() >= hk->next_purge_ms && hk_leading(hk, NULL, NULL)) {
@@ -270,6 +296,7 @@ static void *hk_main(void *arg)
                 reconcile_pass_free(hk->pass);
                 hk->pass = NULL;
             }
+            set_backlog(hk, 0, 0, 0);
             hk_sleep(hk, RELAY_HK_IDLE_MS);
             continue;
         }

@@ -48,6 +48,7 @@ struct retry_worker {
     bool db_down;
     int64_t db_retry_at;
     int64_t db_backoff;
+    int64_t db_checked_at; /* last idle db_check */
     struct metrics *metrics;
 };
 
@@ -162,6 +163,10 @@ void retry_worker_set_metrics(struct retry_worker *w, struct metrics *m)
     w->metrics = m;
     metrics_describe(m, "cancel_retry_attempts_total", "counter",
                      "gateway refund attempts by gateway and verdict");
+    metrics_describe(m, "cancel_retry_requests_finished_total", "counter",
+                     "requests that reached a final status here, by gateway and status");
+    metrics_describe(m, "cancel_retry_breaker_open", "gauge",
+                     "1 while the gateway's circuit breaker is open or half-open");
     metrics_describe(m, "cancel_retry_postponed_total", "counter",
                      "attempts postponed because the gateway's circuit breaker was open");
     metrics_describe(m, "cancel_retry_skipped_events_total", "counter",
@@ -171,6 +176,7 @@ void retry_worker_set_metrics(struct retry_worker *w, struct metrics *m)
     metrics_describe(m, "cancel_retry_in_flight", "gauge", "events being worked on");
     metrics_describe(m, "cancel_retry_db_available", "gauge",
                      "1 while the database answers, 0 while work is paused");
+    db_set_metrics(w->db, m);
 }
 
 static void count_gateway(struct retry_worker *w, const char *name, const struct gw *g,
@@ -402,12 +408,18 @@ static void step_called(struct retry_worker *w, struct job *j)
         j->state = JOB_ANSWERED;
 }
 
-static void step_recorded(struct retry_worker *w, struct job *j)
+/* status: the request's new status when the decision was applied, else
+ * NULL; a final one (attempt.h: not SCHEDULED nor PENDING) is counted. */
+static void step_recorded(struct retry_worker *w, struct job *j, const char *status)
 {
-    char verdict[64];
-    snprintf(verdict, sizeof(verdict), "verdict=\"%s\"",
+    char labels[64];
+    snprintf(labels, sizeof(labels), "verdict=\"%s\"",
              j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");
-    count_gateway(w, "cancel_retry_attempts_total", j->gw, verdict);
+    count_gateway(w, "cancel_retry_attempts_total", j->gw, labels);
+    if (status != NULL && strcmp(status, "SCHEDULED") != 0 && strcmp(status, "PENDING") != 0) {
+        snprintf(labels, sizeof(labels), "status=\"%s\"", status);
+        count_gateway(w, "cancel_retry_requests_finished_total", j->gw, labels);
+    }
     j->state = JOB_DONE;
 }
 
@@ -415,8 +427,9 @@ static void step_recorded(struct retry_worker *w, struct job *j)
 static void record_one(struct retry_worker *w, struct job *j)
 {
     char err[1024];
+    const char *status = NULL;
 
-    if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->result, rng_u64(), NULL, err,
+    if (!retry_steps_record(w->db, w->cfg, w->worker, &j->row, &j->result, rng_u64(), &status, err,
                             sizeof(err))) {
         /* The safe thing for money when the answer itself cannot be
          * recorded: no final status is invented (SUCCEEDED or EXHAUSTED
@@ -435,7 +448,7 @@ static void record_one(struct retry_worker *w, struct job *j)
         step_failed(w, j, NULL, "could not record an attempt's answer", err, consequence);
         return;
     }
-    step_recorded(w, j);
+    step_recorded(w, j, status);
 }
 
 /* Commit the positions gathered in one turn: one request to the broker per
@@ -508,8 +521,10 @@ static void record_jobs(struct retry_worker *w, size_t n)
         return;
     }
     if (retry_steps_record_batch(w->db, w->cfg, w->worker, w->records, n, err, sizeof(err))) {
-        for (size_t i = 0; i < n; i++)
-            step_recorded(w, w->records[i].owner);
+        for (size_t i = 0; i < n; i++) {
+            const struct retry_recorded *rec = &w->records[i].rec;
+            step_recorded(w, w->records[i].owner, rec->applied ? rec->decision.status : NULL);
+        }
         return;
     }
     for (size_t i = 0; i < n && !w->db_down; i++)
@@ -634,6 +649,18 @@ static void poll_kafka(struct retry_worker *w, int timeout_ms)
         ;
 }
 
+static void set_breaker_gauges(struct retry_worker *w)
+{
+    char labels[96];
+    int64_t now = now_ms();
+
+    for (size_t i = 0; w->metrics != NULL && i < w->ngws; i++) {
+        snprintf(labels, sizeof(labels), "gateway=\"%s\"", w->gws[i].cfg->name);
+        metrics_set(w->metrics, "cancel_retry_breaker_open", labels,
+                    breaker_state(w->gws[i].breaker, now) != BREAKER_CLOSED);
+    }
+}
+
 /* From a librdkafka thread, when the consumer queue was empty: only wake the
  * loop (curl_multi_wakeup is thread-safe); librdkafka forbids more here. */
 static void on_event_queued(rd_kafka_t *rk, void *opaque)
@@ -661,8 +688,8 @@ int retry_worker_run(struct retry_worker *w)
 
     if (!db_ensure_connected(w->db, err, sizeof(err)))
         return signals_stop_requested() ? 0 : 1;
-    w->rk =
-        kafka_consumer_new(cfg, cfg->consumers.retry.group_id, on_rebalance, w, err, sizeof(err));
+    w->rk = kafka_consumer_new(cfg, cfg->consumers.retry.group_id, on_rebalance, w, w->metrics, err,
+                               sizeof(err));
     if (w->rk == NULL) {
         log_error("%s", err);
         return 1;
@@ -694,12 +721,23 @@ int retry_worker_run(struct retry_worker *w)
         if (drain_until < 0)
             set_paused(w, full || w->db_down);
         bool busy = w->njobs > 0;
+        /* Idle, nothing would notice a database that went away until the
+         * next event, nor try to get it back (reading is paused): look
+         * once a second (no round trip), so that /readyz tells at once. */
+        if (!busy && w->db_down) {
+            (void)db_usable(w);
+        } else if (!busy && now_ms() - w->db_checked_at >= 1000) {
+            w->db_checked_at = now_ms();
+            if (!db_check(w->db))
+                db_failed(w, "lost the database connection", "closed while idle");
+        }
         poll_kafka(w, busy ? 0 : 100);
         if (http_client_in_flight(w->http) > 0 &&
             http_client_run(w->http, busy ? 10 : 0, err, sizeof(err)) < 0)
             log_warn("http engine: %s", err);
         step_jobs(w, drain_until >= 0);
         metrics_set(w->metrics, "cancel_retry_in_flight", NULL, (int64_t)w->njobs);
+        set_breaker_gauges(w);
         metrics_set(w->metrics, "cancel_retry_db_available", NULL, w->db_down ? 0 : 1);
         if (busy && http_client_in_flight(w->http) == 0) {
             /* Jobs wait for a token or the db: do not spin. */

@@ -107,6 +107,12 @@ struct metrics *service_metrics(const struct config *cfg, const char *service)
     char err[256];
     struct metrics *m = metrics_new(service);
 
+    /* Unready until the process has reached both: /readyz is 503 from the
+     * first moment the endpoint answers. */
+    metrics_describe(m, "cancel_retry_ready", "gauge",
+                     "1 while the readiness check passes (database connected, a Kafka broker up)");
+    metrics_check_set(m, "database", false, "not connected yet");
+    metrics_check_set(m, "kafka", false, "no broker connection yet");
     if (m != NULL && cfg->metrics.listen != NULL &&
         !metrics_serve(m, cfg->metrics.listen, err, sizeof(err)))
         log_warn("no metrics endpoint: %s", err);

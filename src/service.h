@@ -24,8 +24,10 @@ struct config *service_start(const struct service_info *info, int argc, char **a
 
 /* The process's metrics, served on cfg->metrics.listen when set. A port that
  * cannot be used is logged and the process goes on without the endpoint:
- * metrics are never a reason to stop refunding. NULL only when out of
- * memory; free with metrics_free(). */
+ * metrics are never a reason to stop refunding. Its readiness checks
+ * "database" and "kafka" start failing; the process's db (db_set_metrics)
+ * and Kafka handle (kafka_*_new with these metrics) set them from then on.
+ * NULL only when out of memory; free with metrics_free(). */
 struct metrics *service_metrics(const struct config *cfg, const char *service);
 
 /* A stable identity for leases and logs: "<service>@<hostname>:<pid>".

@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rk = kafka_consumer_new(cfg, cfg->consumers.alert.group_id, alert_engine_on_rebalance, engine,
-                            err, sizeof(err));
+                            metrics, err, sizeof(err));
     if (rk == NULL) {
         log_error("%s", err);
         goto out;

@@ -43,6 +43,14 @@ static enum consumer_verdict handle(void *arg, const struct kafka_record *recs, 
     return done ? CONSUMER_DONE : CONSUMER_RETRY;
 }
 
+/* No message for a while: notice a database that went away (and get it
+ * back), so that /readyz tells before the next message does. */
+static void idle(void *arg)
+{
+    struct intake_ctx *ctx = arg;
+    (void)db_tend(ctx->db);
+}
+
 static bool db_ready(void *arg)
 {
     struct intake_ctx *ctx = arg;
@@ -70,6 +78,8 @@ int main(int argc, char **argv)
     struct intake_ctx ctx = {
         cfg, db_new(&cfg->database, info.name), service_metrics(cfg, info.name),
         calloc((size_t)cfg->consumers.intake.batch_size, sizeof(*ctx.statuses))};
+    if (ctx.db != NULL)
+        db_set_metrics(ctx.db, ctx.metrics);
     metrics_describe(ctx.metrics, "cancel_retry_intake_messages_total", "counter",
                      "CancelFailed messages by result (accepted, duplicate, dead-lettered, "
                      "retry: not processed yet, db unavailable)");
@@ -86,7 +96,8 @@ int main(int argc, char **argv)
             log_error("%s", err);
         goto out;
     }
-    rk = kafka_consumer_new(cfg, cfg->consumers.intake.group_id, NULL, NULL, err, sizeof(err));
+    rk = kafka_consumer_new(cfg, cfg->consumers.intake.group_id, NULL, NULL, ctx.metrics, err,
+                            sizeof(err));
     if (rk == NULL) {
         log_error("%s", err);
         goto out;
@@ -97,7 +108,9 @@ int main(int argc, char **argv)
     struct consumer_handler h = {
         .handle = handle,
         .ready = db_ready,
+        .idle = idle,
         .arg = &ctx,
+        .idle_ms = 1000,
         .batch_size = cfg->consumers.intake.batch_size,
         .batch_window_ms = cfg->consumers.intake.batch_window_ms,
     };

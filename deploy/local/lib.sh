@@ -24,6 +24,9 @@ CR_FUZZ_BUILD_DIR="${CR_FUZZ_BUILD_DIR:-build-fuzz}"
 CR_PYTHON="${CR_PYTHON:-/usr/bin/python3}"
 # The venv of the deploy suite's PyPI tools (deploy/local/requirements-deploy.txt).
 CR_DEPLOY_VENV="$CR_STATE_DIR/venv-deploy"
+# Prometheus's promtool, unpacked from Debian's package by deploy/local/install
+# (see there why not installed): checks deploy/prometheus and /metrics.
+CR_PROMTOOL="$CR_STATE_DIR/bin/promtool"
 
 export DEBIAN_FRONTEND=noninteractive
 

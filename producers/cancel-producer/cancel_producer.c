@@ -46,7 +46,7 @@ static struct cancel_producer *wrap(rd_kafka_t *rk, const char *topic, char *err
     struct cancel_producer *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->topic = strdup(topic)) == NULL) {
         free(p);
-        rd_kafka_destroy(rk);
+        kafka_destroy(rk);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -82,7 +82,7 @@ fail:
 struct cancel_producer *cancel_producer_new_from_config(const struct config *cfg, char *err,
                                                         size_t errlen)
 {
-    rd_kafka_t *rk = kafka_producer_new(cfg, on_delivery, NULL, err, errlen);
+    rd_kafka_t *rk = kafka_producer_new(cfg, on_delivery, NULL, NULL, err, errlen);
     if (rk == NULL)
         return NULL;
     return wrap(rk, cfg->topics.cancel_failed.name, err, errlen);
@@ -93,7 +93,7 @@ void cancel_producer_free(struct cancel_producer *p)
     if (p == NULL)
         return;
     rd_kafka_flush(p->rk, 10000);
-    rd_kafka_destroy(p->rk);
+    kafka_destroy(p->rk);
     free(p->topic);
     free(p);
 }

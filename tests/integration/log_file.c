@@ -52,3 +52,14 @@ bool log_file_wait(const char *path, const char *needle, int count, int timeout_
     }
     return true;
 }
+
+unsigned log_file_metrics_port(const char *path)
+{
+    char *text = log_file_read(path);
+    const char *at = strstr(text, "metrics at http://");
+    unsigned port = 0;
+    if (at == NULL || sscanf(at, "metrics at http://127.0.0.1:%u/metrics", &port) != 1)
+        port = 0;
+    free(text);
+    return port;
+}

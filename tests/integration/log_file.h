@@ -17,4 +17,8 @@ int log_file_count(const char *path, const char *needle);
  * whether they did. */
 bool log_file_wait(const char *path, const char *needle, int count, int timeout_ms);
 
+/* The port of the first "metrics at http://127.0.0.1:PORT/metrics" a process
+ * logged at path; 0 when there is none (yet). */
+unsigned log_file_metrics_port(const char *path);
+
 #endif

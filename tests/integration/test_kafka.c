@@ -62,7 +62,7 @@ static struct delivery produce_one(const char *topic, const char *key)
 {
     char err[512];
     struct delivery d = {0, RD_KAFKA_RESP_ERR_NO_ERROR, -1, -1};
-    rd_kafka_t *p = kafka_producer_new(cfg, on_delivery, &d, err, sizeof(err));
+    rd_kafka_t *p = kafka_producer_new(cfg, on_delivery, &d, NULL, err, sizeof(err));
     cr_assert_not_null(p, "%s", err);
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
     rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1);
@@ -86,7 +86,7 @@ static struct delivery produce_one(const char *topic, const char *key)
 static rd_kafka_t *consumer_for(const char *group, const char *topic)
 {
     char err[512];
-    rd_kafka_t *c = kafka_consumer_new(cfg, group, NULL, NULL, err, sizeof(err));
+    rd_kafka_t *c = kafka_consumer_new(cfg, group, NULL, NULL, NULL, err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);

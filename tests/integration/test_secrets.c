@@ -198,10 +198,8 @@ static void check_metrics(void)
     for (size_t i = 0; i < sizeof(logs) / sizeof(*logs); i++) {
         char path[700];
         snprintf(path, sizeof(path), "%s/%s", pipeline_log_dir(P), logs[i]);
-        char *text = log_file_read(path);
-        const char *at = strstr(text, "metrics at http://");
-        unsigned port = 0;
-        if (at != NULL && sscanf(at, "metrics at http://127.0.0.1:%u/metrics", &port) == 1) {
+        unsigned port = log_file_metrics_port(path);
+        if (port != 0) {
             char url[64];
             snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
             char *body = http_fixture_get(url);
@@ -212,7 +210,6 @@ static void check_metrics(void)
             }
             free(body);
         }
-        free(text);
     }
     cr_expect_eq(scraped, sizeof(logs) / sizeof(*logs), "scraped /metrics of %zu processes",
                  scraped);

@@ -87,14 +87,14 @@ Test(kafka, consumer_commits_only_when_told)
     struct config cfg;
     char err[512];
     make_cfg(&cfg, kv, 3);
-    rd_kafka_t *rk = kafka_consumer_new(&cfg, "g1", NULL, NULL, err, sizeof(err));
+    rd_kafka_t *rk = kafka_consumer_new(&cfg, "g1", NULL, NULL, NULL, err, sizeof(err));
     cr_assert_not_null(rk, "%s", err);
     expect_prop(rk, "group.id", "g1");
     expect_prop(rk, "enable.auto.commit", "false");
     expect_prop(rk, "enable.auto.offset.store", "false");
     /* auto.offset.reset is a default only: the map's choice stands. */
     expect_prop(rk, "auto.offset.reset", "largest"); /* librdkafka's name for latest */
-    rd_kafka_destroy(rk);
+    kafka_destroy(rk);
 }
 
 Test(kafka, producer_is_idempotent)
@@ -103,7 +103,7 @@ Test(kafka, producer_is_idempotent)
     struct config cfg;
     char err[512];
     make_cfg(&cfg, kv, 2);
-    rd_kafka_t *rk = kafka_producer_new(&cfg, NULL, NULL, err, sizeof(err));
+    rd_kafka_t *rk = kafka_producer_new(&cfg, NULL, NULL, NULL, err, sizeof(err));
     cr_assert_not_null(rk, "%s", err);
     expect_prop(rk, "enable.idempotence", "true");
     expect_prop(rk, "acks", "-1"); /* librdkafka shows "all" as -1 */

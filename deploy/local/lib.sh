@@ -66,6 +66,45 @@ cr_tail() {
 
 cr_have() { command -v "$1" >/dev/null 2>&1; }
 
+# Is the Debian package installed (dpkg's own state, not a command on PATH)?
+cr_deb_installed() {
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+# apt-get VERB ARGS (install PACKAGE..., or build-dep DIR) without the
+# Recommends, as root or through sudo -n, running apt-get update once per
+# script first. On failure it says what to run by hand and returns 1.
+cr_apt_updated=0
+cr_apt() {
+    local verb="$1" sudo_cmd=()
+    shift
+    local what=("$@")
+    if [[ $EUID -ne 0 ]]; then
+        if cr_have sudo; then
+            sudo_cmd=(sudo -n)
+        else
+            cr_log "cannot install packages: not root and no sudo"
+            cr_log "run by hand as root: apt-get update && apt-get $verb -y ${what[*]}"
+            return 1
+        fi
+    fi
+    if [[ $cr_apt_updated -eq 0 ]]; then
+        cr_log "apt-get update"
+        if ! "${sudo_cmd[@]}" apt-get update -q </dev/null; then
+            cr_log "apt-get update failed"
+            cr_log "run by hand: ${sudo_cmd[*]} apt-get update"
+            return 1
+        fi
+        cr_apt_updated=1
+    fi
+    cr_log "apt-get $verb ${what[*]}"
+    if ! "${sudo_cmd[@]}" apt-get "$verb" -y -q --no-install-recommends "${what[@]}" </dev/null; then
+        cr_log "could not $verb: ${what[*]}"
+        cr_log "run by hand: ${sudo_cmd[*]} apt-get $verb -y ${what[*]}"
+        return 1
+    fi
+}
+
 # Can ${CC:-clang} build a libFuzzer harness with the sanitizers the fuzz
 # build uses? Compiles and links an empty one; false when clang or its
 # runtime (Debian: libclang-rt-NN-dev) is missing.

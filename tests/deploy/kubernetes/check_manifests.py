@@ -14,7 +14,7 @@
       that environment. Each Deployment probes /healthz and /readyz and is
       scraped on the port the config's metrics.listen binds, on every
       address; its grace period covers the shutdown the config allows; every
-      pod runs with the restrictions deploy/README.kubernetes.md promises.
+      pod runs with the restrictions deploy/README.md "Kubernetes" promises.
 
   check_manifests.py container DIR PROGRAM...
       DIR/Containerfile, which cannot be built here, against what can be

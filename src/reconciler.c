@@ -126,8 +126,12 @@ static bool rewrite_lost_triggers(struct db *db, const struct config *cfg,
     size_t n = 0;
     bool ok = true;
 
-    if (!request_store_due_without_trigger(db, reconciler_grace_ms(cfg), RECONCILE_BATCH, &ids, &n,
-                                           err, errlen))
+    /* Behind a backlog the grace stretches to its drain time, at most ten
+     * graces (10 min with the defaults): a trigger truly lost while the
+     * consumers are busy with others waits that long, never forever. */
+    int64_t grace = reconciler_grace_ms(cfg);
+    if (!request_store_due_without_trigger(db, grace, 10 * grace, RECONCILE_BATCH, &ids, &n, err,
+                                           errlen))
         return false;
     for (size_t i = 0; i < n && ok; i++) {
         struct request_row row;

@@ -194,17 +194,32 @@ static const char sql_same_amount[] = "SELECT " SAME_AMOUNT_COUNTS("$1", "$2", "
  * more event for the same backlog. Spaced so, a request due for a time T
  * gets about log2(T / grace) of them, and a trigger really lost is still
  * written again after the grace. */
+/* The grace a trigger gets ($1 ms) stretches, while the retry-consumers are
+ * working, to twice the time the due backlog takes at their pace of the last
+ * minute (attempts started), capped at $3 ms: a trigger behind a backlog of
+ * 20,000 is not lost, it is queued, and writing it again only lengthens the
+ * queue (docs/benchmarks.md). With no attempt started for a minute the
+ * plain grace applies: the consumers may be stuck or every trigger gone. */
 static const char sql_due_without_trigger[] =
-    "SELECT r.request_id FROM cancel_request r"
+    "WITH pace AS ("
+    "  SELECT (SELECT count(*) FROM retry_attempt_log"
+    "           WHERE at > now() - interval '60 s' AND event = 'STARTED') AS started,"
+    "         (SELECT count(*) FROM cancel_request"
+    "           WHERE status IN ('SCHEDULED', 'PENDING') AND next_attempt_at < now()) AS due),"
+    " g AS ("
+    "  SELECT CASE WHEN started > 0"
+    "              THEN LEAST(GREATEST($1::bigint, 2 * due * 60000 / started), $3::bigint)"
+    "              ELSE $1::bigint END * interval '1 ms' AS grace"
+    "    FROM pace)"
+    " SELECT r.request_id FROM cancel_request r, g"
     " WHERE r.status IN ('SCHEDULED', 'PENDING')"
-    "   AND r.next_attempt_at < now() - $1::bigint * interval '1 ms'"
+    "   AND r.next_attempt_at < now() - g.grace"
     "   AND NOT EXISTS (SELECT 1 FROM outbox o"
     "                    WHERE o.request_id = r.request_id"
     "                      AND o.event_type = 'payments.cancel.retry.scheduled.v1'"
     "                      AND (o.published_at IS NULL"
     "                           OR o.published_at > now() - GREATEST("
-    "                                $1::bigint * interval '1 ms',"
-    "                                (now() - r.next_attempt_at) / 2)))"
+    "                                g.grace, (now() - r.next_attempt_at) / 2)))"
     " ORDER BY r.next_attempt_at LIMIT $2";
 
 void request_row_clear(struct request_row *row)
@@ -625,15 +640,17 @@ bool request_store_take_expired_lease(struct db *db, struct request_row *row, bo
     return true;
 }
 
-bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int limit, char ***ids_out,
-                                       size_t *n_out, char *err, size_t errlen)
+bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int64_t grace_cap_ms,
+                                       int limit, char ***ids_out, size_t *n_out, char *err,
+                                       size_t errlen)
 {
-    char grace[24], lim[16];
-    const char *values[2] = {I64(grace, grace_ms), I64(lim, limit)};
+    char grace[24], lim[16], cap[24];
+    const char *values[3] = {I64(grace, grace_ms), I64(lim, limit),
+                             I64(cap, grace_cap_ms > grace_ms ? grace_cap_ms : grace_ms)};
 
     *ids_out = NULL;
     *n_out = 0;
-    PGresult *res = pgutil_query(db, sql_due_without_trigger, 2, values, NULL, NULL,
+    PGresult *res = pgutil_query(db, sql_due_without_trigger, 3, values, NULL, NULL,
                                  PGRES_TUPLES_OK, "could not look for due requests", err, errlen);
     if (res == NULL)
         return false;

@@ -185,11 +185,13 @@ bool request_store_take_expired_lease(struct db *db, struct request_row *row, bo
                                       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Reconciler: request_ids (up to limit) that have been SCHEDULED and due for
- * more than grace_ms with no RetryScheduled row pending or recently published
- * in the outbox. Malloc'd array of malloc'd strings. */
-bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int limit, char ***ids_out,
-                                       size_t *n_out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+ * more than the grace with no RetryScheduled row pending or recently published
+ * in the outbox. The grace is grace_ms, stretched while attempts are being
+ * started to twice the time the due backlog takes at their pace, up to
+ * grace_cap_ms. Malloc'd array of malloc'd strings. */
+bool request_store_due_without_trigger(struct db *db, int64_t grace_ms, int64_t grace_cap_ms,
+                                       int limit, char ***ids_out, size_t *n_out, char *err,
+                                       size_t errlen) __attribute__((warn_unused_result));
 
 void request_store_free_ids(char **ids, size_t n);
 

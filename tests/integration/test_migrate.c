@@ -429,10 +429,27 @@ Test(migrate, unreachable_database_exits_1)
     itest_result_free(&r);
 }
 
+/* n STARTED facts 30 s ago (attempts first.. of r-fresh): the pace of the
+ * consumers as request_store_due_without_trigger reads it. */
+static void insert_started(int n, int first)
+{
+    char err[512], a[16], b[16];
+    snprintf(a, sizeof(a), "%d", first);
+    snprintf(b, sizeof(b), "%d", first + n - 1);
+    const char *v[] = {a, b};
+    cr_assert(itest_exec(&t,
+                         "INSERT INTO retry_attempt_log (request_id, attempt, event, worker,"
+                         " gateway, at) SELECT 'r-fresh', i, 'STARTED', 'w', 'toss',"
+                         " now() - interval '30 s' FROM generate_series($1::int, $2::int) i",
+                         2, v, err, sizeof(err)),
+              "%s", err);
+}
+
 /* Requests due for a while whose trigger went out: a trigger counts as lost
  * (request_store_due_without_trigger) only when it is older than the grace
  * and than half of the time its request has been due, so that triggers
- * waiting in Kafka behind a backlog are not written again and again. */
+ * waiting in Kafka behind a backlog are not written again and again; and the
+ * grace stretches to the backlog's drain time at the consumers' pace. */
 Test(migrate, lost_triggers_are_spaced_by_the_time_due)
 {
     char err[512];
@@ -469,11 +486,33 @@ Test(migrate, lost_triggers_are_spaced_by_the_time_due)
     struct db *db = connect_db();
     char **ids = NULL;
     size_t n = 0;
-    cr_assert(request_store_due_without_trigger(db, 10000, 100, &ids, &n, err, sizeof(err)), "%s",
-              err);
+    cr_assert(request_store_due_without_trigger(db, 10000, 600000, 100, &ids, &n, err, sizeof(err)),
+              "%s", err);
     cr_expect_eq(n, 2, "due without a trigger: r-lost and r-none only");
     for (size_t i = 0; i < n; i++)
         cr_expect(strcmp(ids[i], "r-lost") == 0 || strcmp(ids[i], "r-none") == 0, "%s", ids[i]);
+    request_store_free_ids(ids, n);
+
+    /* The consumers are working, slowly: 2 attempts started in the last
+     * minute and 4 requests due (all four), so the backlog takes 120 s at
+     * that pace; the grace stretches to twice that, 240 s, and neither
+     * r-lost (70 s) nor r-none (100 s) counts as lost: they are queued. */
+    insert_started(2, 1);
+    cr_assert(request_store_due_without_trigger(db, 10000, 600000, 100, &ids, &n, err, sizeof(err)),
+              "%s", err);
+    cr_expect_eq(n, 0, "behind a 120 s backlog nothing is lost yet (%zu found)", n);
+    request_store_free_ids(ids, n);
+    /* ... unless the cap is lower than the stretch: 50 s caps it. */
+    cr_assert(request_store_due_without_trigger(db, 10000, 50000, 100, &ids, &n, err, sizeof(err)),
+              "%s", err);
+    cr_expect_eq(n, 2, "the cap bounds the stretch: r-lost and r-none are lost again");
+    request_store_free_ids(ids, n);
+    /* A faster pace, 8 a minute: the backlog drains in 30 s, twice that is
+     * 60 s, less than r-lost's 70 s and r-none's 100 s. */
+    insert_started(6, 3);
+    cr_assert(request_store_due_without_trigger(db, 10000, 600000, 100, &ids, &n, err, sizeof(err)),
+              "%s", err);
+    cr_expect_eq(n, 2, "a 60 s drain leaves r-lost and r-none lost");
     request_store_free_ids(ids, n);
     db_free(db);
 }

@@ -11,11 +11,11 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
-#include "config.h"
-#include "kafka.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
+#include "config/config.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
+#include "kafka/kafka.h"
 
 #define DEFAULT_SOURCE "/payments/upstream"
 

@@ -11,12 +11,12 @@
 #include <unistd.h>
 
 #include "cancelctl.h"
-#include "duration.h"
-#include "ops_dlq.h"
-#include "ops_replay.h"
-#include "ratelimit.h"
-#include "redact.h"
-#include "timeutil.h"
+#include "base/duration.h"
+#include "base/ratelimit.h"
+#include "base/redact.h"
+#include "base/timeutil.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_replay.h"
 
 static const char help[] =
     "usage: cancelctl dlq list   [FILTERS] [--timeout DURATION]\n"

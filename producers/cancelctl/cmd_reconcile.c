@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 #include "cancelctl.h"
-#include "log.h"
-#include "ops_dlq.h"
-#include "ops_request.h"
-#include "reconcile_run.h"
-#include "timeutil.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_request.h"
+#include "reconcile/reconcile_run.h"
 
 static const char help[] =
     "usage: cancelctl reconcile [--since TIME] [--gateway NAME] [--request-id ID]\n"

@@ -5,8 +5,8 @@
 -- requests per second the database could sustain for the pipeline, with
 -- nothing else (Kafka, the gateway, the processes' own CPU) in the way.
 --
--- The statements follow src/request_store.c, src/outbox.c and
--- src/request_events.c: same tables, rows, indexes, constraints and
+-- The statements follow src/store/request_store.c, src/store/outbox.c and
+-- src/store/request_events.c: same tables, rows, indexes, constraints and
 -- triggers (the outbox NOTIFY), one transaction per step as the processes
 -- commit them, row contents of about the same size. The relay's fetch of
 -- due rows is left out (one per batch, not per request). Update this file

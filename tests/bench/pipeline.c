@@ -36,7 +36,7 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 #include "pipeline_fixture.h"
 #include "procstat.h"
 #include "report.h"

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define GWSIM_TOSS_SECRET   "test_sk_toss_local"
 #define GWSIM_STRIPE_SECRET "sk_test_stripe_local"

@@ -22,9 +22,9 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
-#include "config.h"
-#include "config_yaml.h"
-#include "dlq.h"
+#include "config/config.h"
+#include "config/config_yaml.h"
+#include "event/dlq.h"
 
 /* Secrets of the harness's default template; the simulator is started with
  * them so that the default config authenticates. */

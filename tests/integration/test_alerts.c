@@ -27,11 +27,11 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
 #include "harness.h"
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 /* The secret part of the webhook URL: it must never show up in a log. */
 #define SECRET_PATH "/services/T000/B000/s3cr3t-t0ken"

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "gateway/gateway.h"
 #include "gateway_sim_fixture.h"
-#include "http.h"
-#include "log.h"
+#include "base/http.h"
+#include "base/log.h"
 
 #define TOSS_SECRET   GWSIM_TOSS_SECRET
 #define STRIPE_SECRET GWSIM_STRIPE_SECRET

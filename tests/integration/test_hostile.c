@@ -28,7 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #define FINAL_TIMEOUT_MS 90000
 #define MAX_MSGS         160

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "harness.h"
-#include "kafka.h"
-#include "topics.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
 
 static struct itest t;
 static struct config *cfg;

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "service/metrics.h"
 
 #define FLOOD 1100
 

@@ -22,7 +22,7 @@
 #include <jansson.h>
 
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 #define FINAL_TIMEOUT_MS 60000
 #define READ_TIMEOUT_MS  30000

@@ -27,7 +27,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "cloudevent.h"
+#include "event/cloudevent.h"
 #include "pipeline_fixture.h"
 
 #define FINAL_STATUSES                                                                             \

@@ -14,7 +14,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "cloudevent.h"
+#include "event/cloudevent.h"
 #include "pipeline_fixture.h"
 
 #define N_REQUESTS 500

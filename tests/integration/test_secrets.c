@@ -25,7 +25,7 @@
 
 #include <jansson.h>
 
-#include "base64.h"
+#include "base/base64.h"
 #include "harness.h"
 #include "pipeline_fixture.h"
 

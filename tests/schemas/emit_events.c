@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
-#include "dlq.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
+#include "event/dlq.h"
 
 static bool write_file(const char *dir, const char *schema, const char *name, const char *text)
 {

@@ -38,8 +38,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "signals.h"
-#include "timeutil.h"
+#include "base/signals.h"
+#include "base/timeutil.h"
 
 #define SINK_DEFAULT_PORT 58081
 #define SINK_MAX_BODY     (1024 * 1024)

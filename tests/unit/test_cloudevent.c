@@ -3,8 +3,8 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "cloudevent.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
+#include "event/cloudevent.h"
 
 /* ---- RFC 3339 ---------------------------------------------------------- */
 

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "config_yaml.h"
+#include "config/config.h"
+#include "config/config_yaml.h"
 
 /* The smallest valid config: 8 lines and 17 YAML nodes (the top map; each
  * key, value and map counts one). */

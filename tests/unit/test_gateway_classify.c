@@ -7,9 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway.h"
-#include "gateway_internal.h"
-#include "http.h"
+#include "base/http.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_internal.h"
 
 /* Criterion re-executes the binary per test: inline arrays, no pointers. */
 struct ccase {

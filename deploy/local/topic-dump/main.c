@@ -22,11 +22,11 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "config.h"
-#include "duration.h"
-#include "kafka.h"
-#include "log.h"
-#include "timeutil.h"
+#include "base/duration.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
 
 #define TOPIC_DUMP_MAX_PARTITIONS 256
 

@@ -11,6 +11,7 @@
 
 #include "event/cancel_event.h"
 #include "cancelctl.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "ops/ops_dlq.h"
@@ -99,7 +100,7 @@ static int parse(int argc, char **argv, struct reconcile_args *a)
         {"operator", required_argument, NULL, OPT_OP},
         {NULL, 0, NULL, 0}};
     const struct cancelctl_cmd *cmd = &cancelctl_cmd_reconcile;
-    int64_t now = timeutil_now_ms(), since_ms = 0;
+    int64_t now = wall_ms(), since_ms = 0;
     char *end;
     int c;
 

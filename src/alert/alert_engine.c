@@ -21,11 +21,11 @@
 #include "alert/alert.h"
 #include "alert/alert_digest.h"
 #include "alert/slack.h"
+#include "base/clock.h"
 #include "base/http.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
 #include "base/signals.h"
-#include "base/timeutil.h"
 #include "event/dlq.h"
 #include "kafka/consumer.h"
 #include "kafka/kafka.h"
@@ -43,13 +43,6 @@ void alert_engine_set_metrics(struct alert_engine *e, struct metrics *m)
                      "alerts folded into a digest instead of a message of their own");
     metrics_describe(m, "cancel_retry_alerts_waiting", "gauge",
                      "alerts recorded and waiting for their webhook, by webhook");
-}
-
-int64_t alert_engine_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void alert_item_free(struct alert_item *it)
@@ -199,7 +192,7 @@ void alert_item_stall(struct alert_engine *e, struct alert_item *it, enum alert_
     e->stalled_tail = it;
     if (!e->db_down) {
         e->db_down = true;
-        e->db_retry_ms = alert_engine_mono_ms() + e->db_backoff_ms;
+        e->db_retry_ms = mono_ms() + e->db_backoff_ms;
     }
 }
 
@@ -235,7 +228,7 @@ static bool record(struct alert_engine *e, struct alert_item *it)
     struct alert_webhook *h = alert_engine_hook_for(e, a->view.gateway, a->view.reason);
     struct log_ctx lc = LOG_CTX_INIT;
     char err[1024];
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     bool full = h->queued >= ALERT_ENGINE_QUEUE_MAX;
     bool digest = full || alert_window_full(&e->window, now);
     enum alert_row row;
@@ -308,7 +301,7 @@ static void retry_stalled(struct alert_engine *e)
 {
     char err[512] = "";
 
-    if (!e->db_down || alert_engine_mono_ms() < e->db_retry_ms)
+    if (!e->db_down || mono_ms() < e->db_retry_ms)
         return;
     bool ok = db_is_connected(e->db);
     if (!ok && db_connect_once(e->db, err, sizeof(err))) {
@@ -334,7 +327,7 @@ static void retry_stalled(struct alert_engine *e)
         e->db_backoff_ms = e->db_backoff_ms * 2 > ALERT_ENGINE_BACKOFF_MAX_MS
                                ? ALERT_ENGINE_BACKOFF_MAX_MS
                                : e->db_backoff_ms * 2;
-        e->db_retry_ms = alert_engine_mono_ms() + e->db_backoff_ms;
+        e->db_retry_ms = mono_ms() + e->db_backoff_ms;
         /* A failed statement logged its own reason. */
         log_warn("database unavailable, alerts paused%s%s: trying again in %" PRId64 "ms",
                  err[0] != '\0' ? ": " : "", err, e->db_backoff_ms);
@@ -515,11 +508,11 @@ static void update_gauges(struct alert_engine *e)
 static void drain(struct alert_engine *e)
 {
     char err[512];
-    int64_t until = alert_engine_mono_ms() + e->slack->timeout_ms + ALERT_ENGINE_BACKOFF_MIN_MS;
+    int64_t until = mono_ms() + e->slack->timeout_ms + ALERT_ENGINE_BACKOFF_MIN_MS;
 
     e->draining = true;
     set_paused(e, true);
-    while (http_client_in_flight(e->http) > 0 && alert_engine_mono_ms() < until) {
+    while (http_client_in_flight(e->http) > 0 && mono_ms() < until) {
         if (http_client_run(e->http, 100, err, sizeof(err)) < 0)
             log_warn("http client: %s", err);
         alert_post_finish(e);
@@ -548,13 +541,13 @@ int alert_engine_run(struct alert_engine *e, rd_kafka_t *rk)
     }
     seed_window(e);
     /* Digest rows a previous run recorded but did not post go first. */
-    e->digest_due_ms = timeutil_now_ms();
+    e->digest_due_ms = wall_ms();
     while (!signals_stop_requested()) {
         set_paused(e, e->db_down);
         bool busy = http_client_in_flight(e->http) > 0;
         poll_kafka(e, busy ? 0 : 50);
         retry_stalled(e);
-        if (e->digest_due_ms != 0 && timeutil_now_ms() >= e->digest_due_ms)
+        if (e->digest_due_ms != 0 && wall_ms() >= e->digest_due_ms)
             alert_post_flush_digests(e);
         alert_post_start(e);
         if (http_client_run(e->http, http_client_in_flight(e->http) > 0 ? 20 : 0, err,

@@ -93,9 +93,6 @@ struct alert_engine {
 
 /* ---- alert_engine.c ---- */
 
-/* Monotonic milliseconds. */
-int64_t alert_engine_mono_ms(void);
-
 /* The webhook an alert about gateway and reason goes to. */
 struct alert_webhook *alert_engine_hook_for(struct alert_engine *e, const char *gateway,
                                             const char *reason);

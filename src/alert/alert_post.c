@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "alert/slack.h"
-#include "base/timeutil.h"
+#include "base/clock.h"
 #include "service/metrics.h"
 #include "store/alert_store.h"
 
@@ -82,7 +82,7 @@ static int64_t delay_next(struct alert_webhook *h, enum slack_result r, int64_t 
     h->failures++;
     int64_t wait =
         r == SLACK_RATE_LIMITED && retry_after_ms >= 0 ? retry_after_ms : backoff_ms(h->failures);
-    h->next_try_ms = alert_engine_mono_ms() + wait;
+    h->next_try_ms = mono_ms() + wait;
     return wait;
 }
 
@@ -90,7 +90,7 @@ static int64_t delay_next(struct alert_webhook *h, enum slack_result r, int64_t 
  * its oldest alert first, then its digest. */
 void alert_post_start(struct alert_engine *e)
 {
-    int64_t now = alert_engine_mono_ms();
+    int64_t now = mono_ms();
     char why[512];
 
     for (size_t i = 0; i < e->nhooks; i++) {
@@ -218,7 +218,7 @@ static void digest_answered(struct alert_engine *e, struct alert_webhook *h, enu
         alert_digest_free(d);
         h->digest = NULL;
         /* Rows that came while this one was in flight wait for the next. */
-        e->digest_due_ms = timeutil_now_ms();
+        e->digest_due_ms = wall_ms();
         alert_post_release_digest_lock(e);
     }
 }
@@ -257,7 +257,7 @@ void alert_post_flush_digests(struct alert_engine *e)
 
     e->digest_due_ms = 0;
     if (e->db_down) {
-        e->digest_due_ms = timeutil_now_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
+        e->digest_due_ms = wall_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
         return;
     }
     if (!e->digest_locked) {
@@ -265,7 +265,7 @@ void alert_post_flush_digests(struct alert_engine *e)
         if (!alert_store_digest_try_lock(e->db, &got, err, sizeof(err)) || !got) {
             if (!got)
                 log_debug("another alert-consumer is posting digests");
-            e->digest_due_ms = timeutil_now_ms() + e->slack->digest_window_ms;
+            e->digest_due_ms = wall_ms() + e->slack->digest_window_ms;
             return;
         }
         e->digest_locked = true;
@@ -273,13 +273,13 @@ void alert_post_flush_digests(struct alert_engine *e)
     if (!alert_store_digest_pending(e->db, ALERT_ENGINE_DIGEST_LIMIT, &rows, &n, err,
                                     sizeof(err))) {
         log_warn("%s", err);
-        e->digest_due_ms = timeutil_now_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
+        e->digest_due_ms = wall_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
         goto out;
     }
     idx = calloc(n > 0 ? n : 1, sizeof(*idx));
     if (idx == NULL) {
         log_warn("could not build digests: out of memory");
-        e->digest_due_ms = timeutil_now_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
+        e->digest_due_ms = wall_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
         goto out;
     }
     for (size_t i = 0; i < e->nhooks; i++) {
@@ -295,14 +295,14 @@ void alert_post_flush_digests(struct alert_engine *e)
         struct alert_digest *d = alert_digest_build(e->slack, rows, idx, k);
         if (d == NULL) {
             log_warn("could not build the digest of webhook %s: out of memory", h->label);
-            e->digest_due_ms = timeutil_now_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
+            e->digest_due_ms = wall_ms() + ALERT_ENGINE_BACKOFF_MAX_MS;
             continue;
         }
         alert_digest_free(h->digest);
         h->digest = d;
     }
     if (n == ALERT_ENGINE_DIGEST_LIMIT && e->digest_due_ms == 0)
-        e->digest_due_ms = timeutil_now_ms() + 1; /* more are waiting */
+        e->digest_due_ms = wall_ms() + 1; /* more are waiting */
 out:
     alert_store_rows_free(rows, n);
     free(idx);

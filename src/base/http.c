@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/redact.h"
 
@@ -41,13 +42,6 @@ struct http_client {
     bool closing;              /* http_client_free() is aborting transfers */
     long max_host_connections; /* 0 = no limit */
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct http_client *http_client_new(char *err, size_t errlen)
 {
@@ -132,7 +126,7 @@ static void transfer_finish(struct http_transfer *t, CURLcode code)
         resp.curl_error = t->errbuf;
     else
         resp.curl_error = curl_easy_strerror(code);
-    resp.latency_ms = monotonic_ms() - t->started_ms;
+    resp.latency_ms = mono_ms() - t->started_ms;
     resp.resend_blocked = t->resend_blocked;
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &resp.connects);
 
@@ -402,7 +396,7 @@ bool http_client_submit(struct http_client *client, const struct http_request *r
 #undef SET
 
     log_request(req, method);
-    t->started_ms = monotonic_ms();
+    t->started_ms = mono_ms();
     CURLMcode mrc = curl_multi_add_handle(client->multi, e);
     if (mrc != CURLM_OK) {
         snprintf(err, errlen, "could not start http request: %s", curl_multi_strerror(mrc));

@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/redact.h"
+#include "base/timeutil.h"
 
 /* Written once at start-up (before threads exist) and read afterwards; not
  * mutable shared state in the sense of the house rules. */
@@ -65,19 +66,6 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
-/* RFC 3339 UTC with milliseconds: 2026-11-20T09:15:02.123Z */
-static void format_now(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    /* strftime keeps the compiler sure of the width; milliseconds appended. */
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(ts.tv_nsec / 1000000L));
-}
-
 static void write_line(json_t *obj)
 {
     char *line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -106,12 +94,13 @@ static void write_line(json_t *obj)
 static void emit(enum log_level level, const struct log_ctx *ctx, const char *component,
                  const char *message)
 {
-    char now[40];
+    char now[RFC3339_MS_LEN];
     json_t *obj = json_object();
 
     if (obj == NULL)
         return;
-    format_now(now, sizeof(now));
+    /* RFC 3339 UTC with milliseconds: 2026-11-20T09:15:02.123Z */
+    (void)rfc3339_format(wall_ms(), now, sizeof(now));
     json_object_set_new(obj, "time", json_string(now));
     json_object_set_new(obj, "level", json_string(log_level_name(level)));
     json_object_set_new(obj, "service", json_string(log_service));

@@ -1,5 +1,5 @@
 /*
- * timeutil: wall-clock milliseconds and RFC 3339 timestamps.
+ * timeutil: RFC 3339 timestamps (the clock itself is clock.h).
  *
  * Every timestamp the pipeline writes (event time, dueAt, decidedAt, dlq.at)
  * is UTC with milliseconds, "2026-11-20T09:15:02.123Z", so that strings sort
@@ -17,9 +17,6 @@
 /* Longest string rfc3339_format() writes, NUL included
  * ("YYYY-MM-DDTHH:MM:SS.mmmZ"). */
 #define RFC3339_MS_LEN 25
-
-/* Milliseconds since the Unix epoch, from CLOCK_REALTIME. */
-int64_t timeutil_now_ms(void);
 
 /* Parse an RFC 3339 date-time (section 5.6: full-date "T" full-time) into
  * milliseconds since the epoch, UTC. Fraction digits past the third are

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "base/bounds.h"
+#include "base/clock.h"
 #include "base/log.h"
-#include "base/timeutil.h"
 #include "event/dlq.h"
 #include "store/outbox.h"
 #include "store/pgutil.h"
@@ -173,7 +173,7 @@ static bool dead_letter(struct db *db, const struct config *cfg, const struct ka
         .consumer = INTAKE_CONSUMER,
         .request_id = request_id,
         .attempts = 0,
-        .at_ms = timeutil_now_ms(),
+        .at_ms = wall_ms(),
     };
     return request_events_dead_letter(db, cfg, rec->value, rec->len, key, &meta, err, errlen);
 }
@@ -270,7 +270,7 @@ static void new_request(const struct intake_item *it, int64_t now, struct reques
 static bool record_batch(struct db *db, const struct config *cfg, struct intake_item *items,
                          size_t n, struct intake_scratch *s, char *err, size_t errlen)
 {
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     size_t nvalid = 0, nnew = 0, nold = 0, nrows = 0;
     bool ok = false;
 
@@ -427,7 +427,7 @@ bool intake_process_batch(struct db *db, const struct config *cfg, const struct 
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     for (size_t i = 0; i < n; i++) {
         items[i].rec = &recs[i];
         intake_check_record(cfg, &recs[i], now, &items[i].check);

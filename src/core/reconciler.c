@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/rng.h"
-#include "base/timeutil.h"
 #include "core/attempt.h"
 #include "store/request_events.h"
 #include "store/request_store.h"
@@ -35,7 +35,7 @@ static bool follow_up_abandoned(struct db *db, const struct config *cfg,
         .attempt = row->attempts,
         .budget_base = row->budget_base,
         .max_attempts = row->max_attempts,
-        .now_ms = timeutil_now_ms(),
+        .now_ms = wall_ms(),
         .deadline_ms = row->deadline_at_ms,
         .key_expires_ms = row->key_expires_at_ms,
         .lease_ms = cfg->consumers.retry.lease_ms,
@@ -140,7 +140,7 @@ static bool rewrite_lost_triggers(struct db *db, const struct config *cfg,
         ok = request_store_get(db, ids[i], true, &row, &found, err, errlen);
         if (ok && found && strcmp(row.status, REQUEST_SCHEDULED) == 0) {
             struct cancel_request_fields req;
-            int64_t now = timeutil_now_ms();
+            int64_t now = wall_ms();
             request_events_fields(&row, &req);
             ok = request_events_retry(db, cfg, &req, row.correlation_id, row.attempts + 1,
                                       row.next_attempt_at_ms > now ? row.next_attempt_at_ms : now,

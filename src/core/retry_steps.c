@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
-#include "base/timeutil.h"
 #include "core/attempt.h"
 #include "store/request_events.h"
 
@@ -23,7 +23,7 @@ static bool explain_miss(struct db *db, const struct config *cfg, const char *re
 {
     struct request_row row;
     bool found = false;
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
 
     *result = CLAIM_SKIPPED;
     if (!request_store_get(db, request_id, true, &row, &found, err, errlen))
@@ -141,7 +141,7 @@ static void facts_of(const struct config *cfg, const struct request_row *row,
     f->attempt = row->attempts;
     f->budget_base = row->budget_base;
     f->max_attempts = row->max_attempts;
-    f->now_ms = timeutil_now_ms();
+    f->now_ms = wall_ms();
     f->deadline_ms = row->deadline_at_ms;
     f->key_expires_ms = r->key_generation > row->key_generation ? 0 : row->key_expires_at_ms;
     f->lease_ms = cfg->consumers.retry.lease_ms;
@@ -162,7 +162,7 @@ bool retry_steps_may_call(const struct config *cfg, const struct request_row *ro
     /* The claim's rule again, after the inquiry that ran first: the call
      * must be able to finish (half a lease, which is longer than any gateway
      * timeout) before the deadline and before the key dies. */
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     int64_t half = cfg->consumers.retry.lease_ms / 2;
     return row->final_check == NULL && now + half < row->deadline_at_ms &&
            (row->key_expires_at_ms == 0 || now + half < row->key_expires_at_ms);

@@ -8,12 +8,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/http.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
 #include "base/rng.h"
 #include "base/signals.h"
-#include "base/timeutil.h"
 #include "core/breaker.h"
 #include "core/retry_job.h"
 #include "core/retry_steps.h"
@@ -50,11 +50,6 @@ struct retry_worker {
     int64_t db_backoff;
     struct metrics *metrics;
 };
-
-static int64_t now_ms(void)
-{
-    return timeutil_now_ms();
-}
 
 /* Take a polled message into a new job, tracked and listed. */
 static bool job_from_message(struct retry_worker *w, const rd_kafka_message_t *m)
@@ -187,7 +182,7 @@ static void db_failed(struct retry_worker *w, const char *what, const char *err)
     if (!w->db_down)
         log_warn("%s: %s; pausing until the database is back", what, err);
     w->db_down = true;
-    w->db_retry_at = now_ms() + w->db_backoff;
+    w->db_retry_at = wall_ms() + w->db_backoff;
     w->db_backoff = w->db_backoff * 2 > DB_RETRY_MAX_MS ? DB_RETRY_MAX_MS : w->db_backoff * 2;
 }
 
@@ -198,7 +193,7 @@ static bool db_usable(struct retry_worker *w)
 
     if (!w->db_down)
         return true;
-    if (now_ms() < w->db_retry_at)
+    if (wall_ms() < w->db_retry_at)
         return false;
     if (!db_is_connected(w->db) && !db_connect_once(w->db, err, sizeof(err))) {
         db_failed(w, "database still unavailable", err);
@@ -227,7 +222,7 @@ static bool dead_letter_job(struct retry_worker *w, struct job *j, const char *r
         .consumer = RETRY_CONSUMER_NAME,
         .request_id = j->rs.request_id,
         .attempts = 0,
-        .at_ms = now_ms(),
+        .at_ms = wall_ms(),
     };
     return retry_steps_dead_letter(w->db, w->cfg, j->value, j->len, key, &meta, err, errlen);
 }
@@ -248,7 +243,7 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *reaso
         return;
     }
     if (j->breaker_permit) {
-        breaker_release(j->gw->breaker, now_ms());
+        breaker_release(j->gw->breaker, wall_ms());
         j->breaker_permit = false;
     }
     snprintf(error, sizeof(error), "%s: %s%s%s", what, err, consequence != NULL ? "; " : "",
@@ -276,7 +271,7 @@ static void step_failed(struct retry_worker *w, struct job *j, const char *reaso
 static bool step_prepare(struct retry_worker *w, struct job *j)
 {
     char err[1024];
-    int64_t now = now_ms();
+    int64_t now = wall_ms();
 
     if (j->poison_reason != NULL) {
         if (!dead_letter_job(w, j, j->poison_reason, j->poison_error, false, err, sizeof(err))) {
@@ -325,7 +320,7 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
                          const char *why)
 {
     if (result != CLAIM_TAKEN) {
-        breaker_release(j->gw->breaker, now_ms());
+        breaker_release(j->gw->breaker, wall_ms());
         j->breaker_permit = false;
         retry_job_log(j, result == CLAIM_FINISHED ? LOG_WARN : LOG_INFO, "no attempt", why);
         count_gateway(w, "cancel_retry_skipped_events_total", j->gw, NULL);
@@ -366,7 +361,7 @@ static void step_asked(struct retry_worker *w, struct job *j)
                                   retry_steps_may_call(w->cfg, &j->row))) {
     case ATTEMPT_NO_CALL:
         if (j->breaker_permit) {
-            breaker_release(j->gw->breaker, now_ms());
+            breaker_release(j->gw->breaker, wall_ms());
             j->breaker_permit = false;
         }
         j->state = JOB_ANSWERED;
@@ -390,7 +385,7 @@ static void step_called(struct retry_worker *w, struct job *j)
     struct attempt_decision d;
 
     if (j->breaker_permit) {
-        breaker_record(j->gw->breaker, now_ms(),
+        breaker_record(j->gw->breaker, wall_ms(),
                        !gateway_answer_counts_as_failure(&j->result.answer),
                        breaker_request_hash(j->row.request_id));
         j->breaker_permit = false;
@@ -554,7 +549,7 @@ static void step_jobs(struct retry_worker *w, bool draining)
         struct job *j = *link;
         if (j->state == JOB_START && draining) {
             if (j->breaker_permit)
-                breaker_release(j->gw->breaker, now_ms());
+                breaker_release(j->gw->breaker, wall_ms());
             drop_job(w, link);
             continue;
         }
@@ -683,11 +678,11 @@ int retry_worker_run(struct retry_worker *w)
 
     for (;;) {
         if (signals_stop_requested() && drain_until < 0) {
-            drain_until = now_ms() + drain_budget_ms(cfg);
+            drain_until = wall_ms() + drain_budget_ms(cfg);
             set_paused(w, true);
             log_info("stopping: finishing %zu events in flight", w->njobs);
         }
-        if (drain_until >= 0 && (w->njobs == 0 || now_ms() > drain_until))
+        if (drain_until >= 0 && (w->njobs == 0 || wall_ms() > drain_until))
             break;
 
         bool full = w->njobs >= (size_t)cfg->consumers.retry.max_in_flight;

@@ -9,6 +9,7 @@
 
 #include <uuid/uuid.h>
 
+#include "base/clock.h"
 #include "base/timeutil.h"
 
 const char *event_verdict_name(enum event_verdict v)
@@ -199,8 +200,8 @@ bool cloudevent_build(const char *type, const char *source, const char *subject,
 {
     char id[CLOUDEVENT_ID_LEN];
     cloudevent_new_id(id);
-    return cloudevent_build_at(type, source, subject, correlationid, data, id, timeutil_now_ms(),
-                               out_json, err, errlen);
+    return cloudevent_build_at(type, source, subject, correlationid, data, id, wall_ms(), out_json,
+                               err, errlen);
 }
 
 static bool nonempty(const char *s)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/signals.h"
 #include "kafka/kafka.h"
@@ -89,13 +90,6 @@ out:
     return ok;
 }
 
-static int64_t now_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Paused: keep serving the consumer (rebalances, heartbeats) while waiting for
  * h->ready, then rewind. Messages polled meanwhile were prefetched before the
  * pause; they are dropped here and read again after the rewind. */
@@ -105,8 +99,8 @@ static void wait_until_ready(rd_kafka_t *rk, const struct consumer_handler *h, i
     while (!signals_stop_requested()) {
         /* Always wait first: an error that is not an outage (a statement
          * timeout, a bug) must not turn into a hot loop. */
-        int64_t until = now_mono_ms() + backoff;
-        while (!signals_stop_requested() && now_mono_ms() < until) {
+        int64_t until = mono_ms() + backoff;
+        while (!signals_stop_requested() && mono_ms() < until) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
             if (m != NULL)
                 rd_kafka_message_destroy(m);
@@ -129,7 +123,7 @@ static int poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max, int64_
     while (n < max && bytes < CONSUMER_BATCH_MAX_BYTES) {
         int timeout = 250;
         if (n > 0) {
-            int64_t left = deadline - now_mono_ms();
+            int64_t left = deadline - mono_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout);
@@ -137,7 +131,7 @@ static int poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max, int64_
             break;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (n == 0)
-                deadline = now_mono_ms() + window_ms;
+                deadline = mono_ms() + window_ms;
             msgs[n++] = m;
             bytes += m->len;
             continue;
@@ -191,7 +185,7 @@ static void commit_batch(rd_kafka_t *rk, rd_kafka_message_t *const *msgs, int n)
 int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consumer_handler *h)
 {
     char err[512];
-    int64_t last_idle = now_mono_ms();
+    int64_t last_idle = mono_ms();
     int64_t backoff = CONSUMER_BACKOFF_MIN_MS;
     int max = h->batch_size > 1 ? h->batch_size : 1;
     int rc = 1;
@@ -208,9 +202,9 @@ int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consume
     }
     while (!signals_stop_requested()) {
         int n = poll_batch(rk, msgs, max, h->batch_window_ms);
-        if (h->idle != NULL && now_mono_ms() - last_idle >= h->idle_ms) {
+        if (h->idle != NULL && mono_ms() - last_idle >= h->idle_ms) {
             h->idle(h->arg);
-            last_idle = now_mono_ms();
+            last_idle = mono_ms();
         }
         if (n < 0)
             goto out;

@@ -9,6 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "kafka/kafka.h"
 
@@ -27,13 +28,6 @@ const char *topic_state_name(enum topic_state s)
         break;
     }
     return "fewer partitions";
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The broker list as configured, for messages. */
@@ -262,7 +256,7 @@ bool topics_ensure(const struct config *cfg, int timeout_ms, struct topics_repor
     init_report(cfg, out);
     if (timeout_ms <= 0)
         timeout_ms = TOPICS_DEFAULT_TIMEOUT_MS;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     rd_kafka_t *rk = admin_handle(cfg, err, errlen);
     if (rk == NULL)
         return false;
@@ -275,10 +269,10 @@ bool topics_ensure(const struct config *cfg, int timeout_ms, struct topics_repor
          * moment later. Wait for it so that the report (and whoever starts
          * producing next) sees them. */
         for (;;) {
-            int left = (int)(deadline - now_ms());
+            int left = (int)(deadline - mono_ms());
             if (!describe_with(rk, cfg, left > 1000 ? left : 1000, out, err, errlen))
                 goto out;
-            if (out->n_missing == 0 || now_ms() >= deadline)
+            if (out->n_missing == 0 || mono_ms() >= deadline)
                 break;
             struct timespec ts = {0, 200 * 1000000L};
             nanosleep(&ts, NULL);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/duration.h"
 #include "base/log.h"
 #include "base/redact.h"
@@ -312,7 +313,7 @@ rd_kafka_t *ops_dlq_reader_new(const struct config *cfg, char *err, size_t errle
     /* Set after the kafka: map so that nothing in it can point this reader
      * at a real group or make it commit. The group id is never joined
      * (assign() only), but must be unique so that it can never be one. */
-    snprintf(group, sizeof(group), "cancelctl-dlq-%ld-%" PRId64, (long)getpid(), timeutil_now_ms());
+    snprintf(group, sizeof(group), "cancelctl-dlq-%ld-%" PRId64, (long)getpid(), wall_ms());
     if (!set(conf, "group.id", group, err, errlen) ||
         !set(conf, "enable.auto.commit", "false", err, errlen) ||
         !set(conf, "enable.auto.offset.store", "false", err, errlen) ||
@@ -456,12 +457,12 @@ bool ops_dlq_scan(const struct config *cfg, int64_t since_ms, int timeout_ms,
         goto out;
     }
 
-    int64_t last_progress = timeutil_now_ms();
+    int64_t last_progress = wall_ms();
     bool stop = false;
     while (remaining > 0 && !stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m == NULL) {
-            if (timeutil_now_ms() - last_progress > timeout_ms) {
+            if (wall_ms() - last_progress > timeout_ms) {
                 snprintf(err, errlen,
                          "timed out reading %s: no message for %d ms with %d partition(s) "
                          "not read to the end",
@@ -470,7 +471,7 @@ bool ops_dlq_scan(const struct config *cfg, int64_t since_ms, int timeout_ms,
             }
             continue;
         }
-        last_progress = timeutil_now_ms();
+        last_progress = wall_ms();
         int32_t p = m->partition;
         bool ours =
             m->rkt != NULL && strcmp(rd_kafka_topic_name(m->rkt), topic) == 0 && p >= 0 && p < n;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/timeutil.h"
+#include "base/clock.h"
 #include "event/dlq.h"
 #include "store/outbox.h"
 #include "store/pgutil.h"
@@ -134,7 +134,7 @@ static bool decide(struct db *db, const struct config *cfg, const struct ops_dlq
         return true;
     }
     *have_row = true;
-    ops_rearm_plan_for(cfg, row, OPS_REARM_REPLAY, timeutil_now_ms(), &out->plan);
+    ops_rearm_plan_for(cfg, row, OPS_REARM_REPLAY, wall_ms(), &out->plan);
     out->action = out->plan.ok ? OPS_REPLAY_REARM : OPS_REPLAY_REFUSED;
     snprintf(out->why, sizeof(out->why), "%s", out->plan.why);
     return true;

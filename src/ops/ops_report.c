@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/timeutil.h"
+#include "base/clock.h"
 #include "ops/ops_request.h"
 #include "store/pgutil.h"
 #include "store/request_store.h"
@@ -409,8 +409,7 @@ bool ops_report_show(struct db *db, const struct config *cfg, const char *reques
     if (!request_store_get(db, request_id, false, &row, &found, err, errlen))
         goto fail;
     if (found) {
-        ops_next_step_words(&row, timeutil_now_ms(), cfg->consumers.retry.lease_ms, next,
-                            sizeof(next));
+        ops_next_step_words(&row, wall_ms(), cfg->consumers.retry.lease_ms, next, sizeof(next));
         json_object_set_new(doc, "next", json_string(next));
         request_row_clear(&row);
     }

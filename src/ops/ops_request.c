@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/timeutil.h"
 #include "core/attempt.h"
 #include "event/cancel_event.h"
@@ -390,7 +391,7 @@ bool ops_requeue(struct db *db, const struct config *cfg, const char *request_id
     if (!found)
         goto done;
     report_init(out, &row);
-    ops_rearm_plan_for(cfg, &row, OPS_REARM_REQUEUE, timeutil_now_ms(), &out->plan);
+    ops_rearm_plan_for(cfg, &row, OPS_REARM_REQUEUE, wall_ms(), &out->plan);
     if (!out->plan.ok) {
         out->result = OPS_REFUSED;
         snprintf(out->message, sizeof(out->message), "%s", out->plan.why);

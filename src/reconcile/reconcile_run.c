@@ -8,10 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/http.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
-#include "base/timeutil.h"
 #include "event/cancel_event.h"
 #include "event/dlq.h"
 #include "gateway/gateway.h"
@@ -277,7 +277,7 @@ static bool start_one(struct reconcile_pass *p, struct db *db, const struct reco
  * the others. */
 static bool start_some(struct reconcile_pass *p, struct db *db, char *err, size_t errlen)
 {
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
 
     for (size_t i = p->next; i < p->npage && p->in_flight < MAX_IN_FLIGHT; i++) {
         if (p->taken[i])

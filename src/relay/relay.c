@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/signals.h"
 #include "kafka/kafka.h"
@@ -44,13 +45,6 @@ void relay_set_metrics(struct relay *r, struct metrics *m)
                      "scheduled reconciliation passes against the gateways, finished");
     metrics_describe(m, "cancel_retry_gateway_reconcile_checked_total", "counter",
                      "requests compared with the gateway's record, by result");
-}
-
-int64_t relay_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct relay *relay_new(const struct config *cfg, const char *worker)
@@ -179,7 +173,7 @@ bool relay_keep_lead(struct relay *r)
 
     if (epoch <= 0)
         return false;
-    if (relay_lease_renew_due(&r->lease, relay_mono_ms())) {
+    if (relay_lease_renew_due(&r->lease, mono_ms())) {
         /* The renewal needs the connection; what is in flight on it may
          * also tell that the lease is gone. */
         relay_db_idle(r);
@@ -197,7 +191,7 @@ bool relay_keep_lead(struct relay *r)
             break;
         }
     }
-    if (!relay_lease_valid(&r->lease, relay_mono_ms())) {
+    if (!relay_lease_valid(&r->lease, mono_ms())) {
         stand_by(r, epoch, "its lease ran out before a renewal got through");
         return false;
     }
@@ -207,8 +201,8 @@ bool relay_keep_lead(struct relay *r)
 void relay_pause_ms(struct relay *r, int64_t ms)
 {
     bool leading = r->lease.epoch > 0;
-    int64_t until = relay_mono_ms() + ms;
-    while (!signals_stop_requested() && relay_mono_ms() < until) {
+    int64_t until = mono_ms() + ms;
+    while (!signals_stop_requested() && mono_ms() < until) {
         if (leading && !relay_keep_lead(r))
             return;
         if (r->producer != NULL) {
@@ -276,7 +270,7 @@ static void wait_for_work(struct relay *r, int fetched)
     if (due_in > 0 && due_in < wait)
         wait = due_in;
     /* The lease is renewed by the loop, so the wait ends when that is due. */
-    int64_t until_renew = r->lease.renew_at_ms - relay_mono_ms();
+    int64_t until_renew = r->lease.renew_at_ms - mono_ms();
     if (until_renew < wait)
         wait = until_renew > 0 ? until_renew : 0;
     /* Serve delivery reports and the producer's internals before sleeping. */

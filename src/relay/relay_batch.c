@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/signals.h"
 #include "event/dlq.h"
@@ -155,7 +156,7 @@ static void produce_rows(struct relay *r, const struct outbox_row *rows, size_t 
         r->dl[i].id = rows[i].id;
     }
     for (size_t i = 0; i < n; i++) {
-        if (signals_stop_requested() || !relay_lease_valid(&r->lease, relay_mono_ms()))
+        if (signals_stop_requested() || !relay_lease_valid(&r->lease, mono_ms()))
             return;
         if (produce_one(r, &rows[i], &r->dl[i]) == PRODUCE_GAVE_UP)
             return;
@@ -260,8 +261,8 @@ static bool wait_deliveries(struct relay *r, size_t n)
             return false;
         if (signals_stop_requested()) {
             if (stop_deadline < 0)
-                stop_deadline = relay_mono_ms() + r->cfg->relay.flush_timeout_ms;
-            else if (relay_mono_ms() > stop_deadline)
+                stop_deadline = mono_ms() + r->cfg->relay.flush_timeout_ms;
+            else if (mono_ms() > stop_deadline)
                 return false;
         }
         drive_query(r);
@@ -283,8 +284,8 @@ static void drain_batch(struct relay *r, size_t n)
         return;
     log_warn("giving up on %zu pending deliveries; their rows stay unpublished", pending);
     rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    int64_t until = relay_mono_ms() + RELAY_DRAIN_MS;
-    while (count_in_flight(r->dl, n) > 0 && relay_mono_ms() < until)
+    int64_t until = mono_ms() + RELAY_DRAIN_MS;
+    while (count_in_flight(r->dl, n) > 0 && mono_ms() < until)
         rd_kafka_poll(r->producer, 50);
     if (count_in_flight(r->dl, n) > 0) {
         /* Should not happen; if it does, a report must not reach a slot the
@@ -499,7 +500,7 @@ static void settle_batch(struct relay *r, struct batch_outcome *o, const struct 
             continue;
         alone--;
         if (sent_alone >= RELAY_ALONE_MAX || signals_stop_requested() ||
-            !relay_lease_valid(&r->lease, relay_mono_ms())) {
+            !relay_lease_valid(&r->lease, mono_ms())) {
             retry_later(r, o, &rows[i], d->err);
             continue;
         }
@@ -531,7 +532,7 @@ int relay_publish_batch(struct relay *r)
     struct batch_outcome o;
 
     memset(&o, 0, sizeof(o));
-    if (r->after_id > 0 && relay_mono_ms() - r->after_since_ms >= RELAY_AFTER_MAX_MS)
+    if (r->after_id > 0 && mono_ms() - r->after_since_ms >= RELAY_AFTER_MAX_MS)
         r->after_id = 0;
     r->from_first = false;
     int64_t after = r->after_id;
@@ -574,7 +575,7 @@ int relay_publish_batch(struct relay *r)
         drain_batch(r, n);
     r->ahead_wanted = 0;
     int result = (int)n;
-    if (!relay_lease_valid(&r->lease, relay_mono_ms())) {
+    if (!relay_lease_valid(&r->lease, mono_ms())) {
         /* Whatever was delivered stays unmarked: the next active relay
          * publishes it again, and consumers absorb the duplicates. */
         size_t delivered = 0;
@@ -623,7 +624,7 @@ int relay_publish_batch(struct relay *r)
     if (result == (int)r->cfg->relay.batch_size && o.n_ok + o.n_parked == n && !r->from_first) {
         /* Every row ended: the next batch goes on after this one. */
         if (after == 0)
-            r->after_since_ms = relay_mono_ms();
+            r->after_since_ms = mono_ms();
         r->after_id = rows[n - 1].id;
     }
     metrics_add(r->metrics, "cancel_retry_outbox_publish_failures_total", NULL,

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/signals.h"
 #include "core/reconciler.h"
@@ -70,7 +71,7 @@ static bool hk_leading(struct relay_housekeeping *hk, int64_t *epoch_out, bool *
 {
     pthread_mutex_lock(&hk->lock);
     int64_t epoch = hk->epoch;
-    bool valid = epoch > 0 && relay_mono_ms() < hk->valid_until_ms;
+    bool valid = epoch > 0 && mono_ms() < hk->valid_until_ms;
     bool stop = hk->stop;
     pthread_mutex_unlock(&hk->lock);
     if (epoch_out != NULL)
@@ -135,7 +136,7 @@ static void reconcile_turn(struct relay_housekeeping *hk)
 {
     char err[512];
     const struct config_reconcile *rc = &hk->cfg->reconcile;
-    int64_t now = relay_mono_ms();
+    int64_t now = mono_ms();
 
     if (!rc->enabled)
         return;
@@ -221,7 +222,7 @@ static void purge(struct relay_housekeeping *hk)
 static int64_t turn(struct relay_housekeeping *hk, int64_t epoch)
 {
     char err[512];
-    int64_t now = relay_mono_ms();
+    int64_t now = mono_ms();
 
     if (epoch != hk->seen_epoch) {
         /* A new lease: the reconciler runs at once, the pass rhythm is
@@ -234,17 +235,17 @@ static int64_t turn(struct relay_housekeeping *hk, int64_t epoch)
         return 0; /* a stop was requested */
     if (now >= hk->next_reconcile_ms) {
         run_reconciler(hk);
-        hk->next_reconcile_ms = relay_mono_ms() + hk->cfg->relay.reconcile_interval_ms;
+        hk->next_reconcile_ms = mono_ms() + hk->cfg->relay.reconcile_interval_ms;
     }
-    if (relay_mono_ms() >= hk->next_purge_ms && hk_leading(hk, NULL, NULL)) {
+    if (mono_ms() >= hk->next_purge_ms && hk_leading(hk, NULL, NULL)) {
         purge(hk);
-        hk->next_purge_ms = relay_mono_ms() + RELAY_PURGE_INTERVAL_MS;
+        hk->next_purge_ms = mono_ms() + RELAY_PURGE_INTERVAL_MS;
     }
     if (hk_leading(hk, NULL, NULL))
         reconcile_turn(hk);
     if (hk->pass != NULL)
         return 0; /* the pass's own step waited */
-    now = relay_mono_ms();
+    now = mono_ms();
     int64_t next =
         hk->next_reconcile_ms < hk->next_purge_ms ? hk->next_reconcile_ms : hk->next_purge_ms;
     if (hk->cfg->reconcile.enabled && hk->next_pass_ms >= 0 && hk->next_pass_ms < next)

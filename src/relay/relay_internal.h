@@ -78,10 +78,6 @@ struct relay {
     struct relay_housekeeping *hk;
 };
 
-/* CLOCK_MONOTONIC in ms: it keeps counting while the process is stopped,
- * which is what makes a frozen relay see its lease run out. */
-int64_t relay_mono_ms(void);
-
 /* True while this relay is the active one and its lease cannot have ended.
  * Renews the lease when that is due; steps down (and returns false) when
  * another relay took it or it ran out before a renewal got through. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "store/pgutil.h"
 
 /* After a renewal that could not reach the database: try again this soon. */
@@ -49,13 +50,6 @@ static const char sql_renew[] =
  * tell a hand-over from a failure. */
 static const char sql_release[] = "UPDATE relay_leader SET expires_at = '-infinity'"
                                   " WHERE name = $1 AND holder = $2 AND epoch = $3::bigint";
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void relay_lease_init(struct relay_lease *l, const char *holder, int64_t lease_ms)
 {

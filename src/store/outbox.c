@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/timeutil.h"
+#include "base/clock.h"
 #include "event/cancel_event.h"
 #include "event/cloudevent.h"
 #include "store/pgutil.h"
@@ -351,7 +351,7 @@ bool outbox_event_build(struct outbox_event *ev, const char *topic, const char *
      * stores it: consumers dedup on it and operators look it up. */
     cloudevent_new_id(ev->id);
     if (!cloudevent_build_at(type, CANCEL_EVENT_SOURCE, request_id, correlation_id, (json_t *)data,
-                             ev->id, timeutil_now_ms(), &ev->json, err, errlen))
+                             ev->id, wall_ms(), &ev->json, err, errlen))
         return false;
     ev->headers = json_pack("[[ss]]", "content-type", CLOUDEVENT_CONTENT_TYPE);
     if (ev->headers == NULL) {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/redact.h"
-#include "base/timeutil.h"
 #include "store/outbox.h"
 
 #define DLQ_EVENT_TYPE "dead-letter"
@@ -77,7 +77,7 @@ bool request_events_final(struct db *db, const struct config *cfg, const struct 
                           char *err, size_t errlen)
 {
     struct cancel_request_fields req;
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
 
     request_events_fields(row, &req);
     /* lastError is what a gateway said, on its way to every consumer of the
@@ -125,7 +125,7 @@ bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
         .consumer = consumer,
         .request_id = row->request_id,
         .attempts = attempts,
-        .at_ms = timeutil_now_ms(),
+        .at_ms = wall_ms(),
     };
     return request_events_dead_letter(db, cfg, row->source_event, row->source_event_len,
                                       row->request_id, &meta, err, errlen);

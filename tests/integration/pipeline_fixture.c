@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "base/clock.h"
 #include "config/config.h"
 #include "config/config_yaml.h"
 #include "event/dlq.h"
@@ -304,12 +305,12 @@ static pid_t spawn(const char *const *argv, const char *log_path)
 static int reap(struct child *c, int timeout_ms)
 {
     int status = 0;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(c->pid, &status, WNOHANG);
         if (r == c->pid || (r < 0 && errno != EINTR))
             break;
-        if (itest_mono_ms() >= deadline) {
+        if (mono_ms() >= deadline) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
                 ;
@@ -425,7 +426,7 @@ static void start_sim(struct pipeline *p)
                           NULL};
     p->sim.pid = spawn(argv, log_path);
     int port = 0;
-    for (int64_t deadline = itest_mono_ms() + 10000; port == 0 && itest_mono_ms() < deadline;) {
+    for (int64_t deadline = mono_ms() + 10000; port == 0 && mono_ms() < deadline;) {
         FILE *f = fopen(port_file, "r");
         if (f != NULL) {
             if (fscanf(f, "%d", &port) != 1)
@@ -696,7 +697,7 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
     static const char *const finals[] = {"SUCCEEDED", "ALREADY_REFUNDED", "FAILED", "EXHAUSTED",
                                          "MANUALLY_RESOLVED"};
     const char *params[] = {request_id};
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res =
             PQexecParams(itest_pg(&p->t), "SELECT status FROM cancel_request WHERE request_id = $1",
@@ -713,7 +714,7 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
         PQclear(res);
         if (found != NULL)
             return found;
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return NULL;
         itest_sleep_ms(100);
     }
@@ -722,7 +723,7 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
 bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
                          const char *const *params, const char *want, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res = PQexecParams(itest_pg(&p->t), sql, nparams, NULL, params, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
@@ -737,7 +738,7 @@ bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
         PQclear(res);
         if (match)
             return true;
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return false;
         itest_sleep_ms(100);
     }
@@ -845,7 +846,7 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     rd_kafka_conf_t *conf = kafka_conf(p);
     char group[160];
     snprintf(group, sizeof(group), "%sreader-%d-%lld", p->t.prefix, (int)getpid(),
-             (long long)itest_mono_ms());
+             (long long)mono_ms());
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
@@ -874,8 +875,8 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     bool *at_end = calloc((size_t)nparts, sizeof(*at_end));
     cr_assert_not_null(at_end);
     int ends = 0;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    while (itest_mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
         if (msg == NULL)
             continue;
@@ -974,7 +975,7 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                      rd_kafka_err2str(e));
     }
     bool done = false;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     while (!done) {
         rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
         for (int i = 0; i < nparts; i++)
@@ -989,7 +990,7 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                 done = false;
         }
         rd_kafka_topic_partition_list_destroy(parts);
-        if (done || itest_mono_ms() >= deadline)
+        if (done || mono_ms() >= deadline)
             break;
         itest_sleep_ms(200);
     }

@@ -17,18 +17,12 @@
 
 #include "gateway/gateway.h"
 #include "gateway_sim_fixture.h"
+#include "base/clock.h"
 #include "base/http.h"
 #include "base/log.h"
 
 #define TOSS_SECRET   GWSIM_TOSS_SECRET
 #define STRIPE_SECRET GWSIM_STRIPE_SECRET
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct result {
     bool done;
@@ -47,14 +41,14 @@ static void on_done(const struct gateway_answer *a, void *arg)
 static void drive(struct http_client *http, struct result *results, size_t n)
 {
     char err[256];
-    int64_t deadline = now_ms() + 30000;
+    int64_t deadline = mono_ms() + 30000;
     for (;;) {
         size_t done = 0;
         for (size_t i = 0; i < n; i++)
             done += results[i].done;
         if (done == n)
             break;
-        cr_assert_lt(now_ms(), deadline, "%zu of %zu calls still running after 30 s", n - done, n);
+        cr_assert_lt(mono_ms(), deadline, "%zu of %zu calls still running after 30 s", n - done, n);
         cr_assert_geq(http_client_run(http, 100, err, sizeof(err)), 0, "%s", err);
     }
     cr_expect_eq(http_client_in_flight(http), 0);
@@ -218,9 +212,9 @@ Test(gateway_clients, hang_times_out_as_retryable_without_an_answer)
     gwsim_payment(&f.sim, "toss", "pk_hang", 10000, 0);
     gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":3000}");
 
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     struct gateway_answer a = refund(f.http, f.toss, "req-hang", "pk_hang", 10000, false);
-    int64_t took = now_ms() - t0;
+    int64_t took = mono_ms() - t0;
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_str_eq(a.code, "TIMEOUT");
     cr_expect_not(a.answered);
@@ -588,7 +582,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
         gwsim_payment(&f.sim, i % 2 ? "stripe" : "toss", keys[i], 1000, 0);
     }
 
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     for (int i = 0; i < CONCURRENT; i++) {
         struct refund_request req = {ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk",
                                      NULL,   0,       0};
@@ -598,7 +592,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
     }
     cr_expect_eq(http_client_in_flight(f.http), CONCURRENT);
     drive(f.http, results, CONCURRENT);
-    int64_t took = now_ms() - t0;
+    int64_t took = mono_ms() - t0;
 
     for (int i = 0; i < CONCURRENT; i++)
         expect_verdict(results[i].answer, GATEWAY_SUCCEEDED);

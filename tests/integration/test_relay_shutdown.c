@@ -29,6 +29,8 @@
 
 #include "harness.h"
 
+#include "base/clock.h"
+
 #define ROWS 40
 /* Longer than flush_timeout, shorter than flush_timeout twice: the reports
  * arrive after the batch stopped waiting and before the relay's final flush
@@ -97,14 +99,14 @@ static void write_config(void)
 /* Poll until the first column of sql's first row is want. */
 static bool wait_value(const char *sql, const char *want, int timeout_ms)
 {
-    int64_t until = itest_mono_ms() + timeout_ms;
+    int64_t until = mono_ms() + timeout_ms;
     for (;;) {
         char *v = itest_query_value(&T, sql, 0, NULL);
         bool same = v != NULL && strcmp(v, want) == 0;
         free(v);
         if (same)
             return true;
-        if (itest_mono_ms() >= until)
+        if (mono_ms() >= until)
             return false;
         itest_sleep_ms(50);
     }
@@ -157,8 +159,8 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
     snprintf(log_path, sizeof(log_path), "%s/meson-logs/relay_shutdown-outbox-relay.log",
              itest_require_env("CR_BUILD_ROOT"));
     relay_pid = spawn_relay(log_path);
-    int64_t until = itest_mono_ms() + 20000;
-    while (log_count(log_path, "this relay is now active") == 0 && itest_mono_ms() < until)
+    int64_t until = mono_ms() + 20000;
+    while (log_count(log_path, "this relay is now active") == 0 && mono_ms() < until)
         itest_sleep_ms(50);
     cr_assert_gt(log_count(log_path, "this relay is now active"), 0,
                  "the relay did not become active (log: %s)", log_path);
@@ -186,17 +188,16 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
     /* The relay woke on the NOTIFY and produced; the broker answers in
      * BROKER_RTT_MS. Stop it now, with every delivery pending. */
     itest_sleep_ms(800);
-    int64_t stopped_at = itest_mono_ms();
+    int64_t stopped_at = mono_ms();
     cr_assert_eq(kill(relay_pid, SIGTERM), 0);
     int status = 0;
     pid_t done = 0;
-    while ((done = waitpid(relay_pid, &status, WNOHANG)) == 0 &&
-           itest_mono_ms() - stopped_at < 30000)
+    while ((done = waitpid(relay_pid, &status, WNOHANG)) == 0 && mono_ms() - stopped_at < 30000)
         itest_sleep_ms(50);
     cr_assert_eq(done, relay_pid, "the relay did not stop within 30 s of SIGTERM (log: %s)",
                  log_path);
     relay_pid = 0;
-    int64_t took = itest_mono_ms() - stopped_at;
+    int64_t took = mono_ms() - stopped_at;
     long long published = itest_query_int(&T,
                                           "SELECT count(*) FROM outbox WHERE published_at IS NOT"
                                           " NULL AND msg_key <> 'warm-up'",

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "base/duration.h"
+#include "base/i64.h"
 
 /* CK_STRLIST stores the count right after the array pointer. */
 _Static_assert(offsetof(struct retry_policy, n_non_retryable_codes) ==
@@ -79,7 +80,7 @@ static void format_value(const struct config_key *e, double v, char *buf, size_t
     if (e->type == CK_DURATION)
         duration_format((int64_t)v, buf, len);
     else if (e->type == CK_INT)
-        snprintf(buf, len, "%lld", (long long)v);
+        i64_text(buf, len, (int64_t)v);
     else
         snprintf(buf, len, "%g", v);
 }

@@ -11,6 +11,7 @@
 #include "base/redact.h"
 #include "base/timeutil.h"
 #include "event/cancel_event.h"
+#include "base/i64.h"
 
 static const char *const dlq_reasons[] = {
     DLQ_REASON_PARSE_ERROR,     DLQ_REASON_SCHEMA_VIOLATION,
@@ -125,7 +126,7 @@ json_t *dlq_headers_build(const struct dlq_meta *m, char *err, size_t errlen)
             ok = add_pair(pairs, DLQ_HEADER_ORIGINAL_PARTITION, num);
         }
         if (ok && m->origin.offset >= 0) {
-            snprintf(num, sizeof(num), "%lld", (long long)m->origin.offset);
+            I64(num, m->origin.offset);
             ok = add_pair(pairs, DLQ_HEADER_ORIGINAL_OFFSET, num);
         }
         if (ok && m->origin.timestamp_ms >= 0 &&

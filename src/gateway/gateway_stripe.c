@@ -13,6 +13,7 @@
  */
 #include "base/bounds.h"
 #include "gateway/gateway_internal.h"
+#include "base/i64.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +69,7 @@ bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
     spec->path_prefix = "/v1/refunds";
 
     char amount[32];
-    snprintf(amount, sizeof(amount), "%lld", (long long)req->amount);
+    I64(amount, req->amount);
     if (!form_add(ctx->esc, &spec->body, &spec->body_len, "payment_intent", req->payment_key))
         goto oom;
     if (!form_add(ctx->esc, &spec->body, &spec->body_len, "amount", amount) ||

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bounds.h"
 #include "base/clock.h"
 #include "base/duration.h"
 #include "base/log.h"
@@ -31,12 +32,9 @@ static const char *header(const json_t *headers, const char *name)
 
 static int64_t header_int(const json_t *headers, const char *name, int64_t fallback)
 {
-    const char *s = header(headers, name);
-    char *end = NULL;
-    if (s[0] == '\0')
-        return fallback;
-    long long v = strtoll(s, &end, 10);
-    return end != NULL && *end == '\0' ? (int64_t)v : fallback;
+    long long v;
+    return bounds_parse_int(header(headers, name), INT64_MIN, INT64_MAX, &v) ? (int64_t)v
+                                                                             : fallback;
 }
 
 static bool gateway_name_ok(const char *s)

@@ -10,6 +10,7 @@
 
 #include "ops/ops_report.h"
 #include "store/pgutil.h"
+#include "base/i64.h"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -84,7 +85,7 @@ bool ops_outbox_requeue(struct db *db, int64_t id, const char *operator_name, co
 
     *out = NULL;
     *state_out = "parked";
-    snprintf(id_text, sizeof(id_text), "%" PRId64, id);
+    I64(id_text, id);
     if (!db_begin(db, err, errlen))
         return false;
     if (dry_run) {

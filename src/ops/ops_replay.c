@@ -13,6 +13,7 @@
 #include "store/outbox.h"
 #include "store/pgutil.h"
 #include "store/request_store.h"
+#include "base/i64.h"
 
 #define REPLAY_EVENT_TYPE "dlq-replay"
 
@@ -82,8 +83,6 @@ bool ops_replay_target_check(const struct config *cfg, const struct ops_dlq_lett
              l->key != NULL ? l->key : "none", target);
     return true;
 }
-
-#define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
 
 /* *found: a dlq_replay row exists for l; why describes it. */
 static bool find_previous(struct db *db, const struct ops_dlq_letter *l, bool *found, char *why,

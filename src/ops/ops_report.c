@@ -199,7 +199,7 @@ json_t *ops_report_rows(const PGresult *res)
                 case OID_INT2:
                 case OID_INT4:
                 case OID_INT8:
-                    j = json_integer(strtoll(v, NULL, 10));
+                    j = json_integer(pgutil_get_i64(res, r, c));
                     break;
                 case OID_BOOL:
                     j = json_boolean(v[0] == 't');

@@ -16,6 +16,7 @@
 #include "event/cancel_event.h"
 #include "store/pgutil.h"
 #include "store/request_events.h"
+#include "base/i64.h"
 
 /* The fence is the status and attempt count read under the row lock: an
  * UPDATE that matches nothing means someone else moved the request. */
@@ -40,8 +41,6 @@ static const char sql_resolve[] =
 
 static const char sql_action[] =
     "INSERT INTO operator_action (request_id, action, operator, note) VALUES ($1, $2, $3, $4)";
-
-#define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
 
 void ops_format_span(int64_t ms, char *buf, size_t len)
 {

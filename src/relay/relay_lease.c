@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "store/pgutil.h"
+#include "base/i64.h"
 
 /* After a renewal that could not reach the database: try again this soon. */
 #define RELAY_LEASE_RETRY_MS 500
@@ -86,7 +87,7 @@ enum relay_lease_result relay_lease_acquire(struct relay_lease *l, struct db *db
                                             size_t errlen)
 {
     char lease[24];
-    snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
+    I64(lease, l->lease_ms);
     const char *values[3] = {RELAY_LEASE_NAME, l->holder, lease};
     int64_t sent = mono_ms();
     PGresult *res = pgutil_query(db, sql_acquire, 3, values, NULL, NULL, PGRES_TUPLES_OK,
@@ -97,7 +98,7 @@ enum relay_lease_result relay_lease_acquire(struct relay_lease *l, struct db *db
         PQclear(res);
         return RELAY_LEASE_OTHER;
     }
-    l->epoch = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    l->epoch = pgutil_get_i64(res, 0, 0);
     relay_lease_renewed(l, sent);
     if (why != NULL) {
         snprintf(why->previous, sizeof(why->previous), "%s", PQgetvalue(res, 0, 1));
@@ -118,8 +119,8 @@ enum relay_lease_result relay_lease_renew(struct relay_lease *l, struct db *db, 
         snprintf(err, errlen, "the relay lease is not held");
         return RELAY_LEASE_OTHER;
     }
-    snprintf(epoch, sizeof(epoch), "%" PRId64, l->epoch);
-    snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
+    I64(epoch, l->epoch);
+    I64(lease, l->lease_ms);
     const char *values[4] = {RELAY_LEASE_NAME, l->holder, epoch, lease};
     int64_t sent = mono_ms();
     PGresult *res = pgutil_query(db, sql_renew, 4, values, NULL, NULL, PGRES_COMMAND_OK,
@@ -146,7 +147,7 @@ void relay_lease_release(struct relay_lease *l, struct db *db)
 
     if (l->epoch <= 0)
         return;
-    snprintf(epoch, sizeof(epoch), "%" PRId64, l->epoch);
+    I64(epoch, l->epoch);
     const char *values[3] = {RELAY_LEASE_NAME, l->holder, epoch};
     /* Failing here only delays the next relay until the lease lapses. */
     bool released = db_is_connected(db) &&

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "store/pgutil.h"
+#include "base/i64.h"
 
 /* One round trip: the CTE's INSERT is invisible to the outer SELECT of the
  * same statement, so the UNION returns the new row or the existing one. */
@@ -55,7 +56,7 @@ bool alert_store_record(struct db *db, const struct alert *a, bool digest, enum 
                         char *err, size_t errlen)
 {
     char at[24];
-    snprintf(at, sizeof(at), "%lld", (long long)a->event_at_ms);
+    I64(at, a->event_at_ms);
     const char *params[] = {
         a->dedup_key,
         a->kind,
@@ -99,7 +100,7 @@ bool alert_store_recent(struct db *db, int64_t window_ms, int64_t **times, size_
                         size_t errlen)
 {
     char w[24];
-    snprintf(w, sizeof(w), "%lld", (long long)window_ms);
+    I64(w, window_ms);
     const char *params[] = {w};
     *times = NULL;
     *n = 0;

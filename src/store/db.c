@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/redact.h"
 #include "base/signals.h"
+#include "base/i64.h"
 
 /* How long one sleep slice of the back-off lasts: a stop request is noticed
  * within this time even in the middle of a 30 s wait. */
@@ -561,7 +562,7 @@ bool db_connect_once(struct db *db, char *err, size_t errlen)
     }
     PQsetNoticeReceiver(db->conn, notice_to_log, NULL);
     char stmt_timeout[32];
-    snprintf(stmt_timeout, sizeof(stmt_timeout), "%lld", (long long)db->statement_timeout_ms);
+    I64(stmt_timeout, db->statement_timeout_ms);
     const char *const params[] = {stmt_timeout, db->application_name};
     if (!db_exec(db, set_session_sql, 2, params, PGRES_TUPLES_OK, NULL, why, sizeof(why))) {
         snprintf(err, errlen, "could not set up the database session: %s", why);

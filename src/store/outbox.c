@@ -12,6 +12,7 @@
 #include "event/cancel_event.h"
 #include "event/cloudevent.h"
 #include "store/pgutil.h"
+#include "base/i64.h"
 
 /* One row or a batch alike: each parameter is a column (outbox_insert_many),
  * the rows keep their order. */
@@ -107,7 +108,7 @@ bool outbox_insert_many(struct db *db, const struct outbox_msg *msgs, size_t n, 
             snprintf(err, errlen, "could not encode outbox headers");
             goto out;
         }
-        snprintf(available, sizeof(available), "%" PRId64, msg->available_at_ms);
+        I64(available, msg->available_at_ms);
         const char *row[OUTBOX_INSERT_COLUMNS] = {
             msg->topic,      msg->key,      (const char *)msg->value, headers,
             msg->event_type, msg->event_id, msg->request_id,          available};
@@ -168,7 +169,7 @@ bool outbox_fetch_due_send(struct db *db, int64_t after_id, int limit, char *err
     char limit_text[16], after_text[24];
 
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
-    snprintf(after_text, sizeof(after_text), "%" PRId64, after_id);
+    I64(after_text, after_id);
     const char *values[2] = {limit_text, after_text};
     return pgutil_send(db, sql_fetch_due, 2, values, "could not read due outbox rows", err, errlen);
 }
@@ -198,7 +199,7 @@ bool outbox_fetch_due_take(struct db *db, struct outbox_row **rows_out, size_t *
     for (size_t i = 0; i < n; i++) {
         int r = (int)i;
         json_error_t jerr;
-        rows[i].id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        rows[i].id = pgutil_get_i64(res, r, 0);
         rows[i].topic = strdup(PQgetvalue(res, r, 1));
         rows[i].key = PQgetisnull(res, r, 2) ? NULL : strdup(PQgetvalue(res, r, 2));
         rows[i].value =
@@ -233,7 +234,7 @@ static bool fenced_send(struct db *db, const char *sql, const struct outbox_fenc
     char epoch[24];
     const char *values[5];
 
-    snprintf(epoch, sizeof(epoch), "%" PRId64, fence->epoch);
+    I64(epoch, fence->epoch);
     values[0] = fence->lease_name;
     values[1] = fence->holder;
     values[2] = epoch;
@@ -249,9 +250,9 @@ static bool fenced_take(struct db *db, const char *context, bool *held_out, int6
     PGresult *res = pgutil_take(db, PGRES_TUPLES_OK, context, err, errlen);
     if (res == NULL)
         return false;
-    *held_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+    *held_out = pgutil_get_i64(res, 0, 0) > 0;
     if (done_out != NULL)
-        *done_out = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        *done_out = pgutil_get_i64(res, 0, 1);
     PQclear(res);
     return true;
 }
@@ -299,7 +300,7 @@ bool outbox_mark_failed(struct db *db, const struct outbox_fence *fence, int64_t
                         const char *error, bool *held_out, char *err, size_t errlen)
 {
     char id_text[24];
-    snprintf(id_text, sizeof(id_text), "%" PRId64, id);
+    I64(id_text, id);
     const char *extra[2] = {id_text, error};
     return fenced(db, sql_mark_failed, fence, 2, extra, "could not record an outbox failure",
                   held_out, NULL, err, errlen);
@@ -309,7 +310,7 @@ bool outbox_park(struct db *db, const struct outbox_fence *fence, int64_t id, co
                  bool *held_out, char *err, size_t errlen)
 {
     char id_text[24];
-    snprintf(id_text, sizeof(id_text), "%" PRId64, id);
+    I64(id_text, id);
     const char *extra[2] = {id_text, reason};
     return fenced(db, sql_park, fence, 2, extra, "could not park an outbox row", held_out, NULL,
                   err, errlen);
@@ -321,7 +322,7 @@ bool outbox_next_due_in_ms(struct db *db, int64_t *ms_out, char *err, size_t err
                                  "could not read the next due time", err, errlen);
     bool ok = res != NULL;
     if (ok)
-        *ms_out = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *ms_out = PQgetisnull(res, 0, 0) ? -1 : pgutil_get_i64(res, 0, 0);
     PQclear(res);
     return ok;
 }
@@ -330,7 +331,7 @@ bool outbox_purge_published(struct db *db, int64_t retention_ms, int limit, int 
                             char *err, size_t errlen)
 {
     char retention[24], limit_text[16];
-    snprintf(retention, sizeof(retention), "%" PRId64, retention_ms);
+    I64(retention, retention_ms);
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     const char *values[2] = {retention, limit_text};
     PGresult *res = pgutil_query(db, sql_purge, 2, values, NULL, NULL, PGRES_COMMAND_OK,

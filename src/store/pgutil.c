@@ -158,6 +158,11 @@ int64_t pgutil_get_ms(const PGresult *res, int row, int col)
     return (int64_t)strtod(PQgetvalue(res, row, col), NULL);
 }
 
+int64_t pgutil_get_i64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
 char *pgutil_get_str(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col))

@@ -70,6 +70,9 @@ void pgutil_array_free(struct pgutil_array *a);
  * "extract(epoch from col) * 1000" text; 0 when NULL. */
 int64_t pgutil_get_ms(const PGresult *res, int row, int col);
 
+/* A bigint column (its text); 0 when NULL. */
+int64_t pgutil_get_i64(const PGresult *res, int row, int col);
+
 /* strdup of a column, NULL when SQL NULL. */
 char *pgutil_get_str(const PGresult *res, int row, int col);
 

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "store/pgutil.h"
-
-#define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
+#include "base/i64.h"
 
 static const char sql_run_begin[] =
     "INSERT INTO reconcile_run (trigger, run_by, window_start, window_ms, gateway, request_id, fix)"
@@ -102,8 +101,8 @@ bool reconcile_store_run_begin(struct db *db, const char *trigger, const char *r
                                  "could not record the reconciliation run", err, errlen);
     if (res == NULL)
         return false;
-    *run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    *window_start_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    *run_id = pgutil_get_i64(res, 0, 0);
+    *window_start_ms = pgutil_get_i64(res, 0, 1);
     PQclear(res);
     return true;
 }
@@ -129,7 +128,7 @@ bool reconcile_store_scheduled_due_in(struct db *db, int64_t interval_ms, int64_
                                  "could not read the last reconciliation run", err, errlen);
     if (res == NULL)
         return false;
-    *due_in_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *due_in_ms = pgutil_get_i64(res, 0, 0);
     PQclear(res);
     return true;
 }
@@ -168,7 +167,7 @@ bool reconcile_store_candidates(struct db *db, int64_t window_start_ms, const ch
         copy(c->request_id, sizeof(c->request_id), res, i, 0);
         copy(c->gateway, sizeof(c->gateway), res, i, 1);
         copy(c->payment_key, sizeof(c->payment_key), res, i, 2);
-        c->amount = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        c->amount = pgutil_get_i64(res, i, 3);
         copy(c->currency, sizeof(c->currency), res, i, 4);
         c->partial = PQgetvalue(res, i, 5)[0] == 't';
         copy(c->status, sizeof(c->status), res, i, 6);
@@ -198,7 +197,7 @@ bool reconcile_store_open_mismatch(struct db *db, const struct reconcile_mismatc
         return false;
     *inserted = PQntuples(res) == 1;
     if (*inserted)
-        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *id = pgutil_get_i64(res, 0, 0);
     PQclear(res);
     if (*inserted)
         return true;
@@ -216,7 +215,7 @@ bool reconcile_store_open_mismatch(struct db *db, const struct reconcile_mismatc
         snprintf(err, errlen, "could not record the mismatch: its open row vanished");
         return false;
     }
-    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *id = pgutil_get_i64(res, 0, 0);
     PQclear(res);
     return true;
 }

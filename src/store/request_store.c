@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/pgutil.h"
+#include "base/i64.h"
 
 /* The columns every read returns, in the order row_from_result() expects. */
 #define REQUEST_COLUMNS                                                                            \
@@ -237,7 +238,7 @@ static int row_from_result(const PGresult *res, int r, int first, struct request
     row->request_id = pgutil_get_str(res, r, c++);
     row->gateway = pgutil_get_str(res, r, c++);
     row->payment_key = pgutil_get_str(res, r, c++);
-    row->amount = strtoll(PQgetvalue(res, r, c++), NULL, 10);
+    row->amount = pgutil_get_i64(res, r, c++);
     row->currency = pgutil_get_str(res, r, c++);
     row->partial = PQgetvalue(res, r, c++)[0] == 't';
     row->reason = pgutil_get_str(res, r, c++);
@@ -260,7 +261,7 @@ static int row_from_result(const PGresult *res, int r, int first, struct request
     row->source_topic = pgutil_get_str(res, r, c++);
     row->source_partition = PQgetisnull(res, r, c) ? -1 : atoi(PQgetvalue(res, r, c));
     c++;
-    row->source_offset = PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+    row->source_offset = PQgetisnull(res, r, c) ? -1 : pgutil_get_i64(res, r, c);
     c++;
     row->source_timestamp_ms = pgutil_get_ms(res, r, c++);
     row->key_generation = atoi(PQgetvalue(res, r, c++));
@@ -269,8 +270,6 @@ static int row_from_result(const PGresult *res, int r, int first, struct request
     row->final_check = pgutil_get_str(res, r, c++);
     return c;
 }
-
-#define I64(buf, v) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(v)), (buf))
 
 /* Positions of requestIds sorted by (requestId, position), to find the
  * entries of a returned requestId without a scan per row. */

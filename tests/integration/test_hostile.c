@@ -30,6 +30,7 @@
 #include "pipeline_fixture.h"
 #include "base/clock.h"
 #include "base/timeutil.h"
+#include "base/i64.h"
 
 #define FINAL_TIMEOUT_MS 90000
 #define MAX_MSGS         160
@@ -500,7 +501,7 @@ Test(hostile, corpus_is_dead_lettered_and_valid_messages_around_it_succeed, .fin
             continue;
         char part[16], offs[32];
         snprintf(part, sizeof(part), "%d", (int)m->partition);
-        snprintf(offs, sizeof(offs), "%lld", (long long)m->offset);
+        I64(offs, m->offset);
         const struct pipeline_msg *x = NULL;
         for (size_t k = 0; k < n && x == NULL; k++)
             if (hdr(&dl[k], "dlq.original.partition") != NULL &&

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/rng.h"
 #include "core/attempt.h"
+#include "core/retry_steps.h"
 #include "store/request_events.h"
 #include "store/request_store.h"
 
@@ -29,19 +30,8 @@ static bool follow_up_abandoned(struct db *db, const struct config *cfg,
                                 const struct request_row *row, const char *worker,
                                 struct reconciler_stats *stats, char *err, size_t errlen)
 {
-    struct attempt_facts f = {
-        .verdict = GATEWAY_RETRYABLE,
-        .retry_after_ms = -1,
-        .attempt = row->attempts,
-        .budget_base = row->budget_base,
-        .max_attempts = row->max_attempts,
-        .now_ms = wall_ms(),
-        .deadline_ms = row->deadline_at_ms,
-        .key_expires_ms = row->key_expires_at_ms,
-        .lease_ms = cfg->consumers.retry.lease_ms,
-        .policy = config_retry_policy_for(cfg, row->gateway),
-        .random = rng_u64(),
-    };
+    struct attempt_facts f;
+    retry_steps_facts(cfg, row, NULL, rng_u64(), &f);
     struct attempt_decision d;
     bool done = false;
 

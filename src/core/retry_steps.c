@@ -121,12 +121,27 @@ bool retry_steps_postpone(struct db *db, const struct config *cfg, const struct 
     return true;
 }
 
-/* The facts of attempt_decide() for the attempt claimed in row. */
-static void facts_of(const struct config *cfg, const struct request_row *row,
-                     const struct attempt_result *r, uint64_t random, struct attempt_facts *f)
+void retry_steps_facts(const struct config *cfg, const struct request_row *row,
+                       const struct attempt_result *r, uint64_t random, struct attempt_facts *f)
 {
-    const struct gateway_answer *a = &r->answer;
     memset(f, 0, sizeof(*f));
+    f->verdict = GATEWAY_RETRYABLE;
+    f->retry_after_ms = -1;
+    f->finding = FINDING_NONE;
+    f->final_check = row->final_check;
+    f->attempt = row->attempts;
+    f->budget_base = row->budget_base;
+    f->max_attempts = row->max_attempts;
+    f->now_ms = wall_ms();
+    f->deadline_ms = row->deadline_at_ms;
+    f->key_expires_ms = row->key_expires_at_ms;
+    f->lease_ms = cfg->consumers.retry.lease_ms;
+    f->policy = config_retry_policy_for(cfg, row->gateway);
+    f->random = random;
+    if (r == NULL)
+        return;
+
+    const struct gateway_answer *a = &r->answer;
     f->no_call = !r->called;
     f->verdict = a->verdict;
     f->stored = a->stored;
@@ -137,23 +152,16 @@ static void facts_of(const struct config *cfg, const struct request_row *row,
                   strcmp(row->last_error_code, a->code) == 0;
     f->retry_after_ms = r->called ? a->retry_after_ms : -1;
     f->finding = r->inquired ? r->inquiry.finding : FINDING_NONE;
-    f->final_check = row->final_check;
-    f->attempt = row->attempts;
-    f->budget_base = row->budget_base;
-    f->max_attempts = row->max_attempts;
-    f->now_ms = wall_ms();
-    f->deadline_ms = row->deadline_at_ms;
-    f->key_expires_ms = r->key_generation > row->key_generation ? 0 : row->key_expires_at_ms;
-    f->lease_ms = cfg->consumers.retry.lease_ms;
-    f->policy = config_retry_policy_for(cfg, row->gateway);
-    f->random = random;
+    /* A new key generation has no lifetime at the gateway yet. */
+    if (r->key_generation > row->key_generation)
+        f->key_expires_ms = 0;
 }
 
 void retry_steps_decide(const struct config *cfg, const struct request_row *row,
                         const struct attempt_result *r, uint64_t random, struct attempt_decision *d)
 {
     struct attempt_facts f;
-    facts_of(cfg, row, r, random, &f);
+    retry_steps_facts(cfg, row, r, random, &f);
     attempt_decide(&f, d);
 }
 

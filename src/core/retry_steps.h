@@ -73,6 +73,14 @@ struct attempt_result {
     enum refund_finding before; /* an inquiry before the call, for the log; or NONE */
 };
 
+/* The one builder of attempt_decide()'s facts for the attempt claimed in
+ * row: the request's state and budget (row), the gateway's policy (cfg), the
+ * wall clock now, and what the attempt learnt (r). r NULL: nothing was
+ * learnt, the worker that made the attempt vanished (the reconciler): a
+ * retryable answer with no Retry-After. */
+void retry_steps_facts(const struct config *cfg, const struct request_row *row,
+                       const struct attempt_result *r, uint64_t random, struct attempt_facts *f);
+
 /* The decision for result r of the attempt claimed in row (attempt.h, with
  * the request's budget and the gateway's policy; reads the clock). */
 void retry_steps_decide(const struct config *cfg, const struct request_row *row,

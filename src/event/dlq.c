@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "base/bounds.h"
+#include "base/i64.h"
 #include "base/redact.h"
 #include "base/timeutil.h"
 #include "event/cancel_event.h"
-#include "base/i64.h"
 
 static const char *const dlq_reasons[] = {
     DLQ_REASON_PARSE_ERROR,     DLQ_REASON_SCHEMA_VIOLATION,

@@ -12,8 +12,8 @@
  * free-text reason there would make every refund fail with a 400.
  */
 #include "base/bounds.h"
-#include "gateway/gateway_internal.h"
 #include "base/i64.h"
+#include "gateway/gateway_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>

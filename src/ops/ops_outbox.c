@@ -8,13 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/i64.h"
 #include "ops/ops_report.h"
 #include "store/pgutil.h"
-#include "base/i64.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* clang-format off */
 #define PARKED_COLUMNS(t)                                                                          \
     t "id, " t "topic, " t "event_type AS \"eventType\", " t "request_id AS \"requestId\","        \
     " " t "msg_key AS key, octet_length(" t "value) AS bytes,"                                     \
@@ -43,7 +44,6 @@ static const char sql_requeue[] =
     "           SELECT id, topic, request_id, event_type, parked_at, park_reason, $2, $3"
     "             FROM old)"
     " SELECT " PARKED_COLUMNS("old.") " FROM old ORDER BY old.id";
-/* clang-format on */
 
 /* Wake the active relay now rather than at its next poll. */
 static const char sql_notify[] = "SELECT pg_notify('cancel_retry_outbox', '')";
@@ -52,6 +52,7 @@ static const char sql_state[] =
     "SELECT CASE WHEN published_at IS NOT NULL THEN 'published'"
     "            WHEN parked_at IS NOT NULL THEN 'parked' ELSE 'pending' END"
     " FROM outbox WHERE id = $1::bigint";
+/* clang-format on */
 
 static json_t *query_rows(struct db *db, const char *sql, int n, const char *const *values,
                           const char *context, char *err, size_t errlen)

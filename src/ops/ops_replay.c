@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/i64.h"
 #include "event/dlq.h"
 #include "store/outbox.h"
 #include "store/pgutil.h"
 #include "store/request_store.h"
-#include "base/i64.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 #define REPLAY_EVENT_TYPE "dlq-replay"
 
 static const char sql_find[] =
@@ -30,6 +32,7 @@ static const char sql_insert[] =
     "  operator, filter, detail)"
     " VALUES ($1, $2::integer, $3::bigint, $4, $5, $6, $7, $8::jsonb, $9)"
     " ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO NOTHING RETURNING id";
+/* clang-format on */
 
 const char *ops_replay_action_name(enum ops_replay_action a)
 {

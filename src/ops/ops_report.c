@@ -20,6 +20,8 @@
 #define OID_JSON  114
 #define OID_JSONB 3802
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* Times are printed in UTC with milliseconds, like every timestamp the
  * pipeline writes. */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -28,21 +30,20 @@ static const char sql_by_status[] =
     "SELECT status, count(*) FROM cancel_request GROUP BY status ORDER BY status";
 
 static const char sql_oldest_due[] =
-    "SELECT request_id, gateway, attempts + 1 AS \"nextAttempt\", " TS(
-        "next_attempt_at") " AS \"dueAt\", (extract(epoch FROM now() - next_attempt_at) * "
-                           "1000)::bigint AS \"overdueMs\""
-                           " FROM cancel_request WHERE status = 'SCHEDULED' AND next_attempt_at <= "
-                           "now()"
-                           " ORDER BY next_attempt_at LIMIT 1";
+    "SELECT request_id, gateway, attempts + 1 AS \"nextAttempt\","
+    "  " TS("next_attempt_at") " AS \"dueAt\","
+    "  (extract(epoch FROM now() - next_attempt_at) * 1000)::bigint AS \"overdueMs\""
+    " FROM cancel_request WHERE status = 'SCHEDULED' AND next_attempt_at <= now()"
+    " ORDER BY next_attempt_at LIMIT 1";
 
 static const char sql_due_count[] =
     "SELECT count(*) FROM cancel_request WHERE status = 'SCHEDULED' AND next_attempt_at <= now()";
 
 static const char sql_in_flight[] =
-    "SELECT count(*) AS count, count(*) FILTER (WHERE lease_expires_at < now())::bigint AS"
-    " \"expiredLeases\", " TS(
-        "min(lease_expires_at)") " AS \"nextLeaseEnd\""
-                                 " FROM cancel_request WHERE status = 'IN_FLIGHT'";
+    "SELECT count(*) AS count,"
+    "  count(*) FILTER (WHERE lease_expires_at < now())::bigint AS \"expiredLeases\","
+    "  " TS("min(lease_expires_at)") " AS \"nextLeaseEnd\""
+    " FROM cancel_request WHERE status = 'IN_FLIGHT'";
 
 /* Parked rows are not backlog: the relay skips them until an operator
  * requeues them (cancelctl outbox); they are counted on their own. */
@@ -61,18 +62,16 @@ static const char sql_outbox[] =
 
 static const char sql_oldest_parked[] =
     "SELECT id, topic, request_id AS \"requestId\", park_reason AS \"parkReason\","
-    "  " TS(
-        "parked_at") " AS \"parkedAt\","
-                     "  (extract(epoch FROM now() - parked_at) * 1000)::bigint AS \"parkedForMs\""
-                     " FROM outbox WHERE parked_at IS NOT NULL ORDER BY parked_at, id LIMIT 1";
+    "  " TS("parked_at") " AS \"parkedAt\","
+    "  (extract(epoch FROM now() - parked_at) * 1000)::bigint AS \"parkedForMs\""
+    " FROM outbox WHERE parked_at IS NOT NULL ORDER BY parked_at, id LIMIT 1";
 
 /* Which relay holds the lease (relay_lease.h). */
-static const char sql_relay[] = "SELECT holder, epoch, expires_at > now() AS active, " TS(
-    "acquired_at") " AS \"since\","
-                   "  " TS("renewed_at") " AS \"renewedAt\","
-                                         "  (extract(epoch FROM expires_at - now()) * "
-                                         "1000)::bigint AS \"expiresInMs\""
-                                         " FROM relay_leader WHERE name = 'outbox-relay'";
+static const char sql_relay[] =
+    "SELECT holder, epoch, expires_at > now() AS active,"
+    "  " TS("acquired_at") " AS \"since\", " TS("renewed_at") " AS \"renewedAt\","
+    "  (extract(epoch FROM expires_at - now()) * 1000)::bigint AS \"expiresInMs\""
+    " FROM relay_leader WHERE name = 'outbox-relay'";
 
 static const char sql_replays[] =
     "SELECT reason, action, count(*) FROM dlq_replay WHERE dlq_topic = $1"
@@ -85,16 +84,14 @@ static const char sql_slack[] =
 
 static const char sql_slack_recent[] =
     "SELECT dedup_key AS \"dedupKey\", kind, request_id AS \"requestId\", gateway, reason,"
-    "  attempts, last_error AS \"lastError\", " TS(
-        "first_seen_at") " AS \"firstSeenAt\""
-                         " FROM alert_sent WHERE state = 'FAILED_PERMANENT' ORDER BY first_seen_at "
-                         "DESC LIMIT 5";
+    "  attempts, last_error AS \"lastError\", " TS("first_seen_at") " AS \"firstSeenAt\""
+    " FROM alert_sent WHERE state = 'FAILED_PERMANENT'"
+    " ORDER BY first_seen_at DESC LIMIT 5";
 
 static const char sql_mismatch_kinds[] =
     "SELECT kind, count(*) FROM reconcile_mismatch WHERE fixed_at IS NULL"
     " GROUP BY kind ORDER BY kind";
 
-/* clang-format off */
 static const char sql_mismatch_recent[] =
     "SELECT request_id AS \"requestId\", gateway, kind, our_status AS \"ourStatus\","
     "  their_finding AS \"theirFinding\", detail,"
@@ -140,41 +137,32 @@ static const char sql_attempts[] =
     "  " TS("next_attempt_at") " AS \"nextAttemptAt\", detail,"
     "  idempotency_key AS \"idempotencyKey\", inquiry, inquiry_detail AS \"inquiryDetail\""
     " FROM retry_attempt_log WHERE request_id = $1 ORDER BY id";
-/* clang-format on */
 
 /* Our own events are JSON we built; only they are decoded. */
-static const char sql_events[] = "SELECT id, topic, event_type AS type, " TS(
-    "available_at") " AS \"availableAt\","
-                    "  " TS("published_at") " AS \"publishedAt\", publish_attempts AS "
-                                            "\"publishAttempts\","
-                                            "  last_error AS \"lastError\","
-                                            "  " TS("parked_at") " AS \"parkedAt\","
-                                                                 "  park_reason AS \"parkReason\","
-                                                                 "  CASE WHEN event_type LIKE "
-                                                                 "'payments.cancel.%' THEN"
-                                                                 "    convert_from(value, "
-                                                                 "'UTF8')::jsonb -> 'data' END "
-                                                                 "AS data"
-                                                                 " FROM outbox WHERE request_id = "
-                                                                 "$1 AND event_type <> "
-                                                                 "'dead-letter' ORDER BY id";
+static const char sql_events[] =
+    "SELECT id, topic, event_type AS type, " TS("available_at") " AS \"availableAt\","
+    "  " TS("published_at") " AS \"publishedAt\", publish_attempts AS \"publishAttempts\","
+    "  last_error AS \"lastError\", " TS("parked_at") " AS \"parkedAt\","
+    "  park_reason AS \"parkReason\","
+    "  CASE WHEN event_type LIKE 'payments.cancel.%' THEN"
+    "    convert_from(value, 'UTF8')::jsonb -> 'data' END AS data"
+    " FROM outbox WHERE request_id = $1 AND event_type <> 'dead-letter' ORDER BY id";
 
-static const char sql_dead_letters[] = "SELECT id, topic, " TS(
-    "created_at") " AS \"createdAt\", " TS("published_at") " AS \"publishedAt\", headers"
-                                                           " FROM outbox WHERE request_id = $1 AND "
-                                                           "event_type = 'dead-letter' ORDER BY id";
+static const char sql_dead_letters[] =
+    "SELECT id, topic, " TS("created_at") " AS \"createdAt\","
+    "  " TS("published_at") " AS \"publishedAt\", headers"
+    " FROM outbox WHERE request_id = $1 AND event_type = 'dead-letter' ORDER BY id";
 
 static const char sql_request_replays[] =
     "SELECT dlq_topic AS \"dlqTopic\", dlq_partition AS \"dlqPartition\","
     "  dlq_offset AS \"dlqOffset\", reason, action, operator, filter, detail,"
     "  " TS("replayed_at") " AS \"replayedAt\""
-                           " FROM dlq_replay WHERE request_id = $1 ORDER BY id";
+    " FROM dlq_replay WHERE request_id = $1 ORDER BY id";
 
-static const char sql_actions[] = "SELECT action, operator, note, " TS(
-    "at") " AS at"
-          " FROM operator_action WHERE request_id = $1 ORDER BY id";
+static const char sql_actions[] =
+    "SELECT action, operator, note, " TS("at") " AS at"
+    " FROM operator_action WHERE request_id = $1 ORDER BY id";
 
-/* clang-format off */
 static const char sql_mismatches[] =
     "SELECT kind, our_status AS \"ourStatus\", their_finding AS \"theirFinding\", detail,"
     "  " TS("found_at") " AS \"foundAt\", " TS("fixed_at") " AS \"fixedAt\","

@@ -11,13 +11,15 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/i64.h"
 #include "base/timeutil.h"
 #include "core/attempt.h"
 #include "event/cancel_event.h"
 #include "store/pgutil.h"
 #include "store/request_events.h"
-#include "base/i64.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* The fence is the status and attempt count read under the row lock: an
  * UPDATE that matches nothing means someone else moved the request. */
 static const char sql_rearm[] =
@@ -41,6 +43,7 @@ static const char sql_resolve[] =
 
 static const char sql_action[] =
     "INSERT INTO operator_action (request_id, action, operator, note) VALUES ($1, $2, $3, $4)";
+/* clang-format on */
 
 void ops_format_span(int64_t ms, char *buf, size_t len)
 {

@@ -10,12 +10,14 @@
 #include <time.h>
 
 #include "base/clock.h"
-#include "store/pgutil.h"
 #include "base/i64.h"
+#include "store/pgutil.h"
 
 /* After a renewal that could not reach the database: try again this soon. */
 #define RELAY_LEASE_RETRY_MS 500
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* Take the row when it is free, lapsed, or its holder's session is gone.
  * The FOR UPDATE in prev serializes standbys that try at the same moment:
  * the second one re-reads the row the first one wrote and finds it held.
@@ -49,8 +51,10 @@ static const char sql_renew[] =
 
 /* '-infinity' rather than now(): lapsed either way, and the next holder can
  * tell a hand-over from a failure. */
-static const char sql_release[] = "UPDATE relay_leader SET expires_at = '-infinity'"
-                                  " WHERE name = $1 AND holder = $2 AND epoch = $3::bigint";
+static const char sql_release[] =
+    "UPDATE relay_leader SET expires_at = '-infinity'"
+    " WHERE name = $1 AND holder = $2 AND epoch = $3::bigint";
+/* clang-format on */
 
 void relay_lease_init(struct relay_lease *l, const char *holder, int64_t lease_ms)
 {

@@ -9,9 +9,11 @@
 
 #include <jansson.h>
 
-#include "store/pgutil.h"
 #include "base/i64.h"
+#include "store/pgutil.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* One round trip: the CTE's INSERT is invisible to the outer SELECT of the
  * same statement, so the UNION returns the new row or the existing one. */
 static const char record_sql[] =
@@ -23,8 +25,9 @@ static const char record_sql[] =
     " UNION ALL SELECT state, false FROM alert_sent WHERE dedup_key = $1"
     " AND NOT EXISTS (SELECT 1 FROM ins)";
 
-static const char sent_sql[] = "UPDATE alert_sent SET state = 'SENT', sent_at = now(),"
-                               " attempts = attempts + 1 WHERE dedup_key = $1";
+static const char sent_sql[] =
+    "UPDATE alert_sent SET state = 'SENT', sent_at = now(),"
+    " attempts = attempts + 1 WHERE dedup_key = $1";
 
 static const char failed_sql[] =
     "UPDATE alert_sent SET attempts = attempts + 1, last_error = $2,"
@@ -51,6 +54,7 @@ static const char digest_done_sql[] =
 
 static const char lock_sql[] = "SELECT pg_try_advisory_lock(hashtext('cancel-retry:alert-digest'))";
 static const char unlock_sql[] = "SELECT pg_advisory_unlock(hashtext('cancel-retry:alert-digest'))";
+/* clang-format on */
 
 bool alert_store_record(struct db *db, const struct alert *a, bool digest, enum alert_row *row,
                         char *err, size_t errlen)

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "base/duration.h"
+#include "base/i64.h"
 #include "base/log.h"
 #include "base/redact.h"
 #include "base/signals.h"
-#include "base/i64.h"
 
 /* How long one sleep slice of the back-off lasts: a stop request is noticed
  * within this time even in the middle of a 30 s wait. */
@@ -62,8 +62,11 @@ struct prepared {
  * for a caller that builds statements at run time. */
 #define DB_MAX_PREPARED 256
 
-static const char set_session_sql[] = "SELECT set_config('statement_timeout', $1, false), "
-                                      "set_config('application_name', $2, false)";
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
+static const char set_session_sql[] =
+    "SELECT set_config('statement_timeout', $1, false), set_config('application_name', $2, false)";
+/* clang-format on */
 
 struct db *db_new(const struct config_database *cfg, const char *application_name)
 {

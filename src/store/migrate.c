@@ -12,6 +12,8 @@
 
 #include "base/log.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* Every statement below takes this lock first. A transaction-scoped lock
  * (released by COMMIT/ROLLBACK, even if the process dies) keyed by a hash of
  * a fixed name, so no other part of the system can collide with it by
@@ -19,17 +21,19 @@
 static const char lock_sql[] =
     "SELECT pg_advisory_xact_lock(hashtextextended('cancel_retry.migrate', 0))";
 
-static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                       " version text PRIMARY KEY,"
-                                       " checksum text NOT NULL,"
-                                       " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char create_table_sql[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version text PRIMARY KEY,"
+    " checksum text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
 
 static const char table_exists_sql[] = "SELECT to_regclass('schema_migrations') IS NOT NULL";
 
-static const char applied_sql[] = "SELECT version, checksum,"
-                                  " to_char(applied_at AT TIME ZONE 'UTC',"
-                                  " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-                                  " FROM schema_migrations ORDER BY version";
+static const char applied_sql[] =
+    "SELECT version, checksum,"
+    " to_char(applied_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM schema_migrations ORDER BY version";
 
 static const char applied_one_sql[] = "SELECT checksum FROM schema_migrations WHERE version = $1";
 
@@ -41,6 +45,7 @@ static const char checksum_sql[] = "SELECT md5($1::bytea)";
 /* A migration may run longer than the session's statement_timeout (an index
  * on a big table); lift it for this transaction only. */
 static const char no_timeout_sql[] = "SELECT set_config('statement_timeout', '0', true)";
+/* clang-format on */
 
 /* "NNNN_something.sql": four digits, underscore, at least one more char. */
 static bool is_migration_name(const char *name)

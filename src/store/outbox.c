@@ -9,11 +9,13 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/i64.h"
 #include "event/cancel_event.h"
 #include "event/cloudevent.h"
 #include "store/pgutil.h"
-#include "base/i64.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* One row or a batch alike: each parameter is a column (outbox_insert_many),
  * the rows keep their order. */
 static const char sql_insert[] =
@@ -47,7 +49,8 @@ static const char sql_fetch_due[] =
     "WITH lease AS (SELECT 1 FROM relay_leader"                                                    \
     "                WHERE name = $1 AND holder = $2 AND epoch = $3::bigint FOR SHARE), "
 
-static const char sql_mark_published[] = LEASE_CTE
+static const char sql_mark_published[] =
+    LEASE_CTE
     "done AS (UPDATE outbox SET published_at = now(), published_epoch = $3::bigint,"
     "                          publish_attempts = publish_attempts + 1, last_error = NULL,"
     "                          parked_at = NULL, park_reason = NULL"
@@ -56,17 +59,19 @@ static const char sql_mark_published[] = LEASE_CTE
     " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
 
 static const char sql_mark_failed[] =
-    LEASE_CTE "done AS (UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $5"
-              "          WHERE id = $4::bigint AND published_at IS NULL"
-              "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
-              " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
+    LEASE_CTE
+    "done AS (UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $5"
+    "          WHERE id = $4::bigint AND published_at IS NULL"
+    "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
 
 static const char sql_park[] =
-    LEASE_CTE "done AS (UPDATE outbox SET parked_at = now(), park_reason = $5, last_error = $5,"
-              "                          publish_attempts = publish_attempts + 1"
-              "          WHERE id = $4::bigint AND published_at IS NULL AND parked_at IS NULL"
-              "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
-              " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
+    LEASE_CTE
+    "done AS (UPDATE outbox SET parked_at = now(), park_reason = $5, last_error = $5,"
+    "                          publish_attempts = publish_attempts + 1"
+    "          WHERE id = $4::bigint AND published_at IS NULL AND parked_at IS NULL"
+    "            AND EXISTS (SELECT 1 FROM lease) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM done)";
 
 static const char sql_next_due[] =
     "SELECT GREATEST(0, floor(extract(epoch FROM (min(available_at) - now())) * 1000))::bigint"
@@ -77,6 +82,7 @@ static const char sql_purge[] =
     "DELETE FROM outbox WHERE id IN ("
     "  SELECT id FROM outbox WHERE published_at < now() - $1::bigint * interval '1 ms'"
     "  ORDER BY published_at LIMIT $2)";
+/* clang-format on */
 
 #define OUTBOX_INSERT_COLUMNS 8
 

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pgutil.h"
 #include "base/i64.h"
+#include "store/pgutil.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 static const char sql_run_begin[] =
     "INSERT INTO reconcile_run (trigger, run_by, window_start, window_ms, gateway, request_id, fix)"
     " VALUES ($1, $2, now() - $3::bigint * interval '1 ms', $3::bigint, $4, $5, $6::boolean)"
@@ -86,8 +88,10 @@ static const char sql_fix[] =
     "       found_by_inquiry = $7::boolean, finished_at = now(), updated_at = now()"
     " WHERE request_id = $1 AND status = $2";
 
-static const char sql_action[] = "INSERT INTO operator_action (request_id, action, operator, note)"
-                                 " VALUES ($1, '" RECONCILE_ACTION "', $2, $3)";
+static const char sql_action[] =
+    "INSERT INTO operator_action (request_id, action, operator, note)"
+    " VALUES ($1, '" RECONCILE_ACTION "', $2, $3)";
+/* clang-format on */
 
 bool reconcile_store_run_begin(struct db *db, const char *trigger, const char *run_by,
                                int64_t window_ms, const char *gateway, const char *request_id,

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pgutil.h"
 #include "base/i64.h"
+#include "store/pgutil.h"
 
+/* SQL is laid out by hand, a clause a line; clang-format would cut it mid-clause. */
+/* clang-format off */
 /* The columns every read returns, in the order row_from_result() expects. */
 #define REQUEST_COLUMNS                                                                            \
     "request_id, gateway, payment_key, amount, currency, partial, reason, correlation_id,"         \
@@ -75,7 +77,6 @@ static const char sql_get_lock[] =
 /* Other requests of the same payment and amount as the request (gw, pk, amt,
  * rid name its columns or parameters): ended SUCCEEDED, and still able to
  * make a cancel of that amount (claimed at least once, not final). */
-/* clang-format off */
 #define SAME_PAYMENT(gw, pk, amt, rid)                                                             \
     " o.gateway = " gw " AND o.payment_key = " pk " AND o.amount = " amt                           \
     " AND o.request_id <> " rid
@@ -110,7 +111,6 @@ static const char sql_claim[] =
     " SELECT " REQUEST_COLUMNS ", "
     SAME_AMOUNT_COUNTS("c.gateway", "c.payment_key", "c.amount", "c.request_id")
     " FROM c";
-/* clang-format on */
 
 /* The attempt's result and its ANSWERED fact in one statement (one round
  * trip). The fact is written whether or not the lease was still ours: the
@@ -183,9 +183,7 @@ static const char sql_log_abandoned[] =
     "INSERT INTO retry_attempt_log (request_id, attempt, event, worker, gateway, detail)"
     " VALUES ($1, $2, 'ABANDONED', $3, $4, $5)";
 
-/* clang-format off */
 static const char sql_same_amount[] = "SELECT " SAME_AMOUNT_COUNTS("$1", "$2", "$3::bigint", "$4");
-/* clang-format on */
 
 /* A published trigger is taken for lost only when it is older than the
  * grace and than half of the time its request has been due: a trigger that
@@ -207,6 +205,7 @@ static const char sql_due_without_trigger[] =
     "                                $1::bigint * interval '1 ms',"
     "                                (now() - r.next_attempt_at) / 2)))"
     " ORDER BY r.next_attempt_at LIMIT $2";
+/* clang-format on */
 
 void request_row_clear(struct request_row *row)
 {

@@ -29,8 +29,8 @@
 
 #include "pipeline_fixture.h"
 #include "base/clock.h"
-#include "base/timeutil.h"
 #include "base/i64.h"
+#include "base/timeutil.h"
 
 #define FINAL_TIMEOUT_MS 90000
 #define MAX_MSGS         160

@@ -22,8 +22,8 @@
 #include <jansson.h>
 
 #include "pipeline_fixture.h"
-#include "base/timeutil.h"
 #include "base/i64.h"
+#include "base/timeutil.h"
 
 #define FINAL_TIMEOUT_MS 60000
 #define READ_TIMEOUT_MS  30000

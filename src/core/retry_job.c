@@ -121,6 +121,22 @@ void retry_job_inquire(struct job *j)
     }
 }
 
+/* Answer the job's refund call ourselves: nothing was sent (rule and code
+ * say why, err is the message). */
+static void answer_unsent(struct job *j, enum gateway_verdict verdict, bool no_refund,
+                          const char *rule, const char *code, const char *err)
+{
+    struct gateway_answer a;
+    memset(&a, 0, sizeof(a));
+    a.verdict = verdict;
+    a.no_refund = no_refund;
+    a.retry_after_ms = -1;
+    a.rule = rule;
+    snprintf(a.code, sizeof(a.code), "%s", code);
+    snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
+    on_answer(&a, j);
+}
+
 /* Send the refund under generation gen. */
 void retry_job_call(struct job *j, int gen)
 {
@@ -135,27 +151,13 @@ void retry_job_call(struct job *j, int gen)
         /* A row from before the intake refused such keys: nothing was sent
          * and nothing ever can be, so the answer proves no refund (FAILED,
          * not an endless retry). */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_PERMANENT;
-        a.no_refund = true;
-        a.retry_after_ms = -1;
-        a.rule = "client_invalid_payment_key";
-        snprintf(a.code, sizeof(a.code), "INVALID_PAYMENT_KEY");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
+        answer_unsent(j, GATEWAY_PERMANENT, true, "client_invalid_payment_key",
+                      "INVALID_PAYMENT_KEY", err);
         return;
     }
     if (!gateway_refund_start(j->gw->client, &req, on_answer, j, err, sizeof(err))) {
         /* Could not even send: a retryable answer, recorded like any other. */
-        struct gateway_answer a;
-        memset(&a, 0, sizeof(a));
-        a.verdict = GATEWAY_RETRYABLE;
-        a.retry_after_ms = -1;
-        a.rule = "client_error";
-        snprintf(a.code, sizeof(a.code), "CLIENT_ERROR");
-        snprintf(a.message, sizeof(a.message), "%.*s", (int)sizeof(a.message) - 1, err);
-        on_answer(&a, j);
+        answer_unsent(j, GATEWAY_RETRYABLE, false, "client_error", "CLIENT_ERROR", err);
     }
 }
 

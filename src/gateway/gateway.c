@@ -732,3 +732,25 @@ bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund
     }
     return true;
 }
+
+void gateway_error_fields(const char *body, const char *object, const char *fallback, char *code,
+                          size_t codelen, char *message, size_t msglen)
+{
+    code[0] = '\0';
+    message[0] = '\0';
+    if (body == NULL || body[0] == '\0')
+        return;
+    json_t *root = json_loads(body, 0, NULL);
+    if (root == NULL)
+        return;
+    json_t *e = object != NULL ? json_object_get(root, object) : root;
+    const char *c = json_string_value(json_object_get(e, "code"));
+    const char *m = json_string_value(json_object_get(e, "message"));
+    if ((c == NULL || c[0] == '\0') && fallback != NULL)
+        c = json_string_value(json_object_get(e, fallback));
+    if (c != NULL)
+        snprintf(code, codelen, "%s", c);
+    if (m != NULL)
+        snprintf(message, msglen, "%s", m);
+    json_decref(root);
+}

@@ -73,6 +73,13 @@ bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
 bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char *payment_key,
                                 struct gateway_call_spec *spec, char *err, size_t errlen);
 
+/* The code and message of a JSON error body: body's "code" and "message", or
+ * those of its member `object` when not NULL; when the code is missing or
+ * empty, the member `fallback` (when not NULL) stands for it. Both "" when
+ * body is not such JSON. */
+void gateway_error_fields(const char *body, const char *object, const char *fallback, char *code,
+                          size_t codelen, char *message, size_t msglen);
+
 /* Read the error code and message of a non-2xx answer body into code and
  * message ("" when absent). */
 void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char *message,

@@ -97,25 +97,8 @@ oom:
 void gateway_stripe_parse_error(const char *body, char *code, size_t codelen, char *message,
                                 size_t msglen)
 {
-    code[0] = '\0';
-    message[0] = '\0';
-    if (body == NULL || body[0] == '\0')
-        return;
-    json_t *root = json_loads(body, 0, NULL);
-    if (root == NULL)
-        return;
-    json_t *e = json_object_get(root, "error");
-    const char *c = json_string_value(json_object_get(e, "code"));
-    const char *t = json_string_value(json_object_get(e, "type"));
-    const char *m = json_string_value(json_object_get(e, "message"));
     /* Some errors (a bad key, an idempotency mismatch) carry only a type. */
-    if (c != NULL && c[0] != '\0')
-        snprintf(code, codelen, "%s", c);
-    else if (t != NULL)
-        snprintf(code, codelen, "%s", t);
-    if (m != NULL)
-        snprintf(message, msglen, "%s", m);
-    json_decref(root);
+    gateway_error_fields(body, "error", "type", code, codelen, message, msglen);
 }
 
 /* A GET of {base}{path}{encoded id}{suffix} with the Authorization header;

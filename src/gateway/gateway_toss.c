@@ -134,20 +134,7 @@ bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char 
 void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char *message,
                               size_t msglen)
 {
-    code[0] = '\0';
-    message[0] = '\0';
-    if (body == NULL || body[0] == '\0')
-        return;
-    json_t *root = json_loads(body, 0, NULL);
-    if (root == NULL)
-        return;
-    const char *c = json_string_value(json_object_get(root, "code"));
-    const char *m = json_string_value(json_object_get(root, "message"));
-    if (c != NULL)
-        snprintf(code, codelen, "%s", c);
-    if (m != NULL)
-        snprintf(message, msglen, "%s", m);
-    json_decref(root);
+    gateway_error_fields(body, NULL, NULL, code, codelen, message, msglen);
 }
 
 bool gateway_toss_parse_payment(const char *body, struct gateway_payment *out)

@@ -85,4 +85,9 @@ const char *kafka_error_class_name(enum kafka_error_class c);
  * RD_KAFKA_RESP_ERR_NO_ERROR. */
 rd_kafka_resp_err_t kafka_fatal_error_text(rd_kafka_t *rk, char *buf, size_t buflen);
 
+/* Partition count of topic from the broker's metadata (waiting up to
+ * timeout_ms), or -1 with err (broker unreachable, topic missing). */
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                          size_t errlen);
+
 #endif

@@ -341,35 +341,6 @@ void ops_dlq_reader_free(rd_kafka_t *rk)
     rd_kafka_destroy(rk);
 }
 
-/* Partition count of topic, or -1 with err. */
-static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
-                           size_t errlen)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int n = -1;
-
-    if (rkt == NULL) {
-        snprintf(err, errlen, "could not read topic %s: %s", topic,
-                 rd_kafka_err2str(rd_kafka_last_error()));
-        return -1;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "could not reach the Kafka broker to read %s: %s", topic,
-                 rd_kafka_err2str(e));
-    } else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "cannot read topic %s: %s (run \"cancelctl topics\")", topic,
-                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not found");
-    } else {
-        n = md->topics[0].partition_cnt;
-    }
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return n;
-}
-
 struct part_state {
     int64_t end; /* high watermark at start: read up to end - 1 */
     bool done;
@@ -392,7 +363,7 @@ bool ops_dlq_scan(const struct config *cfg, int64_t since_ms, int timeout_ms,
     rd_kafka_t *rk = ops_dlq_reader_new(cfg, err, errlen);
     if (rk == NULL)
         return false;
-    int n = partition_count(rk, topic, timeout_ms, err, errlen);
+    int n = kafka_partition_count(rk, topic, timeout_ms, err, errlen);
     if (n < 0)
         goto out;
     stats->partitions = n;

@@ -9,6 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/kafka.h"
 #include "ops/ops_dlq.h"
 
 int64_t ops_lag_partition(int64_t committed, int64_t low, int64_t high)
@@ -17,31 +18,6 @@ int64_t ops_lag_partition(int64_t committed, int64_t low, int64_t high)
     if (from < low)
         from = low; /* committed before retention removed the messages */
     return high > from ? high - from : 0;
-}
-
-static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
-                           size_t errlen)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int n = -1;
-
-    if (rkt == NULL) {
-        snprintf(err, errlen, "%s", rd_kafka_err2str(rd_kafka_last_error()));
-        return -1;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        snprintf(err, errlen, "could not reach the Kafka broker: %s", rd_kafka_err2str(e));
-    else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        snprintf(err, errlen, "topic %s: %s", topic,
-                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not found");
-    else
-        n = md->topics[0].partition_cnt;
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return n;
 }
 
 /* Committed offsets of group for every partition of parts (in place:
@@ -116,7 +92,7 @@ out:
 
 static void one_pair(rd_kafka_t *rk, int timeout_ms, struct ops_group_lag *g)
 {
-    int n = partition_count(rk, g->topic, timeout_ms, g->error, sizeof(g->error));
+    int n = kafka_partition_count(rk, g->topic, timeout_ms, g->error, sizeof(g->error));
     if (n < 0)
         return;
     g->partitions = n;

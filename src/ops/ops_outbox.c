@@ -54,26 +54,13 @@ static const char sql_state[] =
     " FROM outbox WHERE id = $1::bigint";
 /* clang-format on */
 
-static json_t *query_rows(struct db *db, const char *sql, int n, const char *const *values,
-                          const char *context, char *err, size_t errlen)
-{
-    PGresult *res =
-        pgutil_query(db, sql, n, values, NULL, NULL, PGRES_TUPLES_OK, context, err, errlen);
-    if (res == NULL)
-        return NULL;
-    json_t *arr = ops_report_rows(res);
-    PQclear(res);
-    if (arr == NULL)
-        snprintf(err, errlen, "out of memory");
-    return arr;
-}
-
 bool ops_outbox_list_parked(struct db *db, int limit, json_t **out, char *err, size_t errlen)
 {
     char limit_text[16];
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     const char *values[1] = {limit_text};
-    *out = query_rows(db, sql_list, 1, values, "could not list parked outbox rows", err, errlen);
+    *out =
+        ops_report_query(db, sql_list, 1, values, "could not list parked outbox rows", err, errlen);
     return *out != NULL;
 }
 
@@ -91,12 +78,12 @@ bool ops_outbox_requeue(struct db *db, int64_t id, const char *operator_name, co
         return false;
     if (dry_run) {
         const char *values[1] = {id_text};
-        rows = query_rows(db, sql_candidates, 1, values, "could not read parked outbox rows", err,
-                          errlen);
+        rows = ops_report_query(db, sql_candidates, 1, values, "could not read parked outbox rows",
+                                err, errlen);
     } else {
         const char *values[3] = {id_text, operator_name, note};
-        rows = query_rows(db, sql_requeue, 3, values, "could not requeue parked outbox rows", err,
-                          errlen);
+        rows = ops_report_query(db, sql_requeue, 3, values, "could not requeue parked outbox rows",
+                                err, errlen);
         if (rows != NULL && json_array_size(rows) > 0) {
             PGresult *res = pgutil_query(db, sql_notify, 0, NULL, NULL, NULL, PGRES_TUPLES_OK,
                                          "could not wake the relay", err, errlen);

@@ -209,9 +209,8 @@ json_t *ops_report_rows(const PGresult *res)
     return arr;
 }
 
-/* Run sql and return its rows (ops_report_rows), or NULL with err. */
-static json_t *rows(struct db *db, const char *sql, int n, const char *const *values,
-                    const char *context, char *err, size_t errlen)
+json_t *ops_report_query(struct db *db, const char *sql, int n, const char *const *values,
+                         const char *context, char *err, size_t errlen)
 {
     PGresult *res =
         pgutil_query(db, sql, n, values, NULL, NULL, PGRES_TUPLES_OK, context, err, errlen);
@@ -224,11 +223,30 @@ static json_t *rows(struct db *db, const char *sql, int n, const char *const *va
     return arr;
 }
 
+/* Rows of (key, count) as an object {key: count}, and their sum in *total;
+ * takes rows (freed). */
+static json_t *counts_by(json_t *rows, const char *key, json_int_t *total)
+{
+    json_t *by = json_object();
+    size_t i;
+    json_t *row;
+
+    *total = 0;
+    json_array_foreach(rows, i, row)
+    {
+        json_int_t n = json_integer_value(json_object_get(row, "count"));
+        json_object_set_new(by, json_string_value(json_object_get(row, key)), json_integer(n));
+        *total += n;
+    }
+    json_decref(rows);
+    return by;
+}
+
 /* The first row of sql as an object (json null if none), or NULL with err. */
 static json_t *one(struct db *db, const char *sql, int n, const char *const *values,
                    const char *context, char *err, size_t errlen)
 {
-    json_t *arr = rows(db, sql, n, values, context, err, errlen);
+    json_t *arr = ops_report_query(db, sql, n, values, context, err, errlen);
     if (arr == NULL)
         return NULL;
     json_t *first = json_array_size(arr) > 0 ? json_incref(json_array_get(arr, 0)) : json_null();
@@ -240,24 +258,14 @@ static json_t *one(struct db *db, const char *sql, int n, const char *const *val
  * into doc's "reconciliation". */
 static bool reconciliation(struct db *db, json_t *doc, char *err, size_t errlen)
 {
-    json_t *kinds =
-        rows(db, sql_mismatch_kinds, 0, NULL, "could not count open mismatches", err, errlen);
+    json_t *kinds = ops_report_query(db, sql_mismatch_kinds, 0, NULL,
+                                     "could not count open mismatches", err, errlen);
     if (kinds == NULL)
         return false;
-    json_t *by_kind = json_object();
-    json_int_t total = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(kinds, i, row)
-    {
-        json_int_t n = json_integer_value(json_object_get(row, "count"));
-        json_object_set_new(by_kind, json_string_value(json_object_get(row, "kind")),
-                            json_integer(n));
-        total += n;
-    }
-    json_decref(kinds);
-    json_t *recent =
-        rows(db, sql_mismatch_recent, 0, NULL, "could not read open mismatches", err, errlen);
+    json_int_t total;
+    json_t *by_kind = counts_by(kinds, "kind", &total);
+    json_t *recent = ops_report_query(db, sql_mismatch_recent, 0, NULL,
+                                      "could not read open mismatches", err, errlen);
     json_t *last = recent != NULL ? one(db, sql_last_run, 0, NULL,
                                         "could not read the last reconciliation run", err, errlen)
                                   : NULL;
@@ -286,21 +294,11 @@ bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, ch
                         "could not start a snapshot", err, errlen))
         goto fail;
 
-    part = rows(db, sql_by_status, 0, NULL, "could not count requests", err, errlen);
+    part = ops_report_query(db, sql_by_status, 0, NULL, "could not count requests", err, errlen);
     if (part == NULL)
         goto fail;
-    json_t *by_status = json_object();
-    json_int_t total = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(part, i, row)
-    {
-        json_int_t n = json_integer_value(json_object_get(row, "count"));
-        json_object_set_new(by_status, json_string_value(json_object_get(row, "status")),
-                            json_integer(n));
-        total += n;
-    }
-    json_decref(part);
+    json_int_t total;
+    json_t *by_status = counts_by(part, "status", &total);
     json_object_set_new(doc, "requests",
                         json_pack("{s:o, s:I}", "byStatus", by_status, "total", total));
 
@@ -333,12 +331,12 @@ bool ops_report_status(struct db *db, const struct config *cfg, json_t **out, ch
     if ((part = one(db, sql_relay, 0, NULL, "could not read the relay lease", err, errlen)) == NULL)
         goto fail;
     json_object_set_new(doc, "relay", part);
-    if ((part = rows(db, sql_slack_recent, 0, NULL, "could not read Slack delivery faults", err,
-                     errlen)) == NULL)
+    if ((part = ops_report_query(db, sql_slack_recent, 0, NULL,
+                                 "could not read Slack delivery faults", err, errlen)) == NULL)
         goto fail;
     json_object_set_new(json_object_get(doc, "slack"), "recentFaults", part);
-    if ((part = rows(db, sql_replays, 1, dlq_topic, "could not count replays", err, errlen)) ==
-        NULL)
+    if ((part = ops_report_query(db, sql_replays, 1, dlq_topic, "could not count replays", err,
+                                 errlen)) == NULL)
         goto fail;
     json_object_set_new(doc, "replays", part);
     if (!reconciliation(db, doc, err, errlen))
@@ -390,7 +388,8 @@ bool ops_report_show(struct db *db, const struct config *cfg, const char *reques
         {"mismatches", sql_mismatches, "could not read the request's reconciliation mismatches"},
     };
     for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
-        if ((part = rows(db, parts[k].sql, 1, values, parts[k].context, err, errlen)) == NULL)
+        if ((part = ops_report_query(db, parts[k].sql, 1, values, parts[k].context, err, errlen)) ==
+            NULL)
             goto fail;
         json_object_set_new(doc, parts[k].key, part);
     }

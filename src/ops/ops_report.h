@@ -20,6 +20,11 @@
  * as null, everything else as text. New reference; NULL when out of memory. */
 json_t *ops_report_rows(const PGresult *res);
 
+/* Run sql (text parameters) and return its rows as ops_report_rows() does;
+ * NULL with err = "context: reason" on failure. */
+json_t *ops_report_query(struct db *db, const char *sql, int n, const char *const *values,
+                         const char *context, char *err, size_t errlen);
+
 /* The database half of `cancelctl status`: {"requests": {"byStatus", "total"},
  * "oldestDue", "inFlight", "outbox" (with "parked" and "oldestParked"), "relay" (the
  * lease's holder), "replays", "slack", "reconciliation":

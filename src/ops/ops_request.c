@@ -346,21 +346,33 @@ static void report_init(struct ops_report *out, const struct request_row *row)
     snprintf(out->status_after, sizeof(out->status_after), "%s", row->status);
 }
 
-/* Read the request (locked unless dry_run) inside the transaction the caller
- * opened. *found false fills out as NOT_FOUND. */
-static bool load(struct db *db, const char *request_id, bool dry_run, struct request_row *row,
-                 bool *found, struct ops_report *out, char *err, size_t errlen)
+/* Start an operator action on request_id: clear out, open the transaction
+ * (none for a dry run) and read the request, locked unless dry_run. *found
+ * false fills out as NOT_FOUND; found, out's statuses are the row's. On
+ * false (err set) nothing is left open. */
+static bool begin_action(struct db *db, const char *request_id, bool dry_run,
+                         struct request_row *row, bool *found, struct ops_report *out, char *err,
+                         size_t errlen)
 {
-    if (!request_store_get(db, request_id, !dry_run, row, found, err, errlen))
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    if (!dry_run && !db_begin(db, err, errlen))
         return false;
+    if (!request_store_get(db, request_id, !dry_run, row, found, err, errlen)) {
+        if (!dry_run)
+            db_rollback(db);
+        return false;
+    }
     if (!*found) {
         out->result = OPS_NOT_FOUND;
         snprintf(out->message, sizeof(out->message), "no request with requestId %s", request_id);
+        return true;
     }
+    report_init(out, row);
     return true;
 }
 
-/* End the transaction load() opened (none for a dry run): commit when the
+/* End the transaction begin_action() opened (none for a dry run): commit when the
  * action applied and ok, roll back otherwise; release row (may be NULL).
  * Returns false when !ok or the commit failed (err set). */
 static bool end_action(struct db *db, bool dry_run, bool ok, const struct ops_report *out,
@@ -385,14 +397,10 @@ bool ops_requeue(struct db *db, const struct config *cfg, const char *request_id
     struct request_row row;
     bool found = false, applied = false;
 
-    memset(out, 0, sizeof(*out));
-    if (!dry_run && !db_begin(db, err, errlen))
+    if (!begin_action(db, request_id, dry_run, &row, &found, out, err, errlen))
         return false;
-    if (!load(db, request_id, dry_run, &row, &found, out, err, errlen))
-        goto fail;
     if (!found)
         goto done;
-    report_init(out, &row);
     ops_rearm_plan_for(cfg, &row, OPS_REARM_REQUEUE, wall_ms(), &out->plan);
     if (!out->plan.ok) {
         out->result = OPS_REFUSED;
@@ -430,14 +438,10 @@ bool ops_resolve(struct db *db, const struct config *cfg, const char *request_id
     bool found = false;
     char why[512], att[16];
 
-    memset(out, 0, sizeof(*out));
-    if (!dry_run && !db_begin(db, err, errlen))
+    if (!begin_action(db, request_id, dry_run, &row, &found, out, err, errlen))
         return false;
-    if (!load(db, request_id, dry_run, &row, &found, out, err, errlen))
-        goto fail;
     if (!found)
         goto done;
-    report_init(out, &row);
     if (!ops_resolve_check(request_id, row.status, row.lease_owner, why, sizeof(why))) {
         out->result = OPS_REFUSED;
         snprintf(out->message, sizeof(out->message), "%s", why);

@@ -754,3 +754,34 @@ void gateway_error_fields(const char *body, const char *object, const char *fall
         snprintf(message, msglen, "%s", m);
     json_decref(root);
 }
+
+bool gateway_call_spec_finish_get(struct gateway_call_spec *spec,
+                                  const struct gateway_build_ctx *ctx, const char *what, char *err,
+                                  size_t errlen)
+{
+    if (spec->url != NULL) {
+        spec->headers[0] = strdup(ctx->auth_header);
+        if (spec->headers[0] != NULL) {
+            spec->nheaders = 1;
+            return true;
+        }
+    }
+    snprintf(err, errlen, "could not build %s: out of memory", what);
+    gateway_call_spec_clear(spec);
+    return false;
+}
+
+bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
+                                      const struct gateway_build_ctx *ctx, const char *content_type,
+                                      const struct refund_request *req)
+{
+    if (!gateway_call_spec_add_header(spec, "Content-Type", content_type) ||
+        !gateway_call_spec_add_header(
+            spec, "Idempotency-Key", req->idempotency_key ? req->idempotency_key : req->request_id))
+        return false;
+    spec->headers[spec->nheaders] = strdup(ctx->auth_header);
+    if (spec->headers[spec->nheaders] == NULL)
+        return false;
+    spec->nheaders++;
+    return true;
+}

@@ -73,6 +73,21 @@ bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
 bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char *payment_key,
                                 struct gateway_call_spec *spec, char *err, size_t errlen);
 
+/* The headers of a refund call: Content-Type content_type, the request's
+ * Idempotency-Key (its requestId when it has none) and ctx's Authorization.
+ * False when out of memory (the caller clears spec). */
+bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
+                                      const struct gateway_build_ctx *ctx, const char *content_type,
+                                      const struct refund_request *req)
+    __attribute__((warn_unused_result));
+
+/* Finish a GET whose spec->url was built (NULL when that ran out of memory):
+ * ctx's Authorization header as its one header. On false (out of memory),
+ * err = "could not build <what>: out of memory" and spec is cleared. */
+bool gateway_call_spec_finish_get(struct gateway_call_spec *spec,
+                                  const struct gateway_build_ctx *ctx, const char *what, char *err,
+                                  size_t errlen) __attribute__((warn_unused_result));
+
 /* The code and message of a JSON error body: body's "code" and "message", or
  * those of its member `object` when not NULL; when the code is missing or
  * empty, the member `fallback` (when not NULL) stands for it. Both "" when

@@ -79,14 +79,8 @@ bool gateway_stripe_build_refund(const struct gateway_build_ctx *ctx,
         !form_add(ctx->esc, &spec->body, &spec->body_len, "metadata[cancel_reason]", req->reason))
         goto oom;
 
-    if (!gateway_call_spec_add_header(spec, "Content-Type", "application/x-www-form-urlencoded") ||
-        !gateway_call_spec_add_header(
-            spec, "Idempotency-Key", req->idempotency_key ? req->idempotency_key : req->request_id))
+    if (!gateway_call_spec_refund_headers(spec, ctx, "application/x-www-form-urlencoded", req))
         goto oom;
-    spec->headers[spec->nheaders] = strdup(ctx->auth_header);
-    if (spec->headers[spec->nheaders] == NULL)
-        goto oom;
-    spec->nheaders++;
     return true;
 oom:
     snprintf(err, errlen, "could not build stripe refund request: out of memory");
@@ -119,16 +113,7 @@ static bool build_get(const struct gateway_build_ctx *ctx, const char *path, con
     if (spec->url != NULL)
         snprintf(spec->url, n, "%s%s%s%s", ctx->base_url, path, esc, suffix);
     free(esc);
-    if (spec->url != NULL) {
-        spec->headers[0] = strdup(ctx->auth_header);
-        if (spec->headers[0] != NULL) {
-            spec->nheaders = 1;
-            return true;
-        }
-    }
-    snprintf(err, errlen, "could not build stripe inquiry request: out of memory");
-    gateway_call_spec_clear(spec);
-    return false;
+    return gateway_call_spec_finish_get(spec, ctx, "stripe inquiry request", err, errlen);
 }
 
 bool gateway_stripe_build_payment_intent(const struct gateway_build_ctx *ctx,

@@ -94,14 +94,8 @@ bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
         goto oom;
     spec->body_len = strlen(spec->body);
 
-    if (!gateway_call_spec_add_header(spec, "Content-Type", "application/json") ||
-        !gateway_call_spec_add_header(
-            spec, "Idempotency-Key", req->idempotency_key ? req->idempotency_key : req->request_id))
+    if (!gateway_call_spec_refund_headers(spec, ctx, "application/json", req))
         goto oom;
-    spec->headers[spec->nheaders] = strdup(ctx->auth_header);
-    if (spec->headers[spec->nheaders] == NULL)
-        goto oom;
-    spec->nheaders++;
     ok = true;
     goto out;
 oom:
@@ -121,14 +115,7 @@ bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char 
         gateway_call_spec_clear(spec);
         return false;
     }
-    spec->headers[0] = strdup(ctx->auth_header);
-    if (spec->headers[0] != NULL) {
-        spec->nheaders = 1;
-        return true;
-    }
-    snprintf(err, errlen, "could not build toss inquiry request: out of memory");
-    gateway_call_spec_clear(spec);
-    return false;
+    return gateway_call_spec_finish_get(spec, ctx, "toss inquiry request", err, errlen);
 }
 
 void gateway_toss_parse_error(const char *body, char *code, size_t codelen, char *message,

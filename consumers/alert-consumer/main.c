@@ -3,19 +3,19 @@
  * tells people on Slack about every request that needs a human: once per
  * event, paced to Slack's limits, summed up in a digest during a flood, and
  * never lost to a Slack outage. The loop and its I/O live in
- * src/alert_engine.c, the decisions in src/alert.c, the messages in
- * src/slack.c; this file is arguments, connections and start-up.
+ * src/alert/alert_engine.c, the decisions in src/alert/alert.c, the messages in
+ * src/alert/slack.c; this file is arguments, connections and start-up.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "alert_engine.h"
-#include "config.h"
-#include "db.h"
-#include "kafka.h"
-#include "log.h"
-#include "service.h"
-#include "signals.h"
+#include "alert/alert_engine.h"
+#include "base/log.h"
+#include "base/signals.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
+#include "service/service.h"
+#include "store/db.h"
 
 int main(int argc, char **argv)
 {

@@ -1,20 +1,20 @@
 /*
  * intake-consumer: reads CancelFailed events from payments.cancel.failed,
  * records each new request with its first retry in the outbox, and
- * dead-letters what breaks the contract. The decisions live in src/intake.c;
+ * dead-letters what breaks the contract. The decisions live in src/core/intake.c;
  * this file is arguments, connections and the loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "consumer.h"
-#include "db.h"
-#include "intake.h"
-#include "kafka.h"
-#include "log.h"
-#include "service.h"
-#include "signals.h"
+#include "base/log.h"
+#include "base/signals.h"
+#include "config/config.h"
+#include "core/intake.h"
+#include "kafka/consumer.h"
+#include "kafka/kafka.h"
+#include "service/service.h"
+#include "store/db.h"
 
 struct intake_ctx {
     const struct config *cfg;

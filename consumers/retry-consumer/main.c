@@ -2,13 +2,13 @@
  * retry-consumer: runs refund attempts. Reads RetryScheduled events, claims
  * the request, calls the gateway with the requestId as idempotency key,
  * records the answer and what follows. Run as many as the retry topic has
- * partitions, in one consumer group. The engine is src/retry_worker.c; the
- * steps are src/retry_steps.c; the decision is src/attempt.c.
+ * partitions, in one consumer group. The engine is src/core/retry_worker.c; the
+ * steps are src/core/retry_steps.c; the decision is src/core/attempt.c.
  */
-#include "config.h"
-#include "log.h"
-#include "retry_worker.h"
-#include "service.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "core/retry_worker.h"
+#include "service/service.h"
 
 int main(int argc, char **argv)
 {

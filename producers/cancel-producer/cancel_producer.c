@@ -11,11 +11,11 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
-#include "config.h"
-#include "kafka.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "config/config.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
+#include "kafka/kafka.h"
 
 #define DEFAULT_SOURCE "/payments/upstream"
 
@@ -146,9 +146,9 @@ bool cancel_event_build(const struct cancel_failed_event *e, char **json_out,
     if (data == NULL)
         return false;
     cloudevent_new_id(id);
-    bool ok = cloudevent_build_at(
-        CANCEL_EVENT_TYPE_FAILED, e->source != NULL ? e->source : DEFAULT_SOURCE, e->request_id,
-        e->correlation_id, data, id, timeutil_now_ms(), json_out, err, errlen);
+    bool ok = cloudevent_build_at(CANCEL_EVENT_TYPE_FAILED,
+                                  e->source != NULL ? e->source : DEFAULT_SOURCE, e->request_id,
+                                  e->correlation_id, data, id, wall_ms(), json_out, err, errlen);
     json_decref(data);
     if (ok && !cancel_event_validate(*json_out, strlen(*json_out), NULL, 0, err, errlen)) {
         free(*json_out);
@@ -177,13 +177,10 @@ bool cancel_producer_publish_raw(struct cancel_producer *p, const char *key, con
         snprintf(err, errlen, "could not publish to %s: %s", p->topic, rd_kafka_err2str(e));
         return false;
     }
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start = mono_ms();
     while (!d.done) {
         rd_kafka_poll(p->rk, 50);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (!d.done && elapsed > timeout_ms) {
+        if (!d.done && mono_ms() - start > timeout_ms) {
             /* The message may still be delivered later; the intake
              * deduplicates if the caller publishes it again. */
             rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

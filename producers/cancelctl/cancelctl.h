@@ -18,8 +18,8 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "db.h"
+#include "config/config.h"
+#include "store/db.h"
 
 /* The command table, in the order `cancelctl --help` lists them. */
 #define CANCELCTL_COMMANDS(X)                                                                      \

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cancel_event.h"
-#include "log.h"
-#include "redact.h"
+#include "base/log.h"
+#include "base/redact.h"
+#include "event/cancel_event.h"
 
 /* A tool fails fast: a database that is down for the operator is news, not
  * something to wait out. Two attempts ride over a momentary blip. */

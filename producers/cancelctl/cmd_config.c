@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "kafka.h"
+#include "kafka/kafka.h"
 
 static const char help[] =
     "usage: cancelctl config check\n"

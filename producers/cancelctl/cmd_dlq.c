@@ -11,12 +11,13 @@
 #include <unistd.h>
 
 #include "cancelctl.h"
-#include "duration.h"
-#include "ops_dlq.h"
-#include "ops_replay.h"
-#include "ratelimit.h"
-#include "redact.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/duration.h"
+#include "base/ratelimit.h"
+#include "base/redact.h"
+#include "base/timeutil.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_replay.h"
 
 static const char help[] =
     "usage: cancelctl dlq list   [FILTERS] [--timeout DURATION]\n"
@@ -115,7 +116,7 @@ static int parse(int argc, char **argv, bool replay, struct dlq_opts *o)
         {"operator", required_argument, NULL, OPT_OPERATOR},
         {NULL, 0, NULL, 0}};
     const struct cancelctl_cmd *cmd = &cancelctl_cmd_dlq;
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     char err[512];
     char *end;
     int c;
@@ -312,7 +313,7 @@ static int do_replay(struct cancelctl_ctx *ctx, const struct config *cfg, const 
         struct ops_replay_result res;
         if (!o->dry_run) {
             int64_t wait;
-            while ((wait = ratelimit_take(rl, timeutil_now_ms())) > 0)
+            while ((wait = ratelimit_take(rl, wall_ms())) > 0)
                 sleep_ms(wait);
         }
         if (!ops_replay_one(db, cfg, l, op, filter, o->dry_run, &res, err, sizeof(err))) {

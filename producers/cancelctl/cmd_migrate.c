@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "migrate.h"
+#include "store/migrate.h"
 
 static const char help[] =
     "usage: cancelctl migrate [--migrations-dir DIR] [--status]\n"

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "ops_outbox.h"
-#include "ops_request.h"
+#include "ops/ops_outbox.h"
+#include "ops/ops_request.h"
 
 static const char help[] =
     "usage: cancelctl outbox list-parked [--limit N]\n"

@@ -10,7 +10,7 @@
 
 #include "cancel_producer.h"
 #include "cancelctl.h"
-#include "duration.h"
+#include "base/duration.h"
 
 static const char help[] =
     "usage: cancelctl publish --file EVENT.json [--raw --key KEY]\n"

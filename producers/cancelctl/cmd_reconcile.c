@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 #include "cancelctl.h"
-#include "log.h"
-#include "ops_dlq.h"
-#include "ops_request.h"
-#include "reconcile_run.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_request.h"
+#include "reconcile/reconcile_run.h"
 
 static const char help[] =
     "usage: cancelctl reconcile [--since TIME] [--gateway NAME] [--request-id ID]\n"
@@ -99,7 +100,7 @@ static int parse(int argc, char **argv, struct reconcile_args *a)
         {"operator", required_argument, NULL, OPT_OP},
         {NULL, 0, NULL, 0}};
     const struct cancelctl_cmd *cmd = &cancelctl_cmd_reconcile;
-    int64_t now = timeutil_now_ms(), since_ms = 0;
+    int64_t now = wall_ms(), since_ms = 0;
     char *end;
     int c;
 

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 #include "cancelctl.h"
-#include "ops_request.h"
+#include "ops/ops_request.h"
 
 static const char help[] =
     "usage: cancelctl requeue REQUEST_ID [--note TEXT] [--operator NAME] [--dry-run]\n"

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 #include "cancelctl.h"
-#include "ops_report.h"
-#include "redact.h"
+#include "base/redact.h"
+#include "ops/ops_report.h"
 
 static const char help[] =
     "usage: cancelctl show REQUEST_ID\n"

@@ -7,12 +7,12 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "duration.h"
-#include "ops_dlq.h"
-#include "ops_lag.h"
-#include "ops_report.h"
-#include "ops_request.h"
-#include "redact.h"
+#include "base/duration.h"
+#include "base/redact.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_lag.h"
+#include "ops/ops_report.h"
+#include "ops/ops_request.h"
 
 static const char help[] =
     "usage: cancelctl status [--timeout DURATION]\n"

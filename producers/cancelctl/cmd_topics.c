@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "duration.h"
-#include "topics.h"
+#include "base/duration.h"
+#include "kafka/topics.h"
 
 static const char help[] =
     "usage: cancelctl topics [--check] [--timeout DURATION]\n"

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cancelctl.h"
-#include "log.h"
+#include "base/log.h"
 
 #define CANCELCTL_TABLE_ENTRY(name) &cancelctl_cmd_##name,
 static const struct cancelctl_cmd *const commands[] = {CANCELCTL_COMMANDS(CANCELCTL_TABLE_ENTRY)

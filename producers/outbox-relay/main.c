@@ -1,12 +1,12 @@
 /*
  * outbox-relay: moves committed outbox rows onto their Kafka topics and runs
- * the reconciler. All of it lives in src/relay.c and src/reconciler.c; this
+ * the reconciler. All of it lives in src/relay/relay.c and src/core/reconciler.c; this
  * file is arguments and lifetime.
  */
-#include "config.h"
-#include "log.h"
-#include "relay.h"
-#include "service.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "relay/relay.h"
+#include "service/service.h"
 
 int main(int argc, char **argv)
 {

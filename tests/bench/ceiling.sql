@@ -7,8 +7,8 @@
 -- database could sustain for the pipeline, with nothing else (Kafka, the
 -- gateway, the processes' own CPU, the waits between stages) in the way.
 --
--- The statements follow src/request_store.c, src/outbox.c and
--- src/request_events.c: same tables, rows, indexes, constraints and
+-- The statements follow src/store/request_store.c, src/store/outbox.c and
+-- src/store/request_events.c: same tables, rows, indexes, constraints and
 -- triggers (the outbox NOTIFY), statements and transactions shaped as the
 -- processes send them: the intake inserts a poll batch with one multi-row
 -- statement per table; the relay reads a batch and marks it with one fenced

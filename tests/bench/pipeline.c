@@ -36,7 +36,8 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
+#include "base/clock.h"
+#include "event/cancel_event.h"
 #include "pipeline_fixture.h"
 #include "procstat.h"
 #include "report.h"
@@ -78,8 +79,8 @@ static void bench_event(int i, struct cancel_failed_event *ev, char *rid, char *
     struct pace *pace = arg;
     if (pace->rate > 0) {
         if (i == 0)
-            pace->t0_ms = itest_mono_ms();
-        int64_t wait = pace->t0_ms + (int64_t)i * 1000 / pace->rate - itest_mono_ms();
+            pace->t0_ms = mono_ms();
+        int64_t wait = pace->t0_ms + (int64_t)i * 1000 / pace->rate - mono_ms();
         if (wait > 0)
             itest_sleep_ms((int)wait);
     }
@@ -107,14 +108,14 @@ static double cpu_delta(double before, double after)
  * is published, or the deadline passes; progress on stderr. */
 static void wait_final(struct itest *t, int n, int timeout_s)
 {
-    int64_t t0 = itest_mono_ms(), next_note = t0 + 10000;
+    int64_t t0 = mono_ms(), next_note = t0 + 10000;
     long long done = 0;
-    while (itest_mono_ms() - t0 < (int64_t)timeout_s * 1000) {
+    while (mono_ms() - t0 < (int64_t)timeout_s * 1000) {
         done = itest_query_int(
             t, "SELECT count(*) FROM cancel_request WHERE finished_at IS NOT NULL", 0, NULL);
         if (done >= n)
             break;
-        if (itest_mono_ms() >= next_note) {
+        if (mono_ms() >= next_note) {
             fprintf(stderr, "bench: %lld of %d requests final\n", done, n);
             next_note += 10000;
         }
@@ -122,8 +123,8 @@ static void wait_final(struct itest *t, int n, int timeout_s)
     }
     /* The outcome is published just after the final status; give the relay
      * a moment so that the last requests have that stage too. */
-    int64_t t1 = itest_mono_ms();
-    while (itest_mono_ms() - t1 < 30000 &&
+    int64_t t1 = mono_ms();
+    while (mono_ms() - t1 < 30000 &&
            itest_query_int(t,
                            "SELECT count(*) FROM cancel_request c WHERE finished_at IS NOT NULL"
                            " AND NOT EXISTS (SELECT 1 FROM outbox o"

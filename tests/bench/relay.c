@@ -36,6 +36,8 @@
 
 #include "pipeline_fixture.h"
 
+#include "base/clock.h"
+
 static struct pipeline *P;
 
 static void stop(void)
@@ -171,12 +173,12 @@ Test(bench, relay, .fini = stop, .timeout = 3600)
     pipeline_kill(P, PIPELINE_RELAY, 0, SIGTERM);
     snprintf(topic, sizeof(topic), "%spayments.cancel.retry", t->prefix);
 
-    int64_t f0 = itest_mono_ms();
+    int64_t f0 = mono_ms();
     fill(t, topic, 1, retained, "published");
     fill(t, topic, retained + 1, rows, "due");
     cr_assert(itest_exec(t, "VACUUM ANALYZE outbox", 0, NULL, err, sizeof(err)), "%s", err);
     printf("relay benchmark: filled %ld due rows behind %ld retained published rows in %.1f s\n",
-           rows, retained, (double)(itest_mono_ms() - f0) / 1000.0);
+           rows, retained, (double)(mono_ms() - f0) / 1000.0);
     char *settings =
         itest_query_value(t,
                           "SELECT format('fsync=%s synchronous_commit=%s shared_buffers=%s',"
@@ -189,7 +191,7 @@ Test(bench, relay, .fini = stop, .timeout = 3600)
 
     char *last = itest_query_value(t, "SELECT max(id)::text FROM outbox", 0, NULL);
     char *start = itest_query_value(t, "SELECT clock_timestamp()::text", 0, NULL);
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     pipeline_start_process(P, PIPELINE_RELAY, 0);
     /* The relay publishes in id order, so the last row's mark ends the run:
      * a primary-key lookup per poll, where counting the unpublished rows
@@ -197,7 +199,7 @@ Test(bench, relay, .fini = stop, .timeout = 3600)
      * database time from it. Then every row is checked once. */
     const char *lp[1] = {last};
     bool done = false;
-    while (!done && itest_mono_ms() - t0 < 1800000) {
+    while (!done && mono_ms() - t0 < 1800000) {
         char *v = itest_query_value(t, "SELECT published_at IS NOT NULL FROM outbox WHERE id = $1",
                                     1, lp);
         done = v != NULL && strcmp(v, "t") == 0;
@@ -209,7 +211,7 @@ Test(bench, relay, .fini = stop, .timeout = 3600)
     long long left =
         itest_query_int(t, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, NULL);
     cr_assert_eq(left, 0, "%lld of %ld rows still unpublished after %.0f s (logs: %s)", left, rows,
-                 (double)(itest_mono_ms() - t0) / 1000.0, pipeline_log_dir(P));
+                 (double)(mono_ms() - t0) / 1000.0, pipeline_log_dir(P));
 
     pid_t relay = child_named("outbox-relay");
     cr_assert(relay > 0, "the outbox-relay process is gone (logs: %s)", pipeline_log_dir(P));

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cancel_event.h"
+#include "event/cancel_event.h"
 
 /* The simulator stands in for a gateway: its memory is not the pipeline's. */
 #define SIMULATOR_NAME "gateway-sim"

@@ -30,6 +30,8 @@
 #include "pipeline_fixture.h"
 #include "slack_sink_fixture.h"
 
+#include "base/clock.h"
+
 #define CHAOS_BATCHES  10
 #define CHAOS_CAP_MS   (570 * 1000)
 #define CHAOS_LEASE_MS 10000
@@ -435,7 +437,7 @@ static const char config_extra[] = "consumers:\n"
 
 Test(chaos, run, .fini = stop_all, .timeout = 600)
 {
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     uint64_t seed = (uint64_t)env_long("CHAOS_SEED", 1);
     C.rng = seed;
     C.n = (int)env_long("CHAOS_REQUESTS", 2000);
@@ -480,7 +482,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
         prepare(i);
 
     int gaps = CHAOS_BATCHES - 1, next = 0;
-    int64_t last_fault = itest_mono_ms();
+    int64_t last_fault = mono_ms();
     for (int b = 0; b < CHAOS_BATCHES; b++) {
         struct batch bt = {C.n * b / CHAOS_BATCHES};
         int count = C.n * (b + 1) / CHAOS_BATCHES - bt.base;
@@ -490,14 +492,14 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
         for (; b < gaps && next < upto && next < nplan; next++) {
             /* Half the cap for publishing and faults at most: the rest is
              * for converging. */
-            if (itest_mono_ms() - t0 >= CHAOS_CAP_MS / 2) {
+            if (mono_ms() - t0 >= CHAOS_CAP_MS / 2) {
                 fprintf(stderr, "chaos: out of time for faults: %d not injected\n", nplan - next);
                 C.skipped = nplan - next;
                 next = nplan;
                 break;
             }
             inject(plan[next]);
-            last_fault = itest_mono_ms();
+            last_fault = mono_ms();
             settle_pending();
         }
         itest_sleep_ms(500);
@@ -507,11 +509,11 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
     /* Convergence: every request final; pending refunds settled meanwhile. */
     long long final = -1;
     int64_t converged_at = -1;
-    while (itest_mono_ms() - t0 < CHAOS_CAP_MS - 60000) {
+    while (mono_ms() - t0 < CHAOS_CAP_MS - 60000) {
         settle_pending();
         final = q_int(final_sql);
         if (final == C.n) {
-            converged_at = itest_mono_ms();
+            converged_at = mono_ms();
             break;
         }
         revive();
@@ -522,7 +524,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
 
     /* Alerts: wait (bounded) for each FAILED/EXHAUSTED request's post. */
     int alerts_lost = -1, alerts_repeated = 0, alerting = 0;
-    int64_t alert_deadline = itest_mono_ms() + 60000;
+    int64_t alert_deadline = mono_ms() + 60000;
     for (;;) {
         PGresult *r = alerting_requests();
         json_t *posts = slack_sink_posts(&C.sink);
@@ -538,7 +540,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
             PQclear(r);
         }
         json_decref(posts);
-        if (alerts_lost == 0 || itest_mono_ms() >= alert_deadline)
+        if (alerts_lost == 0 || mono_ms() >= alert_deadline)
             break;
         itest_sleep_ms(1000);
     }
@@ -566,7 +568,7 @@ Test(chaos, run, .fini = stop_all, .timeout = 600)
                (double)(converged_at - last_fault) / 1000.0);
     else
         printf("  %-34s %8s\n", "seconds to converge after last fault", "never");
-    printf("  %-34s %8.1f\n", "seconds in all", (double)(itest_mono_ms() - t0) / 1000.0);
+    printf("  %-34s %8.1f\n", "seconds in all", (double)(mono_ms() - t0) / 1000.0);
     fflush(stdout);
 
     cr_expect_eq(lost, 0, "%lld requests not final", lost);

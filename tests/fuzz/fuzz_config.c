@@ -1,5 +1,5 @@
 /*
- * fuzz_config: the config file (src/config.c, config_table.c,
+ * fuzz_config: the config file (src/config/config.c, config_table.c,
  * config_validate.c, config_yaml.c).
  *
  * Input: the YAML text. It is loaded twice, with config_load_string() and,
@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 
 static char config_path[] = "/tmp/cr-fuzz-config-XXXXXX";
 static bool have_path;

@@ -1,6 +1,6 @@
 /*
  * fuzz_event: the bytes of one Kafka message as the consumers read them
- * (src/cloudevent.c, src/cancel_event.c).
+ * (src/event/cloudevent.c, src/event/cancel_event.c).
  *
  * Input: the message value, any bytes. Properties:
  * - cloudevent_parse() gives one of the three verdicts; a refusal says why
@@ -17,8 +17,8 @@
 
 #include <stdbool.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
 
 /* A fixed instant for the builders (2026-01-01T00:00:00Z): the time of a
  * rebuilt event is ours, not the input's. */

@@ -1,5 +1,5 @@
 /*
- * fuzz_gateway: what a gateway answers, read by src/gateway.c,
+ * fuzz_gateway: what a gateway answers, read by src/gateway/gateway.c,
  * gateway_toss.c, gateway_stripe.c and gateway_table.c, without HTTP.
  *
  * Input: a header line, then one or two bodies:
@@ -31,8 +31,8 @@
 
 #include <curl/curl.h>
 
-#include "gateway.h"
-#include "gateway_internal.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

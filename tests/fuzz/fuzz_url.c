@@ -1,5 +1,5 @@
 /*
- * fuzz_url: the HTTP calls the gateway clients build (src/gateway_toss.c,
+ * fuzz_url: the HTTP calls the gateway clients build (src/gateway/gateway_toss.c,
  * gateway_stripe.c through gateway_internal.h): every URL, body and header
  * for an arbitrary payment key and request id.
  *
@@ -31,8 +31,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "gateway.h"
-#include "gateway_internal.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_internal.h"
 
 #define DEFAULT_BASE "https://api.tosspayments.com"
 #define AMOUNT       15000

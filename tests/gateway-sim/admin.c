@@ -9,7 +9,7 @@
 
 #include "faults.h"
 #include "ledger.h"
-#include "log.h"
+#include "base/log.h"
 
 #define ADMIN_PREFIX "/_sim/"
 

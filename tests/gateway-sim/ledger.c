@@ -16,6 +16,8 @@
 
 #include "ledger_int.h"
 
+#include "base/clock.h"
+
 /* Grow *arr (of elements of size elsize) so that one more fits. */
 bool ledger_grow(void **arr, size_t *cap, size_t n, size_t elsize)
 {
@@ -415,7 +417,7 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
     }
     struct ledger_refund r = {0};
     r.amount = amount;
-    r.at_ms = sim_now_ms();
+    r.at_ms = wall_ms();
     r.status = spec->has_status ? spec->status : p->refund_status;
     r.id = new_refund_id(ledger, gateway);
     r.seq = ledger->seq;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 static void idem_clear(struct idem_entry *e)
 {
     free(e->key);
@@ -124,7 +126,7 @@ void ledger_call_record(struct ledger *ledger, const struct ledger_call *call)
 {
     struct call_entry c = {0};
 
-    c.at_ms = sim_now_ms();
+    c.at_ms = wall_ms();
     c.method = ledger_dup_or_null(call->method);
     c.path = ledger_dup_or_null(call->path);
     c.gateway = call->gateway;

@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "server.h"
-#include "signals.h"
+#include "base/signals.h"
 #include "sim.h"
 
 #define DEFAULT_HOST "127.0.0.1"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ledger.h"
-#include "log.h"
+#include "base/log.h"
 
 /* The gateways' words for "a request with this key is still being processed"
  * (Stripe's is its documented message). */

@@ -15,7 +15,7 @@
 
 #include <microhttpd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 /* Idle keep-alive connections are closed after this many seconds. Requests
  * being handled (an injected hang) are not subject to it. */

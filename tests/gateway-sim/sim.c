@@ -123,13 +123,6 @@ bool sim_sleep_ms(struct sim *sim, int64_t ms)
     return !atomic_load(&sim->stopping);
 }
 
-int64_t sim_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void sim_format_time(int64_t ms, char *buf, size_t buflen)
 {
     time_t secs = (time_t)(ms / 1000);

@@ -106,9 +106,6 @@ void sim_response_clear(struct sim_response *resp);
  * simulator is stopping so that shutdown never waits for an injected hang. */
 bool sim_sleep_ms(struct sim *sim, int64_t ms);
 
-/* Wall-clock time in milliseconds since the epoch. */
-int64_t sim_now_ms(void);
-
 /* Format ms since the epoch as RFC 3339 UTC ("2026-11-20T09:15:02.123Z"). */
 void sim_format_time(int64_t ms, char *buf, size_t buflen);
 

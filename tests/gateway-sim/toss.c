@@ -1,7 +1,7 @@
 /*
  * toss: Toss Payments cancel and inquiry. See toss.h.
  */
-#include "base64.h"
+#include "base/base64.h"
 #include "toss.h"
 
 #include <stdio.h>

@@ -18,6 +18,8 @@
 
 #include "harness.h"
 
+#include "base/clock.h"
+
 pid_t child_spawn(const char *const *argv, const char *log_path)
 {
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -50,12 +52,12 @@ pid_t child_spawn(const char *const *argv, const char *log_path)
 int child_reap(struct child *c, int timeout_ms)
 {
     int status = 0;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(c->pid, &status, WNOHANG);
         if (r == c->pid || (r < 0 && errno != EINTR))
             break;
-        if (itest_mono_ms() >= deadline) {
+        if (mono_ms() >= deadline) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
                 ;
@@ -110,8 +112,7 @@ int child_wait_port_file(const char *port_file, int timeout_ms, const char *what
                          const char *log_path)
 {
     int port = 0;
-    for (int64_t deadline = itest_mono_ms() + timeout_ms;
-         port == 0 && itest_mono_ms() < deadline;) {
+    for (int64_t deadline = mono_ms() + timeout_ms; port == 0 && mono_ms() < deadline;) {
         FILE *f = fopen(port_file, "r");
         if (f != NULL) {
             if (fscanf(f, "%d", &port) != 1)

@@ -20,6 +20,8 @@
 #include "harness.h"
 #include "http_fixture.h"
 
+#include "base/clock.h"
+
 static void sim_binary(char *out, size_t len)
 {
     const char *env = getenv("GATEWAY_SIM");
@@ -193,15 +195,15 @@ void gwsim_refund_start(struct gateway_client *gc, const struct refund_request *
 void gwsim_refunds_wait(struct http_client *http, struct gwsim_refund *refunds, size_t n)
 {
     char err[256];
-    int64_t deadline = itest_mono_ms() + 30000;
+    int64_t deadline = mono_ms() + 30000;
     for (;;) {
         size_t done = 0;
         for (size_t i = 0; i < n; i++)
             done += refunds[i].done;
         if (done == n)
             break;
-        cr_assert_lt(itest_mono_ms(), deadline, "%zu of %zu refunds still running after 30 s",
-                     n - done, n);
+        cr_assert_lt(mono_ms(), deadline, "%zu of %zu refunds still running after 30 s", n - done,
+                     n);
         cr_assert_geq(http_client_run(http, 100, err, sizeof(err)), 0, "%s", err);
     }
 }

@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "gateway.h"
-#include "http.h"
+#include "base/http.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
 
 #define GWSIM_TOSS_SECRET   "test_sk_toss_local"
 #define GWSIM_STRIPE_SECRET "sk_test_stripe_local"

@@ -21,6 +21,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/clock.h"
+
 const char itest_default_config[] =
     "log:\n"
     "  level: info\n"
@@ -412,7 +414,7 @@ long long itest_query_int(struct itest *t, const char *sql, int nparams, const c
 bool itest_wait_query(struct itest *t, const char *sql, int nparams, const char *const *params,
                       const char *want, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res = PQexecParams(itest_pg(t), sql, nparams, NULL, params, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
@@ -427,7 +429,7 @@ bool itest_wait_query(struct itest *t, const char *sql, int nparams, const char 
         PQclear(res);
         if (match)
             return true;
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return false;
         itest_sleep_ms(100);
     }
@@ -468,7 +470,7 @@ void itest_start(struct itest_proc *p, const char *const *argv, const char *cons
 void itest_finish(struct itest_proc *p, int timeout_ms, struct itest_result *r)
 {
     size_t olen = 0, ocap = 0, elen = 0, ecap = 0;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     struct pollfd fds[2] = {{p->out_fd, POLLIN, 0}, {p->err_fd, POLLIN, 0}};
     int open_fds = 2;
 
@@ -477,7 +479,7 @@ void itest_finish(struct itest_proc *p, int timeout_ms, struct itest_result *r)
     r->err = calloc(1, 1);
     ocap = ecap = 1;
     while (open_fds > 0) {
-        int64_t left = deadline - itest_mono_ms();
+        int64_t left = deadline - mono_ms();
         if (left <= 0) {
             kill(p->pid, SIGKILL);
             r->timed_out = true;
@@ -590,11 +592,4 @@ void itest_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-int64_t itest_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -134,8 +134,7 @@ int itest_topic_partitions(struct itest *t, const char *topic);
  * if that does not work. */
 void itest_create_topic(struct itest *t, const char *topic, int partitions);
 
-/* Sleep ms milliseconds (through EINTR); a monotonic clock in ms. */
+/* Sleep ms milliseconds (through EINTR). */
 void itest_sleep_ms(int ms);
-int64_t itest_mono_ms(void);
 
 #endif

@@ -11,6 +11,8 @@
 
 #include "harness.h"
 
+#include "base/clock.h"
+
 char *log_file_read(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -44,9 +46,9 @@ int log_file_count(const char *path, const char *needle)
 
 bool log_file_wait(const char *path, const char *needle, int count, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     while (log_file_count(path, needle) < count) {
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return false;
         itest_sleep_ms(50);
     }

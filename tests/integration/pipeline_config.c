@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_yaml.h"
+#include "config/config_yaml.h"
 
 /* ---- growing text buffer ---- */
 

@@ -12,12 +12,14 @@
 
 #include "pipeline_internal.h"
 
+#include "base/clock.h"
+
 const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int timeout_ms)
 {
     static const char *const finals[] = {"SUCCEEDED", "ALREADY_REFUNDED", "FAILED", "EXHAUSTED",
                                          "MANUALLY_RESOLVED"};
     const char *params[] = {request_id};
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         PGresult *res =
             PQexecParams(itest_pg(&p->t), "SELECT status FROM cancel_request WHERE request_id = $1",
@@ -34,7 +36,7 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
         PQclear(res);
         if (found != NULL)
             return found;
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return NULL;
         itest_sleep_ms(100);
     }

@@ -15,7 +15,7 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "log_file.h"
 #include "pipeline_config.h"
 #include "pipeline_internal.h"

@@ -8,7 +8,7 @@
 #include <curl/curl.h>
 
 #include "child_process.h"
-#include "config.h"
+#include "config/config.h"
 #include "harness.h"
 #include "pipeline_fixture.h"
 

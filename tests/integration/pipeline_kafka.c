@@ -12,7 +12,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "dlq.h"
+#include "base/clock.h"
+#include "event/dlq.h"
 #include "pipeline_internal.h"
 
 const char *pipeline_topic_of(struct pipeline *p, const char *role)
@@ -115,7 +116,7 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     rd_kafka_conf_t *conf = kafka_conf(p);
     char group[160];
     snprintf(group, sizeof(group), "%sreader-%d-%lld", p->t.prefix, (int)getpid(),
-             (long long)itest_mono_ms());
+             (long long)mono_ms());
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
@@ -144,8 +145,8 @@ size_t pipeline_read_topic(struct pipeline *p, const char *topic_role, size_t ex
     bool *at_end = calloc((size_t)nparts, sizeof(*at_end));
     cr_assert_not_null(at_end);
     int ends = 0;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    while (itest_mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (mono_ms() < deadline && (expect == 0 ? ends < nparts : n < expect)) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
         if (msg == NULL)
             continue;
@@ -244,7 +245,7 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                      rd_kafka_err2str(e));
     }
     bool done = false;
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     while (!done) {
         rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
         for (int i = 0; i < nparts; i++)
@@ -259,7 +260,7 @@ bool pipeline_wait_consumed(struct pipeline *p, const char *topic_role, const ch
                 done = false;
         }
         rd_kafka_topic_partition_list_destroy(parts);
-        if (done || itest_mono_ms() >= deadline)
+        if (done || mono_ms() >= deadline)
             break;
         itest_sleep_ms(200);
     }

@@ -24,13 +24,14 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
 #include "harness.h"
 #include "log_file.h"
 #include "pipeline_fixture.h"
 #include "slack_sink_fixture.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/timeutil.h"
 
 /* The secret part of the webhook URL: it must never show up in a log. */
 #define SECRET_PATH "/services/T000/B000/s3cr3t-t0ken"
@@ -88,7 +89,7 @@ static void publish_outcome(const char *request_id, const char *status, const ch
     struct cancel_request_fields f = {request_id, gateway, "pay_key_1234567890",
                                       "KRW",      15000,   false};
     struct cancel_last_error last = {"PROVIDER_ERROR", "gateway unavailable", 503};
-    json_t *data = outcome_data(&f, status, 4, &last, timeutil_now_ms(), err, sizeof(err));
+    json_t *data = outcome_data(&f, status, 4, &last, wall_ms(), err, sizeof(err));
     cr_assert_not_null(data, "%s", err);
     cr_assert(cloudevent_build(CANCEL_EVENT_TYPE_OUTCOME, CANCEL_EVENT_SOURCE, request_id,
                                "corr-it-1", data, &json, err, sizeof(err)),
@@ -273,7 +274,7 @@ Test(alerts, outage_delays_every_alert_and_loses_none, .fini = stop_all, .timeou
     start("alerts-outage", NULL);
     snprintf(fault, sizeof(fault), "{\"status\":503,\"body\":\"service_unavailable\",\"forMs\":%d}",
              outage_s * 1000);
-    long long t0 = timeutil_now_ms();
+    long long t0 = wall_ms();
     slack_sink_fault(&SINK, fault);
     for (int i = 0; i < 5; i++) {
         char id[32];
@@ -493,7 +494,7 @@ Test(alerts, a_dead_route_delays_only_its_own_alerts, .fini = stop_all, .timeout
     /* Still dead, and backing off by now: a new alert on the live route is
      * not held behind it either. */
     itest_sleep_ms(3000);
-    long long t_live = timeutil_now_ms();
+    long long t_live = wall_ms();
     publish_outcome(live[3], "EXHAUSTED", "toss");
     ps = wait_accepted(4, 15000);
     cr_assert_eq(accepted_for(ps, live[3], NULL), 1);

@@ -15,9 +15,9 @@
 
 #include <jansson.h>
 
-#include "dlq.h"
+#include "event/dlq.h"
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 static struct pipeline *P;
 

@@ -15,11 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "gateway/gateway.h"
 #include "gateway_sim_fixture.h"
 #include "harness.h"
-#include "http.h"
-#include "log.h"
+#include "base/clock.h"
+#include "base/http.h"
+#include "base/log.h"
 
 #define TOSS_SECRET   GWSIM_TOSS_SECRET
 #define STRIPE_SECRET GWSIM_STRIPE_SECRET
@@ -180,9 +181,9 @@ Test(gateway_clients, hang_times_out_as_retryable_without_an_answer)
     gwsim_payment(&f.sim, "toss", "pk_hang", 10000, 0);
     gwsim_fault(&f.sim, "{\"paymentKey\":\"pk_hang\",\"type\":\"hang\",\"delayMs\":3000}");
 
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     struct gateway_answer a = refund(f.http, f.toss, "req-hang", "pk_hang", 10000, false);
-    int64_t took = itest_mono_ms() - t0;
+    int64_t took = mono_ms() - t0;
     expect_verdict(a, GATEWAY_RETRYABLE);
     cr_expect_str_eq(a.code, "TIMEOUT");
     cr_expect_not(a.answered);
@@ -548,7 +549,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
         gwsim_payment(&f.sim, i % 2 ? "stripe" : "toss", keys[i], 1000, 0);
     }
 
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     for (int i = 0; i < CONCURRENT; i++) {
         struct refund_request req = {ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk",
                                      NULL,   0,       0};
@@ -557,7 +558,7 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
     cr_expect_eq(http_client_in_flight(f.http), CONCURRENT);
     gwsim_refunds_wait(f.http, results, CONCURRENT);
     cr_expect_eq(http_client_in_flight(f.http), 0);
-    int64_t took = itest_mono_ms() - t0;
+    int64_t took = mono_ms() - t0;
 
     for (int i = 0; i < CONCURRENT; i++)
         expect_verdict(results[i].answer, GATEWAY_SUCCEEDED);

@@ -1,5 +1,5 @@
 /*
- * Every row of the behaviour table (src/gateway_table.c, documented in
+ * Every row of the behaviour table (src/gateway/gateway_table.c, documented in
  * docs/gateways.md) exercised end to end: for each row, gateway-sim is made
  * to give that answer to a real gateway client (gateway.h over a real
  * http_client), and the classified answer must name the row (its rule) and
@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "gateway/gateway.h"
 #include "gateway_sim_fixture.h"
-#include "http.h"
+#include "base/http.h"
 
 #define T GATEWAY_TOSS
 #define S GATEWAY_STRIPE
@@ -271,7 +271,7 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
 {
     const struct row_case *c = &cases[*i];
     const struct gateway_rule *row = find_row(c->rule);
-    cr_assert_not_null(row, "%s is not a row of src/gateway_table.c", c->rule);
+    cr_assert_not_null(row, "%s is not a row of src/gateway/gateway_table.c", c->rule);
     cr_assert_eq(row->kind, c->kind, "%s: wrong gateway", c->rule);
 
     char err[256], key[302], reason[502];

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/clock.h"
 
 /* The issue's policy: 200 ms x2, cap 2 s, n attempts (6 there), 3 s timeout.
  * One YAML document: a test adds keys other than retry and gateways. */
@@ -426,7 +426,7 @@ Test(gateway_truth, key_lifetime_counts_from_the_kafka_timestamp, .fini = stop, 
                      "\"datacontenttype\":\"application/json\",\"data\":{\"requestId\":\"r-old\","
                      "\"gateway\":\"toss\",\"paymentKey\":\"pk_old\",\"amount\":2000,"
                      "\"currency\":\"KRW\",\"reason\":\"customer cancelled\"}}";
-    int64_t three_hours_ago = timeutil_now_ms() - 3 * 3600 * 1000LL;
+    int64_t three_hours_ago = wall_ms() - 3 * 3600 * 1000LL;
     pipeline_publish_raw_at(P, "cancel_failed", "r-old", ev, strlen(ev), NULL, three_hours_ago);
     cr_assert_str_eq(wait_final("r-old"), "SUCCEEDED");
     /* Toss keys live 15 days (docs/gateways.md) from the first use we know of. */

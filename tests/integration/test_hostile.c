@@ -28,7 +28,9 @@
 #include <librdkafka/rdkafka.h>
 
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/i64.h"
+#include "base/timeutil.h"
 
 #define FINAL_TIMEOUT_MS 90000
 #define MAX_MSGS         160
@@ -78,7 +80,7 @@ static char *xstrdup(const char *s)
 static char *event_with(const char *rid, const char *field, const char *value)
 {
     char when[RFC3339_MS_LEN];
-    cr_assert(rfc3339_format(timeutil_now_ms(), when, sizeof(when)));
+    cr_assert(rfc3339_format(wall_ms(), when, sizeof(when)));
     json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "requestId", rid, "gateway", "toss",
                           "paymentKey", "pk_hostile", "amount", (json_int_t)1000, "currency", "KRW",
                           "reason", "customer cancelled");
@@ -221,7 +223,7 @@ static void build_corpus(void)
     static const char *const P_ = "PARSE_ERROR";
     static const char *const S = "SCHEMA_VIOLATION";
     static const char *const U = "UNKNOWN_GATEWAY";
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
     char rid[16];
 
     valid("toss", "reason", "\"고객 요청 취소 🙏\"");
@@ -484,7 +486,7 @@ Test(hostile, corpus_is_dead_lettered_and_valid_messages_around_it_succeed, .fin
             continue;
         char part[16], offs[32];
         snprintf(part, sizeof(part), "%d", (int)m->partition);
-        snprintf(offs, sizeof(offs), "%lld", (long long)m->offset);
+        I64(offs, m->offset);
         const struct pipeline_msg *x = NULL;
         for (size_t k = 0; k < n && x == NULL; k++)
             if (hdr(&dl[k], "dlq.original.partition") != NULL &&
@@ -616,7 +618,7 @@ Test(hostile, gateway_answers_stop_nothing, .fini = stop, .timeout = 280)
     sql("CREATE TRIGGER h_refuse_once BEFORE INSERT ON retry_attempt_log"
         " FOR EACH ROW EXECUTE FUNCTION h_refuse_once()");
 
-    int64_t t0 = timeutil_now_ms();
+    int64_t t0 = wall_ms();
     pipeline_publish(P, "r-ra", "toss", "pk_ra", 3000, "KRW", false);
     pipeline_publish(P, "r-date", "toss", "pk_date", 3000, "KRW", false);
     pipeline_publish(P, "r-utf8", "toss", "pk_utf8", 3000, "KRW", false);

@@ -1,5 +1,5 @@
 /*
- * Connection reuse that cannot send a refund twice (src/http.h), against a
+ * Connection reuse that cannot send a refund twice (src/base/http.h), against a
  * real TCP server on 127.0.0.1: a keep-alive server that, in "dying" mode,
  * answers the first request on each connection and, on the second one, reads
  * it whole and closes the connection without a byte of answer. That is the
@@ -24,7 +24,7 @@
 
 #include <curl/curl.h>
 
-#include "http.h"
+#include "base/http.h"
 
 #define MAX_CONNS 64
 #define MAX_SEEN  64

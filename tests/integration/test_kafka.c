@@ -10,10 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "harness.h"
-#include "kafka.h"
-#include "topics.h"
+#include "base/clock.h"
+#include "kafka/kafka.h"
+#include "kafka/topics.h"
 
 static struct itest t;
 static struct config *cfg;
@@ -74,8 +75,8 @@ static struct delivery produce_one(const char *topic, const char *key)
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_headers_destroy(h); /* owned by the message only on success */
     cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "producev: %s", rd_kafka_err2str(e));
-    int64_t deadline = itest_mono_ms() + 30000;
-    while (d.reports == 0 && itest_mono_ms() < deadline)
+    int64_t deadline = mono_ms() + 30000;
+    while (d.reports == 0 && mono_ms() < deadline)
         rd_kafka_poll(p, 100);
     cr_assert_eq(d.reports, 1, "no delivery report within 30 s");
     cr_assert_eq(d.err, RD_KAFKA_RESP_ERR_NO_ERROR, "delivery failed: %s", rd_kafka_err2str(d.err));
@@ -99,8 +100,8 @@ static rd_kafka_t *consumer_for(const char *group, const char *topic)
 /* The next real message within timeout_ms, or NULL. */
 static rd_kafka_message_t *next_message(rd_kafka_t *c, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
-    while (itest_mono_ms() < deadline) {
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
         if (m == NULL)
             continue;
@@ -114,7 +115,7 @@ static rd_kafka_message_t *next_message(rd_kafka_t *c, int timeout_ms)
 /* Poll until the group gave this consumer its partitions. */
 static void wait_assigned(rd_kafka_t *c, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         rd_kafka_topic_partition_list_t *a = NULL;
         cr_assert_eq(rd_kafka_assignment(c, &a), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -122,7 +123,7 @@ static void wait_assigned(rd_kafka_t *c, int timeout_ms)
         rd_kafka_topic_partition_list_destroy(a);
         if (n > 0)
             return;
-        cr_assert_lt(itest_mono_ms(), deadline, "no partitions assigned within %d ms", timeout_ms);
+        cr_assert_lt(mono_ms(), deadline, "no partitions assigned within %d ms", timeout_ms);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
         cr_assert_null(m, "a message arrived: %.*s", m ? (int)m->len : 0,
                        m ? (const char *)m->payload : "");

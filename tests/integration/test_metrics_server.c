@@ -27,15 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "base/clock.h"
+#include "service/metrics.h"
 
 #define FLOOD 1100
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)mono_ms() / 1000.0;
 }
 
 /* Fork a process that serves metrics on 127.0.0.1 at a free port and lives

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "store/db.h"
 #include "harness.h"
-#include "request_store.h"
+#include "store/request_store.h"
 
 static struct itest t;
 

@@ -25,14 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "store/db.h"
 #include "harness.h"
 #include "http_fixture.h"
 #include "log_file.h"
 #include "local_stack.h"
-#include "outbox.h"
+#include "store/outbox.h"
 #include "pipeline_fixture.h"
-#include "reconcile_store.h"
+#include "base/clock.h"
+#include "store/reconcile_store.h"
 
 #define NPROC 4
 
@@ -69,8 +70,8 @@ static void find_ports(unsigned ports[NPROC])
     char path[700];
     for (int i = 0; i < NPROC; i++) {
         log_path(i, path, sizeof(path));
-        int64_t deadline = itest_mono_ms() + 60000;
-        while ((ports[i] = log_file_metrics_port(path)) == 0 && itest_mono_ms() < deadline)
+        int64_t deadline = mono_ms() + 60000;
+        while ((ports[i] = log_file_metrics_port(path)) == 0 && mono_ms() < deadline)
             itest_sleep_ms(100);
         cr_assert_neq(ports[i], 0, "%s logged no metrics address (log: %s)", names[i], path);
     }
@@ -95,7 +96,7 @@ static long get(unsigned port, const char *path, char **body)
 static void wait_readyz(const unsigned ports[NPROC], long want, int timeout_ms)
 {
     for (int i = 0; i < NPROC; i++) {
-        int64_t deadline = itest_mono_ms() + timeout_ms;
+        int64_t deadline = mono_ms() + timeout_ms;
         long status = 0;
         char *body = NULL;
         for (;;) {
@@ -104,7 +105,7 @@ static void wait_readyz(const unsigned ports[NPROC], long want, int timeout_ms)
             bool match = status == want &&
                          (want == 200 ? body != NULL && strcmp(body, "ready\n") == 0
                                       : body != NULL && strstr(body, "database: ") != NULL);
-            if (match || itest_mono_ms() > deadline)
+            if (match || mono_ms() > deadline)
                 break;
             itest_sleep_ms(200);
         }

@@ -22,7 +22,8 @@
 #include <jansson.h>
 
 #include "pipeline_fixture.h"
-#include "timeutil.h"
+#include "base/i64.h"
+#include "base/timeutil.h"
 
 static struct pipeline *P;
 
@@ -190,7 +191,7 @@ static void expect_original_bytes(const struct pipeline_msg *dl, const char *key
         const struct pipeline_msg *o = &m[idx[i]];
         char part[16], off[32];
         snprintf(part, sizeof(part), "%d", (int)o->partition);
-        snprintf(off, sizeof(off), "%lld", (long long)o->offset);
+        I64(off, o->offset);
         if (strcmp(part, hdr(dl, "dlq.original.partition")) != 0 ||
             strcmp(off, hdr(dl, "dlq.original.offset")) != 0)
             continue;

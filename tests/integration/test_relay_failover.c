@@ -32,6 +32,8 @@
 #include "pipeline_fixture.h"
 #include "tcp_proxy.h"
 
+#include "base/clock.h"
+
 #define FINAL_STATUSES                                                                             \
     "('SUCCEEDED', 'ALREADY_REFUNDED', 'FAILED', 'EXHAUSTED', 'MANUALLY_RESOLVED')"
 
@@ -81,11 +83,11 @@ static long long query_int(const char *sql)
 
 static void wait_all_final(long long n, int timeout_ms, const char *what)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     long long done;
     while ((done = query_int(
                 "SELECT count(*) FROM cancel_request WHERE status IN " FINAL_STATUSES)) < n &&
-           itest_mono_ms() < deadline)
+           mono_ms() < deadline)
         itest_sleep_ms(200);
     cr_assert_eq(done, n, "%s: only %lld of %lld requests final (logs: %s)", what, done, n,
                  pipeline_log_dir(P));
@@ -123,10 +125,10 @@ static long long lease_epoch(void)
  * The new holder logs its takeover just after: read its log with pipeline_log_wait. */
 static int64_t wait_takeover(long long old_epoch, int timeout_ms)
 {
-    int64_t t0 = itest_mono_ms();
-    while (itest_mono_ms() - t0 < timeout_ms) {
+    int64_t t0 = mono_ms();
+    while (mono_ms() - t0 < timeout_ms) {
         if (lease_epoch() > old_epoch)
-            return itest_mono_ms() - t0;
+            return mono_ms() - t0;
         itest_sleep_ms(20);
     }
     return -1;
@@ -165,9 +167,9 @@ Test(relay_failover, frozen_relay_is_replaced_after_its_lease, .fini = stop, .ti
     long long before = query_int("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL");
     publish_many("frozen", N2);
     /* Freeze it while it works through the backlog, batch by batch. */
-    int64_t deadline = itest_mono_ms() + 30000;
+    int64_t deadline = mono_ms() + 30000;
     while (query_int("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") < before + 20 &&
-           itest_mono_ms() < deadline)
+           mono_ms() < deadline)
         itest_sleep_ms(5);
     pipeline_kill(P, PIPELINE_RELAY, active, SIGSTOP);
     long long pending =

@@ -27,6 +27,8 @@
 
 #include "pipeline_fixture.h"
 
+#include "base/clock.h"
+
 #define FINAL_STATUSES                                                                             \
     "('SUCCEEDED', 'ALREADY_REFUNDED', 'FAILED', 'EXHAUSTED', 'MANUALLY_RESOLVED')"
 
@@ -212,7 +214,7 @@ Test(relay_parking, poison_rows_are_parked_and_requeued, .fini = stop, .timeout 
         snprintf(pk, sizeof(pk), "tpay_park_%04d", i);
         pipeline_payment(P, "toss", pk, 1000 + i, "KRW", 0);
     }
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     long long ok1 = insert_row(side, "ok-1", 100, pairs);
     long long too_big_for_topic = insert_row(small, "big-topic", 40000, pairs);
     long long ok2 = insert_row(small, "ok-2", 1000, pairs);
@@ -227,14 +229,14 @@ Test(relay_parking, poison_rows_are_parked_and_requeued, .fini = stop, .timeout 
 
     int64_t deadline = t0 + 30000;
     bool all = false;
-    while (!all && itest_mono_ms() < deadline) {
+    while (!all && mono_ms() < deadline) {
         all = true;
         for (size_t i = 0; i < 4; i++)
             all = all && is_parked(poison[i]) && is_published(fine[i]);
         if (!all)
             itest_sleep_ms(100);
     }
-    int64_t took = itest_mono_ms() - t0;
+    int64_t took = mono_ms() - t0;
     fprintf(stderr,
             "relay_parking: 4 poison rows parked and 4 rows around them published in %lld"
             " ms\n",
@@ -293,9 +295,8 @@ Test(relay_parking, poison_rows_are_parked_and_requeued, .fini = stop, .timeout 
     json_decref(rq);
     rq = cancelctl_json(0, (const char *const[]){"outbox", "requeue", "--id", id2, NULL});
     json_decref(rq);
-    deadline = itest_mono_ms() + 30000;
-    while (!(is_published(too_big_for_topic) && is_published(no_topic)) &&
-           itest_mono_ms() < deadline)
+    deadline = mono_ms() + 30000;
+    while (!(is_published(too_big_for_topic) && is_published(no_topic)) && mono_ms() < deadline)
         itest_sleep_ms(100);
     cr_expect(is_published(too_big_for_topic), "the requeued large row was not published (%s)",
               pipeline_log_dir(P));

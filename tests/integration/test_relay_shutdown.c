@@ -28,6 +28,8 @@
 #include "harness.h"
 #include "log_file.h"
 
+#include "base/clock.h"
+
 #define ROWS 40
 /* Longer than flush_timeout, shorter than flush_timeout twice: the reports
  * arrive after the batch stopped waiting and before the relay's final flush
@@ -136,17 +138,16 @@ Test(relay_shutdown, sigterm_with_deliveries_pending, .fini = stop, .timeout = 1
     /* The relay woke on the NOTIFY and produced; the broker answers in
      * BROKER_RTT_MS. Stop it now, with every delivery pending. */
     itest_sleep_ms(800);
-    int64_t stopped_at = itest_mono_ms();
+    int64_t stopped_at = mono_ms();
     cr_assert_eq(kill(relay.pid, SIGTERM), 0);
     int status = 0;
     pid_t done = 0;
-    while ((done = waitpid(relay.pid, &status, WNOHANG)) == 0 &&
-           itest_mono_ms() - stopped_at < 30000)
+    while ((done = waitpid(relay.pid, &status, WNOHANG)) == 0 && mono_ms() - stopped_at < 30000)
         itest_sleep_ms(50);
     cr_assert_eq(done, relay.pid, "the relay did not stop within 30 s of SIGTERM (log: %s)",
                  log_path);
     relay.pid = 0;
-    int64_t took = itest_mono_ms() - stopped_at;
+    int64_t took = mono_ms() - stopped_at;
     long long published = itest_query_int(&T,
                                           "SELECT count(*) FROM outbox WHERE published_at IS NOT"
                                           " NULL AND msg_key <> 'warm-up'",

@@ -26,7 +26,8 @@
 
 #include "child_process.h"
 #include "local_stack.h"
-#include "cloudevent.h"
+#include "base/clock.h"
+#include "event/cloudevent.h"
 #include "pipeline_fixture.h"
 
 #define FINAL_STATUSES                                                                             \
@@ -117,9 +118,9 @@ static long long count_final(struct pipeline *p)
 /* Wait until n requests are final; fail with the status counts if not. */
 static void wait_all_final(struct pipeline *p, int n, int timeout_ms, const char *what)
 {
-    int64_t t0 = itest_mono_ms(), deadline = t0 + timeout_ms;
+    int64_t t0 = mono_ms(), deadline = t0 + timeout_ms;
     long long done;
-    while ((done = count_final(p)) < n && itest_mono_ms() < deadline)
+    while ((done = count_final(p)) < n && mono_ms() < deadline)
         itest_sleep_ms(200);
     char *summary = itest_query_value(pipeline_itest(p),
                                       "SELECT coalesce(string_agg(status || '=' || n, ', '),"
@@ -127,7 +128,7 @@ static void wait_all_final(struct pipeline *p, int n, int timeout_ms, const char
                                       " cancel_request GROUP BY status ORDER BY status) s",
                                       0, NULL);
     fprintf(stderr, "resilience: %s: %lld of %d final %lld ms later (%s)\n", what, done, n,
-            (long long)(itest_mono_ms() - t0), summary);
+            (long long)(mono_ms() - t0), summary);
     cr_assert_eq(done, n, "%s: only %lld of %d requests final within %d s: %s (logs: %s)", what,
                  done, n, timeout_ms / 1000, summary, pipeline_log_dir(p));
     free(summary);
@@ -188,9 +189,9 @@ Test(resilience, retry_consumer_killed_mid_attempt, .fini = stop, .timeout = 120
     publish_many(P, "kill", N);
 
     /* Every call has reached the gateway and hangs there. */
-    int64_t deadline = itest_mono_ms() + 30000;
+    int64_t deadline = mono_ms() + 30000;
     long long calls = 0;
-    while (itest_mono_ms() < deadline) {
+    while (mono_ms() < deadline) {
         char *body = pipeline_sim_get(P, "/_sim/ledger");
         json_t *j = json_loads(body, 0, NULL);
         free(body);
@@ -290,8 +291,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     pipeline_start_process(P, PIPELINE_RELAY, 1);
     /* Whichever of the two got the lease first is the active one. */
     int active = -1;
-    for (int64_t until = itest_mono_ms() + 20000; active < 0 && itest_mono_ms() < until;
-         itest_sleep_ms(50)) {
+    for (int64_t until = mono_ms() + 20000; active < 0 && mono_ms() < until; itest_sleep_ms(50)) {
         if (pipeline_log_count(P, "outbox-relay-0.log", "this relay is now active") > 0)
             active = 0;
         else if (pipeline_log_count(P, "outbox-relay-1.log", "this relay is now active") > 0)
@@ -314,12 +314,12 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
                  "the standby took over from a live relay");
 
     pipeline_kill(P, PIPELINE_RELAY, active, SIGCONT);
-    int64_t deadline = itest_mono_ms() + 20000;
+    int64_t deadline = mono_ms() + 20000;
     while (query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 0 &&
-           itest_mono_ms() < deadline)
+           mono_ms() < deadline)
         itest_sleep_ms(5);
     pipeline_kill(P, PIPELINE_RELAY, active, SIGKILL);
-    int64_t killed_at = itest_mono_ms();
+    int64_t killed_at = mono_ms();
     long long published =
         query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL");
     long long pending = query_int(P, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
@@ -331,7 +331,7 @@ Test(resilience, relay_killed_mid_batch, .fini = stop, .timeout = 120)
     cr_assert(pipeline_log_wait(P, standby_log, "this relay is now active", 1, 15000),
               "the standby relay did not take over within 15 s (logs: %s)", pipeline_log_dir(P));
     fprintf(stderr, "resilience: the standby relay took over %lld ms after the kill\n",
-            (long long)(itest_mono_ms() - killed_at));
+            (long long)(mono_ms() - killed_at));
     pipeline_start_process(P, PIPELINE_RELAY, active);
 
     wait_all_final(P, N, 90000, "after kill -9 of the relay");
@@ -361,22 +361,22 @@ Test(resilience, database_outage, .fini = stop, .timeout = 150)
     for (int i = 0; i < N; i += 4)
         add_fault(P, "pgdown", i, "error_5xx", 0);
     publish_many(P, "pgdown", N);
-    int64_t deadline = itest_mono_ms() + 30000;
-    while (count_final(P) < 10 && itest_mono_ms() < deadline)
+    int64_t deadline = mono_ms() + 30000;
+    while (count_final(P) < 10 && mono_ms() < deadline)
         itest_sleep_ms(20);
 
     stopped_service = "pg";
     cr_assert(local_stack("stop", "pg"), "could not stop PostgreSQL");
-    int64_t down_at = itest_mono_ms();
+    int64_t down_at = mono_ms();
     fprintf(stderr, "resilience: PostgreSQL stopped\n");
-    while (itest_mono_ms() - down_at < 10000) {
+    while (mono_ms() - down_at < 10000) {
         assert_all_running(P, "while PostgreSQL was down");
         itest_sleep_ms(500);
     }
     cr_assert(local_stack("start", "pg"), "could not start PostgreSQL again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: PostgreSQL started again after %lld ms\n",
-            (long long)(itest_mono_ms() - down_at));
+            (long long)(mono_ms() - down_at));
     PQreset(itest_pg(pipeline_itest(P)));
 
     wait_all_final(P, N, 90000, "after the database outage");
@@ -424,11 +424,10 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
               "attempt 1 of every request did not end (logs: %s)", pipeline_log_dir(P));
 
     stopped_service = "kafka";
-    int64_t down_at = itest_mono_ms();
+    int64_t down_at = mono_ms();
     cr_assert(local_stack("stop", "kafka"), "could not stop Kafka");
-    fprintf(stderr, "resilience: Kafka stopped in %lld ms\n",
-            (long long)(itest_mono_ms() - down_at));
-    while (itest_mono_ms() - down_at < 6000) {
+    fprintf(stderr, "resilience: Kafka stopped in %lld ms\n", (long long)(mono_ms() - down_at));
+    while (mono_ms() - down_at < 6000) {
         assert_all_running(P, "while Kafka was down");
         itest_sleep_ms(500);
     }
@@ -439,7 +438,7 @@ Test(resilience, broker_outage, .fini = stop, .timeout = 180)
     cr_assert(local_stack("start", "kafka"), "could not start Kafka again");
     stopped_service = NULL;
     fprintf(stderr, "resilience: Kafka started again after %lld ms\n",
-            (long long)(itest_mono_ms() - down_at));
+            (long long)(mono_ms() - down_at));
 
     wait_all_final(P, N, 120000, "after the broker outage");
     assert_all_running(P, "after the broker outage");

@@ -14,7 +14,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "cloudevent.h"
+#include "base/clock.h"
+#include "event/cloudevent.h"
 #include "pipeline_fixture.h"
 
 #define N_REQUESTS 500
@@ -82,12 +83,12 @@ static int held_partitions(struct pipeline *p, const char *file)
  * back its partitions, so "the second one was assigned once" is not enough. */
 static bool both_hold_partitions(struct pipeline *p, int timeout_ms)
 {
-    int64_t deadline = itest_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         if (held_partitions(p, "retry-consumer-0.log") > 0 &&
             held_partitions(p, "retry-consumer-1.log") > 0)
             return true;
-        if (itest_mono_ms() >= deadline)
+        if (mono_ms() >= deadline)
             return false;
         itest_sleep_ms(100);
     }
@@ -176,13 +177,13 @@ Test(scale, two_consumers_share_500, .fini = stop, .timeout = 240)
         }
     }
 
-    int64_t t0 = itest_mono_ms();
+    int64_t t0 = mono_ms();
     pipeline_publish_many(P, N_REQUESTS, scale_event, NULL);
     int64_t deadline = t0 + 180000;
     long long done = 0;
-    while ((done = count_final(P)) < N_REQUESTS && itest_mono_ms() < deadline)
+    while ((done = count_final(P)) < N_REQUESTS && mono_ms() < deadline)
         itest_sleep_ms(250);
-    int64_t took = itest_mono_ms() - t0;
+    int64_t took = mono_ms() - t0;
     char *summary = status_summary(P);
     cr_log_info("%lld of %d requests final after %lld ms (%s); %d had a fault", done, N_REQUESTS,
                 (long long)took, summary, faults);

@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "base64.h"
+#include "base/base64.h"
 #include "harness.h"
 #include "http_fixture.h"
 #include "log_file.h"

@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
-#include "dlq.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
+#include "event/dlq.h"
 
 static bool write_file(const char *dir, const char *schema, const char *name, const char *text)
 {
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1];
-    int64_t now = timeutil_now_ms();
+    int64_t now = wall_ms();
 
     struct cancel_failed cf = {
         .request_id = "bk-20261120-0001:cancel",

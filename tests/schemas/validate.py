@@ -17,7 +17,7 @@ Two modes:
 Runs on Debian's python3-jsonschema 4.10 with no network: every $ref
 resolves from the schema files on disk, and a $ref to anything else fails.
 date-time is checked by our own RFC 3339 checker, the same rules as
-src/timeutil.c, because jsonschema's needs a package Debian does not install.
+src/base/timeutil.c, because jsonschema's needs a package Debian does not install.
 """
 import argparse
 import glob

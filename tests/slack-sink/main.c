@@ -38,8 +38,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "signals.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/signals.h"
 
 #define SINK_DEFAULT_PORT 58081
 #define SINK_MAX_BODY     (1024 * 1024)
@@ -112,7 +112,7 @@ static enum MHD_Result set_fault(struct sink *s, struct MHD_Connection *conn, co
     snprintf(f.body, sizeof(f.body), "%s", b != NULL ? b : "");
     f.retry_after = (int)ra;
     f.remaining = (int)count;
-    f.until_ms = for_ms > 0 ? timeutil_now_ms() + for_ms : 0;
+    f.until_ms = for_ms > 0 ? wall_ms() + for_ms : 0;
     snprintf(f.path, sizeof(f.path), "%s", path != NULL ? path : "");
     json_decref(j);
     pthread_mutex_lock(&s->mu);
@@ -130,7 +130,7 @@ static struct fault current_answer(struct sink *s, const char *path)
 
     if (!f->active || (f->path[0] != '\0' && strcmp(f->path, path) != 0))
         return ok;
-    if (f->until_ms != 0 && timeutil_now_ms() >= f->until_ms) {
+    if (f->until_ms != 0 && wall_ms() >= f->until_ms) {
         f->active = false;
         return ok;
     }
@@ -149,7 +149,7 @@ static enum MHD_Result webhook_post(struct sink *s, struct MHD_Connection *conn,
     pthread_mutex_lock(&s->mu);
     struct fault f = current_answer(s, path);
     json_object_set_new(rec, "path", json_string(path));
-    json_object_set_new(rec, "atMs", json_integer(timeutil_now_ms()));
+    json_object_set_new(rec, "atMs", json_integer(wall_ms()));
     json_object_set_new(rec, "status", json_integer(f.status));
     if (payload != NULL)
         json_object_set(rec, "payload", payload);

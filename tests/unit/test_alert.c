@@ -1,5 +1,5 @@
 /*
- * The alert-consumer's decisions (src/alert.c): which messages alert, their
+ * The alert-consumer's decisions (src/alert/alert.c): which messages alert, their
  * dedup keys and content, the route, the digest window.
  */
 #include <criterion/criterion.h>
@@ -9,10 +9,10 @@
 
 #include <jansson.h>
 
-#include "alert.h"
-#include "cancel_event.h"
-#include "cloudevent.h"
-#include "config.h"
+#include "alert/alert.h"
+#include "config/config.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
 
 static struct config *cfg;
 

@@ -1,5 +1,5 @@
 /*
- * The Slack messages of src/slack.c: exact payloads for an outcome alert, a
+ * The Slack messages of src/alert/slack.c: exact payloads for an outcome alert, a
  * dead letter and a digest, plus amounts, masking, escaping and the meaning
  * of webhook answers.
  */
@@ -11,9 +11,9 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "redact.h"
-#include "slack.h"
+#include "alert/slack.h"
+#include "base/redact.h"
+#include "config/config.h"
 
 static void expect_json(json_t *got, const char *want_text)
 {

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "attempt.h"
+#include "core/attempt.h"
 
 #define MIN_MS  (60LL * 1000)
 #define HOUR_MS (60 * MIN_MS)

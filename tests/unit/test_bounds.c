@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bounds.h"
+#include "base/bounds.h"
 
 /* 2026-12-01T00:00:00Z */
 #define NOW_MS 1796083200000LL

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-#include "breaker.h"
+#include "core/breaker.h"
 
 /* window 10 s, at least 4 calls, 50 % failures, open 5 s, 2 probes. */
 static struct config_breaker cfg(void)

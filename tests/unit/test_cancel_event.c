@@ -5,8 +5,8 @@
 
 #include <criterion/criterion.h>
 
-#include "cancel_event.h"
-#include "cloudevent.h"
+#include "event/cancel_event.h"
+#include "event/cloudevent.h"
 
 /* ---- contracts: the schema examples through the C parsers ----------------
  * Tests run from the repo root (workdir in tests/unit/meson.build). A valid

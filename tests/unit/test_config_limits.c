@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "config_yaml.h"
+#include "config/config.h"
+#include "config/config_yaml.h"
 #include "config_base.h"
 
 /* A growing malloc'd string for generated files. */

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "db.h"
+#include "store/db.h"
 
 /* Inline arrays, not pointers: Criterion re-executes the binary per test. */
 struct scase {

@@ -3,9 +3,9 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "config.h"
-#include "dlq.h"
-#include "redact.h"
+#include "base/redact.h"
+#include "config/config.h"
+#include "event/dlq.h"
 
 /* Value of header name in a [name, value] pair array, or NULL. */
 static const char *pair_value(const json_t *pairs, const char *name)

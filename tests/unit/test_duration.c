@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "duration.h"
+#include "base/duration.h"
 
 /* Criterion re-executes the test binary for each test, so parameters must not
  * hold pointers into the parent's memory: strings are inline arrays. */

@@ -7,9 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway.h"
-#include "gateway_internal.h"
-#include "http.h"
+#include "base/clock.h"
+#include "base/http.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_internal.h"
 
 /* Criterion re-executes the binary per test: inline arrays, no pointers. */
 struct ccase {
@@ -409,13 +410,6 @@ Test(http, retry_after_seconds_and_dates)
     cr_expect_not(http_parse_retry_after("", 0, &ms, NULL));
     cr_expect_not(http_parse_retry_after("soon", 0, &ms, NULL));
     cr_expect_not(http_parse_retry_after("-5", 0, &ms, NULL));
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void *wake_later(void *arg)

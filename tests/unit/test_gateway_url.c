@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
-#include "gateway_internal.h"
+#include "gateway/gateway.h"
+#include "gateway/gateway_internal.h"
 
 #define BASE "http://127.0.0.1:1"
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "http.h"
+#include "base/http.h"
 
 /* Tue, 01 Dec 2026 00:00:00 GMT */
 #define NOW 1796083200

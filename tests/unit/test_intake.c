@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intake.h"
+#include "core/intake.h"
 
 static struct config *cfg;
 

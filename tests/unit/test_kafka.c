@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "kafka.h"
+#include "kafka/kafka.h"
 
 struct ccase {
     rd_kafka_resp_err_t err;

@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "kafka_stats.h"
+#include "kafka/kafka_stats.h"
 
 static const char consumer_up[] =
     "{\"name\":\"rdkafka#consumer-1\",\"type\":\"consumer\",\"brokers\":{"

@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "log.h"
+#include "base/log.h"
 
 Test(log, parses_level_names)
 {

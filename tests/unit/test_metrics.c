@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "service/metrics.h"
 
 Test(metrics, counters_and_gauges_render_in_prometheus_text)
 {

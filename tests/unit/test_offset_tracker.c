@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
 
-#include "offset_tracker.h"
+#include "kafka/offset_tracker.h"
 
 static struct offset_tracker *ot;
 

@@ -9,12 +9,12 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "config.h"
-#include "dlq.h"
-#include "ops_dlq.h"
-#include "ops_lag.h"
-#include "ops_replay.h"
-#include "ops_request.h"
+#include "config/config.h"
+#include "event/dlq.h"
+#include "ops/ops_dlq.h"
+#include "ops/ops_lag.h"
+#include "ops/ops_replay.h"
+#include "ops/ops_request.h"
 
 #define NOW    1795166100000LL /* 2026-11-20T09:15:00Z */
 #define MINUTE (60LL * 1000)

@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
 
-#include "ratelimit.h"
+#include "base/ratelimit.h"
 
 Test(ratelimit, burst_then_paced)
 {

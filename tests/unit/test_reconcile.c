@@ -1,5 +1,5 @@
 /*
- * The comparison of reconciliation (src/reconcile.c): every final status we
+ * The comparison of reconciliation (src/reconcile/reconcile.c): every final status we
  * record against every finding an inquiry can bring back.
  */
 #include <criterion/criterion.h>
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "reconcile.h"
+#include "reconcile/reconcile.h"
 
 struct rcase {
     char ours[24];

@@ -15,10 +15,10 @@
 
 #include <jansson.h>
 
-#include "base64.h"
-#include "config.h"
-#include "log.h"
-#include "redact.h"
+#include "base/base64.h"
+#include "base/log.h"
+#include "base/redact.h"
+#include "config/config.h"
 
 /* Inline arrays, not pointers: Criterion re-executes the binary per test. */
 struct rcase {

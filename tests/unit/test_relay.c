@@ -6,8 +6,8 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "relay.h"
-#include "relay_lease.h"
+#include "relay/relay.h"
+#include "relay/relay_lease.h"
 
 struct verdict_case {
     rd_kafka_resp_err_t err;

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "retry_policy.h"
+#include "core/retry_policy.h"
 
 static struct retry_policy policy(enum jitter_mode jitter)
 {

@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 
-#include "signals.h"
+#include "base/signals.h"
 
 Test(signals, sighup_and_sigpipe_neither_kill_nor_stop)
 {

@@ -22,9 +22,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "config.h"
-#include "log.h"
-#include "signals.h"
+#include "base/log.h"
+#include "base/signals.h"
+#include "config/config.h"
 
 /* Kafka's own limits for a topic name. */
 #define MOCK_TOPIC_NAME_MAX 249

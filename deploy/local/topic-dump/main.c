@@ -22,11 +22,11 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "config.h"
-#include "duration.h"
-#include "kafka.h"
-#include "log.h"
-#include "timeutil.h"
+#include "base/clock.h"
+#include "base/duration.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "kafka/kafka.h"
 
 #define TOPIC_DUMP_MAX_PARTITIONS 256
 
@@ -190,7 +190,7 @@ static bool dump(const struct config *cfg, const char *topic, int64_t timeout_ms
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, err, errlen);
     rd_kafka_topic_partition_list_t *assignment = NULL;
     rd_kafka_t *rk = NULL;
-    int64_t deadline = timeutil_now_ms() + timeout_ms;
+    int64_t deadline = wall_ms() + timeout_ms;
     bool ok = false;
     int n;
 
@@ -231,7 +231,7 @@ static bool dump(const struct config *cfg, const char *topic, int64_t timeout_ms
         goto out;
     }
     while (!all_done(parts, n)) {
-        if (timeutil_now_ms() > deadline) {
+        if (wall_ms() > deadline) {
             snprintf(err, errlen, "could not read all of %s within %lld ms", topic,
                      (long long)timeout_ms);
             goto out;

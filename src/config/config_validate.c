@@ -1,0 +1,206 @@
+/*
+ * config_validate: checks that span keys, run on the complete config. Each
+ * error names the key whose value decided it, at its line; where that value is
+ * a default, the line of the nearest key the user did write.
+ */
+#include "config/config_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/duration.h"
+
+/* ---- cross-field validation -------------------------------------------- */
+
+/* The pair at keys[0].keys[1]... (NULL-terminated), or NULL. */
+static const struct cy_pair *find(const struct config_ctx *c, const char *const *keys)
+{
+    const struct cy_node *node = c->root;
+    const struct cy_pair *p = NULL;
+
+    for (; *keys != NULL; keys++) {
+        p = cy_map_find(node, *keys);
+        if (p == NULL)
+            return NULL;
+        node = &p->value;
+    }
+    return p;
+}
+
+/* Where the effective retry key of gateway gw was set: its own retry:
+ * override, else the top-level retry:, else (a default) the gateway's key.
+ * Writes the key path and returns the line. */
+static int retry_key_where(const struct config_ctx *c, const struct config_gateway *gw,
+                           const char *key, char *path, size_t pathlen)
+{
+    const char *own[] = {"gateways", gw->name, "retry", key, NULL};
+    const char *top[] = {"retry", key, NULL};
+    const char *gwkey[] = {"gateways", gw->name, NULL};
+    const struct cy_pair *p;
+
+    if ((p = find(c, own)) != NULL) {
+        snprintf(path, pathlen, "gateways.%s.retry.%s", gw->name, key);
+        return p->line;
+    }
+    if ((p = find(c, top)) != NULL) {
+        snprintf(path, pathlen, "retry.%s", key);
+        return p->line;
+    }
+    snprintf(path, pathlen, "gateways.%s.retry.%s", gw->name, key);
+    p = find(c, gwkey);
+    return p ? p->line : 0;
+}
+
+static bool validate_policy(struct config_ctx *c, const struct retry_policy *rp,
+                            const struct config_gateway *gw)
+{
+    char path[300], a[32], b[32];
+    int line;
+
+    if (rp->max_delay_ms >= rp->initial_delay_ms)
+        return true;
+    if (gw != NULL) {
+        line = retry_key_where(c, gw, "max_delay", path, sizeof(path));
+    } else {
+        const char *keys[] = {"retry", "max_delay", NULL};
+        const struct cy_pair *p = find(c, keys);
+        snprintf(path, sizeof(path), "retry.max_delay");
+        line = p ? p->line : 0;
+    }
+    return config_fail(c, line, path, "max_delay %s is shorter than initial_delay %s",
+                       duration_format(rp->max_delay_ms, a, sizeof(a)),
+                       duration_format(rp->initial_delay_ms, b, sizeof(b)));
+}
+
+static bool validate_gateway(struct config_ctx *c, const struct config_gateway *gw)
+{
+    const int64_t kind_max =
+        gw->kind == GATEWAY_STRIPE ? CONFIG_STRIPE_KEY_TTL_MS : CONFIG_TOSS_KEY_TTL_MS;
+    const char *ttl_keys[] = {"gateways", gw->name, "idempotency_key_ttl", NULL};
+    const char *url_keys[] = {"gateways", gw->name, "base_url", NULL};
+    const struct cy_pair *p;
+    char path[300], a[32], b[32];
+
+    if (!validate_policy(c, &gw->retry, gw))
+        return false;
+    if (strncmp(gw->base_url, "http://", 7) != 0 && strncmp(gw->base_url, "https://", 8) != 0) {
+        p = find(c, url_keys);
+        snprintf(path, sizeof(path), "gateways.%s.base_url", gw->name);
+        return config_fail(c, p ? p->line : 0, path,
+                           "invalid URL \"%s\": must start with http:// or https://", gw->base_url);
+    }
+    if (gw->idempotency_key_ttl_ms > kind_max) {
+        p = find(c, ttl_keys);
+        snprintf(path, sizeof(path), "gateways.%s.idempotency_key_ttl", gw->name);
+        return config_fail(c, p ? p->line : 0, path,
+                           "%s is longer than the %s idempotency-key lifetime that %s documents",
+                           duration_format(gw->idempotency_key_ttl_ms, a, sizeof(a)),
+                           duration_format(kind_max, b, sizeof(b)),
+                           config_gateway_kind_name(gw->kind));
+    }
+    if (gw->retry.deadline_ms >= gw->idempotency_key_ttl_ms) {
+        int line = retry_key_where(c, gw, "deadline", path, sizeof(path));
+        return config_fail(
+            c, line, path,
+            "retry deadline %s of gateway \"%s\" must be shorter than its "
+            "idempotency-key lifetime %s: a retry after the key expired could refund "
+            "twice",
+            duration_format(gw->retry.deadline_ms, a, sizeof(a)), gw->name,
+            duration_format(gw->idempotency_key_ttl_ms, b, sizeof(b)));
+    }
+    if (c->cfg->consumers.retry.lease_ms <= gw->timeout_ms) {
+        const char *lease_keys[] = {"consumers", "retry", "lease", NULL};
+        const char *timeout_keys[] = {"gateways", gw->name, "timeout", NULL};
+        int line;
+        if ((p = find(c, lease_keys)) != NULL) {
+            snprintf(path, sizeof(path), "consumers.retry.lease");
+        } else {
+            p = find(c, timeout_keys);
+            snprintf(path, sizeof(path), "gateways.%s.timeout", gw->name);
+        }
+        line = p ? p->line : 0;
+        return config_fail(
+            c, line, path,
+            "lease %s must be longer than the timeout %s of gateway \"%s\": a lease that "
+            "expires during a call would let a second worker call the gateway "
+            "concurrently",
+            duration_format(c->cfg->consumers.retry.lease_ms, a, sizeof(a)),
+            duration_format(gw->timeout_ms, b, sizeof(b)), gw->name);
+    }
+    return true;
+}
+
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == s || colon[1] == '\0')
+        return false;
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    /* Port 0: any free port, so several processes on one host never collide. */
+    return *end == '\0' && errno == 0 && port >= 0 && port <= 65535;
+}
+
+bool config_validate(struct config_ctx *c)
+{
+    struct config *cfg = c->cfg;
+    const struct config_slack *s = &cfg->alerts.slack;
+    const struct cy_pair *p;
+    char a[32], b[32];
+
+    if (cfg->database.reconnect_max_ms < cfg->database.reconnect_min_ms) {
+        const char *keys[] = {"database", "reconnect_max", NULL};
+        p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "database.reconnect_max",
+                           "reconnect_max %s is shorter than reconnect_min %s",
+                           duration_format(cfg->database.reconnect_max_ms, a, sizeof(a)),
+                           duration_format(cfg->database.reconnect_min_ms, b, sizeof(b)));
+    }
+    if (cfg->reconcile.window_ms < cfg->reconcile.interval_ms) {
+        const char *keys[] = {"reconcile", "window", NULL};
+        const char *alt[] = {"reconcile", "interval", NULL};
+        p = find(c, keys);
+        if (p == NULL)
+            p = find(c, alt);
+        return config_fail(c, p ? p->line : 0, "reconcile.window",
+                           "window %s is shorter than the interval %s: requests that finish "
+                           "between two passes would never be checked",
+                           duration_format(cfg->reconcile.window_ms, a, sizeof(a)),
+                           duration_format(cfg->reconcile.interval_ms, b, sizeof(b)));
+    }
+    if (!validate_policy(c, &cfg->retry, NULL))
+        return false;
+    for (size_t i = 0; i < cfg->ngateways; i++)
+        if (!validate_gateway(c, &cfg->gateways[i]))
+            return false;
+    if (s->enabled && s->webhook_url == NULL) {
+        const char *keys[] = {"alerts", "slack", "enabled", NULL};
+        p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "alerts.slack.webhook_url",
+                           "required when alerts.slack.enabled is true");
+    }
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const char *g = s->routes[i].gateway;
+        if (g != NULL && config_gateway_find(cfg, g) == NULL) {
+            const char *keys[] = {"alerts", "slack", "routes", NULL};
+            char path[64];
+            p = find(c, keys);
+            snprintf(path, sizeof(path), "alerts.slack.routes[%zu].gateway", i);
+            return config_fail(c, p ? p->value.items[i].line : 0, path, "unknown gateway \"%s\"",
+                               g);
+        }
+    }
+    if (cfg->metrics.listen != NULL && !listen_ok(cfg->metrics.listen)) {
+        const char *keys[] = {"metrics", "listen", NULL};
+        p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "metrics.listen",
+                           "invalid listen address \"%s\": expected host:port",
+                           cfg->metrics.listen);
+    }
+    return true;
+}

@@ -3,8 +3,8 @@
  * life cycle. See ledger.h; the idempotency store and the call log are in
  * ledger_idem.c.
  *
- * Plain arrays searched linearly: a simulator holds a few hundred payments at
- * most, and simple code is easier to trust as a test oracle.
+ * Plain arrays, simple to trust as a test oracle, with a hash index beside
+ * them (ledger_index.h): a benchmark leaves tens of thousands of payments.
  */
 #include "ledger.h"
 
@@ -177,6 +177,7 @@ static void reset_locked(struct ledger *l)
     for (size_t i = 0; i < l->npayments; i++)
         payment_clear(&l->payments[i]);
     l->npayments = 0;
+    ledger_index_clear(&l->payments_by_key);
     ledger_idem_reset_locked(l);
 }
 
@@ -198,7 +199,9 @@ void ledger_free(struct ledger *ledger)
         return;
     reset_locked(ledger);
     free(ledger->payments);
+    ledger_index_free(&ledger->payments_by_key);
     free(ledger->idem);
+    ledger_index_free(&ledger->idem_by_key);
     free(ledger->calls);
     pthread_mutex_destroy(&ledger->lock);
     free(ledger);
@@ -213,9 +216,12 @@ void ledger_reset(struct ledger *ledger)
 
 static struct ledger_payment *find_payment(struct ledger *l, const char *key)
 {
-    for (size_t i = 0; i < l->npayments; i++)
-        if (strcmp(l->payments[i].payment_key, key) == 0)
-            return &l->payments[i];
+    uint64_t h = ledger_index_hash(0, key);
+    size_t probe = 0, pos1;
+    while ((pos1 = ledger_index_next(&l->payments_by_key, h, &probe)) != 0) {
+        if (strcmp(l->payments[pos1 - 1].payment_key, key) == 0)
+            return &l->payments[pos1 - 1];
+    }
     return NULL;
 }
 
@@ -268,7 +274,9 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         *old = p;
         ok = true;
     } else if (ledger_grow((void **)&ledger->payments, &ledger->cap_payments, ledger->npayments,
-                           sizeof(*ledger->payments))) {
+                           sizeof(*ledger->payments)) &&
+               ledger_index_add(&ledger->payments_by_key, ledger_index_hash(0, payment_key),
+                                ledger->npayments)) {
         ledger->payments[ledger->npayments++] = p;
         ok = true;
     }

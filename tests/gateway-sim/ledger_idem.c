@@ -32,15 +32,32 @@ void ledger_idem_reset_locked(struct ledger *l)
     for (size_t i = 0; i < l->ncalls; i++)
         call_clear(&l->calls[i]);
     l->nidem = l->ncalls = 0;
+    ledger_index_clear(&l->idem_by_key);
     l->call_seq = 0;
 }
 
 static struct idem_entry *find_idem(struct ledger *l, enum sim_gateway gateway, const char *key)
 {
-    for (size_t i = 0; i < l->nidem; i++)
-        if (l->idem[i].gateway == gateway && strcmp(l->idem[i].key, key) == 0)
-            return &l->idem[i];
+    uint64_t h = ledger_index_hash((int)gateway + 1, key);
+    size_t probe = 0, pos1;
+    while ((pos1 = ledger_index_next(&l->idem_by_key, h, &probe)) != 0) {
+        struct idem_entry *e = &l->idem[pos1 - 1];
+        if (e->gateway == gateway && strcmp(e->key, key) == 0)
+            return e;
+    }
     return NULL;
+}
+
+/* After an entry left the array (the ones behind it moved down): index it
+ * again. Only a call that ended without an answer to keep does this. */
+static void reindex_idem(struct ledger *l)
+{
+    ledger_index_clear(&l->idem_by_key);
+    for (size_t i = 0; i < l->nidem; i++) {
+        /* The index was that large already: no allocation can fail. */
+        (void)ledger_index_add(&l->idem_by_key,
+                               ledger_index_hash((int)l->idem[i].gateway + 1, l->idem[i].key), i);
+    }
 }
 
 enum ledger_idem_state ledger_idem_begin(struct ledger *ledger, enum sim_gateway gateway,
@@ -82,6 +99,11 @@ enum ledger_idem_state ledger_idem_begin(struct ledger *ledger, enum sim_gateway
         idem_clear(&n);
         goto out;
     }
+    if (!ledger_index_add(&ledger->idem_by_key, ledger_index_hash((int)gateway + 1, key),
+                          ledger->nidem)) {
+        idem_clear(&n);
+        goto out;
+    }
     ledger->idem[ledger->nidem++] = n;
     st = LEDGER_IDEM_NEW;
 out:
@@ -117,6 +139,7 @@ void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const 
             size_t i = (size_t)(e - ledger->idem);
             memmove(e, e + 1, (ledger->nidem - i - 1) * sizeof(*e));
             ledger->nidem--;
+            reindex_idem(ledger);
         }
     }
     pthread_mutex_unlock(&ledger->lock);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ledger.h"
+#include "ledger_index.h"
 
 /* One idempotency key: in flight until released, then a stored response. */
 struct idem_entry {
@@ -41,9 +42,11 @@ struct ledger {
     pthread_mutex_t lock;
     struct ledger_payment *payments; /* owned, array */
     size_t npayments, cap_payments;
+    struct ledger_index payments_by_key;
     struct idem_entry *idem; /* owned, array */
     size_t nidem, cap_idem;
-    struct call_entry *calls; /* owned, array */
+    struct ledger_index idem_by_key; /* by gateway and key */
+    struct call_entry *calls;        /* owned, array */
     size_t ncalls, cap_calls;
     uint64_t seq;      /* ids of refunds */
     uint64_t call_seq; /* numbers of calls */

@@ -167,6 +167,7 @@ static struct kafka_watch *watch(const struct config *cfg, rd_kafka_conf_t *conf
     struct kafka_watch *w = calloc(1, sizeof(*w));
     if (w == NULL) {
         snprintf(err, errlen, "could not create the Kafka handle: out of memory");
+        rd_kafka_conf_destroy(conf);
         return NULL;
     }
     w->metrics = metrics;
@@ -175,12 +176,29 @@ static struct kafka_watch *watch(const struct config *cfg, rd_kafka_conf_t *conf
         if (!set_default(cfg, conf, "statistics.interval.ms", KAFKA_STATS_INTERVAL_MS, err,
                          errlen)) {
             free(w);
+            rd_kafka_conf_destroy(conf);
             return NULL;
         }
         rd_kafka_conf_set_stats_cb(conf, watch_stats);
     }
     rd_kafka_conf_set_opaque(conf, w);
     return w;
+}
+
+/* rd_kafka_new() of conf, which carries w as its opaque; on failure conf
+ * and w are freed (rd_kafka_new() takes conf only on success). */
+static rd_kafka_t *new_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf, struct kafka_watch *w,
+                              char *err, size_t errlen)
+{
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        free(w);
+        snprintf(err, errlen, "could not create the Kafka %s: %s",
+                 type == RD_KAFKA_CONSUMER ? "consumer" : "producer", why);
+    }
+    return rk;
 }
 
 void kafka_destroy(rd_kafka_t *rk)
@@ -196,7 +214,6 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
                                kafka_rebalance_cb rebalance_cb, void *opaque,
                                struct metrics *metrics, char *err, size_t errlen)
 {
-    char why[512];
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, err, errlen);
 
     if (conf == NULL)
@@ -214,23 +231,17 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    /* watch() frees conf when it fails. */
     struct kafka_watch *w = watch(cfg, conf, metrics, opaque, err, errlen);
-    if (w == NULL) {
-        rd_kafka_conf_destroy(conf);
+    if (w == NULL)
         return NULL;
-    }
     w->rebalance_cb = rebalance_cb ? rebalance_cb : kafka_default_rebalance_cb;
     metrics_describe(metrics, "cancel_retry_consumer_lag", "gauge",
                      "messages not yet consumed and committed by this consumer, by topic");
     rd_kafka_conf_set_rebalance_cb(conf, watch_rebalance);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        /* rd_kafka_new() takes conf only on success. */
-        rd_kafka_conf_destroy(conf);
-        free(w);
-        snprintf(err, errlen, "could not create the Kafka consumer: %s", why);
+    rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, conf, w, err, errlen);
+    if (rk == NULL)
         return NULL;
-    }
     /* One queue for messages and events: rd_kafka_consumer_poll() serves
      * both, so the rebalance callback runs from the caller's loop. */
     rd_kafka_poll_set_consumer(rk);
@@ -240,7 +251,6 @@ rd_kafka_t *kafka_consumer_new(const struct config *cfg, const char *group_id,
 rd_kafka_t *kafka_producer_new(const struct config *cfg, kafka_dr_msg_cb dr_msg_cb, void *opaque,
                                struct metrics *metrics, char *err, size_t errlen)
 {
-    char why[512];
     rd_kafka_conf_t *conf = kafka_conf_new(cfg, err, errlen);
 
     if (conf == NULL)
@@ -251,22 +261,14 @@ rd_kafka_t *kafka_producer_new(const struct config *cfg, kafka_dr_msg_cb dr_msg_
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    /* watch() frees conf when it fails. */
     struct kafka_watch *w = watch(cfg, conf, metrics, opaque, err, errlen);
-    if (w == NULL) {
-        rd_kafka_conf_destroy(conf);
+    if (w == NULL)
         return NULL;
-    }
     w->dr_msg_cb = dr_msg_cb;
     if (dr_msg_cb != NULL)
         rd_kafka_conf_set_dr_msg_cb(conf, watch_delivery);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        free(w);
-        snprintf(err, errlen, "could not create the Kafka producer: %s", why);
-        return NULL;
-    }
-    return rk;
+    return new_handle(RD_KAFKA_PRODUCER, conf, w, err, errlen);
 }
 
 void kafka_consumer_close(rd_kafka_t *rk)

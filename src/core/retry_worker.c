@@ -712,9 +712,16 @@ int retry_worker_run(struct retry_worker *w)
         if (drain_until >= 0 && (w->njobs == 0 || wall_ms() > drain_until))
             break;
 
+        /* Full, the loop stops polling instead of pausing: a pause drops
+         * what librdkafka prefetched, and its refetch waits out the fetch
+         * backoff (1 s in librdkafka 2.0, once the queue passed
+         * queued.max.messages.kbytes): a worker paused and resumed 32
+         * events at a time served 32 a second (docs/benchmarks.md). A
+         * database outage still pauses: it can last longer than the poll
+         * interval librdkafka allows. */
         bool full = w->njobs >= (size_t)cfg->consumers.retry.max_in_flight;
         if (drain_until < 0)
-            set_paused(w, full || w->db_down);
+            set_paused(w, w->db_down);
         bool busy = w->njobs > 0;
         /* Idle, nothing would notice a database that went away until the
          * next event, nor try to get it back (reading is paused): look
@@ -726,7 +733,8 @@ int retry_worker_run(struct retry_worker *w)
             if (!db_check(w->db))
                 db_failed(w, "lost the database connection", "closed while idle");
         }
-        poll_kafka(w, busy ? 0 : 100);
+        if (!full)
+            poll_kafka(w, busy ? 0 : 100);
         if (http_client_in_flight(w->http) > 0 &&
             http_client_run(w->http, busy ? 10 : 0, err, sizeof(err)) < 0)
             log_warn("http engine: %s", err);

@@ -403,15 +403,10 @@ static void set_paused(struct alert_engine *e, bool paused)
 {
     if (paused == e->paused)
         return;
-    if (paused) {
+    if (paused)
         consumer_pause(e->rk);
-    } else {
-        rd_kafka_topic_partition_list_t *parts = NULL;
-        if (rd_kafka_assignment(e->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts != NULL) {
-            rd_kafka_resume_partitions(e->rk, parts);
-            rd_kafka_topic_partition_list_destroy(parts);
-        }
-    }
+    else
+        consumer_resume(e->rk);
     e->paused = paused;
 }
 

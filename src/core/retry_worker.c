@@ -591,15 +591,10 @@ static void set_paused(struct retry_worker *w, bool paused)
 {
     if (paused == w->paused)
         return;
-    if (paused) {
+    if (paused)
         consumer_pause(w->rk);
-    } else {
-        rd_kafka_topic_partition_list_t *parts = NULL;
-        if (rd_kafka_assignment(w->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts != NULL) {
-            rd_kafka_resume_partitions(w->rk, parts);
-            rd_kafka_topic_partition_list_destroy(parts);
-        }
-    }
+    else
+        consumer_resume(w->rk);
     w->paused = paused;
 }
 

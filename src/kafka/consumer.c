@@ -57,6 +57,17 @@ void consumer_pause(rd_kafka_t *rk)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+void consumer_resume(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return;
+    if (parts->cnt > 0)
+        rd_kafka_resume_partitions(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 bool consumer_rewind_and_resume(rd_kafka_t *rk)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;

@@ -65,6 +65,10 @@ int consumer_run(rd_kafka_t *rk, const char *const *topics, const struct consume
 /* Pause every assigned partition. */
 void consumer_pause(rd_kafka_t *rk);
 
+/* Resume every assigned partition where it stands (no rewind): the other
+ * half of consumer_pause() for a pause that dropped nothing it must read. */
+void consumer_resume(rd_kafka_t *rk);
+
 /* Seek every assigned partition to its committed offset (the beginning when
  * none) and resume. False (logged) if the broker could not say; the caller
  * tries again later. */

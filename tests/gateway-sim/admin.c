@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adyen.h"
 #include "faults.h"
 #include "ledger.h"
 #include "base/log.h"
@@ -69,7 +70,7 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     const char *key = json_string_value(json_object_get(obj, "paymentKey"));
     enum ledger_status refund_status = LEDGER_STATUS_SUCCEEDED;
     if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
-        bad_request(resp, "gateway must be \"toss\" or \"stripe\"");
+        bad_request(resp, "gateway must be \"toss\", \"stripe\" or \"adyen\"");
     } else if (key == NULL) {
         bad_request(resp, "paymentKey must be a non-empty string");
     } else if (!json_is_integer(jamount)) {
@@ -382,6 +383,8 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
         } else {
             method_not_allowed(resp);
         }
+    } else if (strncmp(what, "adyen/", 6) == 0) {
+        adyen_admin_handle(sim, req, what + 6, resp);
     } else if (strcmp(what, "faults") == 0) {
         faults_endpoint(sim, req, resp);
     } else if (strcmp(what, "latency") == 0) {
@@ -407,6 +410,7 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
             method_not_allowed(resp);
     } else if (strcmp(what, "reset") == 0) {
         if (post) {
+            adyen_reset(sim->adyen); /* first: its pending work names refunds */
             ledger_reset(sim->ledger);
             faults_clear(sim->faults, true);
             log_info("simulator reset");

@@ -31,12 +31,17 @@ static const char *const type_names[] = {
     [FAULT_BAD_CREDENTIALS] = "bad_credentials",
     [FAULT_IN_PROGRESS] = "in_progress",
     [FAULT_RAW] = "raw",
+    [FAULT_DUPLICATE] = "duplicate",
+    [FAULT_FORGED] = "forged",
+    [FAULT_DROP] = "drop",
+    [FAULT_DELAY] = "delay",
 };
 
 static const char *const op_names[] = {
     [FAULT_OP_REFUND] = "refund",
     [FAULT_OP_INQUIRY] = "inquiry",
     [FAULT_OP_ANY] = "any",
+    [FAULT_OP_WEBHOOK] = "webhook",
 };
 
 const char *fault_type_name(enum fault_type type)
@@ -145,6 +150,36 @@ static bool opt_str(const json_t *obj, const char *name, char **out, char *err, 
     return true;
 }
 
+static bool is_webhook_type(enum fault_type type)
+{
+    return type == FAULT_DUPLICATE || type == FAULT_FORGED || type == FAULT_DROP ||
+           type == FAULT_DELAY;
+}
+
+/* A webhook fault acts on notifications only (operation "webhook", the
+ * default for them; only Adyen sends any), every other fault on calls only. */
+static bool webhook_op_fits(struct fault *f, bool op_given, char *err, size_t errlen)
+{
+    if (!is_webhook_type(f->type)) {
+        if (f->op != FAULT_OP_WEBHOOK)
+            return true;
+        snprintf(err, errlen, "operation \"webhook\" is only for duplicate, forged, drop, delay");
+        return false;
+    }
+    if (op_given && f->op != FAULT_OP_WEBHOOK) {
+        snprintf(err, errlen, "%s is a webhook fault: operation must be \"webhook\"",
+                 fault_type_name(f->type));
+        return false;
+    }
+    if (f->gateway >= 0 && f->gateway != SIM_GATEWAY_ADYEN) {
+        snprintf(err, errlen, "%s is a webhook fault: only Adyen sends webhooks",
+                 fault_type_name(f->type));
+        return false;
+    }
+    f->op = FAULT_OP_WEBHOOK;
+    return true;
+}
+
 bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *err, size_t errlen)
 {
     struct fault f = {0};
@@ -210,7 +245,7 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
-            snprintf(err, errlen, "gateway must be \"toss\" or \"stripe\"");
+            snprintf(err, errlen, "gateway must be \"toss\", \"stripe\" or \"adyen\"");
             goto out;
         }
         f.gateway = (int)g;
@@ -221,11 +256,14 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
             if (strcmp(op, op_names[o]) == 0)
                 break;
         if (o == sizeof(op_names) / sizeof(op_names[0])) {
-            snprintf(err, errlen, "operation must be \"refund\", \"inquiry\" or \"any\"");
+            snprintf(err, errlen,
+                     "operation must be \"refund\", \"inquiry\", \"any\" or \"webhook\"");
             goto out;
         }
         f.op = (enum fault_op)o;
     }
+    if (!webhook_op_fits(&f, op != NULL, err, errlen))
+        goto out;
     f.times = (int)times;
     f.status = (int)status;
     f.retry_after = (int)retry_after;
@@ -267,6 +305,8 @@ static bool applies(const struct fault *f, enum sim_gateway gateway, enum fault_
     if (f->gateway >= 0 && f->gateway != (int)gateway)
         return false;
     if (f->op != FAULT_OP_ANY && f->op != op)
+        return false;
+    if (f->op == FAULT_OP_ANY && op == FAULT_OP_WEBHOOK)
         return false;
     if (f->payment_key != NULL && (payment_key == NULL || strcmp(f->payment_key, payment_key) != 0))
         return false;
@@ -320,7 +360,7 @@ json_t *faults_json(struct faults *faults)
             json_object_set_new(o, "retryAfter", json_integer(f->retry_after));
         if (f->retry_after_header != NULL)
             json_object_set_new(o, "retryAfterHeader", json_string(f->retry_after_header));
-        if (f->type == FAULT_HANG || f->type == FAULT_APPLY_THEN_HANG)
+        if (f->type == FAULT_HANG || f->type == FAULT_APPLY_THEN_HANG || f->type == FAULT_DELAY)
             json_object_set_new(o, "delayMs", json_integer(f->delay_ms));
         if (f->code != NULL)
             json_object_set_new(o, "code", json_string(f->code));

@@ -31,13 +31,20 @@ enum fault_type {
     FAULT_RAW,             /* status (default 200) with body, verbatim: what no gateway
                               documents (a proxy's page, a redirect, a 2xx that is not
                               the expected object) */
+    /* Webhook faults (operation "webhook", Adyen): act on a notification the
+     * simulator sends, not on a call it answers (adyen_webhook.h). */
+    FAULT_DUPLICATE, /* deliver it twice: again after it was accepted */
+    FAULT_FORGED,    /* sign it with another key: a bad hmacSignature */
+    FAULT_DROP,      /* never send it: the missing notification */
+    FAULT_DELAY,     /* queue it delay_ms late (later ones may overtake it) */
 };
 
 /* Which gateway calls a fault applies to. */
 enum fault_op {
     FAULT_OP_REFUND = 0, /* Toss cancel, Stripe refund (the default) */
     FAULT_OP_INQUIRY,    /* GETs: Toss payment, Stripe refunds and payment_intents */
-    FAULT_OP_ANY,
+    FAULT_OP_ANY,        /* every call, but no webhook */
+    FAULT_OP_WEBHOOK,    /* a notification sent (the webhook fault types only) */
 };
 
 /* A fault as matched: a copy owned by the caller, released by fault_clear(). */

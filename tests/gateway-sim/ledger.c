@@ -250,6 +250,13 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "refundStatus is for Stripe payments: Toss cancels are always DONE");
         return false;
     }
+    if (gateway == SIM_GATEWAY_ADYEN && refund_status != LEDGER_STATUS_SUCCEEDED &&
+        refund_status != LEDGER_STATUS_FAILED) {
+        snprintf(err, errlen,
+                 "refundStatus of an Adyen payment is what its refunds settle to: \"succeeded\" "
+                 "or \"failed\" (refused)");
+        return false;
+    }
     if (order_id == NULL) {
         snprintf(order, sizeof(order), "order-%s", payment_key);
         order_id = order;
@@ -381,6 +388,15 @@ static char *new_refund_id(struct ledger *l, enum sim_gateway gateway)
     if (gateway == SIM_GATEWAY_STRIPE) {
         /* Stripe ids: "re_" + 24 characters. */
         snprintf(buf, sizeof(buf), "re_sim%018" PRIu64, l->seq);
+    } else if (gateway == SIM_GATEWAY_ADYEN) {
+        /* Adyen's "16-character reference": 16 upper-case letters and
+         * digits, the sequence number first so that none repeats within a
+         * run, random after it so that runs differ. */
+        static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        int n = snprintf(buf, sizeof(buf), "%08" PRIu64, l->seq % 100000000u);
+        for (; n < 16; n++)
+            buf[n] = alnum[arc4random_uniform(sizeof(alnum) - 1)];
+        buf[16] = '\0';
     } else {
         /* Toss transaction keys are 32 hex digits; random so that two
          * simulator runs never hand out the same one. */
@@ -577,7 +593,7 @@ static json_t *payment_to_json(const struct ledger_payment *p)
                             sim_gateway_name(p->gateway), "paymentKey", p->payment_key, "orderId",
                             p->order_id, "amount", (json_int_t)p->amount, "currency", p->currency,
                             "refunded", (json_int_t)p->refunded, "refunds", refunds);
-    if (obj != NULL && p->gateway == SIM_GATEWAY_STRIPE)
+    if (obj != NULL && (p->gateway == SIM_GATEWAY_STRIPE || p->gateway == SIM_GATEWAY_ADYEN))
         json_object_set_new(obj, "refundStatus", json_string(ledger_status_name(p->refund_status)));
     return obj;
 }

@@ -108,6 +108,11 @@ struct ledger_call {
     bool replayed;
 };
 
+/* Grow *arr (of elements of size elsize, n in use, room for *cap) so that
+ * one more fits; false when out of memory (*arr unchanged). Also for the
+ * other modules' arrays. */
+bool ledger_grow(void **arr, size_t *cap, size_t n, size_t elsize);
+
 struct ledger *ledger_new(void);
 void ledger_free(struct ledger *ledger);
 
@@ -187,6 +192,13 @@ void ledger_idem_store(struct ledger *ledger, enum sim_gateway gateway, const ch
 /* End the in-flight state of key. A key without a stored response is
  * forgotten, so that a retry is processed afresh. */
 void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const char *key);
+
+/* Forget key of gateway when its first request came ttl_ms or more ago and
+ * no request with it is in flight: the gateway's idempotency window is over
+ * (Adyen keeps keys "for a minimum period of 31 days"), and the key names a
+ * new request again. No-op for an unknown key. */
+void ledger_idem_expire(struct ledger *ledger, enum sim_gateway gateway, const char *key,
+                        int64_t ttl_ms);
 
 /* Append a call to the call log. */
 void ledger_call_record(struct ledger *ledger, const struct ledger_call *call);

@@ -23,6 +23,7 @@ struct idem_entry {
     bool stored;
     int status;
     char *body;
+    int64_t first_ms; /* wall time of the first request with the key */
 };
 
 struct call_entry {
@@ -51,9 +52,6 @@ struct ledger {
     uint64_t seq;      /* ids of refunds */
     uint64_t call_seq; /* numbers of calls */
 };
-
-/* Grow *arr (of elements of size elsize) so that one more fits. */
-bool ledger_grow(void **arr, size_t *cap, size_t n, size_t elsize);
 
 /* strdup(s), or NULL when s is NULL. */
 char *ledger_dup_or_null(const char *s);

@@ -10,6 +10,7 @@
  *
  * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
  *                    [--stripe-secret S] [--port-file F] [--log-level L]
+ *                    [--adyen-... options: adyen.h]
  *
  * PORT 0 picks an ephemeral port, written to the port file once the server
  * listens. The API is described in docs/gateway-sim.md.
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adyen.h"
 #include "base/log.h"
 #include "server.h"
 #include "base/signals.h"
@@ -37,6 +39,7 @@ struct options {
     const char *stripe_secret; /* borrowed from argv/environ */
     const char *port_file;
     enum log_level log_level;
+    struct adyen_options adyen;
 };
 
 static void usage(FILE *out)
@@ -48,8 +51,11 @@ static void usage(FILE *out)
             "A local Toss/Stripe refund gateway for tests and the demo; never deployed.\n"
             "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
             "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
-            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET, then %s / %s.\n",
-            DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET);
+            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET, then %s / %s.\n"
+            "\n" ADYEN_USAGE
+            "Adyen's API key defaults to $CR_GATEWAY_SIM_ADYEN_API_KEY, then %s.\n",
+            DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET,
+            SIM_DEFAULT_ADYEN_API_KEY);
 }
 
 /* Parse a port number 0..65535. */
@@ -99,6 +105,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"stripe-secret", required_argument, NULL, 's'},
         {"port-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
+        ADYEN_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -115,8 +122,17 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
     o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
     o->log_level = LOG_INFO;
+    adyen_options_init(&o->adyen);
+    o->adyen.api_key = getenv("CR_GATEWAY_SIM_ADYEN_API_KEY");
 
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c >= ADYEN_OPT_API_KEY && c < ADYEN_OPT_END) {
+            if (!adyen_option(&o->adyen, c, optarg, err, sizeof(err))) {
+                fprintf(stderr, "gateway-sim: %s\n", err);
+                return 1;
+            }
+            continue;
+        }
         switch (c) {
         case 'l':
             if (!parse_listen(optarg, o, err, sizeof(err))) {
@@ -155,6 +171,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->toss_secret = NULL;
     if (o->stripe_secret != NULL && o->stripe_secret[0] == '\0')
         o->stripe_secret = NULL;
+    if (o->adyen.api_key != NULL && o->adyen.api_key[0] == '\0')
+        o->adyen.api_key = NULL;
     return 0;
 }
 
@@ -201,6 +219,11 @@ int main(int argc, char **argv)
     sim = sim_new(opts.toss_secret, opts.stripe_secret);
     if (sim == NULL) {
         log_error("could not start: out of memory");
+        goto out;
+    }
+    sim->adyen = adyen_new(sim, &opts.adyen, err, sizeof(err));
+    if (sim->adyen == NULL) {
+        log_error("%s", err);
         goto out;
     }
     server = server_start(sim, opts.host, opts.port, err, sizeof(err));

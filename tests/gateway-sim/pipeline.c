@@ -68,9 +68,10 @@ static bool acts_before(const struct fault *f)
 }
 
 /* Fill resp with the answer of fault f. */
-static void fault_response(enum sim_gateway gateway, const struct fault *f,
+static void fault_response(const struct pipeline_call *call, const struct fault *f,
                            struct sim_response *resp)
 {
+    enum sim_gateway gateway = call->gateway;
     const struct fault_answer *a = &fault_answers[f->type];
     int status = gateway == SIM_GATEWAY_TOSS && a->toss_status ? a->toss_status : a->status;
     const char *code =
@@ -93,7 +94,10 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     }
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
-    sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+    if (call->wording != NULL)
+        call->wording(PIPELINE_FAULT, f, resp);
+    else
+        sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
     if (f->type == FAULT_RATE_LIMITED) {
         resp->retry_after = f->retry_after;
         if (f->retry_after_header != NULL)
@@ -102,9 +106,13 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     }
 }
 
-static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
+static void unauthorized(const struct pipeline_call *call, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
+    enum sim_gateway gateway = call->gateway;
+
+    if (call->wording != NULL)
+        call->wording(PIPELINE_UNAUTHORIZED, NULL, resp);
+    else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 401, NULL, "UNAUTHORIZED_KEY",
                           "unauthorized secret key or client key");
     else
@@ -113,9 +121,13 @@ static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
                           "Invalid API Key provided");
 }
 
-static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
+static void in_flight(const struct pipeline_call *call, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
+    enum sim_gateway gateway = call->gateway;
+
+    if (call->wording != NULL)
+        call->wording(PIPELINE_IN_FLIGHT, NULL, resp);
+    else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
                           TOSS_IN_FLIGHT_MESSAGE);
     else
@@ -126,9 +138,13 @@ static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
 /* Stripe's answer to a key reused with other parameters. Toss documents
  * none: its calls compare no parameters (an empty fingerprint), so they never
  * get here. */
-static void mismatch(enum sim_gateway gateway, struct sim_response *resp)
+static void mismatch(const struct pipeline_call *call, struct sim_response *resp)
 {
-    sim_respond_error(resp, gateway, 400, "idempotency_error", NULL,
+    if (call->wording != NULL) {
+        call->wording(PIPELINE_MISMATCH, NULL, resp);
+        return;
+    }
+    sim_respond_error(resp, call->gateway, 400, "idempotency_error", NULL,
                       "Keys for idempotent requests can only be used with the same "
                       "parameters they were first used with.");
 }
@@ -193,7 +209,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         if (scoped == NULL) {
             /* As for a key that cannot be stored: "in flight", the client
              * retries, which is safe. */
-            in_flight(call->gateway, resp);
+            in_flight(call, resp);
             record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
             return;
         }
@@ -211,7 +227,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         fault_name = fault_type_name(f.type);
 
     if (have_fault && acts_before(&f)) {
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
         record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
         if (f.type == FAULT_HANG)
             sim_sleep_ms(sim, f.delay_ms);
@@ -220,7 +236,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (!call->authorized) {
         /* A delivery fault matched by a call with bad credentials is spent
          * without effect: the call never reached the point it acts on. */
-        unauthorized(call->gateway, resp);
+        unauthorized(call, resp);
         record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
         goto out;
     }
@@ -234,6 +250,8 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (key != NULL) {
         int status;
         char *body;
+        if (call->key_ttl_ms > 0)
+            ledger_idem_expire(sim->ledger, call->gateway, key, call->key_ttl_ms);
         switch (
             ledger_idem_begin(sim->ledger, call->gateway, key, call->fingerprint, &status, &body)) {
         case LEDGER_IDEM_REPLAY:
@@ -242,17 +260,17 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             resp->replayed = true;
             break;
         case LEDGER_IDEM_IN_FLIGHT:
-            in_flight(call->gateway, resp);
+            in_flight(call, resp);
             break;
         case LEDGER_IDEM_MISMATCH:
-            mismatch(call->gateway, resp);
+            mismatch(call, resp);
             break;
         case LEDGER_IDEM_NEW:
             owns_key = true;
             if (match_stored(sim, call, have_fault, &f)) {
                 have_fault = stored = true;
                 fault_name = fault_type_name(f.type);
-                fault_response(call->gateway, &f, resp);
+                fault_response(call, &f, resp);
             } else {
                 call->process(sim, req, call->arg, resp);
             }
@@ -263,7 +281,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         /* No key to store it under: an ordinary failed call. */
         have_fault = stored = true;
         fault_name = fault_type_name(f.type);
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
     } else {
         call->process(sim, req, call->arg, resp);
     }
@@ -275,7 +293,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, 504, fault_name, resp->replayed);
         sim_sleep_ms(sim, f.delay_ms);
         sim_response_clear(resp);
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
     } else if (have_fault && f.type == FAULT_APPLY_THEN_DROP) {
         record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
         resp->drop = true;

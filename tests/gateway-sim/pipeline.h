@@ -34,6 +34,21 @@ typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *r
 typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                      struct sim_response *resp);
 
+/* What the pipeline itself answers, for a gateway that words it in its own
+ * format (pipeline_call.wording). */
+enum pipeline_answer {
+    PIPELINE_UNAUTHORIZED = 0, /* wrong credentials */
+    PIPELINE_IN_FLIGHT,        /* a request with the key is being processed */
+    PIPELINE_MISMATCH,         /* the key was used with other parameters */
+    PIPELINE_FAULT,            /* fault f (never raw: that one is verbatim) */
+};
+
+/* Fill resp with the gateway's answer what; f is the fault for
+ * PIPELINE_FAULT, NULL otherwise. Its status, code and message (when set)
+ * must win over the gateway's defaults. */
+typedef void (*pipeline_wording_fn)(enum pipeline_answer what, const struct fault *f,
+                                    struct sim_response *resp);
+
 struct pipeline_call {
     enum sim_gateway gateway;
     enum fault_op op;
@@ -48,6 +63,8 @@ struct pipeline_call {
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
     void *arg;
+    pipeline_wording_fn wording; /* NULL: the Toss or Stripe wording by gateway */
+    int64_t key_ttl_ms;          /* > 0: a key this old names a new request */
 };
 
 /* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May

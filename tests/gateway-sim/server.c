@@ -100,6 +100,7 @@ static void append_body(struct request_ctx *ctx, const char *data, size_t len)
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, const struct sim_response *r)
 {
+    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     const char *body = r->body ? r->body : "";
     struct MHD_Response *mr =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -109,6 +110,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct s
         MHD_add_response_header(mr, "Content-Type", "application/json; charset=utf-8");
     if (r->replayed)
         MHD_add_response_header(mr, "Idempotent-Replayed", "true");
+    if (r->echo_idempotency_key && idem != NULL)
+        MHD_add_response_header(mr, "Idempotency-Key", idem);
     if (r->retry_after >= 0) {
         char buf[16];
         snprintf(buf, sizeof(buf), "%d", r->retry_after);
@@ -173,6 +176,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .path = url,
         .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
         .idempotency_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
+        .api_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"),
         .query = ctx->query,
         .nquery = ctx->nquery,
         .body = ctx->body ? ctx->body : "",

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adyen.h"
 #include "admin.h"
 #include "faults.h"
 #include "ledger.h"
@@ -39,6 +40,7 @@ void sim_free(struct sim *sim)
 {
     if (sim == NULL)
         return;
+    adyen_free(sim->adyen); /* first: its threads use the ledger */
     ledger_free(sim->ledger);
     faults_free(sim->faults);
     free(sim->toss_secret);
@@ -60,6 +62,8 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
         stripe_handle(sim, req, resp);
     else if (has_prefix(req->path, "/v1/payments/"))
         toss_handle(sim, req, resp);
+    else if (has_prefix(req->path, ADYEN_PREFIX))
+        adyen_handle(sim, req, resp);
     else
         sim_respond_json(resp, 404,
                          json_pack("{s:s, s:s}", "code", "NOT_FOUND", "message",
@@ -92,6 +96,10 @@ void sim_respond_error(struct sim_response *resp, enum sim_gateway gateway, int 
     if (gateway == SIM_GATEWAY_TOSS) {
         obj = json_pack("{s:s, s:s}", "code", code ? code : "UNKNOWN", "message",
                         message ? message : "");
+    } else if (gateway == SIM_GATEWAY_ADYEN) {
+        obj = json_pack("{s:i, s:s, s:s, s:s}", "status", status, "errorCode", code ? code : "000",
+                        "message", message ? message : "", "errorType",
+                        stripe_type ? stripe_type : "validation");
     } else {
         json_t *err = json_pack("{s:s}", "type", stripe_type ? stripe_type : "api_error");
         if (err != NULL) {
@@ -135,6 +143,8 @@ void sim_format_time(int64_t ms, char *buf, size_t buflen)
 
 const char *sim_gateway_name(enum sim_gateway gateway)
 {
+    if (gateway == SIM_GATEWAY_ADYEN)
+        return "adyen";
     return gateway == SIM_GATEWAY_STRIPE ? "stripe" : "toss";
 }
 
@@ -148,6 +158,10 @@ bool sim_gateway_parse(const char *s, enum sim_gateway *out)
     }
     if (strcmp(s, "stripe") == 0) {
         *out = SIM_GATEWAY_STRIPE;
+        return true;
+    }
+    if (strcmp(s, "adyen") == 0) {
+        *out = SIM_GATEWAY_ADYEN;
         return true;
     }
     return false;

@@ -18,23 +18,27 @@
 #include <jansson.h>
 
 /* Which gateway API a payment, a call or an idempotency key belongs to. */
-enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1 };
+enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1, SIM_GATEWAY_ADYEN = 2 };
 
 /* Default secrets when none are given on the command line. */
-#define SIM_DEFAULT_TOSS_SECRET   "test_sk_toss_local"
-#define SIM_DEFAULT_STRIPE_SECRET "sk_test_stripe_local"
+#define SIM_DEFAULT_TOSS_SECRET    "test_sk_toss_local"
+#define SIM_DEFAULT_STRIPE_SECRET  "sk_test_stripe_local"
+#define SIM_DEFAULT_ADYEN_API_KEY  "adyen_api_key_local"
+#define SIM_DEFAULT_ADYEN_MERCHANT "CancelRetryTest"
 
 /* Largest request body accepted; larger ones get 413. */
 #define SIM_MAX_BODY (64 * 1024)
 
 struct ledger;
 struct faults;
+struct adyen;
 
 struct sim {
     struct ledger *ledger; /* owned */
     struct faults *faults; /* owned */
     char *toss_secret;     /* owned; secret: never logged */
     char *stripe_secret;   /* owned; secret: never logged */
+    struct adyen *adyen;   /* owned; NULL until main sets it (adyen.h) */
     atomic_bool stopping;  /* set on shutdown: cuts injected sleeps short */
 };
 
@@ -52,6 +56,7 @@ struct sim_request {
     const char *path; /* without the query string */
     const char *authorization;
     const char *idempotency_key;
+    const char *api_key;               /* X-API-Key (Adyen) */
     const struct sim_query_arg *query; /* in the order given; nquery of them */
     size_t nquery;
     const char *body;
@@ -61,7 +66,8 @@ struct sim_request {
 /* What to answer. body is owned (malloc) and may be NULL for an empty body.
  * retry_after >= 0 adds a Retry-After header (retry_after_text, when not
  * empty, is sent as its value instead: any text a test wants); replayed adds
- * "Idempotent-Replayed: true"; drop closes the connection without answering. */
+ * "Idempotent-Replayed: true"; drop closes the connection without answering;
+ * echo_idempotency_key sends the request's Idempotency-Key back (Adyen). */
 struct sim_response {
     int status;
     char *body;
@@ -69,11 +75,12 @@ struct sim_response {
     bool replayed;
     bool drop;
     char retry_after_text[48];
+    bool echo_idempotency_key;
 };
 
 #define SIM_RESPONSE_INIT                                                                          \
     {                                                                                              \
-        0, NULL, -1, false, false, ""                                                              \
+        0, NULL, -1, false, false, "", false                                                       \
     }
 
 /* Create the context with copies of the two secrets. Returns NULL when out
@@ -95,7 +102,8 @@ void sim_respond_json(struct sim_response *resp, int status, json_t *obj);
 
 /* Set resp to an error in the given gateway's format: Toss
  * {"code","message"}, Stripe {"error":{"type","code","message"}} (code left
- * out when NULL; type ignored for Toss). */
+ * out when NULL; type ignored for Toss), Adyen's ServiceError
+ * {"status","errorCode","message","errorType"} (stripe_type is errorType). */
 void sim_respond_error(struct sim_response *resp, enum sim_gateway gateway, int status,
                        const char *stripe_type, const char *code, const char *message);
 
@@ -109,7 +117,7 @@ bool sim_sleep_ms(struct sim *sim, int64_t ms);
 /* Format ms since the epoch as RFC 3339 UTC ("2026-11-20T09:15:02.123Z"). */
 void sim_format_time(int64_t ms, char *buf, size_t buflen);
 
-/* "toss" or "stripe"; sim_gateway_parse() is the reverse (false if unknown). */
+/* "toss", "stripe" or "adyen"; sim_gateway_parse() is the reverse (false if unknown). */
 const char *sim_gateway_name(enum sim_gateway gateway);
 bool sim_gateway_parse(const char *s, enum sim_gateway *out);
 

@@ -94,19 +94,15 @@ out:
     json_decref(obj);
 }
 
-/* refunds/{psp}/{action}: psp and action into the buffers (false if what
- * is not that path). */
-static bool refund_path(const char *what, char *psp, size_t psplen, const char **action)
+/* refunds/{psp}/{action}: psp (up to 127 characters) and action into the
+ * buffers (false if what is not that path). */
+static bool refund_path(const char *what, char psp[128], char action[16])
 {
-    if (strncmp(what, "refunds/", 8) != 0)
+    int end = 0;
+
+    if (sscanf(what, "refunds/%127[^/]/%15[a-z]%n", psp, action, &end) != 2 || what[end] != '\0')
         return false;
-    const char *start = what + 8, *slash = strchr(start, '/');
-    if (slash == NULL || slash == start || (size_t)(slash - start) >= psplen)
-        return false;
-    memcpy(psp, start, (size_t)(slash - start));
-    psp[slash - start] = '\0';
-    *action = slash + 1;
-    return strcmp(*action, "settle") == 0 || strcmp(*action, "events") == 0;
+    return strcmp(action, "settle") == 0 || strcmp(action, "events") == 0;
 }
 
 static void redeliver(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
@@ -131,13 +127,12 @@ static void redeliver(struct sim *sim, const struct sim_request *req, struct sim
 void adyen_admin_handle(struct sim *sim, const struct sim_request *req, const char *what,
                         struct sim_response *resp)
 {
-    char psp[128];
-    const char *action;
+    char psp[128], action[16];
     bool post = strcmp(req->method, "POST") == 0;
 
     if (sim->adyen == NULL) {
         answer(resp, 404, "the simulator was started without Adyen");
-    } else if (refund_path(what, psp, sizeof(psp), &action)) {
+    } else if (refund_path(what, psp, action)) {
         if (post)
             refund_action(sim, req, psp, action, resp);
         else

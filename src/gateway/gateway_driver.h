@@ -19,7 +19,7 @@
 #include "gateway/gateway_internal.h"
 
 /* How a gateway keeps a retried cancel from refunding twice (bit mask;
- * docs/gateways.md, "Safety mechanisms"). */
+ * docs/gateways.md, "Safety mechanisms and drivers"). */
 enum gateway_safety {
     /* The same Idempotency-Key on every attempt of a key generation: the
      * gateway answers a repeat with the first answer (Toss, Stripe, PortOne,

@@ -689,6 +689,14 @@ bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund
                  gateway_client_name(gc));
         return false;
     }
+    if (gc->drv->inquiry_replays_refund && req->idempotency_key == NULL) {
+        /* Under a guessed key the replay could be a second refund. */
+        snprintf(err, errlen,
+                 "cannot inquire on gateway %s without the request's current key: its inquiry "
+                 "sends the refund again under that key",
+                 gateway_client_name(gc));
+        return false;
+    }
     struct gateway_call *call = call_new(gc, req);
     if (call == NULL) {
         snprintf(err, errlen, "could not start inquiry: out of memory");

@@ -148,10 +148,13 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
                            gateway_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Find out what the gateway did about req: Toss GET /v1/payments/{key};
- * Stripe GET /v1/payment_intents/{id} and GET /v1/refunds?payment_intent=
- * (our refunds carry metadata[requestId]). Never sends a refund. Same
- * callback rules as refunds. */
+/* Find out what the gateway did about req, by its driver's inquiry: Toss
+ * GET /v1/payments/{key}; Stripe GET /v1/payment_intents/{id} and
+ * GET /v1/refunds?payment_intent= (our refunds carry metadata[requestId]);
+ * ... Never sends a new refund: a gateway without a read API (Adyen) is
+ * asked by the refund replayed under req->idempotency_key, which must then
+ * be the current generation's key (false without one). Same callback rules
+ * as refunds. */
 bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund_request *req,
                                   gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));

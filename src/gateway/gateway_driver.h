@@ -57,6 +57,12 @@ struct gateway_driver {
     /* Toss: an "already canceled" answer is confirmed by a payment inquiry
      * before it counts (gateway_toss_resolve_already_refunded()). */
     bool confirm_already_refunded;
+    /* The gateway has no read API, and the inquiry is the refund sent again
+     * under the same key (Adyen): the gateway answers its first answer, or
+     * makes the refund if the first never arrived. Only with the key of the
+     * current generation, within its lifetime: never by a caller that does
+     * not know the key (reconciliation). */
+    bool inquiry_replays_refund;
 
     /* The authentication header line ("Authorization: ...", "X-API-Key: ...")
      * for cfg, malloc'd, or NULL when out of memory. Holds the secret. */

@@ -282,6 +282,12 @@ bool gateway_client_inquires_first(const struct gateway_client *gc)
     return (gc->drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
 }
 
+bool gateway_kind_inquires_first(enum gateway_kind kind)
+{
+    const struct gateway_driver *drv = gateway_driver_of(kind);
+    return drv != NULL && (drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
+}
+
 bool gateway_client_completes_by_webhook(const struct gateway_client *gc)
 {
     return gc->drv->completion == GATEWAY_COMPLETION_WEBHOOK;

@@ -176,6 +176,7 @@ const char *gateway_client_name(const struct gateway_client *gc);
  * start with an inquiry, and a cancel go out only when it proves that none
  * of ours applied? */
 bool gateway_client_inquires_first(const struct gateway_client *gc);
+bool gateway_kind_inquires_first(enum gateway_kind kind);
 
 /* Does the gateway send a refund's result later by notification (Adyen),
  * so that an inquiry is first our own store of notifications? */

@@ -8,6 +8,7 @@
 
 #define T   GATEWAY_TOSS
 #define S   GATEWAY_STRIPE
+#define A   GATEWAY_ADYEN
 #define YES GATEWAY_STORED_YES
 #define NO  GATEWAY_STORED_NO
 #define UNK GATEWAY_STORED_UNKNOWN
@@ -101,6 +102,34 @@ static const struct gateway_rule rows[] = {
     {"stripe.tls_error",                             S, 0,   0,   GATEWAY_CODE_TLS_ERROR,             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
     {"stripe.connection_error",                      S, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
     {"stripe.other",                                 S, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
+    /* --- Adyen (Checkout v71): the 201 says "received"; the result comes by
+     * REFUND notification. Codes "security", "configuration" and
+     * "in_progress" are gateway_adyen.c's reading of errorType and of the
+     * in-progress message. --- */
+    {"adyen.201.received",                           A, 200, 299, "refund.received",                  GATEWAY_PENDING,          YES, false, false},
+    {"adyen.2xx.unverified",                         A, 200, 299, NULL,                               GATEWAY_UNVERIFIED,       YES, false, false},
+    {"adyen.401.security",                           A, 401, 401, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"adyen.403.security",                           A, 403, 403, NULL,                               GATEWAY_CONFIG_FAULT,     UNK, true,  false},
+    {"adyen.security",                               A, 400, 599, "security",                         GATEWAY_CONFIG_FAULT,     UNK, true,  false},
+    {"adyen.configuration",                          A, 400, 599, "configuration",                    GATEWAY_CONFIG_FAULT,     UNK, true,  false},
+    {"adyen.422.in_progress",                        A, 422, 422, "in_progress",                      GATEWAY_IN_PROGRESS,      NO,  false, false},
+    {"adyen.400.validation",                         A, 400, 400, NULL,                               GATEWAY_PERMANENT,        UNK, true,  false},
+    {"adyen.422.100",                                A, 422, 422, "100",                              GATEWAY_PERMANENT,        UNK, true,  false},
+    {"adyen.422.14_030",                             A, 422, 422, "14_030",                           GATEWAY_PERMANENT,        UNK, true,  false},
+    /* 137 (amount), 167 (original reference) and every other 422: their
+     * meaning is not in the pages read; an amount above what is left may be
+     * our own earlier refund. */
+    {"adyen.422.other",                              A, 422, 422, NULL,                               GATEWAY_PERMANENT,        UNK, false, false},
+    {"adyen.429",                                    A, 429, 429, NULL,                               GATEWAY_RETRYABLE,        NO,  true,  true},
+    {"adyen.4xx.other",                              A, 400, 499, NULL,                               GATEWAY_PERMANENT,        UNK, false, false},
+    {"adyen.5xx.api_error",                          A, 500, 599, "*",                                GATEWAY_RETRYABLE,        UNK, false, true},
+    {"adyen.5xx.no_body",                            A, 500, 599, NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"adyen.3xx.redirect",                           A, 300, 399, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"adyen.timeout",                                A, 0,   0,   GATEWAY_CODE_TIMEOUT,               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"adyen.invalid_url",                            A, 0,   0,   GATEWAY_CODE_INVALID_URL,           GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"adyen.tls_error",                              A, 0,   0,   GATEWAY_CODE_TLS_ERROR,             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"adyen.connection_error",                       A, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"adyen.other",                                  A, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
 };
 /* clang-format on */
 

@@ -1,6 +1,7 @@
 /*
  * fuzz_gateway: what a gateway answers, read by src/gateway/gateway.c,
- * gateway_toss.c, gateway_stripe.c and gateway_table.c, without HTTP.
+ * gateway_toss.c, gateway_stripe.c, gateway_adyen.c and gateway_table.c,
+ * without HTTP.
  *
  * Input: a header line, then one or two bodies:
  *
@@ -13,12 +14,13 @@
  * CURRENCY of "-" is none). BODY is the answer to a refund, a Toss payment
  * inquiry or a Stripe PaymentIntent; SECOND_BODY (optional) Stripe's refund
  * list. Each input runs:
- * - gateway_classify() for Toss and for Stripe, as a refund answer (with the
+ * - gateway_classify() for Toss, Stripe and Adyen, as a refund answer (with the
  *   request) and as an inquiry answer (without); with STATUS 0 the body is
  *   libcurl's error text and AMOUNT % 100 its error code;
  * - gateway_toss_parse_payment() of BODY, then gateway_toss_judge() and
  *   gateway_toss_resolve_already_refunded() of what it read;
- * - gateway_stripe_judge() of BODY and SECOND_BODY.
+ * - gateway_stripe_judge() of BODY and SECOND_BODY;
+ * - the Adyen driver's judge of BODY (a replayed refund's answer).
  * Properties: every answer has a rule, a known verdict, NUL-terminated code
  * and message, its status and "answered" as given; only a 2xx is SUCCEEDED;
  * a Toss refund answer that shows our cancel done is also what an inquiry
@@ -32,6 +34,7 @@
 #include <curl/curl.h>
 
 #include "gateway/gateway.h"
+#include "gateway/gateway_driver.h"
 #include "gateway/gateway_internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -139,15 +142,15 @@ static void classify_all(const struct input *in)
 {
     static char *codes[] = {"NOT_CANCELABLE_PAYMENT", "PROVIDER_ERROR", "rate_limit", ""};
     const struct retry_policy policy = {.non_retryable_codes = codes, .n_non_retryable_codes = 4};
-    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE};
+    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_ADYEN};
     int curl_code = in->status == 0 ? (int)(in->req.amount % 100) : CURLE_OK;
     const char *curl_error = in->status == 0 ? in->body : NULL;
     struct gateway_answer a;
 
     if (curl_code < 0)
         curl_code = -curl_code;
-    for (size_t k = 0; k < 2; k++) {
-        const char *name = kinds[k] == GATEWAY_STRIPE ? "stripe" : "toss";
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        const char *name = config_gateway_kind_name(kinds[k]);
         gateway_classify(kinds[k], in->status, in->body, curl_code, curl_error, &policy, &in->req,
                          &a);
         check_answer(&a, in->status, name);
@@ -216,6 +219,30 @@ static void stripe_inquiry(const struct input *in)
                "REFUNDED without a refund list");
 }
 
+/* Adyen's inquiry is the refund replayed: its judge must agree with the
+ * classification of the same body as the refund's answer. */
+static void adyen_inquiry(const struct input *in)
+{
+    const struct gateway_driver *drv = gateway_driver_of(GATEWAY_ADYEN);
+    const char *bodies[1] = {in->body};
+    struct gateway_inquiry q;
+    struct gateway_answer a;
+
+    memset(&q, 0, sizeof(q));
+    drv->judge(bodies, 1, &in->req, &q);
+    FUZZ_CHECK(q.finding == FINDING_PENDING || q.finding == FINDING_MISMATCH ||
+                   q.finding == FINDING_UNKNOWN,
+               "adyen: a replay can only be pending, a mismatch or unknown, not %s",
+               gateway_finding_name(q.finding));
+    FUZZ_CHECK(fuzz_terminated(q.currency, sizeof(q.currency)) &&
+                   fuzz_terminated(q.detail, sizeof(q.detail)) && q.detail[0] != '\0',
+               "adyen: inquiry strings");
+    gateway_classify(GATEWAY_ADYEN, 201, in->body, CURLE_OK, NULL, NULL, &in->req, &a);
+    FUZZ_CHECK((a.verdict == GATEWAY_PENDING) == (q.finding == FINDING_PENDING),
+               "adyen: the answer is %s, the replay's judge %s", gateway_verdict_name(a.verdict),
+               gateway_finding_name(q.finding));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in;
@@ -224,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     classify_all(&in);
     toss_inquiry(&in);
     stripe_inquiry(&in);
+    adyen_inquiry(&in);
     free(in.body);
     free(in.second);
     return 0;

@@ -9,7 +9,8 @@
  *
  * Each case spawns its own simulator on an ephemeral port
  * (gateway_sim_fixture.h): no database, no Kafka. Toss payments are in KRW,
- * Stripe ones in USD, and every refund asks for its payment's currency.
+ * Stripe ones in USD, Adyen ones in EUR, and every refund asks for its
+ * payment's currency.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -26,6 +27,12 @@
 
 #define T GATEWAY_TOSS
 #define S GATEWAY_STRIPE
+#define A GATEWAY_ADYEN
+
+/* gateway-sim's Adyen API key and merchant account (its defaults), and the
+ * API version in Adyen's base URLs. */
+#define GWSIM_ADYEN_KEY      "adyen_api_key_local"
+#define GWSIM_ADYEN_MERCHANT "CancelRetryTest"
 
 #define PAYMENT_AMOUNT 10000
 
@@ -191,6 +198,34 @@ static const struct row_case cases[] = {
     RAW(S, "stripe.3xx.redirect", 301, NULL),
     RAW(S, "stripe.5xx.no_body", 502, HTML_502),
     RAW(S, "stripe.other", 799, "{}"),
+
+    /* --- Adyen: answers the simulator gives on its own --- */
+    {"adyen.201.received", A, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    {"adyen.401.security", A, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    /* A key over Adyen's 64 characters: 400 702, a validation error. */
+    {"adyen.400.validation", A, HOW_LONG_KEY, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    /* More than is left: 422 137, whose meaning is not documented. */
+    {"adyen.422.other", A, HOW_PLAIN, 0, 20000, NULL, NULL, 0, NULL, NULL},
+    FAULT(A, "adyen.422.in_progress", "{\"type\":\"in_progress\"}"),
+    FAULT(A, "adyen.429", "{\"type\":\"rate_limited\"}"),
+    FAULT(A, "adyen.5xx.api_error", "{\"type\":\"error_5xx\"}"),
+    {"adyen.timeout", A, HOW_SHORT_TIMEOUT, 0, 3000, NULL, "{\"type\":\"hang\",\"delayMs\":3000}",
+     0, NULL, NULL},
+    FAULT(A, "adyen.connection_error", "{\"type\":\"apply_then_drop\"}"),
+    {"adyen.invalid_url", A, HOW_BAD_URL, 0, 3000, NULL, NULL, 0, NULL, NULL},
+
+    /* --- Adyen: documented codes from a fault (errorType follows the code) --- */
+    CODE(A, "adyen.403.security", 403, "901"),
+    CODE(A, "adyen.security", 422, "010"),
+    CODE(A, "adyen.configuration", 500, "905"),
+    CODE(A, "adyen.422.100", 422, "100"),
+    CODE(A, "adyen.422.14_030", 422, "14_030"),
+    /* Undocumented answers: the table's safe readings. */
+    CODE(A, "adyen.4xx.other", 410, "000"),
+    RAW(A, "adyen.2xx.unverified", 200, "{\"status\":\"authorised\"}"),
+    RAW(A, "adyen.3xx.redirect", 302, NULL),
+    RAW(A, "adyen.5xx.no_body", 502, HTML_502),
+    RAW(A, "adyen.other", 799, "{}"),
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -205,6 +240,7 @@ static const struct {
      * as a connection error; a certificate failure needs a TLS server. */
     {"toss.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"stripe.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
+    {"adyen.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
 };
 
 #define NLISTED (sizeof(not_producible) / sizeof(not_producible[0]))
@@ -219,17 +255,22 @@ static const struct gateway_rule *find_row(const char *id)
     return NULL;
 }
 
+static const char *currency_of(enum gateway_kind kind)
+{
+    return kind == A ? "EUR" : (kind == S ? "USD" : "KRW");
+}
+
 /* Make the simulator hold what case c needs: the payment and the fault. */
 static void arrange(const struct gwsim *sim, const struct row_case *c, const char *pk)
 {
     char json[512];
-    const char *gateway = c->kind == S ? "stripe" : "toss";
+    const char *gateway = config_gateway_kind_name(c->kind);
 
     if (c->refunded >= 0) {
         snprintf(json, sizeof(json),
                  "{\"gateway\":\"%s\",\"paymentKey\":\"%s\",\"amount\":%d,\"currency\":\"%s\","
                  "\"refunded\":%ld%s%s%s}",
-                 gateway, pk, PAYMENT_AMOUNT, c->kind == S ? "USD" : "KRW", c->refunded,
+                 gateway, pk, PAYMENT_AMOUNT, currency_of(c->kind), c->refunded,
                  c->refund_status ? ",\"refundStatus\":\"" : "",
                  c->refund_status ? c->refund_status : "", c->refund_status ? "\"" : "");
         gwsim_admin_ok(sim, "POST", "/_sim/payments", json);
@@ -282,10 +323,16 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
 
     struct http_client *http = http_client_new(err, sizeof(err));
     cr_assert_not_null(http, "%s", err);
-    struct config_gateway cfg = gwsim_gateway_cfg(
-        &sim, c->kind,
-        c->how == HOW_BAD_SECRET ? "sk_wrong_secret"
-                                 : (c->kind == S ? GWSIM_STRIPE_SECRET : GWSIM_TOSS_SECRET));
+    const char *secret =
+        c->kind == A ? GWSIM_ADYEN_KEY : (c->kind == S ? GWSIM_STRIPE_SECRET : GWSIM_TOSS_SECRET);
+    struct config_gateway cfg =
+        gwsim_gateway_cfg(&sim, c->kind, c->how == HOW_BAD_SECRET ? "sk_wrong_secret" : secret);
+    char adyen_url[96];
+    if (c->kind == A) {
+        snprintf(adyen_url, sizeof(adyen_url), "%s/v71", sim.base_url);
+        cfg.base_url = adyen_url;
+        cfg.merchant_account = (char *)GWSIM_ADYEN_MERCHANT;
+    }
     if (c->how == HOW_BAD_URL)
         cfg.base_url = (char *)"htp://127.0.0.1:1";
     if (c->how == HOW_SHORT_TIMEOUT)
@@ -297,7 +344,7 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
         .request_id = "req-row",
         .payment_key = pk,
         .amount = c->request ? c->request : PAYMENT_AMOUNT,
-        .currency = c->kind == S ? "USD" : "KRW",
+        .currency = currency_of(c->kind),
         .partial = c->request != 0,
         .reason = c->reason ? c->reason : "customer asked",
     };

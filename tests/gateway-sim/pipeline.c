@@ -94,6 +94,16 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
     sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+}
+
+/* Fill resp with the answer of fault f, in the call's gateway's words. */
+static void answer_fault(struct sim *sim, const struct pipeline_call *call, const struct fault *f,
+                         struct sim_response *resp)
+{
+    if (call->answer_error != NULL && f->type != FAULT_RAW)
+        call->answer_error(sim, f, call->arg, resp);
+    else
+        fault_response(call->gateway, f, resp);
     if (f->type == FAULT_RATE_LIMITED) {
         resp->retry_after = f->retry_after;
         if (f->retry_after_header != NULL)
@@ -211,7 +221,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         fault_name = fault_type_name(f.type);
 
     if (have_fault && acts_before(&f)) {
-        fault_response(call->gateway, &f, resp);
+        answer_fault(sim, call, &f, resp);
         record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
         if (f.type == FAULT_HANG)
             sim_sleep_ms(sim, f.delay_ms);
@@ -220,7 +230,10 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (!call->authorized) {
         /* A delivery fault matched by a call with bad credentials is spent
          * without effect: the call never reached the point it acts on. */
-        unauthorized(call->gateway, resp);
+        if (call->answer_error != NULL)
+            call->answer_error(sim, NULL, call->arg, resp);
+        else
+            unauthorized(call->gateway, resp);
         record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
         goto out;
     }
@@ -252,7 +265,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             if (match_stored(sim, call, have_fault, &f)) {
                 have_fault = stored = true;
                 fault_name = fault_type_name(f.type);
-                fault_response(call->gateway, &f, resp);
+                answer_fault(sim, call, &f, resp);
             } else {
                 call->process(sim, req, call->arg, resp);
             }
@@ -263,7 +276,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         /* No key to store it under: an ordinary failed call. */
         have_fault = stored = true;
         fault_name = fault_type_name(f.type);
-        fault_response(call->gateway, &f, resp);
+        answer_fault(sim, call, &f, resp);
     } else {
         call->process(sim, req, call->arg, resp);
     }
@@ -275,7 +288,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, 504, fault_name, resp->replayed);
         sim_sleep_ms(sim, f.delay_ms);
         sim_response_clear(resp);
-        fault_response(call->gateway, &f, resp);
+        answer_fault(sim, call, &f, resp);
     } else if (have_fault && f.type == FAULT_APPLY_THEN_DROP) {
         record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
         resp->drop = true;

@@ -34,6 +34,13 @@ typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *r
 typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                      struct sim_response *resp);
 
+/* A gateway's own wording of the errors the pipeline answers for it: the
+ * answer of fault f (never a raw one: those are verbatim), or with f NULL the
+ * 401 for wrong credentials. NULL in pipeline_call: the Toss or Stripe
+ * wording built in. Retry-After is added by the pipeline. */
+typedef void (*pipeline_error_fn)(struct sim *sim, const struct fault *f, void *arg,
+                                  struct sim_response *resp);
+
 struct pipeline_call {
     enum sim_gateway gateway;
     enum fault_op op;
@@ -47,6 +54,7 @@ struct pipeline_call {
     bool authorized;               /* the credentials were right */
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
+    pipeline_error_fn answer_error; /* NULL: the Toss/Stripe wording (KakaoPay has its own) */
     void *arg;
 };
 

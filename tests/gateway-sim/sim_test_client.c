@@ -34,15 +34,25 @@ void sleep_ms(long ms)
 
 void sim_start(void)
 {
+    sim_start_args(NULL);
+}
+
+void sim_start_args(const char *const *extra)
+{
     char port_file[128], listen[] = "127.0.0.1:0";
     const char *bin = getenv("GATEWAY_SIM");
     posix_spawn_file_actions_t fa;
+    char *argv[32] = {(char *)bin, "--listen", listen, "--port-file", port_file};
+    size_t argc = 5;
 
     cr_assert(bin != NULL, "GATEWAY_SIM is not set (run through meson test)");
     snprintf(sim_dir, sizeof(sim_dir), "/tmp/gwsim-test-XXXXXX");
     cr_assert(mkdtemp(sim_dir) != NULL);
     snprintf(port_file, sizeof(port_file), "%s/port", sim_dir);
-    char *argv[] = {(char *)bin, "--listen", listen, "--port-file", port_file, NULL};
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many arguments");
+        argv[argc++] = (char *)extra[i];
+    }
     posix_spawn_file_actions_init(&fa);
     if (getenv("GATEWAY_SIM_TEST_VERBOSE") == NULL)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);

@@ -180,7 +180,7 @@ static int64_t key_ttl_of(const struct config *cfg, const char *gateway)
 {
     for (size_t i = 0; i < cfg->ngateways; i++)
         if (strcmp(cfg->gateways[i].name, gateway) == 0)
-            return cfg->gateways[i].idempotency_key_ttl_ms;
+            return config_gateway_key_binding_ms(&cfg->gateways[i]);
     return 0;
 }
 

@@ -282,6 +282,12 @@ bool gateway_client_inquires_first(const struct gateway_client *gc)
     return (gc->drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
 }
 
+bool gateway_kind_inquires_first(enum gateway_kind kind)
+{
+    const struct gateway_driver *drv = gateway_driver_of(kind);
+    return drv != NULL && (drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
+}
+
 bool gateway_client_completes_by_webhook(const struct gateway_client *gc)
 {
     return gc->drv->completion == GATEWAY_COMPLETION_WEBHOOK;
@@ -686,6 +692,14 @@ bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund
     }
     if (gc->drv->inquiry_calls == 0 || gc->drv->inquiry_calls > GATEWAY_MAX_INQUIRY_CALLS) {
         snprintf(err, errlen, "cannot inquire on gateway %s: its API has no inquiry",
+                 gateway_client_name(gc));
+        return false;
+    }
+    if (gc->drv->inquiry_replays_refund && req->idempotency_key == NULL) {
+        /* Under a guessed key the replay could be a second refund. */
+        snprintf(err, errlen,
+                 "cannot inquire on gateway %s without the request's current key: its inquiry "
+                 "sends the refund again under that key",
                  gateway_client_name(gc));
         return false;
     }

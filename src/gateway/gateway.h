@@ -148,10 +148,13 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
                            gateway_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Find out what the gateway did about req: Toss GET /v1/payments/{key};
- * Stripe GET /v1/payment_intents/{id} and GET /v1/refunds?payment_intent=
- * (our refunds carry metadata[requestId]). Never sends a refund. Same
- * callback rules as refunds. */
+/* Find out what the gateway did about req, by its driver's inquiry: Toss
+ * GET /v1/payments/{key}; Stripe GET /v1/payment_intents/{id} and
+ * GET /v1/refunds?payment_intent= (our refunds carry metadata[requestId]);
+ * ... Never sends a new refund: a gateway without a read API (Adyen) is
+ * asked by the refund replayed under req->idempotency_key, which must then
+ * be the current generation's key (false without one). Same callback rules
+ * as refunds. */
 bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund_request *req,
                                   gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -173,6 +176,7 @@ const char *gateway_client_name(const struct gateway_client *gc);
  * start with an inquiry, and a cancel go out only when it proves that none
  * of ours applied? */
 bool gateway_client_inquires_first(const struct gateway_client *gc);
+bool gateway_kind_inquires_first(enum gateway_kind kind);
 
 /* Does the gateway send a refund's result later by notification (Adyen),
  * so that an inquiry is first our own store of notifications? */

@@ -19,7 +19,7 @@
 #include "gateway/gateway_internal.h"
 
 /* How a gateway keeps a retried cancel from refunding twice (bit mask;
- * docs/gateways.md, "Safety mechanisms"). */
+ * docs/gateways.md, "Safety mechanisms and drivers"). */
 enum gateway_safety {
     /* The same Idempotency-Key on every attempt of a key generation: the
      * gateway answers a repeat with the first answer (Toss, Stripe, PortOne,
@@ -57,6 +57,12 @@ struct gateway_driver {
     /* Toss: an "already canceled" answer is confirmed by a payment inquiry
      * before it counts (gateway_toss_resolve_already_refunded()). */
     bool confirm_already_refunded;
+    /* The gateway has no read API, and the inquiry is the refund sent again
+     * under the same key (Adyen): the gateway answers its first answer, or
+     * makes the refund if the first never arrived. Only with the key of the
+     * current generation, within its lifetime: never by a caller that does
+     * not know the key (reconciliation). */
+    bool inquiry_replays_refund;
 
     /* The authentication header line ("Authorization: ...", "X-API-Key: ...")
      * for cfg, malloc'd, or NULL when out of memory. Holds the secret. */

@@ -14,12 +14,13 @@
  * CURRENCY of "-" is none). BODY is the answer to a refund, a Toss payment
  * inquiry or a Stripe PaymentIntent; SECOND_BODY (optional) Stripe's refund
  * list. Each input runs:
- * - gateway_classify() for Toss, Stripe and Adyen, as a refund answer (with the
+ * - gateway_classify() for Toss, Stripe, KakaoPay and Adyen, as a refund answer (with the
  *   request) and as an inquiry answer (without); with STATUS 0 the body is
  *   libcurl's error text and AMOUNT % 100 its error code;
  * - gateway_toss_parse_payment() of BODY, then gateway_toss_judge() and
  *   gateway_toss_resolve_already_refunded() of what it read;
  * - gateway_stripe_judge() of BODY and SECOND_BODY;
+ * - the KakaoPay driver's judge of BODY as its order inquiry.
  * - the Adyen driver's judge of BODY (a replayed refund's answer).
  * Properties: every answer has a rule, a known verdict, NUL-terminated code
  * and message, its status and "answered" as given; only a 2xx is SUCCEEDED;
@@ -142,7 +143,8 @@ static void classify_all(const struct input *in)
 {
     static char *codes[] = {"NOT_CANCELABLE_PAYMENT", "PROVIDER_ERROR", "rate_limit", ""};
     const struct retry_policy policy = {.non_retryable_codes = codes, .n_non_retryable_codes = 4};
-    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_ADYEN};
+    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_KAKAOPAY,
+                                       GATEWAY_ADYEN};
     int curl_code = in->status == 0 ? (int)(in->req.amount % 100) : CURLE_OK;
     const char *curl_error = in->status == 0 ? in->body : NULL;
     struct gateway_answer a;
@@ -219,6 +221,23 @@ static void stripe_inquiry(const struct input *in)
                "REFUNDED without a refund list");
 }
 
+static void kakaopay_inquiry(const struct input *in)
+{
+    struct gateway_inquiry q;
+    const char *bodies[] = {in->body};
+
+    memset(&q, 0, sizeof(q));
+    gateway_kakaopay_driver.judge(bodies, 1, &in->req, &q);
+    FUZZ_CHECK(finding_known(q.finding) && q.finding != FINDING_NONE && q.detail[0] != '\0',
+               "kakaopay finding %d", (int)q.finding);
+    FUZZ_CHECK(fuzz_terminated(q.currency, sizeof(q.currency)) &&
+                   fuzz_terminated(q.detail, sizeof(q.detail)),
+               "kakaopay inquiry strings not terminated");
+    /* A balance the next cancel would carry is one the answer gave. */
+    FUZZ_CHECK(q.finding != FINDING_NOT_REFUNDED || q.cancellable_amount >= 0,
+               "NOT_REFUNDED with cancellable %lld", (long long)q.cancellable_amount);
+}
+
 /* Adyen's inquiry is the refund replayed: its judge must agree with the
  * classification of the same body as the refund's answer. */
 static void adyen_inquiry(const struct input *in)
@@ -251,6 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     classify_all(&in);
     toss_inquiry(&in);
     stripe_inquiry(&in);
+    kakaopay_inquiry(&in);
     adyen_inquiry(&in);
     free(in.body);
     free(in.second);

@@ -162,8 +162,9 @@ static void answer_error(struct sim_response *resp, int status, const char *code
     sim_respond_error(resp, SIM_GATEWAY_ADYEN, status, error_type(status, code), code, message);
 }
 
-/* The pipeline's own answers in Adyen's words (pipeline_wording_fn). */
-static void wording(enum pipeline_answer what, const struct fault *f, struct sim_response *resp)
+/* The pipeline's own answers in Adyen's words (pipeline_error_fn): fault
+ * f's, or with f NULL the 401 for a wrong key. */
+static void wording(struct sim *sim, const struct fault *f, void *arg, struct sim_response *resp)
 {
     /* Per fault type: status, errorCode, message (the simulator's choice:
      * Adyen documents none of these for the refund path but 401 and 500). */
@@ -181,23 +182,15 @@ static void wording(enum pipeline_answer what, const struct fault *f, struct sim
         [FAULT_BAD_CREDENTIALS] = {401, "000", "HTTP Status Response - Unauthorized"},
         [FAULT_IN_PROGRESS] = {422, "704", ADYEN_IN_FLIGHT_MESSAGE},
     };
-
-    switch (what) {
-    case PIPELINE_UNAUTHORIZED:
-        answer_error(resp, 401, "000", "HTTP Status Response - Unauthorized");
-        return;
-    case PIPELINE_IN_FLIGHT:
-        answer_error(resp, 422, "704", ADYEN_IN_FLIGHT_MESSAGE);
-        return;
-    case PIPELINE_MISMATCH:
-        /* Not reached: Adyen's keys compare no parameters. */
-        answer_error(resp, 422, "704", ADYEN_IN_FLIGHT_MESSAGE);
-        return;
-    case PIPELINE_FAULT:
-        break;
-    }
     int status = 500;
     const char *code = "000", *message = "internal error";
+
+    (void)sim;
+    (void)arg;
+    if (f == NULL) {
+        answer_error(resp, 401, "000", "HTTP Status Response - Unauthorized");
+        return;
+    }
     if ((size_t)f->type < sizeof(faults) / sizeof(faults[0]) && faults[f->type].status != 0) {
         status = faults[f->type].status;
         code = faults[f->type].code;
@@ -381,6 +374,7 @@ static void process_refund(struct sim *sim, const struct sim_request *req, void 
         answer_error(resp, 422, "137", msg);
         break;
     case LEDGER_REFUND_NO_MEMORY:
+    case LEDGER_REFUND_BALANCE_DIFFERS: /* Adyen has no balance guard: never asked */
         answer_error(resp, 500, "000", "out of memory");
         break;
     }
@@ -430,7 +424,7 @@ void adyen_handle(struct sim *sim, const struct sim_request *req, struct sim_res
         .validate = validate_refund,
         .process = process_refund,
         .arg = &refund,
-        .wording = wording,
+        .answer_error = wording,
         .key_ttl_ms = sim->adyen->key_ttl_ms,
     };
     pipeline_run(sim, req, &call, resp);

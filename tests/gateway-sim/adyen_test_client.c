@@ -30,7 +30,7 @@ void start_with(const char *settle_ms, const char *const *extra)
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    sim_start_with(args);
+    sim_start_args(args);
 }
 
 void start(const char *settle_ms)

@@ -150,6 +150,7 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
     dst->refund_status = src->refund_status;
     dst->amount = src->amount;
     dst->refunded = src->refunded;
+    dst->created_ms = src->created_ms;
     dst->payment_key = strdup(src->payment_key);
     dst->order_id = strdup(src->order_id);
     dst->currency = strdup(src->currency);
@@ -246,8 +247,11 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "refunded must be between 0 and amount");
         return false;
     }
-    if (gateway == SIM_GATEWAY_TOSS && refund_status != LEDGER_STATUS_SUCCEEDED) {
-        snprintf(err, errlen, "refundStatus is for Stripe payments: Toss cancels are always DONE");
+    if (gateway != SIM_GATEWAY_STRIPE && gateway != SIM_GATEWAY_ADYEN &&
+        refund_status != LEDGER_STATUS_SUCCEEDED) {
+        snprintf(err, errlen,
+                 "refundStatus is for Stripe payments: Toss and KakaoPay cancels are done when "
+                 "answered");
         return false;
     }
     if (gateway == SIM_GATEWAY_ADYEN && refund_status != LEDGER_STATUS_SUCCEEDED &&
@@ -265,6 +269,7 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
     p.refund_status = refund_status;
     p.amount = amount;
     p.refunded = refunded;
+    p.created_ms = wall_ms();
     p.payment_key = strdup(payment_key);
     p.order_id = strdup(order_id);
     p.currency = strdup(currency ? currency : "KRW");
@@ -388,6 +393,12 @@ static char *new_refund_id(struct ledger *l, enum sim_gateway gateway)
     if (gateway == SIM_GATEWAY_STRIPE) {
         /* Stripe ids: "re_" + 24 characters. */
         snprintf(buf, sizeof(buf), "re_sim%018" PRIu64, l->seq);
+    } else if (gateway == SIM_GATEWAY_KAKAOPAY) {
+        /* KakaoPay aids: 20 characters ("20자리"), as "A73033087f575eb02c28". */
+        unsigned char raw[6];
+        arc4random_buf(raw, sizeof(raw));
+        snprintf(buf, sizeof(buf), "A%08" PRIx64 "%02x%02x%02x%02x%02x%01x", l->seq & 0xffffffffu,
+                 raw[0], raw[1], raw[2], raw[3], raw[4], raw[5] & 0xfu);
     } else if (gateway == SIM_GATEWAY_ADYEN) {
         /* Adyen's "16-character reference": 16 upper-case letters and
          * digits, the sequence number first so that none repeats within a
@@ -427,6 +438,10 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
     int64_t balance = p->amount - p->refunded;
     if (balance <= 0) {
         res = LEDGER_REFUND_NOTHING_LEFT;
+        goto out;
+    }
+    if (spec->has_expected_balance && spec->expected_balance != balance) {
+        res = LEDGER_REFUND_BALANCE_DIFFERS;
         goto out;
     }
     if (amount < 0)

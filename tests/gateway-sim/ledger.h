@@ -56,6 +56,7 @@ struct ledger_payment {
     char *currency;
     int64_t amount;
     int64_t refunded;              /* preset by the admin call, plus the refunds that count */
+    int64_t created_ms;            /* when the admin call added it (KakaoPay approved_at) */
     struct ledger_refund *refunds; /* in creation order */
     size_t nrefunds;
     size_t cap;
@@ -70,6 +71,10 @@ struct ledger_refund_spec {
     size_t nmetadata;
     bool has_status; /* false: the payment's refund_status */
     enum ledger_status status;
+    /* A gateway's balance guard (KakaoPay cancel_available_amount): refund
+     * only if the balance before this refund is expected_balance. */
+    bool has_expected_balance;
+    int64_t expected_balance;
 };
 
 enum ledger_refund_result {
@@ -78,6 +83,8 @@ enum ledger_refund_result {
     LEDGER_REFUND_NOTHING_LEFT, /* balance is 0 */
     LEDGER_REFUND_TOO_LARGE,    /* amount > balance */
     LEDGER_REFUND_NO_MEMORY,    /* nothing refunded */
+    /* the balance is not spec->expected_balance (nothing refunded) */
+    LEDGER_REFUND_BALANCE_DIFFERS,
 };
 
 /* "succeeded", "pending", ...; ledger_status_parse() is the reverse (false

@@ -9,8 +9,10 @@
  * its secrets are well-known test values.
  *
  * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
- *                    [--stripe-secret S] [--port-file F] [--log-level L]
- *                    [--adyen-... options: adyen.h]
+ *                    [--stripe-secret S] [--kakaopay-secret S] [--kakaopay-cid C]
+ *                    [--kakaopay-guard enforced|ignored]
+ *                    [--kakaopay-error-format new|legacy] [--port-file F]
+ *                    [--log-level L] [--adyen-... options: adyen.h]
  *
  * PORT 0 picks an ephemeral port, written to the port file once the server
  * listens. The API is described in docs/gateway-sim.md.
@@ -27,6 +29,7 @@
 #include "base/log.h"
 #include "server.h"
 #include "base/signals.h"
+#include "kakaopay.h"
 #include "sim.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -39,6 +42,12 @@ struct options {
     const char *stripe_secret; /* borrowed from argv/environ */
     const char *port_file;
     enum log_level log_level;
+    /* KakaoPay (kakaopay.h): borrowed from argv, the secret also from
+     * environ; NULL = the default. */
+    const char *kakaopay_secret;
+    const char *kakaopay_cid;
+    const char *kakaopay_guard;
+    const char *kakaopay_error_format;
     struct adyen_options adyen;
 };
 
@@ -46,16 +55,22 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S] [--stripe-secret S]\n"
+            "                   [--kakaopay-secret S] [--kakaopay-cid CID]\n"
+            "                   [--kakaopay-guard enforced|ignored]\n"
+            "                   [--kakaopay-error-format new|legacy]\n"
             "                   [--port-file FILE] [--log-level debug|info|warn|error]\n"
             "\n"
-            "A local Toss/Stripe refund gateway for tests and the demo; never deployed.\n"
+            "A local Toss/Stripe/KakaoPay/Adyen refund gateway for tests and the demo; never\n"
+            "deployed.\n"
             "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
             "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
-            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET, then %s / %s.\n"
+            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET /\n"
+            "$CR_GATEWAY_SIM_KAKAOPAY_SECRET, then %s / %s / %s.\n"
+            "KakaoPay: cid %s, guard ignored, error format new unless given.\n"
             "\n" ADYEN_USAGE
             "Adyen's API key defaults to $CR_GATEWAY_SIM_ADYEN_API_KEY, then %s.\n",
             DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET,
-            SIM_DEFAULT_ADYEN_API_KEY);
+            SIM_DEFAULT_KAKAOPAY_SECRET, SIM_DEFAULT_KAKAOPAY_CID, SIM_DEFAULT_ADYEN_API_KEY);
 }
 
 /* Parse a port number 0..65535. */
@@ -103,6 +118,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"listen", required_argument, NULL, 'l'},
         {"toss-secret", required_argument, NULL, 't'},
         {"stripe-secret", required_argument, NULL, 's'},
+        {"kakaopay-secret", required_argument, NULL, 'k'},
+        {"kakaopay-cid", required_argument, NULL, 'c'},
+        {"kakaopay-guard", required_argument, NULL, 'g'},
+        {"kakaopay-error-format", required_argument, NULL, 'e'},
         {"port-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
         ADYEN_LONGOPTS,
@@ -121,6 +140,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
     o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
+    o->kakaopay_secret = getenv("CR_GATEWAY_SIM_KAKAOPAY_SECRET");
     o->log_level = LOG_INFO;
     adyen_options_init(&o->adyen);
     o->adyen.api_key = getenv("CR_GATEWAY_SIM_ADYEN_API_KEY");
@@ -145,6 +165,18 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 's':
             o->stripe_secret = optarg;
+            break;
+        case 'k':
+            o->kakaopay_secret = optarg;
+            break;
+        case 'c':
+            o->kakaopay_cid = optarg;
+            break;
+        case 'g':
+            o->kakaopay_guard = optarg;
+            break;
+        case 'e':
+            o->kakaopay_error_format = optarg;
             break;
         case 'p':
             o->port_file = optarg;
@@ -171,6 +203,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->toss_secret = NULL;
     if (o->stripe_secret != NULL && o->stripe_secret[0] == '\0')
         o->stripe_secret = NULL;
+    if (o->kakaopay_secret != NULL && o->kakaopay_secret[0] == '\0')
+        o->kakaopay_secret = NULL;
     if (o->adyen.api_key != NULL && o->adyen.api_key[0] == '\0')
         o->adyen.api_key = NULL;
     return 0;
@@ -221,6 +255,12 @@ int main(int argc, char **argv)
         log_error("could not start: out of memory");
         goto out;
     }
+    if (!kakaopay_configure(sim->kakaopay, opts.kakaopay_secret, opts.kakaopay_cid,
+                            opts.kakaopay_guard, opts.kakaopay_error_format, err, sizeof(err))) {
+        fprintf(stderr, "gateway-sim: %s\n", err);
+        status = 2; /* a usage error */
+        goto out;
+    }
     sim->adyen = adyen_new(sim, &opts.adyen, err, sizeof(err));
     if (sim->adyen == NULL) {
         log_error("%s", err);
@@ -237,8 +277,16 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Which secrets are in use is worth a line; their values never are. */
-    log_info("listening on %s:%u (toss secret %s, stripe secret %s)", opts.host, (unsigned)port,
-             opts.toss_secret ? "custom" : "default", opts.stripe_secret ? "custom" : "default");
+    log_info("listening on %s:%u (toss secret %s, stripe secret %s, kakaopay secret %s)", opts.host,
+             (unsigned)port, opts.toss_secret ? "custom" : "default",
+             opts.stripe_secret ? "custom" : "default",
+             opts.kakaopay_secret ? "custom" : "default");
+    json_t *kakaopay = kakaopay_settings_json(sim->kakaopay);
+    log_info("kakaopay cid %s, guard %s, error format %s",
+             json_string_value(json_object_get(kakaopay, "cid")),
+             json_string_value(json_object_get(kakaopay, "guard")),
+             json_string_value(json_object_get(kakaopay, "errorFormat")));
+    json_decref(kakaopay);
 
     while (!signals_stop_requested()) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100L * 1000 * 1000};

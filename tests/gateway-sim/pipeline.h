@@ -34,20 +34,13 @@ typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *r
 typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                      struct sim_response *resp);
 
-/* What the pipeline itself answers, for a gateway that words it in its own
- * format (pipeline_call.wording). */
-enum pipeline_answer {
-    PIPELINE_UNAUTHORIZED = 0, /* wrong credentials */
-    PIPELINE_IN_FLIGHT,        /* a request with the key is being processed */
-    PIPELINE_MISMATCH,         /* the key was used with other parameters */
-    PIPELINE_FAULT,            /* fault f (never raw: that one is verbatim) */
-};
-
-/* Fill resp with the gateway's answer what; f is the fault for
- * PIPELINE_FAULT, NULL otherwise. Its status, code and message (when set)
- * must win over the gateway's defaults. */
-typedef void (*pipeline_wording_fn)(enum pipeline_answer what, const struct fault *f,
-                                    struct sim_response *resp);
+/* A gateway's own wording of the errors the pipeline answers for it: the
+ * answer of fault f (never a raw one: those are verbatim), or with f NULL the
+ * 401 for wrong credentials. A key still in flight is answered as an
+ * in_progress fault. NULL in pipeline_call: the Toss or Stripe wording built
+ * in. Retry-After is added by the pipeline. */
+typedef void (*pipeline_error_fn)(struct sim *sim, const struct fault *f, void *arg,
+                                  struct sim_response *resp);
 
 struct pipeline_call {
     enum sim_gateway gateway;
@@ -62,9 +55,9 @@ struct pipeline_call {
     bool authorized;               /* the credentials were right */
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
+    pipeline_error_fn answer_error; /* NULL: the Toss/Stripe wording (KakaoPay, Adyen: their own) */
     void *arg;
-    pipeline_wording_fn wording; /* NULL: the Toss or Stripe wording by gateway */
-    int64_t key_ttl_ms;          /* > 0: a key this old names a new request */
+    int64_t key_ttl_ms; /* > 0: a key whose first request is this old names a new request */
 };
 
 /* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May

@@ -11,6 +11,7 @@
 #include "adyen.h"
 #include "admin.h"
 #include "faults.h"
+#include "kakaopay.h"
 #include "ledger.h"
 #include "stripe.h"
 #include "toss.h"
@@ -28,8 +29,9 @@ struct sim *sim_new(const char *toss_secret, const char *stripe_secret)
     sim->faults = faults_new();
     sim->toss_secret = strdup(toss_secret ? toss_secret : SIM_DEFAULT_TOSS_SECRET);
     sim->stripe_secret = strdup(stripe_secret ? stripe_secret : SIM_DEFAULT_STRIPE_SECRET);
+    sim->kakaopay = kakaopay_settings_new();
     if (sim->ledger == NULL || sim->faults == NULL || sim->toss_secret == NULL ||
-        sim->stripe_secret == NULL) {
+        sim->stripe_secret == NULL || sim->kakaopay == NULL) {
         sim_free(sim);
         return NULL;
     }
@@ -45,6 +47,7 @@ void sim_free(struct sim *sim)
     faults_free(sim->faults);
     free(sim->toss_secret);
     free(sim->stripe_secret);
+    kakaopay_settings_free(sim->kakaopay);
     free(sim);
 }
 
@@ -62,6 +65,8 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
         stripe_handle(sim, req, resp);
     else if (has_prefix(req->path, "/v1/payments/"))
         toss_handle(sim, req, resp);
+    else if (has_prefix(req->path, KAKAOPAY_PREFIX))
+        kakaopay_handle(sim, req, resp);
     else if (has_prefix(req->path, ADYEN_PREFIX))
         adyen_handle(sim, req, resp);
     else
@@ -143,6 +148,8 @@ void sim_format_time(int64_t ms, char *buf, size_t buflen)
 
 const char *sim_gateway_name(enum sim_gateway gateway)
 {
+    if (gateway == SIM_GATEWAY_KAKAOPAY)
+        return "kakaopay";
     if (gateway == SIM_GATEWAY_ADYEN)
         return "adyen";
     return gateway == SIM_GATEWAY_STRIPE ? "stripe" : "toss";
@@ -158,6 +165,10 @@ bool sim_gateway_parse(const char *s, enum sim_gateway *out)
     }
     if (strcmp(s, "stripe") == 0) {
         *out = SIM_GATEWAY_STRIPE;
+        return true;
+    }
+    if (strcmp(s, "kakaopay") == 0) {
+        *out = SIM_GATEWAY_KAKAOPAY;
         return true;
     }
     if (strcmp(s, "adyen") == 0) {

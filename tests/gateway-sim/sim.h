@@ -18,7 +18,12 @@
 #include <jansson.h>
 
 /* Which gateway API a payment, a call or an idempotency key belongs to. */
-enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1, SIM_GATEWAY_ADYEN = 2 };
+enum sim_gateway {
+    SIM_GATEWAY_TOSS = 0,
+    SIM_GATEWAY_STRIPE = 1,
+    SIM_GATEWAY_KAKAOPAY = 2,
+    SIM_GATEWAY_ADYEN = 3,
+};
 
 /* Default secrets when none are given on the command line. */
 #define SIM_DEFAULT_TOSS_SECRET    "test_sk_toss_local"
@@ -31,6 +36,7 @@ enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1, SIM_GATEWAY_ADY
 
 struct ledger;
 struct faults;
+struct kakaopay_settings;
 struct adyen;
 
 struct sim {
@@ -40,6 +46,8 @@ struct sim {
     char *stripe_secret;   /* owned; secret: never logged */
     struct adyen *adyen;   /* owned; NULL until main sets it (adyen.h) */
     atomic_bool stopping;  /* set on shutdown: cuts injected sleeps short */
+    /* owned: the KakaoPay secret, cid, guard and error format (kakaopay.h) */
+    struct kakaopay_settings *kakaopay;
 };
 
 /* One query-string argument, decoded. value is "" for "?name". */
@@ -88,7 +96,7 @@ struct sim_response {
 struct sim *sim_new(const char *toss_secret, const char *stripe_secret);
 void sim_free(struct sim *sim);
 
-/* Route one request to the Toss, Stripe or admin handlers and fill resp
+/* Route one request to the Toss, Stripe, KakaoPay or admin handlers and fill resp
  * (which must start as SIM_RESPONSE_INIT; the caller frees resp->body). May
  * sleep when a latency or hang fault says so. */
 void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
@@ -117,7 +125,8 @@ bool sim_sleep_ms(struct sim *sim, int64_t ms);
 /* Format ms since the epoch as RFC 3339 UTC ("2026-11-20T09:15:02.123Z"). */
 void sim_format_time(int64_t ms, char *buf, size_t buflen);
 
-/* "toss", "stripe" or "adyen"; sim_gateway_parse() is the reverse (false if unknown). */
+/* "toss", "stripe", "kakaopay" or "adyen"; sim_gateway_parse() is the reverse (false if
+ * unknown). */
 const char *sim_gateway_name(enum sim_gateway gateway);
 bool sim_gateway_parse(const char *s, enum sim_gateway *out);
 

@@ -34,10 +34,10 @@ void sleep_ms(long ms)
 
 void sim_start(void)
 {
-    sim_start_with(NULL);
+    sim_start_args(NULL);
 }
 
-void sim_start_with(const char *const *args)
+void sim_start_args(const char *const *extra)
 {
     char port_file[128], listen[] = "127.0.0.1:0";
     const char *bin = getenv("GATEWAY_SIM");
@@ -49,11 +49,10 @@ void sim_start_with(const char *const *args)
     snprintf(sim_dir, sizeof(sim_dir), "/tmp/gwsim-test-XXXXXX");
     cr_assert(mkdtemp(sim_dir) != NULL);
     snprintf(port_file, sizeof(port_file), "%s/port", sim_dir);
-    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
-        cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many simulator arguments");
-        argv[argc++] = (char *)args[i];
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many arguments");
+        argv[argc++] = (char *)extra[i];
     }
-    argv[argc] = NULL;
     posix_spawn_file_actions_init(&fa);
     if (getenv("GATEWAY_SIM_TEST_VERBOSE") == NULL)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);

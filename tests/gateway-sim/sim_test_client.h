@@ -29,8 +29,8 @@ struct reply {
 
 void sleep_ms(long ms);
 void sim_start(void);
-/* sim_start() with extra arguments (NULL-terminated list, may be NULL). */
-void sim_start_with(const char *const *args);
+/* sim_start() with extra command-line arguments (NULL-terminated). */
+void sim_start_args(const char *const *extra);
 void sim_stop(void);
 
 /* The value of header name in r (case-insensitive name), or "" if absent;

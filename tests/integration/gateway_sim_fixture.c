@@ -75,6 +75,7 @@ void gwsim_start(struct gwsim *s)
     }
     int port = child_wait_port_file(s->port_file, 5000, "gateway-sim", "the test's output");
     snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", port);
+    snprintf(s->adyen_base_url, sizeof(s->adyen_base_url), "%s/v71", s->base_url);
     long st = 0;
     for (int i = 0; i < 50 && st != 200; i++) {
         free(gwsim_admin(s, "GET", "/_sim/health", NULL, &st));
@@ -98,7 +99,7 @@ void gwsim_payment(const struct gwsim *s, const char *gateway, const char *key, 
     snprintf(json, sizeof(json),
              "{\"gateway\":\"%.16s\",\"paymentKey\":\"%.128s\",\"amount\":%ld,\"currency\":\"%s\","
              "\"refunded\":%ld}",
-             gateway, key, amount, strcmp(gateway, "toss") == 0 ? "KRW" : "USD", refunded);
+             gateway, key, amount, strcmp(gateway, "stripe") == 0 ? "USD" : "KRW", refunded);
     gwsim_admin_ok(s, "POST", "/_sim/payments", json);
 }
 
@@ -162,9 +163,15 @@ struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind
 {
     struct config_gateway c;
     memset(&c, 0, sizeof(c));
-    c.name = kind == GATEWAY_STRIPE ? "stripe" : "toss";
+    c.name = (char *)config_gateway_kind_name(kind);
     c.kind = kind;
+    if (kind == GATEWAY_KAKAOPAY)
+        c.cid = (char *)GWSIM_KAKAOPAY_CID;
     c.base_url = (char *)s->base_url;
+    if (kind == GATEWAY_ADYEN) {
+        c.merchant_account = (char *)GWSIM_ADYEN_MERCHANT;
+        c.base_url = (char *)s->adyen_base_url;
+    }
     c.secret_key = (char *)secret;
     c.connect_timeout_ms = 2000;
     c.timeout_ms = 5000;

@@ -22,10 +22,17 @@
 
 #define GWSIM_TOSS_SECRET   "test_sk_toss_local"
 #define GWSIM_STRIPE_SECRET "sk_test_stripe_local"
+/* KakaoPay: the simulator's default secret and merchant code (cid). */
+#define GWSIM_KAKAOPAY_SECRET "kakaopay_secret_local"
+#define GWSIM_KAKAOPAY_CID    "TC0ONETIME"
+/* Adyen: the simulator's default API key and merchant account. */
+#define GWSIM_ADYEN_KEY      "adyen_api_key_local"
+#define GWSIM_ADYEN_MERCHANT "CancelRetryTest"
 
 struct gwsim {
     pid_t pid;
-    char base_url[64]; /* http://127.0.0.1:<port> */
+    char base_url[64];       /* http://127.0.0.1:<port> */
+    char adyen_base_url[80]; /* base_url/v71: Adyen's base URLs name the API version */
     char port_file[64];
 };
 
@@ -40,7 +47,7 @@ char *gwsim_admin(const struct gwsim *s, const char *method, const char *path, c
 /* The same, failing the test unless the status is 2xx. */
 void gwsim_admin_ok(const struct gwsim *s, const char *method, const char *path, const char *json);
 
-/* A payment to refund: Toss payments in KRW, Stripe ones in USD. */
+/* A payment to refund: Toss and KakaoPay payments in KRW, Stripe ones in USD. */
 void gwsim_payment(const struct gwsim *s, const char *gateway, const char *key, long amount,
                    long refunded);
 
@@ -55,8 +62,9 @@ void gwsim_ledger(const struct gwsim *s, const char *key, long *refunded, size_t
  * (it documents none), so the call log is where a Toss replay shows. */
 void gwsim_expect_replays(const struct gwsim *s, const char *key, const char *want);
 
-/* A gateway config pointing at the simulator (2 s connect, 5 s timeout). The
- * strings are borrowed from s and secret. */
+/* A gateway config pointing at the simulator (2 s connect, 5 s timeout;
+ * KakaoPay with the simulator's cid, Adyen with its merchant account and
+ * /v71). The strings are borrowed from s and secret. */
 struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind kind,
                                         const char *secret);
 

@@ -8,9 +8,9 @@
  * rows listed are all the rows, so a new row without a test fails here.
  *
  * Each case spawns its own simulator on an ephemeral port
- * (gateway_sim_fixture.h): no database, no Kafka. Toss payments are in KRW,
- * Stripe ones in USD, Adyen ones in EUR, and every refund asks for its
- * payment's currency.
+ * (gateway_sim_fixture.h): no database, no Kafka. Toss and KakaoPay payments
+ * are in KRW, Stripe ones in USD, Adyen ones in EUR, and every refund asks
+ * for its payment's currency.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -27,12 +27,8 @@
 
 #define T GATEWAY_TOSS
 #define S GATEWAY_STRIPE
+#define K GATEWAY_KAKAOPAY
 #define A GATEWAY_ADYEN
-
-/* gateway-sim's Adyen API key and merchant account (its defaults), and the
- * API version in Adyen's base URLs. */
-#define GWSIM_ADYEN_KEY      "adyen_api_key_local"
-#define GWSIM_ADYEN_MERCHANT "CancelRetryTest"
 
 #define PAYMENT_AMOUNT 10000
 
@@ -199,6 +195,32 @@ static const struct row_case cases[] = {
     RAW(S, "stripe.5xx.no_body", 502, HTML_502),
     RAW(S, "stripe.other", 799, "{}"),
 
+    /* --- KakaoPay: answers the simulator gives on its own --- */
+    {"kakaopay.200.cancel", K, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    {"kakaopay.401.unauthorized", K, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    /* More than the balance: the simulator's -797 (KakaoPay's code for it
+     * was not found). */
+    {"kakaopay.4xx.other", K, HOW_PLAIN, 0, 20000, NULL, NULL, 0, NULL, NULL},
+    FAULT(K, "kakaopay.429.too_many_requests", "{\"type\":\"rate_limited\"}"),
+    FAULT(K, "kakaopay.4xx.internal_error", "{\"type\":\"provider_error\"}"),
+    /* KakaoPay's own sample: -780 with USER_LOCKED extras. */
+    FAULT(K, "kakaopay.4xx.user_locked", "{\"type\":\"in_progress\"}"),
+    FAULT(K, "kakaopay.5xx.gateway_error", "{\"type\":\"error_5xx\"}"),
+    {"kakaopay.timeout", K, HOW_SHORT_TIMEOUT, 0, 3000, NULL,
+     "{\"type\":\"hang\",\"delayMs\":3000}", 0, NULL, NULL},
+    FAULT(K, "kakaopay.connection_error", "{\"type\":\"apply_then_drop\"}"),
+    {"kakaopay.invalid_url", K, HOW_BAD_URL, 0, 3000, NULL, NULL, 0, NULL, NULL},
+
+    /* --- KakaoPay: Kakao's common codes, from a fault --- */
+    CODE(K, "kakaopay.4xx.invalid_key", 400, "-401"),
+    CODE(K, "kakaopay.4xx.maintenance", 400, "-7"),
+    CODE(K, "kakaopay.4xx.quota_exceeded", 400, "-10"),
+    CODE(K, "kakaopay.4xx.internal_timeout", 400, "-603"),
+    /* Undocumented answers: the table's safe readings. */
+    RAW(K, "kakaopay.200.unverified", 200, "{\"tid\":\"pk_row\",\"status\":\"SUCCESS_PAYMENT\"}"),
+    RAW(K, "kakaopay.3xx.redirect", 302, NULL),
+    RAW(K, "kakaopay.other", 799, "{}"),
+
     /* --- Adyen: answers the simulator gives on its own --- */
     {"adyen.201.received", A, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
     {"adyen.401.security", A, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
@@ -240,6 +262,7 @@ static const struct {
      * as a connection error; a certificate failure needs a TLS server. */
     {"toss.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"stripe.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
+    {"kakaopay.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"adyen.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
 };
 
@@ -317,22 +340,18 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
 
     char err[256], key[302], reason[502];
     const char *pk = c->kind == S ? "pi_row" : "pk_row";
+    static const char *const secrets[] = {[T] = GWSIM_TOSS_SECRET,
+                                          [S] = GWSIM_STRIPE_SECRET,
+                                          [K] = GWSIM_KAKAOPAY_SECRET,
+                                          [A] = GWSIM_ADYEN_KEY};
     struct gwsim sim;
     gwsim_start(&sim);
     arrange(&sim, c, pk);
 
     struct http_client *http = http_client_new(err, sizeof(err));
     cr_assert_not_null(http, "%s", err);
-    const char *secret =
-        c->kind == A ? GWSIM_ADYEN_KEY : (c->kind == S ? GWSIM_STRIPE_SECRET : GWSIM_TOSS_SECRET);
-    struct config_gateway cfg =
-        gwsim_gateway_cfg(&sim, c->kind, c->how == HOW_BAD_SECRET ? "sk_wrong_secret" : secret);
-    char adyen_url[96];
-    if (c->kind == A) {
-        snprintf(adyen_url, sizeof(adyen_url), "%s/v71", sim.base_url);
-        cfg.base_url = adyen_url;
-        cfg.merchant_account = (char *)GWSIM_ADYEN_MERCHANT;
-    }
+    struct config_gateway cfg = gwsim_gateway_cfg(
+        &sim, c->kind, c->how == HOW_BAD_SECRET ? "sk_wrong_secret" : secrets[c->kind]);
     if (c->how == HOW_BAD_URL)
         cfg.base_url = (char *)"htp://127.0.0.1:1";
     if (c->how == HOW_SHORT_TIMEOUT)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adyen_signature.h"
 #include "faults.h"
 #include "ledger.h"
 #include "pipeline.h"
@@ -95,6 +96,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 
 bool adyen_option(struct adyen_options *o, int opt, const char *arg, char *err, size_t errlen)
 {
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
     int64_t v;
 
     switch (opt) {
@@ -115,9 +117,13 @@ bool adyen_option(struct adyen_options *o, int opt, const char *arg, char *err, 
         o->settle_ms = v;
         return true;
     case ADYEN_OPT_WEBHOOK_URL:
+        if (arg[0] != '\0' && strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
+            break;
         o->webhook.url = arg[0] ? arg : NULL;
         return true;
     case ADYEN_OPT_HMAC_KEY:
+        if (arg[0] != '\0' && !adyen_signature_key_parse(arg, key))
+            break;
         o->webhook.hmac_key_hex = arg[0] ? arg : NULL;
         return true;
     case ADYEN_OPT_WEBHOOK_BASIC_AUTH:

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "adyen_hmac.h"
+#include "adyen_signature.h"
 #include "webhook_listener.h"
 
 void adyen_test_stop(void)
@@ -168,13 +168,13 @@ json_t *item_of_post(size_t i, json_t **body)
 /* True if item carries the signature the test key gives it. */
 bool signed_right(const json_t *item)
 {
-    unsigned char key[ADYEN_HMAC_KEY_LEN];
-    char sig[ADYEN_HMAC_SIG_SIZE];
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
+    char sig[ADYEN_SIGNATURE_SIZE];
     const char *given = json_string_value(
         json_object_get(json_object_get(item, "additionalData"), "hmacSignature"));
 
-    cr_assert(adyen_hmac_key_parse(HMAC_KEY, key));
-    cr_assert(adyen_hmac_item_signature(item, key, sig));
+    cr_assert(adyen_signature_key_parse(HMAC_KEY, key));
+    cr_assert(adyen_signature_of_item(item, key, sig));
     return given != NULL && strcmp(given, sig) == 0;
 }
 

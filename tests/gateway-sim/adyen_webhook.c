@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adyen_hmac.h"
+#include "adyen_signature.h"
 #include "faults.h"
 #include "ledger.h"
 
@@ -75,7 +75,7 @@ struct adyen_webhooks {
     char *url;         /* owned; NULL = none */
     char *auth_header; /* owned "Authorization: Basic ..."; NULL = none */
     bool sign;
-    unsigned char key[ADYEN_HMAC_KEY_LEN];
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
     int64_t time_scale;
     int64_t timeout_ms;
     struct delivery *list; /* owned, in creation order */
@@ -121,14 +121,14 @@ static struct delivery *find(struct adyen_webhooks *w, int id)
  * carry none. False when out of memory or libcrypto fails. */
 static bool sign_item(const struct adyen_webhooks *w, json_t *item, bool forged)
 {
-    unsigned char other[ADYEN_HMAC_KEY_LEN];
-    char sig[ADYEN_HMAC_SIG_SIZE];
+    unsigned char other[ADYEN_SIGNATURE_KEY_LEN];
+    char sig[ADYEN_SIGNATURE_SIZE];
 
     if (!w->sign && !forged)
         return true;
     if (forged)
         arc4random_buf(other, sizeof(other));
-    if (!adyen_hmac_item_signature(item, forged ? other : w->key, sig))
+    if (!adyen_signature_of_item(item, forged ? other : w->key, sig))
         return false;
     json_t *extra = json_object_get(item, "additionalData");
     if (!json_is_object(extra)) {
@@ -442,7 +442,7 @@ struct adyen_webhooks *adyen_webhooks_new(struct sim *sim, const struct adyen_we
                  o->url);
         goto fail;
     }
-    if (o->hmac_key_hex != NULL && !adyen_hmac_key_parse(o->hmac_key_hex, w->key)) {
+    if (o->hmac_key_hex != NULL && !adyen_signature_key_parse(o->hmac_key_hex, w->key)) {
         snprintf(err, errlen, "--adyen-hmac-key: expected 64 hex digits");
         goto fail;
     }

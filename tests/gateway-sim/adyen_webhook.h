@@ -5,7 +5,7 @@
  * Each notification is one delivery: a POST of
  *     {"live":"false","notificationItems":[{"NotificationRequestItem":{...}}]}
  * to --adyen-webhook-url, its item signed in additionalData.hmacSignature
- * (adyen_hmac.h) when --adyen-hmac-key is given, with HTTP Basic auth when
+ * (adyen_signature.h) when --adyen-hmac-key is given, with HTTP Basic auth when
  * --adyen-webhook-basic-auth is. As Adyen documents
  * (docs/design/issue9-gateways-research.md §3.8): any 2xx within 10 s
  * (--adyen-webhook-timeout-ms) accepts it; otherwise it is retried three

@@ -1,5 +1,5 @@
 /*
- * Unit test of adyen_hmac: the signing string and the signature of Adyen
+ * Unit test of adyen_signature: the signing string and the signature of Adyen
  * notification items, against the three test vectors of Adyen's own library
  * (docs/design/issue9-gateways-research.md §3.7).
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adyen_hmac.h"
+#include "adyen_signature.h"
 
 struct vector {
     const char *key;
@@ -48,55 +48,55 @@ static json_t *item_of(const struct vector *v)
 
 /* By index: Criterion may run a test in a new image of the binary, where
  * pointers into the old one mean nothing. */
-ParameterizedTestParameters(adyen_hmac, adyen_vectors)
+ParameterizedTestParameters(adyen_signature, adyen_vectors)
 {
     static int indexes[] = {0, 1, 2};
     return cr_make_param_array(int, indexes, sizeof(indexes) / sizeof(indexes[0]));
 }
 
-ParameterizedTest(int *index, adyen_hmac, adyen_vectors)
+ParameterizedTest(int *index, adyen_signature, adyen_vectors)
 {
     const struct vector *v = &vectors[*index];
-    unsigned char key[ADYEN_HMAC_KEY_LEN];
-    char sig[ADYEN_HMAC_SIG_SIZE];
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
+    char sig[ADYEN_SIGNATURE_SIZE];
     json_t *item = item_of(v);
 
-    cr_assert(adyen_hmac_key_parse(v->key, key));
-    char *s = adyen_hmac_signing_string(item);
+    cr_assert(adyen_signature_key_parse(v->key, key));
+    char *s = adyen_signature_string(item);
     cr_assert_str_eq(s, v->signing_string);
     free(s);
-    cr_assert(adyen_hmac_item_signature(item, key, sig));
+    cr_assert(adyen_signature_of_item(item, key, sig));
     cr_expect_str_eq(sig, v->signature);
     json_decref(item);
 }
 
-Test(adyen_hmac, lower_case_key_is_the_same_key)
+Test(adyen_signature, lower_case_key_is_the_same_key)
 {
-    unsigned char upper[ADYEN_HMAC_KEY_LEN], lower[ADYEN_HMAC_KEY_LEN];
+    unsigned char upper[ADYEN_SIGNATURE_KEY_LEN], lower[ADYEN_SIGNATURE_KEY_LEN];
 
-    cr_assert(adyen_hmac_key_parse(vectors[0].key, upper));
-    cr_assert(adyen_hmac_key_parse(
+    cr_assert(adyen_signature_key_parse(vectors[0].key, upper));
+    cr_assert(adyen_signature_key_parse(
         "44782def547aaa06c910c43932b1eb0c71fc68d9d0c057550c48ec2acf6ba056", lower));
     cr_expect_arr_eq(upper, lower, sizeof(upper));
 }
 
-Test(adyen_hmac, key_must_be_64_hex_digits)
+Test(adyen_signature, key_must_be_64_hex_digits)
 {
-    unsigned char key[ADYEN_HMAC_KEY_LEN];
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
 
-    cr_expect_not(adyen_hmac_key_parse("", key));
-    cr_expect_not(adyen_hmac_key_parse("44782DEF", key));
-    cr_expect_not(adyen_hmac_key_parse(
+    cr_expect_not(adyen_signature_key_parse("", key));
+    cr_expect_not(adyen_signature_key_parse("44782DEF", key));
+    cr_expect_not(adyen_signature_key_parse(
         "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA05", key));
-    cr_expect_not(adyen_hmac_key_parse(
+    cr_expect_not(adyen_signature_key_parse(
         "G4782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056", key));
-    cr_expect_not(adyen_hmac_key_parse(NULL, key));
+    cr_expect_not(adyen_signature_key_parse(NULL, key));
 }
 
-Test(adyen_hmac, absent_fields_sign_as_empty_strings)
+Test(adyen_signature, absent_fields_sign_as_empty_strings)
 {
     json_t *item = json_pack("{s:s}", "pspReference", "P");
-    char *s = adyen_hmac_signing_string(item);
+    char *s = adyen_signature_string(item);
 
     cr_expect_str_eq(s, "P:::::::");
     free(s);

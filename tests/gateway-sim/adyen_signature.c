@@ -1,7 +1,7 @@
 /*
- * adyen_hmac: notification signatures. See adyen_hmac.h.
+ * adyen_signature: notification signatures. See adyen_signature.h.
  */
-#include "adyen_hmac.h"
+#include "adyen_signature.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,11 +14,11 @@
 
 #include "base/base64.h"
 
-bool adyen_hmac_key_parse(const char *hex, unsigned char key[ADYEN_HMAC_KEY_LEN])
+bool adyen_signature_key_parse(const char *hex, unsigned char key[ADYEN_SIGNATURE_KEY_LEN])
 {
-    if (hex == NULL || strlen(hex) != 2 * ADYEN_HMAC_KEY_LEN)
+    if (hex == NULL || strlen(hex) != 2 * ADYEN_SIGNATURE_KEY_LEN)
         return false;
-    for (size_t i = 0; i < ADYEN_HMAC_KEY_LEN; i++) {
+    for (size_t i = 0; i < ADYEN_SIGNATURE_KEY_LEN; i++) {
         int hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
         int lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
@@ -35,7 +35,7 @@ static const char *field(const json_t *obj, const char *name)
     return s != NULL ? s : "";
 }
 
-char *adyen_hmac_signing_string(const json_t *item)
+char *adyen_signature_string(const json_t *item)
 {
     const json_t *amount = json_object_get(item, "amount");
     const json_t *value = json_object_get(amount, "value");
@@ -52,25 +52,25 @@ char *adyen_hmac_signing_string(const json_t *item)
     return out;
 }
 
-bool adyen_hmac_sign(const unsigned char key[ADYEN_HMAC_KEY_LEN], const char *data,
-                     char sig[ADYEN_HMAC_SIG_SIZE])
+bool adyen_signature_sign(const unsigned char key[ADYEN_SIGNATURE_KEY_LEN], const char *data,
+                          char sig[ADYEN_SIGNATURE_SIZE])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
 
-    if (HMAC(EVP_sha256(), key, ADYEN_HMAC_KEY_LEN, (const unsigned char *)data, strlen(data), mac,
-             &maclen) == NULL ||
-        BASE64_ENCODED_SIZE(maclen) > ADYEN_HMAC_SIG_SIZE)
+    if (HMAC(EVP_sha256(), key, ADYEN_SIGNATURE_KEY_LEN, (const unsigned char *)data, strlen(data),
+             mac, &maclen) == NULL ||
+        BASE64_ENCODED_SIZE(maclen) > ADYEN_SIGNATURE_SIZE)
         return false;
     base64_encode(mac, maclen, sig);
     return true;
 }
 
-bool adyen_hmac_item_signature(const json_t *item, const unsigned char key[ADYEN_HMAC_KEY_LEN],
-                               char sig[ADYEN_HMAC_SIG_SIZE])
+bool adyen_signature_of_item(const json_t *item, const unsigned char key[ADYEN_SIGNATURE_KEY_LEN],
+                             char sig[ADYEN_SIGNATURE_SIZE])
 {
-    char *data = adyen_hmac_signing_string(item);
-    bool ok = data != NULL && adyen_hmac_sign(key, data, sig);
+    char *data = adyen_signature_string(item);
+    bool ok = data != NULL && adyen_signature_sign(key, data, sig);
     free(data);
     return ok;
 }

@@ -7,6 +7,8 @@
  *        "REFUNDED_REVERSED", "reason": R}: a later event for a succeeded refund
  *   GET  /_sim/adyen/webhooks[?pspReference=P]  the deliveries
  *   POST /_sim/adyen/webhooks/redeliver    {"id": N}: send delivery N again
+ *   PUT  /_sim/adyen/webhooks/endpoint     {"url", "hmacKey", "basicAuth"}: where
+ *        and how notifications go from now on (each may be null)
  *
  * Documented in docs/gateway-sim.md, "Adyen".
  */
@@ -124,6 +126,34 @@ static void redeliver(struct sim *sim, const struct sim_request *req, struct sim
     json_decref(obj);
 }
 
+/* A member that is absent or null (NULL, true) or a string (true). */
+static bool string_or_null(const json_t *obj, const char *name, const char **out)
+{
+    const json_t *v = json_object_get(obj, name);
+    *out = json_string_value(v);
+    return v == NULL || json_is_null(v) || json_is_string(v);
+}
+
+static void set_endpoint(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
+{
+    char err[256];
+    const char *url, *key, *auth;
+    json_t *obj = json_loadb(req->body, req->body_len, 0, NULL);
+
+    if (!json_is_object(obj) || !string_or_null(obj, "url", &url) ||
+        !string_or_null(obj, "hmacKey", &key) || !string_or_null(obj, "basicAuth", &auth)) {
+        answer(resp, 400, "expected {\"url\", \"hmacKey\", \"basicAuth\"}: strings or null");
+    } else if (!adyen_webhooks_set_endpoint(adyen_webhooks_of(sim->adyen), url, key, auth, err,
+                                            sizeof(err))) {
+        answer(resp, 400, err);
+    } else {
+        sim_respond_json(resp, 200,
+                         json_pack("{s:o, s:b}", "endpoint", url ? json_string(url) : json_null(),
+                                   "signed", key != NULL));
+    }
+    json_decref(obj);
+}
+
 void adyen_admin_handle(struct sim *sim, const struct sim_request *req, const char *what,
                         struct sim_response *resp)
 {
@@ -142,6 +172,11 @@ void adyen_admin_handle(struct sim *sim, const struct sim_request *req, const ch
             sim_respond_json(resp, 200,
                              adyen_webhooks_json(adyen_webhooks_of(sim->adyen),
                                                  sim_request_query(req, "pspReference")));
+        else
+            answer(resp, 405, "method not allowed");
+    } else if (strcmp(what, "webhooks/endpoint") == 0) {
+        if (strcmp(req->method, "PUT") == 0)
+            set_endpoint(sim, req, resp);
         else
             answer(resp, 405, "method not allowed");
     } else if (strcmp(what, "webhooks/redeliver") == 0) {

@@ -423,6 +423,61 @@ static char *basic_auth_header(const char *credentials)
     return h;
 }
 
+bool adyen_webhooks_set_endpoint(struct adyen_webhooks *w, const char *url,
+                                 const char *hmac_key_hex, const char *basic_auth, char *err,
+                                 size_t errlen)
+{
+    unsigned char key[ADYEN_SIGNATURE_KEY_LEN];
+    char *url_copy = NULL, *auth = NULL;
+
+    if (url != NULL && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        snprintf(err, errlen, "cannot send webhooks to \"%.200s\": not http(s)", url);
+        return false;
+    }
+    if (hmac_key_hex != NULL && !adyen_signature_key_parse(hmac_key_hex, key)) {
+        snprintf(err, errlen, "the HMAC key must be 64 hex digits");
+        return false;
+    }
+    if ((url != NULL && (url_copy = strdup(url)) == NULL) ||
+        (basic_auth != NULL && (auth = basic_auth_header(basic_auth)) == NULL)) {
+        free(url_copy);
+        snprintf(err, errlen, "could not set the webhook endpoint: out of memory");
+        return false;
+    }
+    pthread_mutex_lock(&w->lock);
+    free(w->url);
+    free(w->auth_header);
+    w->url = url_copy;
+    w->auth_header = auth;
+    w->sign = hmac_key_hex != NULL;
+    if (w->sign)
+        memcpy(w->key, key, sizeof(key));
+    /* What waited for an endpoint goes now, signed as it would have been
+     * with this key. */
+    for (size_t i = 0; w->url != NULL && i < w->n; i++) {
+        struct delivery *d = &w->list[i];
+        if (d->state != DELIVERY_UNSENT)
+            continue;
+        json_t *items =
+            signed_items(w, d->items, d->fault != NULL && strcmp(d->fault, "forged") == 0);
+        char *body = items != NULL ? delivery_body(items) : NULL;
+        if (body == NULL) {
+            json_decref(items);
+            continue; /* out of memory: it stays unsent */
+        }
+        json_decref(d->items);
+        free(d->body);
+        d->items = items;
+        d->body = body;
+        d->state = DELIVERY_QUEUED;
+        d->queue_seq = ++w->queue_seq;
+        d->next_ms = mono_ms();
+    }
+    pthread_mutex_unlock(&w->lock);
+    http_client_wakeup(w->http);
+    return true;
+}
+
 struct adyen_webhooks *adyen_webhooks_new(struct sim *sim, const struct adyen_webhook_options *o,
                                           char *err, size_t errlen)
 {
@@ -436,24 +491,9 @@ struct adyen_webhooks *adyen_webhooks_new(struct sim *sim, const struct adyen_we
     w->sim = sim;
     w->time_scale = o->time_scale > 0 ? o->time_scale : ADYEN_WEBHOOK_DEFAULT_TIME_SCALE;
     w->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : ADYEN_WEBHOOK_DEFAULT_TIMEOUT_MS;
-    if (o->url != NULL && strncmp(o->url, "http://", 7) != 0 &&
-        strncmp(o->url, "https://", 8) != 0) {
-        snprintf(err, errlen, "--adyen-webhook-url: cannot send to \"%.200s\": not http(s)",
-                 o->url);
-        goto fail;
-    }
-    if (o->hmac_key_hex != NULL && !adyen_signature_key_parse(o->hmac_key_hex, w->key)) {
-        snprintf(err, errlen, "--adyen-hmac-key: expected 64 hex digits");
-        goto fail;
-    }
-    w->sign = o->hmac_key_hex != NULL;
-    if ((o->url != NULL && (w->url = strdup(o->url)) == NULL) ||
-        (o->basic_auth != NULL && (w->auth_header = basic_auth_header(o->basic_auth)) == NULL)) {
-        snprintf(err, errlen, "could not start the adyen webhook sender: out of memory");
-        goto fail;
-    }
     w->http = http_client_new(err, errlen);
-    if (w->http == NULL)
+    if (w->http == NULL ||
+        !adyen_webhooks_set_endpoint(w, o->url, o->hmac_key_hex, o->basic_auth, err, errlen))
         goto fail;
     if (pthread_create(&w->thread, NULL, sender_main, w) != 0) {
         snprintf(err, errlen, "could not start the adyen webhook sender thread");

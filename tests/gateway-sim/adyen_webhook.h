@@ -56,6 +56,16 @@ struct adyen_webhooks *adyen_webhooks_new(struct sim *sim, const struct adyen_we
  * adyen_webhooks_free(NULL) is a no-op. */
 void adyen_webhooks_free(struct adyen_webhooks *w);
 
+/* Send to url from now on (NULL: record, never send), signing with
+ * hmac_key_hex (NULL: unsigned) and with HTTP Basic basic_auth (NULL:
+ * none); the deliveries that waited for an endpoint are signed so and
+ * queued. False with the reason in err for a URL that is not http(s), a key
+ * that is not 64 hex digits, or no memory (nothing changed). For a test
+ * that starts its receiver after the simulator. */
+bool adyen_webhooks_set_endpoint(struct adyen_webhooks *w, const char *url,
+                                 const char *hmac_key_hex, const char *basic_auth, char *err,
+                                 size_t errlen) __attribute__((warn_unused_result));
+
 /* Forget every delivery. */
 void adyen_webhooks_reset(struct adyen_webhooks *w);
 

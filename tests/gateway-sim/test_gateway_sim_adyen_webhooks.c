@@ -292,3 +292,26 @@ Test(adyen_webhooks, webhook_faults_need_operation_webhook)
     cr_expect_eq(r.status, 400, "%s", r.body);
     reply_free(&r);
 }
+
+/* A receiver started after the simulator: the endpoint set at run time;
+ * what waited for it goes then, signed with the key given. */
+Test(adyen_webhooks, endpoint_set_at_run_time_gets_what_waited)
+{
+    char psp[32], body[512];
+    const char *const args[] = {"--adyen-settle-ms", SETTLE_MANUAL, NULL};
+    listener_start();
+    sim_start_args(args);
+    add_adyen_payment(PAYMENT, 10000, "succeeded");
+    refund_ok(PAYMENT, "k", 1000, psp, sizeof(psp));
+    cr_assert_eq(refund_admin(psp, "settle", NULL), 200);
+    json_t *list = deliveries(psp);
+    cr_expect_str_eq(json_str(json_array_get(list, 0), "state"), "unsent");
+    json_decref(list);
+
+    admin("PUT", "/_sim/adyen/webhooks/endpoint", "{\"url\":\"ftp://x\"}", 400);
+    admin("PUT", "/_sim/adyen/webhooks/endpoint", "{\"hmacKey\":\"abc\"}", 400);
+    snprintf(body, sizeof(body), "{\"url\":\"%s\",\"hmacKey\":\"%s\"}", listener_url(), HMAC_KEY);
+    admin("PUT", "/_sim/adyen/webhooks/endpoint", body, 200);
+    cr_assert_eq(listener_wait(1, WAIT_MS), 1);
+    expect_item(0, "REFUND", "true", psp);
+}

@@ -1,7 +1,8 @@
 /*
  * fuzz_url: the HTTP calls the gateway clients build (src/gateway/gateway_toss.c,
- * gateway_stripe.c through gateway_internal.h): every URL, body and header
- * for an arbitrary payment key and request id.
+ * gateway_stripe.c through gateway_internal.h, gateway_adyen.c through its
+ * driver): every URL, body and header for an arbitrary payment key and
+ * request id.
  *
  * Input: up to five fields separated by NUL bytes:
  *
@@ -11,7 +12,8 @@
  * printable ASCII, a query or fragment) is replaced by Toss's; trailing
  * slashes go as gateway_client_new() drops them. Missing fields are empty;
  * an empty IDEMPOTENCY_KEY or REASON is none. Properties, for the Toss
- * cancel and inquiry and the Stripe refund, PaymentIntent and refund list:
+ * cancel and inquiry, the Stripe refund, PaymentIntent and refund list, and
+ * the Adyen refund (also its inquiry, the same call):
  * - every call builds for an ordinary key (key_ordinary()); a builder may
  *   refuse an empty key, "." or "..", a control character or invalid UTF-8
  *   (and Toss a reason that is no UTF-8), saying why and keeping nothing;
@@ -21,7 +23,9 @@
  * - no URL, body or header holds a raw control character (headers: for a
  *   key gateway_refund_start() lets through);
  * - the bodies carry the request: Toss's JSON cancelReason and
- *   cancelAmount, Stripe's form fields, each unescaping to what was given;
+ *   cancelAmount, Stripe's form fields, each unescaping to what was given,
+ *   Adyen's amount, merchantAccount and reference (the request id, or its
+ *   mark when over 80 characters);
  * - no crash, leak or undefined behaviour.
  */
 #include "fuzz.h"
@@ -32,19 +36,23 @@
 #include <jansson.h>
 
 #include "gateway/gateway.h"
+#include "gateway/gateway_driver.h"
 #include "gateway/gateway_internal.h"
 
 #define DEFAULT_BASE "https://api.tosspayments.com"
 #define AMOUNT       15000
 
 static CURL *esc;
-static char *toss_auth, *stripe_auth;
+static char *toss_auth, *stripe_auth, *adyen_auth;
+static struct config_gateway adyen_cfg = {
+    .kind = GATEWAY_ADYEN, .secret_key = "adyen_fuzz", .merchant_account = "FuzzMerchant"};
 
 static void cleanup(void)
 {
     curl_easy_cleanup(esc);
     free(toss_auth);
     free(stripe_auth);
+    free(adyen_auth);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -55,7 +63,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         esc = curl_easy_init();
         toss_auth = gateway_toss_auth_header("test_sk_fuzz");
         stripe_auth = gateway_stripe_auth_header("sk_test_fuzz");
-        FUZZ_CHECK(esc != NULL && toss_auth != NULL && stripe_auth != NULL, "set-up");
+        adyen_auth = gateway_adyen_driver.auth_header(&adyen_cfg);
+        FUZZ_CHECK(esc != NULL && toss_auth != NULL && stripe_auth != NULL && adyen_auth != NULL,
+                   "set-up");
         atexit(cleanup);
     }
     return 0;
@@ -152,9 +162,9 @@ static void check_url(const char *what, const char *url, const char *base, const
 
 /* The headers of a call: no control character when the keys are ones that
  * gateway_refund_start() accepts; the Idempotency-Key header, if any, is
- * the key. */
-static void check_headers(const char *what, const struct gateway_call_spec *spec,
-                          const struct refund_request *req, bool with_key)
+ * the key; the credentials (auth, "Authorization: " for most) come last. */
+static void check_headers_auth(const char *what, const struct gateway_call_spec *spec,
+                               const struct refund_request *req, bool with_key, const char *auth)
 {
     const char *key = req->idempotency_key != NULL ? req->idempotency_key : req->request_id;
     bool found = false;
@@ -170,8 +180,14 @@ static void check_headers(const char *what, const struct gateway_call_spec *spec
     }
     FUZZ_CHECK(found == with_key, "%s: Idempotency-Key %s", what, found ? "sent" : "missing");
     FUZZ_CHECK(spec->nheaders >= 1 &&
-                   strncmp(spec->headers[spec->nheaders - 1], "Authorization: ", 15) == 0,
-               "%s: no Authorization header", what);
+                   strncmp(spec->headers[spec->nheaders - 1], auth, strlen(auth)) == 0,
+               "%s: no %s header", what, auth);
+}
+
+static void check_headers(const char *what, const struct gateway_call_spec *spec,
+                          const struct refund_request *req, bool with_key)
+{
+    check_headers_auth(what, spec, req, with_key, "Authorization: ");
 }
 
 static bool valid_utf8(const char *s)
@@ -307,6 +323,40 @@ static void stripe(const struct input *in)
     }
 }
 
+/* Adyen's refund (and its inquiry, the same call replayed). */
+static void adyen(const struct input *in)
+{
+    const struct gateway_driver *drv = &gateway_adyen_driver;
+    struct gateway_build_ctx ctx = {in->base, adyen_auth, esc, &adyen_cfg, drv};
+    struct gateway_call_spec spec;
+    char err[256] = "";
+    bool odd = !key_ordinary(in->req.payment_key) || !valid_utf8(in->req.request_id);
+
+    for (size_t step = 0; step < 2; step++) {
+        const char *what = step == 0 ? "adyen refund" : "adyen inquiry";
+        bool ok = step == 0 ? drv->build_refund(&ctx, &in->req, &spec, err, sizeof(err))
+                            : drv->build_inquiry(&ctx, &in->req, 0, &spec, err, sizeof(err));
+        if (!ok) {
+            check_refusal(what, &spec, err, odd);
+            continue;
+        }
+        check_url(what, spec.url, in->base, "/payments/", in->req.payment_key, "/refunds");
+        check_headers_auth(what, &spec, &in->req, true, "X-API-Key: ");
+        json_t *body = json_loads(spec.body, 0, NULL);
+        json_t *amount = json_object_get(body, "amount");
+        const char *ref = json_string_value(json_object_get(body, "reference"));
+        FUZZ_CHECK(json_integer_value(json_object_get(amount, "value")) == AMOUNT &&
+                       json_string_value(json_object_get(amount, "currency")) != NULL &&
+                       strcmp(json_string_value(json_object_get(body, "merchantAccount")),
+                              "FuzzMerchant") == 0 &&
+                       ref != NULL && strlen(ref) <= 80 &&
+                       (strcmp(ref, in->req.request_id) == 0 || strncmp(ref, "cr:", 3) == 0),
+                   "%s: body %s", what, spec.body);
+        json_decref(body);
+        gateway_call_spec_clear(&spec);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in;
@@ -314,6 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_input(data, size, &in);
     toss(&in);
     stripe(&in);
+    adyen(&in);
     for (size_t i = 0; i < 5; i++)
         free(in.fields[i]);
     return 0;

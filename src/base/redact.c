@@ -127,6 +127,25 @@ bool redact_add_gateway_key(struct redact *r, const char *key)
     return ok;
 }
 
+bool redact_add_basic_auth(struct redact *r, const char *userpass)
+{
+    size_t len = userpass != NULL ? strlen(userpass) : 0;
+    if (len < REDACT_MIN_SECRET || len > REDACT_MAX_SECRET / 2)
+        return true;
+    const char *password = strchr(userpass, ':');
+    if (!redact_add_secret(r, userpass) ||
+        (password != NULL && !redact_add_secret(r, password + 1)))
+        return false;
+    char *b64 = malloc(BASE64_ENCODED_SIZE(len));
+    if (b64 == NULL)
+        return false;
+    base64_encode((const unsigned char *)userpass, len, b64);
+    bool ok = add_base64_forms(r, b64);
+    memset(b64, 0, strlen(b64));
+    free(b64);
+    return ok;
+}
+
 static bool has_digit(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -201,6 +220,12 @@ bool redact_add_config(struct redact *r, const struct config *cfg)
     bool ok = redact_add_dsn(r, cfg->database.dsn) && redact_add_secret(r, getenv("PGPASSWORD"));
     for (size_t i = 0; ok && i < cfg->ngateways; i++)
         ok = redact_add_gateway_key(r, cfg->gateways[i].secret_key);
+    for (size_t i = 0; ok && i < cfg->ngateways; i++) {
+        const struct config_gateway *gw = &cfg->gateways[i];
+        for (size_t k = 0; ok && k < gw->n_webhook_hmac_keys; k++)
+            ok = redact_add_secret(r, gw->webhook_hmac_keys[k]);
+        ok = ok && redact_add_basic_auth(r, gw->webhook_basic_auth);
+    }
     const struct config_slack *s = &cfg->alerts.slack;
     ok = ok && redact_add_webhook_url(r, s->webhook_url);
     for (size_t i = 0; ok && i < s->nroutes; i++)

@@ -179,8 +179,9 @@ static bool apply(struct db *db, const struct config *cfg, const struct adyen_it
         snprintf(detail, sizeof(detail),
                  "%s after the request SUCCEEDED: the shopper has not been refunded "
                  "(pspReference %s%s%s)",
-                 it->event_code, it->psp_reference, it->reason ? ", reason: " : "",
-                 it->reason ? it->reason : "");
+                 it->event_code, it->psp_reference,
+                 it->reason != NULL && it->reason[0] != '\0' ? ", reason: " : "",
+                 it->reason != NULL ? it->reason : "");
         ok = request_events_request_dead_letter(db, cfg, &row, reason, detail, consumer,
                                                 row.attempts, err, errlen);
         stats->dead_letters += ok;

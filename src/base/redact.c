@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/base64.h"
+#include "base/hex.h"
 #include "base/redact_internal.h"
 #include "config/config.h"
 
@@ -260,27 +261,16 @@ void redact_sb_add(struct redact_sb *sb, const char *s, size_t n)
     sb->p[sb->len] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t redact_escape_at(const char *t, unsigned char *c)
 {
-    if (t[0] == '%' && hexval(t[1]) >= 0 && hexval(t[2]) >= 0) {
-        *c = (unsigned char)(hexval(t[1]) * 16 + hexval(t[2]));
+    if (t[0] == '%' && hex_value(t[1]) >= 0 && hex_value(t[2]) >= 0) {
+        *c = (unsigned char)(hex_value(t[1]) * 16 + hex_value(t[2]));
         return 3;
     }
     if (t[0] != '\\' || t[1] == '\0')
         return 0;
-    if (t[1] == 'u' && t[2] == '0' && t[3] == '0' && hexval(t[4]) >= 0 && hexval(t[5]) >= 0) {
-        *c = (unsigned char)(hexval(t[4]) * 16 + hexval(t[5]));
+    if (t[1] == 'u' && t[2] == '0' && t[3] == '0' && hex_value(t[4]) >= 0 && hex_value(t[5]) >= 0) {
+        *c = (unsigned char)(hex_value(t[4]) * 16 + hex_value(t[5]));
         return 6;
     }
     *c = (unsigned char)t[1];

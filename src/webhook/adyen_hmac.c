@@ -11,24 +11,14 @@
 #include <openssl/hmac.h>
 
 #include "base/base64.h"
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "base/hex.h"
 
 bool adyen_hmac_key_valid(const char *hex)
 {
     if (hex == NULL || strlen(hex) != ADYEN_HMAC_KEY_HEX_LEN)
         return false;
     for (size_t i = 0; i < ADYEN_HMAC_KEY_HEX_LEN; i++)
-        if (hex_digit(hex[i]) < 0)
+        if (hex_value(hex[i]) < 0)
             return false;
     return true;
 }
@@ -38,7 +28,7 @@ bool adyen_hmac_key_decode(const char *hex, unsigned char key[ADYEN_HMAC_KEY_LEN
     if (!adyen_hmac_key_valid(hex))
         return false;
     for (size_t i = 0; i < ADYEN_HMAC_KEY_LEN; i++)
-        key[i] = (unsigned char)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+        key[i] = (unsigned char)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
     return true;
 }
 

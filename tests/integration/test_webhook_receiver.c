@@ -19,8 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "http_fixture.h"
+#include "log_file.h"
 #include "pipeline_fixture.h"
+#include "store/db.h"
+#include "store/webhook_store.h"
 #include "webhook/adyen_hmac.h"
 
 #define KEY        "7A3F00D1C0FFEE0000000000000000000000000000000000000000000000CAFE"
@@ -29,7 +33,9 @@
 /* The fixture's policy, but a second attempt an hour after a failed first:
  * only a wake-up can bring it within the test. The webhook keys on toss
  * stand in for an Adyen gateway's (the receiver does not care which kind). */
-static const char webhook_config[] = "retry:\n"
+static const char webhook_config[] = "metrics:\n"
+                                     "  listen: 127.0.0.1:0\n"
+                                     "retry:\n"
                                      "  initial_delay: 1h\n"
                                      "  max_delay: 2h\n"
                                      "  deadline: 12h\n"
@@ -112,6 +118,60 @@ static const char sql_dead_letters[] =
     "SELECT count(*) FROM outbox WHERE event_type = 'dead-letter'"
     " AND headers @> jsonb_build_array(jsonb_build_array('dlq.reason', $1::text))";
 
+/* What the retry-consumer will read about rid's refund
+ * (webhook_store_refund_result on the pipeline's database). */
+static enum webhook_refund_result refund_result(const char *rid, char *detail, size_t len)
+{
+    struct config_database dbc = {
+        .dsn = pipeline_itest(P)->dsn,
+        .connect_timeout_ms = 5000,
+        .reconnect_min_ms = 200,
+        .reconnect_max_ms = 1000,
+        .statement_timeout_ms = 30000,
+        .prepared_statements = true,
+    };
+    char err[512];
+    enum webhook_refund_result r = WEBHOOK_NONE;
+    struct db *db = db_new(&dbc, "test_webhook_receiver");
+    cr_assert_not_null(db);
+    cr_assert(db_connect_once(db, err, sizeof(err)), "%s", err);
+    cr_assert(webhook_store_refund_result(db, "toss", rid, &r, detail, len, err, sizeof(err)), "%s",
+              err);
+    db_free(db);
+    return r;
+}
+
+/* GET path on the metrics port that the receiver in slot index logged. */
+static long get_metrics_port(int index, const char *path, char **body)
+{
+    char log[700], url[160], file[64];
+    snprintf(file, sizeof(file), "webhook-receiver-%d.log", index);
+    pipeline_log_path(P, file, log, sizeof(log));
+    unsigned port = 0;
+    for (int64_t deadline = mono_ms() + 15000; port == 0 && mono_ms() < deadline;
+         itest_sleep_ms(50))
+        port = log_file_metrics_port(log);
+    cr_assert_neq(port, 0, "no metrics address in %s", log);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    return http_fixture_call(NULL, "GET", url, NULL, 10000, body, NULL, 0);
+}
+
+/* /readyz of the receiver in slot index, polled until it answers want. */
+static void wait_readyz(int index, long want, const char *needle)
+{
+    long status = 0;
+    char *body = NULL;
+    for (int64_t deadline = mono_ms() + 30000;; itest_sleep_ms(100)) {
+        free(body);
+        status = get_metrics_port(index, "/readyz", &body);
+        if ((status == want && strstr(body, needle) != NULL) || mono_ms() > deadline)
+            break;
+    }
+    cr_expect_eq(status, want, "receiver %d /readyz: %ld %s", index, status, body);
+    cr_expect_not_null(strstr(body, needle), "receiver %d /readyz: %s", index, body);
+    free(body);
+}
+
 /* The request's first attempt failed and its second is an hour away. */
 static void wait_for_second_attempt_in_an_hour(const char *rid)
 {
@@ -176,6 +236,10 @@ Test(webhook_receiver, verified_stored_once_and_wakes_forged_stores_nothing, .fi
 
     cr_expect_str_eq(pipeline_require_final(P, "wh-1", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
     cr_expect_eq(pipeline_refunds(P, "pk_wh_1"), 1, "exactly one refund");
+    char detail[256];
+    cr_expect_eq(refund_result("wh-1", detail, sizeof(detail)), WEBHOOK_REFUNDED);
+    cr_expect_str_eq(detail, "webhook REFUND success=true pspReference=RF_WH_1");
+    cr_expect_eq(refund_result("wh-none", detail, sizeof(detail)), WEBHOOK_NONE);
     free(forged);
     free(good);
     free(other);
@@ -208,6 +272,9 @@ Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_letter
     cr_expect_eq(post(URL, &body, failed, NULL), 202, "%s", body);
     free(body);
     cr_expect_eq(q_int(sql_dead_letters, "REFUND_FAILED_AFTER_SUCCESS"), 1);
+    char detail[256];
+    cr_expect_eq(refund_result("wh-2", detail, sizeof(detail)), WEBHOOK_FAILED_AFTER);
+    cr_expect_str_eq(detail, "webhook REFUND_FAILED success=true pspReference=RF_WH_2");
 
     /* A refund of nobody's request: stored unmatched, dead-lettered once. */
     char *stray = item(KEY, "REFUND", "RF_WH_STRAY", "nobody", "pk_nobody", 700, "true");
@@ -245,4 +312,20 @@ Test(webhook_receiver, no_database_no_acknowledgement, .fini = stop, .timeout = 
     free(body);
     cr_expect_eq(q_int(sql_rows, NULL), 1);
     free(good);
+
+    /* Each says so on its metrics port: ready or not, and what it answered. */
+    wait_readyz(0, 200, "ready");
+    wait_readyz(1, 503, "database: ");
+    cr_expect_eq(get_metrics_port(1, "/healthz", NULL), 200, "liveness says nothing of the db");
+    cr_expect_eq(get_metrics_port(0, "/metrics", &body), 200);
+    cr_expect_not_null(strstr(body, "cancel_retry_webhook_deliveries_total{service=\"webhook-"
+                                    "receiver\",status=\"202\"} 1\n"),
+                       "%s", body);
+    free(body);
+    cr_expect_eq(get_metrics_port(1, "/metrics", &body), 200);
+    cr_expect_not_null(strstr(body, "cancel_retry_webhook_rejected_total{service=\"webhook-"
+                                    "receiver\",reason=\"database\"} 1\n"),
+                       "%s", body);
+    cr_expect_null(strstr(body, "check=\"kafka\""), "the receiver has no Kafka check: %s", body);
+    free(body);
 }

@@ -3,8 +3,10 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/redact.h"
 #include "config/config.h"
 #include "config_base.h"
 
@@ -107,4 +109,28 @@ ParameterizedTest(struct bad *b, config_webhooks, refused)
     cr_expect_null(strstr(err, KEY_A), "%s: %s", b->name, err);
     cr_expect_null(strstr(err, "abc123"), "%s: %s", b->name, err);
     cr_expect_null(strstr(err, ":pw"), "%s: %s", b->name, err);
+}
+
+/* The keys and the Basic credentials are masked in whatever leaves the
+ * process (logs, dead letters, /readyz): as written, and as the
+ * Authorization header a proxy might log. */
+Test(config_webhooks, secrets_are_masked)
+{
+    char err[512];
+    struct config *cfg = config_load_string("t.yaml",
+                                            BASE "    webhook_hmac_keys: [" KEY_A "]\n"
+                                                 "    webhook_basic_auth: adyen:s3cret-pass\n",
+                                            err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    struct redact *r = redact_new();
+    cr_assert(redact_add_config(r, cfg));
+    /* base64("adyen:s3cret-pass") */
+    char *out = redact_text(r, "key " KEY_A " auth Basic YWR5ZW46czNjcmV0LXBhc3M= pw s3cret-pass");
+    cr_assert_not_null(out);
+    cr_expect_null(strstr(out, KEY_A), "%s", out);
+    cr_expect_null(strstr(out, "YWR5ZW46czNjcmV0LXBhc3M"), "%s", out);
+    cr_expect_null(strstr(out, "s3cret-pass"), "%s", out);
+    free(out);
+    redact_free(r);
+    config_free(cfg);
 }

@@ -23,6 +23,7 @@
 #include "http_fixture.h"
 #include "log_file.h"
 #include "pipeline_fixture.h"
+#include "slack_sink_fixture.h"
 #include "store/db.h"
 #include "store/webhook_store.h"
 #include "webhook/adyen_hmac.h"
@@ -45,18 +46,35 @@ static const char webhook_config[] = "metrics:\n"
                                      "  toss:\n"
                                      "    webhook_hmac_keys: [" KEY "]\n";
 
+/* Alerts to a slack-sink (slack_sink_fixture.h), for the test that wants
+ * to see the dead letters reach Slack. */
+static const char slack_config[] = "alerts:\n"
+                                   "  slack:\n"
+                                   "    enabled: true\n"
+                                   "    webhook_url: \"${CR_IT_SLACK_URL:-http://127.0.0.1:9/x}\"\n"
+                                   "    timeout: 2s\n";
+
 static struct pipeline *P;
+static struct slack_sink SINK;
 static char URL[256];
 
 static void stop(void)
 {
     pipeline_stop(P);
     P = NULL;
+    slack_sink_stop(&SINK);
 }
 
-static void start(const char *name)
+static void start(const char *name, bool slack)
 {
-    P = pipeline_start(name, webhook_config);
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml), "%s%s", webhook_config, slack ? slack_config : "");
+    /* The sink first: the config names its URL. */
+    if (slack)
+        slack_sink_start(&SINK, "/services/T000/B000/webhook-it");
+    P = pipeline_start(name, yaml);
+    if (slack)
+        pipeline_start_process(P, PIPELINE_ALERT, 0);
     pipeline_start_webhook_receiver(P, 0, NULL, URL, sizeof(URL));
 }
 
@@ -188,7 +206,7 @@ static void wait_for_second_attempt_in_an_hour(const char *rid)
 Test(webhook_receiver, verified_stored_once_and_wakes_forged_stores_nothing, .fini = stop,
      .timeout = 240)
 {
-    start("webhook_wake");
+    start("webhook_wake", false);
     pipeline_payment(P, "toss", "pk_wh_1", 15000, "KRW", 0);
     pipeline_sim_fault(P, "{\"paymentKey\":\"pk_wh_1\",\"type\":\"error_5xx\",\"times\":1}");
     pipeline_publish(P, "wh-1", "toss", "pk_wh_1", 15000, "KRW", false);
@@ -248,7 +266,7 @@ Test(webhook_receiver, verified_stored_once_and_wakes_forged_stores_nothing, .fi
 Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_lettered, .fini = stop,
      .timeout = 240)
 {
-    start("webhook_after");
+    start("webhook_after", true);
     pipeline_payment(P, "toss", "pk_wh_2", 20000, "KRW", 0);
     pipeline_publish(P, "wh-2", "toss", "pk_wh_2", 20000, "KRW", false);
     cr_assert_str_eq(pipeline_require_final(P, "wh-2", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
@@ -285,6 +303,21 @@ Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_letter
                        "RF_WH_STRAY"),
                  1);
     cr_expect_eq(q_int(sql_dead_letters, "WEBHOOK_UNMATCHED"), 1);
+
+    /* Both reach Slack through the alert-consumer, once each. */
+    json_t *posts = slack_sink_wait_accepted(&SINK, 2, PIPELINE_FINAL_TIMEOUT_MS);
+    bool failed_after = false, unmatched = false;
+    for (size_t i = 0; i < json_array_size(posts); i++) {
+        const char *text = slack_sink_text(json_array_get(posts, i));
+        failed_after |=
+            strstr(text, "REFUND_FAILED_AFTER_SUCCESS") != NULL && strstr(text, "wh-2") != NULL;
+        unmatched |= strstr(text, "WEBHOOK_UNMATCHED") != NULL;
+    }
+    cr_expect(failed_after, "no Slack alert for REFUND_FAILED_AFTER_SUCCESS of wh-2");
+    cr_expect(unmatched, "no Slack alert for WEBHOOK_UNMATCHED");
+    cr_expect_eq(slack_sink_count_status(posts, 200), 2, "alerts: %s",
+                 json_dumps(posts, JSON_COMPACT));
+    json_decref(posts);
     free(ok);
     free(failed);
     free(stray);
@@ -292,7 +325,7 @@ Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_letter
 
 Test(webhook_receiver, no_database_no_acknowledgement, .fini = stop, .timeout = 240)
 {
-    start("webhook_nodb");
+    start("webhook_nodb", false);
     /* A second receiver whose database is a closed port. */
     char config[700], url[256];
     pipeline_config_variant(P, "webhook-nodb.yaml", "  dsn: ",

@@ -44,9 +44,9 @@ size_t webhook_keys_from_config(const struct config *cfg, struct webhook_keys *o
 void webhook_keys_wipe(struct webhook_keys *keys, size_t n);
 
 /* The index in gws of the gateway whose keys verify every item of d, or -1
- * when none does; then *bad_item is the first item no key of any gateway
- * verifies (or, when each verifies under a different gateway, the first
- * that breaks the set). */
+ * when none does; then *bad_item is, for the gateway whose keys verified
+ * the longest run of items from the first, the item that ended the run: the
+ * one to name in the rejection. */
 int webhook_keys_verify(const struct webhook_keys *gws, size_t ngws, const struct adyen_delivery *d,
                         size_t *bad_item);
 

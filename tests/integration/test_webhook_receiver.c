@@ -318,6 +318,18 @@ Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_letter
     cr_expect_eq(slack_sink_count_status(posts, 200), 2, "alerts: %s",
                  json_dumps(posts, JSON_COMPACT));
     json_decref(posts);
+
+    /* A replay has nothing to do again: refused, naming why. */
+    struct itest_result r;
+    pipeline_cancelctl_exit(P, &r, 1,
+                            (const char *const[]){"dlq", "replay", "--reason",
+                                                  "REFUND_FAILED_AFTER_SUCCESS,WEBHOOK_UNMATCHED",
+                                                  "--yes", NULL});
+    cr_expect_not_null(strstr(r.out, "for a human to act on"), "%s%s", r.out, r.err);
+    itest_result_free(&r);
+    cr_expect_eq(
+        q_int("SELECT count(*) FROM dlq_replay WHERE reason = $1", "REFUND_FAILED_AFTER_SUCCESS"),
+        0);
     free(ok);
     free(failed);
     free(stray);

@@ -78,6 +78,12 @@ struct webhook_receiver *webhook_receiver_new(const struct config *cfg, struct d
     r->db = db;
     r->metrics = m;
     r->ngws = webhook_keys_from_config(cfg, r->gws, WEBHOOK_MAX_GATEWAYS);
+    size_t signed_gateways = 0;
+    for (size_t g = 0; g < cfg->ngateways; g++)
+        signed_gateways += cfg->gateways[g].n_webhook_hmac_keys > 0;
+    if (signed_gateways > r->ngws)
+        log_warn("%zu gateways have webhook_hmac_keys; the receiver serves the first %zu",
+                 signed_gateways, r->ngws);
     if (r->ngws == 0) {
         snprintf(err, errlen,
                  "no gateway has webhook_hmac_keys: the receiver could verify nothing");
@@ -183,7 +189,8 @@ void webhook_receiver_handle(struct webhook_receiver *r, const char *authorizati
     if (g < 0) {
         /* Names what failed, never a key or a signature. */
         const struct adyen_item *it = &d.items[bad < d.nitems ? bad : 0];
-        log_warn("webhook delivery refused (401): item %zu of %zu (%s %s) %s; nothing stored",
+        log_warn("webhook delivery refused (401): item %zu of %zu (%.40s %.64s) %s; nothing "
+                 "stored",
                  bad + 1, d.nitems, it->event_code, it->psp_reference,
                  it->hmac_signature == NULL ? "carries no HMAC signature"
                                             : "has an HMAC signature no configured key verifies");

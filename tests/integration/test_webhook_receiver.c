@@ -315,8 +315,7 @@ Test(webhook_receiver, refund_failed_after_success_and_unmatched_are_dead_letter
     }
     cr_expect(failed_after, "no Slack alert for REFUND_FAILED_AFTER_SUCCESS of wh-2");
     cr_expect(unmatched, "no Slack alert for WEBHOOK_UNMATCHED");
-    cr_expect_eq(slack_sink_count_status(posts, 200), 2, "alerts: %s",
-                 json_dumps(posts, JSON_COMPACT));
+    cr_expect_eq(slack_sink_count_status(posts, 200), 2, "one alert each, no more");
     json_decref(posts);
 
     /* A replay has nothing to do again: refused, naming why. */

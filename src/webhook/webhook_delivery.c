@@ -157,15 +157,8 @@ static bool apply(struct db *db, const struct config *cfg, const struct adyen_it
     enum webhook_effect effect =
         webhook_effect_of(it->event_code, row.status, row.next_attempt_at_ms, now);
     if (effect == WEBHOOK_EFFECT_WAKE) {
-        /* The attempt the request awaits, due now: its claim accepts this
-         * trigger, and the older one for the same attempt finds the attempt
-         * taken and is skipped as stale (request_store_claim). */
-        struct cancel_request_fields req;
         bool moved = false;
-        request_events_fields(&row, &req);
-        ok = request_store_postpone(db, request_id, row.attempts + 1, now, &moved, err, errlen) &&
-             (!moved || request_events_retry(db, cfg, &req, row.correlation_id, row.attempts + 1,
-                                             now, err, errlen));
+        ok = request_events_due_now(db, cfg, &row, now, &moved, err, errlen);
         stats->woken += ok && moved;
         if (ok && moved)
             log_info("webhook: %s %s success=%s for request %s: attempt %d due now", it->event_code,

@@ -122,14 +122,19 @@ void retry_job_inquire(struct job *j)
                            sizeof(j->idem_key));
     job_request(j, &req);
     j->state = JOB_ASKING;
-    if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err))) {
-        struct gateway_inquiry q;
-        memset(&q, 0, sizeof(q));
-        q.finding = FINDING_UNKNOWN;
-        q.payment_amount = q.refunded_amount = -1;
-        snprintf(q.detail, sizeof(q.detail), "%.*s", (int)sizeof(q.detail) - 1, err);
-        on_inquiry(&q, j);
-    }
+    if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err)))
+        retry_job_found(j, FINDING_UNKNOWN, err);
+}
+
+void retry_job_found(struct job *j, enum refund_finding finding, const char *detail)
+{
+    struct gateway_inquiry q;
+    memset(&q, 0, sizeof(q));
+    q.finding = finding;
+    q.payment_amount = q.refunded_amount = q.cancellable_amount = -1;
+    snprintf(q.detail, sizeof(q.detail), "%.*s", (int)sizeof(q.detail) - 1, detail);
+    j->state = JOB_ASKING;
+    on_inquiry(&q, j);
 }
 
 /* Answer the job's refund call ourselves: nothing was sent (rule and code

@@ -75,6 +75,11 @@ void retry_job_free(struct job *j);
  * answer moves the job to JOB_ASKED, or JOB_ANSWERED after a call). */
 void retry_job_inquire(struct job *j);
 
+/* The inquiry's finding known without asking the gateway (a stored
+ * notification, or nothing could be read: FINDING_UNKNOWN): lands as an
+ * inquiry's answer would. */
+void retry_job_found(struct job *j, enum refund_finding finding, const char *detail);
+
 /* Send the refund under key generation gen (JOB_IN_CALL; the answer moves
  * the job to JOB_CALLED). */
 void retry_job_call(struct job *j, int gen);

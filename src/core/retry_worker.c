@@ -16,6 +16,7 @@
 #include "base/signals.h"
 #include "core/breaker.h"
 #include "core/retry_job.h"
+#include "core/retry_notify.h"
 #include "core/retry_steps.h"
 #include "event/cloudevent.h"
 #include "gateway/gateway.h"
@@ -342,7 +343,7 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
      * did comes first. */
     if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL ||
         gateway_client_inquires_first(j->gw->client))
-        retry_job_inquire(j);
+        retry_notify_inquire(w->db, j);
     else
         retry_job_call(j, j->row.key_generation);
 }
@@ -401,7 +402,7 @@ static void step_called(struct retry_worker *w, struct job *j)
     }
     retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);
     if (d.inquire_now)
-        retry_job_inquire(j);
+        retry_notify_inquire(w->db, j);
     else
         j->state = JOB_ANSWERED;
 }
@@ -410,6 +411,9 @@ static void step_called(struct retry_worker *w, struct job *j)
  * NULL; a final one (attempt.h: not SCHEDULED nor PENDING) is counted. */
 static void step_recorded(struct retry_worker *w, struct job *j, const char *status)
 {
+    if (status != NULL && strcmp(status, REQUEST_PENDING) == 0 &&
+        gateway_client_completes_by_webhook(j->gw->client))
+        retry_notify_wake(w->db, w->cfg, j);
     char labels[64];
     snprintf(labels, sizeof(labels), "verdict=\"%s\"",
              j->result.called ? gateway_verdict_name(j->result.answer.verdict) : "INQUIRY");

@@ -130,3 +130,15 @@ bool request_events_request_dead_letter(struct db *db, const struct config *cfg,
     return request_events_dead_letter(db, cfg, row->source_event, row->source_event_len,
                                       row->request_id, &meta, err, errlen);
 }
+
+bool request_events_due_now(struct db *db, const struct config *cfg, const struct request_row *row,
+                            int64_t now_ms, bool *moved, char *err, size_t errlen)
+{
+    struct cancel_request_fields req;
+    request_events_fields(row, &req);
+    *moved = false;
+    return request_store_postpone(db, row->request_id, row->attempts + 1, now_ms, moved, err,
+                                  errlen) &&
+           (!*moved || request_events_retry(db, cfg, &req, row->correlation_id, row->attempts + 1,
+                                            now_ms, err, errlen));
+}

@@ -38,6 +38,16 @@ bool request_events_retry(struct db *db, const struct config *cfg,
                           int attempt, int64_t due_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Make the attempt that row (locked by the caller's transaction) awaits due
+ * now: its next_attempt_at moves to now_ms and a RetryScheduled for it is
+ * outboxed; the claim accepts that trigger, and the older one for the same
+ * attempt finds the attempt taken and is skipped as stale
+ * (request_store_claim). *moved false when the row was not waiting for it
+ * (then nothing is written). */
+bool request_events_due_now(struct db *db, const struct config *cfg, const struct request_row *row,
+                            int64_t now_ms, bool *moved, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Outbox the Outcome of a request that ended in status after attempts; for
  * dlq_reason != NULL also its dead letter (the original CancelFailed bytes of
  * row) with dlq_error as detail, from consumer. last may be NULL. */

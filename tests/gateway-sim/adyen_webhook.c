@@ -38,13 +38,14 @@ enum delivery_state {
     DELIVERY_DROPPED,    /* drop fault: never sent */
     DELIVERY_GAVE_UP,    /* 30 (scaled) days of failures */
     DELIVERY_UNSENT,     /* no endpoint configured */
+    DELIVERY_REPLACED,   /* redelivered while still retried: its copy took its place */
 };
 
 static const char *const state_names[] = {
     [DELIVERY_QUEUED] = "queued",   [DELIVERY_DELAYED] = "delayed",
     [DELIVERY_SENDING] = "sending", [DELIVERY_ACCEPTED] = "accepted",
     [DELIVERY_DROPPED] = "dropped", [DELIVERY_GAVE_UP] = "gave_up",
-    [DELIVERY_UNSENT] = "unsent",
+    [DELIVERY_UNSENT] = "unsent",   [DELIVERY_REPLACED] = "replaced",
 };
 
 struct attempt {
@@ -252,9 +253,19 @@ int adyen_webhooks_redeliver(struct adyen_webhooks *w, int id)
     if (src != NULL) {
         json_t *items = signed_items(w, src->items, false);
         struct delivery *d = append(w, items, delivery_body(items), DELIVERY_QUEUED, mono_ms());
+        src = find(w, id); /* append may have moved the list */
         if (d != NULL) {
             d->copy_of = id;
             new_id = d->id;
+            /* A delivery still being retried (a forged one never stops
+             * failing) is replaced by its copy, in its place in the queue:
+             * one resend, not two, and nothing held up behind it. */
+            bool retried = src->state == DELIVERY_QUEUED || src->state == DELIVERY_SENDING ||
+                           src->state == DELIVERY_DELAYED;
+            if (retried && src->state != DELIVERY_DELAYED)
+                d->queue_seq = src->queue_seq;
+            if (retried)
+                src->state = DELIVERY_REPLACED;
         }
     }
     pthread_mutex_unlock(&w->lock);
@@ -308,7 +319,9 @@ static void on_answer(const struct http_response *resp, void *arg)
     if (d != NULL) {
         add_attempt(d, resp->status, resp->curl_code == CURLE_OK ? NULL : resp->curl_error,
                     resp->latency_ms);
-        if (accepted) {
+        if (d->state == DELIVERY_REPLACED) {
+            /* Its copy goes in its place, whatever this answer was. */
+        } else if (accepted) {
             d->state = DELIVERY_ACCEPTED;
             if (d->duplicate) {
                 /* The same body again, its signature included, as a

@@ -76,8 +76,10 @@ void adyen_webhooks_reset(struct adyen_webhooks *w);
 int adyen_webhooks_notify(struct adyen_webhooks *w, json_t *item, const char *payment_psp);
 
 /* Queue a new delivery of the items of delivery id, signed afresh with the
- * right key and without its fault (Adyen's "resend" of an event). Returns
- * the new id, 0 when there is no delivery id (or out of memory). */
+ * right key and without its fault (Adyen's "resend" of an event): at the end
+ * of the queue, or, when id is still being retried, in its place (id is
+ * then "replaced" and retried no more). Returns the new id, 0 when there is
+ * no delivery id (or out of memory). */
 int adyen_webhooks_redeliver(struct adyen_webhooks *w, int id);
 
 /* {"endpoint": URL|null, "deliveries": [{"id", "state", "accepted",

@@ -315,3 +315,40 @@ Test(adyen_webhooks, endpoint_set_at_run_time_gets_what_waited)
     cr_assert_eq(listener_wait(1, WAIT_MS), 1);
     expect_item(0, "REFUND", "true", psp);
 }
+
+/* A resend of a delivery still being retried takes its place: the old one
+ * is retried no more, nothing waits behind it. */
+Test(adyen_webhooks, redeliver_replaces_a_delivery_still_retried)
+{
+    char psp[32], body[64];
+    start(SETTLE_MANUAL);
+    add_adyen_payment(PAYMENT, 10000, "succeeded");
+    refund_ok(PAYMENT, "k", 1000, psp, sizeof(psp));
+    listener_fail_next(1000, 500);
+    cr_assert_eq(refund_admin(psp, "settle", NULL), 200);
+    cr_assert_geq(listener_wait(2, WAIT_MS), 2);
+
+    json_t *list = deliveries(psp);
+    long id = json_int(json_array_get(list, 0), "id");
+    json_decref(list);
+    snprintf(body, sizeof(body), "{\"id\":%ld}", id);
+    admin("POST", "/_sim/adyen/webhooks/redeliver", body, 201);
+    listener_fail_next(0, 0);
+
+    list = deliveries(psp);
+    for (int i = 0;
+         i < WAIT_MS / 10 && !json_is_true(json_object_get(json_array_get(list, 1), "accepted"));
+         i++) {
+        json_decref(list);
+        sleep_ms(10);
+        list = deliveries(psp);
+    }
+    json_t *old = json_array_get(list, 0), *copy = json_array_get(list, 1);
+    cr_expect_str_eq(json_str(old, "state"), "replaced");
+    cr_expect_str_eq(json_str(copy, "state"), "accepted");
+    cr_expect_eq(json_int(copy, "copyOf"), id);
+    /* Every post was an attempt of one of the two. */
+    cr_expect_eq(listener_count(), json_array_size(json_object_get(old, "attempts")) +
+                                       json_array_size(json_object_get(copy, "attempts")));
+    json_decref(list);
+}

@@ -8,9 +8,11 @@
  * exactly one refund under the request's first key, or none where none is
  * due.
  *
- * The result of a received refund comes by REFUND notification; until the
- * pipeline reads notifications (the webhook receiver's part), these tests
- * stop at PENDING, after the first replays have found the refund.
+ * The result of a received refund comes by REFUND notification: the tests
+ * of the refund call stop at PENDING, after the first replays found the
+ * refund; those of the notifications run a webhook-receiver that the
+ * simulator's sender posts to (signed with the gateway's key), and end in
+ * the status the notification decides.
  */
 #include <criterion/criterion.h>
 
@@ -29,6 +31,20 @@
     "retry: { initial_delay: 200ms, max_delay: 1s, max_attempts: " #n " }\n"                       \
     "gateways:\n"                                                                                  \
     "  adyen: { timeout: 2s }\n"
+
+/* The Adyen gateway's webhook HMAC key (the receiver's and the simulator's). */
+#define HMAC_KEY "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+
+/* POLICY(3), with more retry keys (", deadline: 3s"), and a
+ * webhook-receiver that takes the Adyen gateway's notifications. */
+#define WEBHOOK_POLICY(retry_more)                                                                 \
+    "retry: { initial_delay: 200ms, max_delay: 1s, max_attempts: 3" retry_more " }\n"              \
+    "webhooks:\n"                                                                                  \
+    "  listen: 127.0.0.1:0\n"                                                                      \
+    "gateways:\n"                                                                                  \
+    "  adyen:\n"                                                                                   \
+    "    timeout: 2s\n"                                                                            \
+    "    webhook_hmac_keys: [" HMAC_KEY "]\n"
 
 static struct pipeline *P;
 
@@ -218,4 +234,191 @@ Test(gateway_adyen, kill_during_the_refund_ends_with_one_refund, .fini = stop, .
 
     expect_pending_after_replays("r-kill", 1);
     expect_refunds("PSP_KILL_0000001", "r-kill/r-kill/9000");
+}
+
+/* ---- the REFUND notifications ---- */
+
+/* The pipeline with yaml (WEBHOOK_POLICY) and a webhook-receiver, and the
+ * simulator sending its notifications there, signed with the gateway's
+ * key. */
+static void start_webhooks(const char *name, const char *yaml)
+{
+    char url[256], json[512];
+    P = pipeline_start(name, yaml);
+    pipeline_start_webhook_receiver(P, 0, NULL, url, sizeof(url));
+    snprintf(json, sizeof(json), "{\"url\":\"%s\",\"hmacKey\":\"" HMAC_KEY "\"}", url);
+    cr_assert_eq(pipeline_sim_call(P, "PUT", "/_sim/adyen/webhooks/endpoint", json, NULL), 200);
+}
+
+static long long count_of(const char *sql, const char *rid)
+{
+    const char *params[] = {rid};
+    return itest_query_int(pipeline_itest(P), sql, 1, params);
+}
+
+/* The simulator's deliveries about psp (new reference). */
+static json_t *deliveries(const char *psp)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/_sim/adyen/webhooks?pspReference=%s", psp);
+    char *body = pipeline_sim_get(P, path);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *list = json_incref(json_object_get(j, "deliveries"));
+    json_decref(j);
+    cr_assert(json_is_array(list), "no delivery list");
+    return list;
+}
+
+/* Wait until the deliveries about psp satisfy: at least accepted of them
+ * accepted and at least refused attempts answered with a non-2xx. */
+static bool deliveries_reach(const char *psp, size_t accepted, size_t refused)
+{
+    for (int waited = 0; waited < PIPELINE_FINAL_TIMEOUT_MS; waited += 100) {
+        size_t acc = 0, ref = 0, i, k;
+        json_t *d, *a, *list = deliveries(psp);
+        json_array_foreach(list, i, d)
+        {
+            acc += json_is_true(json_object_get(d, "accepted"));
+            json_array_foreach(json_object_get(d, "attempts"), k, a)
+            {
+                json_int_t st = json_integer_value(json_object_get(a, "status"));
+                ref += st != 0 && (st < 200 || st > 299);
+            }
+        }
+        json_decref(list);
+        if (acc >= accepted && ref >= refused)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+/* Deliver delivery i about psp again (the simulator's "resend"). */
+static void redeliver(const char *psp, size_t i)
+{
+    char json[64];
+    json_t *list = deliveries(psp);
+    json_t *d = json_array_get(list, i);
+    cr_assert_not_null(d, "no delivery %zu about %s", i, psp);
+    snprintf(json, sizeof(json), "{\"id\":%lld}",
+             (long long)json_integer_value(json_object_get(d, "id")));
+    json_decref(list);
+    pipeline_sim_post(P, "/_sim/adyen/webhooks/redeliver", json);
+}
+
+static const char sql_notifications[] =
+    "SELECT count(*) FROM gateway_notification WHERE request_id = $1";
+
+Test(gateway_adyen, notification_decides_success, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_ok", WEBHOOK_POLICY(""));
+    publish("r-wh", "PSP_WH_000000001", 10000, 0, 10000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-wh", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_WH_000000001", "r-wh/r-wh/10000");
+    cr_expect_eq(count_of(sql_notifications, "r-wh"), 1);
+}
+
+/* The refund is refused when it settles: REFUND success "false". */
+Test(gateway_adyen, refused_notification_fails_the_request, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_refused", WEBHOOK_POLICY(""));
+    pipeline_sim_post(P, "/_sim/payments",
+                      "{\"gateway\":\"adyen\",\"paymentKey\":\"PSP_WH_REFUSED01\",\"amount\":"
+                      "6000,\"currency\":\"EUR\",\"refundStatus\":\"failed\"}");
+    pipeline_publish(P, "r-ref", "adyen", "PSP_WH_REFUSED01", 6000, "EUR", false);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-ref", PIPELINE_FINAL_TIMEOUT_MS), "FAILED");
+    /* One refund was made, and refused: no money moved. */
+    expect_refunds("PSP_WH_REFUSED01", "r-ref/r-ref/6000");
+    cr_expect_eq(pipeline_refunded_amount(P, "PSP_WH_REFUSED01"), 0);
+}
+
+/* The same notification delivered twice (again after its 2xx): stored once,
+ * one outcome, one refund. */
+Test(gateway_adyen, duplicated_notification_is_stored_once, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_duplicate", WEBHOOK_POLICY(""));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_DUP000001\",\"type\":\"duplicate\"}");
+    publish("r-dup", "PSP_WH_DUP000001", 8000, 0, 8000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-dup", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    cr_assert(deliveries_reach("PSP_WH_DUP000001", 2, 0), "the copy was not delivered");
+    cr_expect_eq(count_of(sql_notifications, "r-dup"), 1);
+    cr_expect_eq(count_of("SELECT count(*) FROM outbox WHERE request_id = $1 AND event_type = "
+                          "'payments.cancel.outcome.v1'",
+                          "r-dup"),
+                 1);
+    expect_refunds("PSP_WH_DUP000001", "r-dup/r-dup/8000");
+}
+
+/* A notification signed with another key is refused (no 2xx) and decides
+ * nothing, however often it comes; the genuine one, resent, does. */
+Test(gateway_adyen, forged_notification_decides_nothing, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_forged", WEBHOOK_POLICY(""));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_FORGED001\",\"type\":\"forged\"}");
+    publish("r-forged", "PSP_WH_FORGED001", 5000, 0, 5000);
+
+    cr_assert(deliveries_reach("PSP_WH_FORGED001", 0, 3), "the forged item was not refused");
+    cr_expect_eq(count_of(sql_notifications, "r-forged"), 0);
+    char *st = query("SELECT status FROM cancel_request WHERE request_id = $1", "r-forged");
+    cr_expect(strcmp(st, "PENDING") == 0 || strcmp(st, "IN_FLIGHT") == 0,
+              "a forged notification decided %s", st);
+    free(st);
+
+    redeliver("PSP_WH_FORGED001", 0);
+    cr_assert_str_eq(pipeline_require_final(P, "r-forged", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_WH_FORGED001", "r-forged/r-forged/5000");
+}
+
+/* No notification ever comes: the request waits PENDING past its
+ * deadline (money may be in flight), its checks replaying the refund under
+ * the same key, never a second one; a resend of the notification ends it. */
+Test(gateway_adyen, missing_notification_waits_with_one_refund, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_missing", WEBHOOK_POLICY(", deadline: 3s"));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_MISSING01\",\"type\":\"drop\"}");
+    publish("r-miss", "PSP_WH_MISSING01", 4000, 0, 4000);
+
+    /* Five replays, a second apart: past the 3 s deadline. */
+    expect_pending_after_replays("r-miss", 5);
+    cr_expect_eq(count_of(sql_notifications, "r-miss"), 0);
+    expect_refunds("PSP_WH_MISSING01", "r-miss/r-miss/4000");
+
+    redeliver("PSP_WH_MISSING01", 0);
+    cr_assert_str_eq(pipeline_require_final(P, "r-miss", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_WH_MISSING01", "r-miss/r-miss/4000");
+}
+
+/* REFUND_FAILED after the success: the request stays SUCCEEDED (it was,
+ * when it ended) and a dead letter tells a human that the money did not
+ * reach the shopper. */
+Test(gateway_adyen, refund_failed_after_success_is_a_dead_letter, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_wh_failed_after", WEBHOOK_POLICY(""));
+    publish("r-fa", "PSP_WH_FAILAFTER", 3000, 0, 3000);
+    cr_assert_str_eq(pipeline_require_final(P, "r-fa", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+
+    json_t *l = pipeline_ledger(P, "PSP_WH_FAILAFTER");
+    const char *refund =
+        json_string_value(json_object_get(json_array_get(json_object_get(l, "refunds"), 0), "id"));
+    cr_assert_not_null(refund);
+    char path[128];
+    snprintf(path, sizeof(path), "/_sim/adyen/refunds/%s/events", refund);
+    json_decref(l);
+    pipeline_sim_post(P, path, "{\"eventCode\":\"REFUND_FAILED\",\"reason\":\"scheme\"}");
+
+    const char *params[] = {"r-fa"};
+    cr_assert(pipeline_wait_query(P,
+                                  "SELECT count(*) FROM outbox WHERE event_type = 'dead-letter' "
+                                  "AND request_id = $1 AND headers @> jsonb_build_array("
+                                  "jsonb_build_array('dlq.reason', 'REFUND_FAILED_AFTER_SUCCESS'))",
+                                  1, params, "1", PIPELINE_FINAL_TIMEOUT_MS),
+              "no dead letter for REFUND_FAILED after SUCCEEDED");
+    char *st = query("SELECT status FROM cancel_request WHERE request_id = $1", "r-fa");
+    cr_expect_str_eq(st, "SUCCEEDED");
+    free(st);
+    expect_refunds("PSP_WH_FAILAFTER", "r-fa/r-fa/3000");
 }

@@ -9,10 +9,9 @@
  * due.
  *
  * The result of a received refund comes by REFUND notification: the tests
- * of the refund call stop at PENDING, after the first replays found the
- * refund; those of the notifications run a webhook-receiver that the
- * simulator's sender posts to (signed with the gateway's key), and end in
- * the status the notification decides.
+ * run a webhook-receiver that the simulator's sender posts to (signed with
+ * the gateway's key), and end in the status the notification decides; where
+ * none comes, the request waits PENDING, its checks replaying the refund.
  */
 #include <criterion/criterion.h>
 
@@ -35,10 +34,10 @@
 /* The Adyen gateway's webhook HMAC key (the receiver's and the simulator's). */
 #define HMAC_KEY "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 
-/* POLICY(3), with more retry keys (", deadline: 3s"), and a
+/* POLICY(n), with more retry keys (", deadline: 3s"), and a
  * webhook-receiver that takes the Adyen gateway's notifications. */
-#define WEBHOOK_POLICY(retry_more)                                                                 \
-    "retry: { initial_delay: 200ms, max_delay: 1s, max_attempts: 3" retry_more " }\n"              \
+#define WEBHOOK_POLICY(n, retry_more)                                                              \
+    "retry: { initial_delay: 200ms, max_delay: 1s, max_attempts: " #n retry_more " }\n"            \
     "webhooks:\n"                                                                                  \
     "  listen: 127.0.0.1:0\n"                                                                      \
     "gateways:\n"                                                                                  \
@@ -99,6 +98,17 @@ static void expect_refunds(const char *psp, const char *want)
     free(got);
 }
 
+/* Every call of rid went under its first key: nothing ever proved that no
+ * refund was made. */
+static void expect_first_key_only(const char *rid)
+{
+    char *keys = query("SELECT string_agg(DISTINCT coalesce(idempotency_key, '-'), ',') FROM "
+                       "retry_attempt_log WHERE request_id = $1 AND idempotency_key IS NOT NULL",
+                       rid);
+    cr_expect_str_eq(keys, rid, "%s: a key other than the first was used", rid);
+    free(keys);
+}
+
 /* Wait until n checks of rid replayed the refund and found it received,
  * then expect the request still PENDING (not final: its result comes by
  * notification) and every call under its first key. */
@@ -119,124 +129,8 @@ static void expect_pending_after_replays(const char *rid, int n)
                      rid);
     cr_expect_str_eq(st, "waiting", "%s: not waiting for its notification", rid);
     free(st);
-    char *keys = query("SELECT string_agg(DISTINCT coalesce(idempotency_key, '-'), ',') FROM "
-                       "retry_attempt_log WHERE request_id = $1 AND idempotency_key IS NOT NULL",
-                       rid);
-    cr_expect_str_eq(keys, rid, "%s: a key other than the first was used", rid);
-    free(keys);
+    expect_first_key_only(rid);
 }
-
-Test(gateway_adyen, success_is_one_refund_that_replays_find, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_ok", POLICY(3));
-    publish("r-ok", "PSP_OK_000000001", 10000, 0, 10000);
-
-    expect_pending_after_replays("r-ok", 2);
-    expect_refunds("PSP_OK_000000001", "r-ok/r-ok/10000");
-    cr_expect_eq(pipeline_refunded_amount(P, "PSP_OK_000000001"), 10000);
-}
-
-Test(gateway_adyen, partial_refund_is_one_refund_of_its_amount, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_partial", POLICY(3));
-    publish("r-part", "PSP_PART_0000001", 10000, 0, 3000);
-
-    expect_pending_after_replays("r-part", 2);
-    expect_refunds("PSP_PART_0000001", "r-part/r-part/3000");
-    cr_expect_eq(pipeline_refunded_amount(P, "PSP_PART_0000001"), 3000);
-}
-
-/* Nothing left to refund: 422 137, whose meaning Adyen's pages do not give
- * (it might be our own earlier refund). The replay gets the stored 422
- * again, which proves nothing: no refund is ever sent under a new key, and
- * past the deadline the request is left to a human. */
-Test(gateway_adyen, already_refunded_payment_is_left_to_a_human, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_already", "retry: { initial_delay: 200ms, max_delay: 1s, "
-                                        "max_attempts: 3, deadline: 6s }\n");
-    publish("r-done", "PSP_DONE_0000001", 5000, 5000, 5000);
-
-    cr_assert_str_eq(pipeline_require_final(P, "r-done", PIPELINE_FINAL_TIMEOUT_MS), "FAILED");
-    char *code =
-        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-done");
-    cr_expect_str_eq(code, "REFUND_STATE_UNKNOWN");
-    free(code);
-    expect_refunds("PSP_DONE_0000001", "");
-}
-
-Test(gateway_adyen, permanent_refusal_fails_with_nothing_refunded, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_permanent", POLICY(3));
-    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_PERM_0000001\",\"type\":\"permanent\","
-                          "\"code\":\"100\",\"times\":0}");
-    publish("r-perm", "PSP_PERM_0000001", 8000, 0, 8000);
-
-    cr_assert_str_eq(pipeline_require_final(P, "r-perm", PIPELINE_FINAL_TIMEOUT_MS), "FAILED");
-    char *code =
-        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-perm");
-    cr_expect_str_eq(code, "100");
-    free(code);
-    expect_refunds("PSP_PERM_0000001", "");
-}
-
-Test(gateway_adyen, transient_errors_end_with_one_refund, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_transient", POLICY(6));
-    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"error_5xx\"}");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"rate_limited\"}");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"in_progress\"}");
-    publish("r-tr", "PSP_TRAN_0000001", 9000, 0, 9000);
-
-    expect_pending_after_replays("r-tr", 1);
-    expect_refunds("PSP_TRAN_0000001", "r-tr/r-tr/9000");
-}
-
-/* The refund is made and its answer lost: the next attempt, under the same
- * key, gets the first 201 back. */
-Test(gateway_adyen, lost_answer_is_found_under_the_same_key, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_lost", POLICY(3));
-    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_LOST_0000001\",\"type\":\"apply_then_drop\"}");
-    publish("r-lost", "PSP_LOST_0000001", 7000, 0, 7000);
-
-    expect_pending_after_replays("r-lost", 1);
-    expect_refunds("PSP_LOST_0000001", "r-lost/r-lost/7000");
-}
-
-/* The refund applies, its answer never comes in time (2.5 s, 2 s timeout);
- * a retry while the first still holds the key gets 422 "in progress". */
-Test(gateway_adyen, hang_past_the_timeout_ends_with_one_refund, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_hang", POLICY(3));
-    pipeline_sim_fault(
-        P, "{\"paymentKey\":\"PSP_HANG_0000001\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
-    publish("r-hang", "PSP_HANG_0000001", 6000, 0, 6000);
-
-    expect_pending_after_replays("r-hang", 1);
-    expect_refunds("PSP_HANG_0000001", "r-hang/r-hang/6000");
-}
-
-/* kill -9 of the retry-consumer while the refund is at the gateway (and
- * applied): the reconciler takes the lease over, and the next attempt, under
- * the same key, finds the refund. */
-Test(gateway_adyen, kill_during_the_refund_ends_with_one_refund, .fini = stop, .timeout = 180)
-{
-    P = pipeline_start("adyen_kill", POLICY(3) "consumers: { retry: { lease: 4s } }\n");
-    pipeline_sim_fault(
-        P, "{\"paymentKey\":\"PSP_KILL_0000001\",\"type\":\"apply_then_hang\",\"delayMs\":1800}");
-    publish("r-kill", "PSP_KILL_0000001", 9000, 0, 9000);
-    for (int i = 0; i < 400 && pipeline_refunds(P, "PSP_KILL_0000001") == 0; i++)
-        usleep(25 * 1000);
-    cr_assert_eq(pipeline_refunds(P, "PSP_KILL_0000001"), 1, "the refund never reached Adyen");
-    pipeline_kill(P, PIPELINE_RETRY, 0, SIGKILL);
-    usleep(2000 * 1000);
-    pipeline_start_process(P, PIPELINE_RETRY, 0);
-
-    expect_pending_after_replays("r-kill", 1);
-    expect_refunds("PSP_KILL_0000001", "r-kill/r-kill/9000");
-}
-
-/* ---- the REFUND notifications ---- */
 
 /* The pipeline with yaml (WEBHOOK_POLICY) and a webhook-receiver, and the
  * simulator sending its notifications there, signed with the gateway's
@@ -310,9 +204,9 @@ static void redeliver(const char *psp, size_t i)
 static const char sql_notifications[] =
     "SELECT count(*) FROM gateway_notification WHERE request_id = $1";
 
-Test(gateway_adyen, notification_decides_success, .fini = stop, .timeout = 180)
+Test(gateway_adyen, success_is_decided_by_the_notification, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_ok", WEBHOOK_POLICY(""));
+    start_webhooks("adyen_ok", WEBHOOK_POLICY(3, ""));
     publish("r-wh", "PSP_WH_000000001", 10000, 0, 10000);
 
     cr_assert_str_eq(pipeline_require_final(P, "r-wh", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
@@ -320,10 +214,116 @@ Test(gateway_adyen, notification_decides_success, .fini = stop, .timeout = 180)
     cr_expect_eq(count_of(sql_notifications, "r-wh"), 1);
 }
 
+Test(gateway_adyen, partial_refund_is_one_refund_of_its_amount, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_partial", WEBHOOK_POLICY(3, ""));
+    publish("r-part", "PSP_PART_0000001", 10000, 0, 3000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-part", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_PART_0000001", "r-part/r-part/3000");
+    cr_expect_eq(pipeline_refunded_amount(P, "PSP_PART_0000001"), 3000);
+}
+
+/* Nothing left to refund: 422 137, whose meaning Adyen's pages do not give
+ * (it might be our own earlier refund). The replay gets the stored 422
+ * again, which proves nothing: no refund is ever sent under a new key, and
+ * past the deadline the request is left to a human. */
+Test(gateway_adyen, already_refunded_payment_is_left_to_a_human, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("adyen_already", "retry: { initial_delay: 200ms, max_delay: 1s, "
+                                        "max_attempts: 3, deadline: 6s }\n");
+    publish("r-done", "PSP_DONE_0000001", 5000, 5000, 5000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-done", PIPELINE_FINAL_TIMEOUT_MS), "FAILED");
+    char *code =
+        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-done");
+    cr_expect_str_eq(code, "REFUND_STATE_UNKNOWN");
+    free(code);
+    expect_refunds("PSP_DONE_0000001", "");
+}
+
+Test(gateway_adyen, permanent_refusal_fails_with_nothing_refunded, .fini = stop, .timeout = 180)
+{
+    P = pipeline_start("adyen_permanent", POLICY(3));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_PERM_0000001\",\"type\":\"permanent\","
+                          "\"code\":\"100\",\"times\":0}");
+    publish("r-perm", "PSP_PERM_0000001", 8000, 0, 8000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-perm", PIPELINE_FINAL_TIMEOUT_MS), "FAILED");
+    char *code =
+        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-perm");
+    cr_expect_str_eq(code, "100");
+    free(code);
+    expect_refunds("PSP_PERM_0000001", "");
+}
+
+Test(gateway_adyen, transient_errors_end_with_one_refund, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_transient", WEBHOOK_POLICY(6, ""));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"error_5xx\"}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"rate_limited\"}");
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_TRAN_0000001\",\"type\":\"in_progress\"}");
+    publish("r-tr", "PSP_TRAN_0000001", 9000, 0, 9000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-tr", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_TRAN_0000001", "r-tr/r-tr/9000");
+    expect_first_key_only("r-tr");
+}
+
+/* The refund is made and its answer lost: the next attempt, under the same
+ * key, gets the first 201 back. */
+Test(gateway_adyen, lost_answer_is_found_under_the_same_key, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_lost", WEBHOOK_POLICY(3, ""));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_LOST_0000001\",\"type\":\"apply_then_drop\"}");
+    publish("r-lost", "PSP_LOST_0000001", 7000, 0, 7000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-lost", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_LOST_0000001", "r-lost/r-lost/7000");
+    expect_first_key_only("r-lost");
+}
+
+/* The refund applies, its answer never comes in time (2.5 s, 2 s timeout);
+ * a retry while the first still holds the key gets 422 "in progress". */
+Test(gateway_adyen, hang_past_the_timeout_ends_with_one_refund, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_hang", WEBHOOK_POLICY(3, ""));
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"PSP_HANG_0000001\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
+    publish("r-hang", "PSP_HANG_0000001", 6000, 0, 6000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-hang", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_HANG_0000001", "r-hang/r-hang/6000");
+    expect_first_key_only("r-hang");
+}
+
+/* kill -9 of the retry-consumer while the refund is at the gateway (and
+ * applied): the reconciler takes the lease over, and the next attempt, under
+ * the same key, finds the refund. */
+Test(gateway_adyen, kill_during_the_refund_ends_with_one_refund, .fini = stop, .timeout = 180)
+{
+    start_webhooks("adyen_kill", WEBHOOK_POLICY(3, "") "consumers: { retry: { lease: 4s } }\n");
+    pipeline_sim_fault(
+        P, "{\"paymentKey\":\"PSP_KILL_0000001\",\"type\":\"apply_then_hang\",\"delayMs\":1800}");
+    publish("r-kill", "PSP_KILL_0000001", 9000, 0, 9000);
+    for (int i = 0; i < 400 && pipeline_refunds(P, "PSP_KILL_0000001") == 0; i++)
+        usleep(25 * 1000);
+    cr_assert_eq(pipeline_refunds(P, "PSP_KILL_0000001"), 1, "the refund never reached Adyen");
+    pipeline_kill(P, PIPELINE_RETRY, 0, SIGKILL);
+    usleep(2000 * 1000);
+    pipeline_start_process(P, PIPELINE_RETRY, 0);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-kill", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
+    expect_refunds("PSP_KILL_0000001", "r-kill/r-kill/9000");
+    expect_first_key_only("r-kill");
+}
+
+/* ---- what the notifications decide ---- */
+
 /* The refund is refused when it settles: REFUND success "false". */
 Test(gateway_adyen, refused_notification_fails_the_request, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_refused", WEBHOOK_POLICY(""));
+    start_webhooks("adyen_wh_refused", WEBHOOK_POLICY(3, ""));
     pipeline_sim_post(P, "/_sim/payments",
                       "{\"gateway\":\"adyen\",\"paymentKey\":\"PSP_WH_REFUSED01\",\"amount\":"
                       "6000,\"currency\":\"EUR\",\"refundStatus\":\"failed\"}");
@@ -339,7 +339,7 @@ Test(gateway_adyen, refused_notification_fails_the_request, .fini = stop, .timeo
  * one outcome, one refund. */
 Test(gateway_adyen, duplicated_notification_is_stored_once, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_duplicate", WEBHOOK_POLICY(""));
+    start_webhooks("adyen_wh_duplicate", WEBHOOK_POLICY(3, ""));
     pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_DUP000001\",\"type\":\"duplicate\"}");
     publish("r-dup", "PSP_WH_DUP000001", 8000, 0, 8000);
 
@@ -357,7 +357,7 @@ Test(gateway_adyen, duplicated_notification_is_stored_once, .fini = stop, .timeo
  * nothing, however often it comes; the genuine one, resent, does. */
 Test(gateway_adyen, forged_notification_decides_nothing, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_forged", WEBHOOK_POLICY(""));
+    start_webhooks("adyen_wh_forged", WEBHOOK_POLICY(3, ""));
     pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_FORGED001\",\"type\":\"forged\"}");
     publish("r-forged", "PSP_WH_FORGED001", 5000, 0, 5000);
 
@@ -378,7 +378,7 @@ Test(gateway_adyen, forged_notification_decides_nothing, .fini = stop, .timeout 
  * the same key, never a second one; a resend of the notification ends it. */
 Test(gateway_adyen, missing_notification_waits_with_one_refund, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_missing", WEBHOOK_POLICY(", deadline: 3s"));
+    start_webhooks("adyen_wh_missing", WEBHOOK_POLICY(3, ", deadline: 3s"));
     pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_MISSING01\",\"type\":\"drop\"}");
     publish("r-miss", "PSP_WH_MISSING01", 4000, 0, 4000);
 
@@ -397,7 +397,7 @@ Test(gateway_adyen, missing_notification_waits_with_one_refund, .fini = stop, .t
  * reach the shopper. */
 Test(gateway_adyen, refund_failed_after_success_is_a_dead_letter, .fini = stop, .timeout = 180)
 {
-    start_webhooks("adyen_wh_failed_after", WEBHOOK_POLICY(""));
+    start_webhooks("adyen_wh_failed_after", WEBHOOK_POLICY(3, ""));
     publish("r-fa", "PSP_WH_FAILAFTER", 3000, 0, 3000);
     cr_assert_str_eq(pipeline_require_final(P, "r-fa", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
 

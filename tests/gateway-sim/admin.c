@@ -9,6 +9,7 @@
 
 #include "faults.h"
 #include "ledger.h"
+#include "portone.h"
 #include "base/log.h"
 
 #define ADMIN_PREFIX "/_sim/"
@@ -67,9 +68,10 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     const json_t *jorder = json_object_get(obj, "orderId");
     const json_t *jstatus = json_object_get(obj, "refundStatus");
     const char *key = json_string_value(json_object_get(obj, "paymentKey"));
+    const char *unpaid = NULL;
     enum ledger_status refund_status = LEDGER_STATUS_SUCCEEDED;
     if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
-        bad_request(resp, "gateway must be \"toss\" or \"stripe\"");
+        bad_request(resp, "gateway must be \"toss\", \"stripe\" or \"portone\"");
     } else if (key == NULL) {
         bad_request(resp, "paymentKey must be a non-empty string");
     } else if (!json_is_integer(jamount)) {
@@ -84,12 +86,17 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     } else if (jstatus != NULL &&
                !ledger_status_parse(json_string_value(jstatus), &refund_status)) {
         bad_request(resp, STATUS_CHOICES);
+    } else if (gateway == SIM_GATEWAY_PORTONE &&
+               !portone_payment_options(obj, &refund_status, &unpaid, err, sizeof(err))) {
+        bad_request(resp, err);
     } else if (!ledger_put_payment(sim->ledger, gateway, key, json_string_value(jorder),
                                    json_integer_value(jamount),
                                    jcurrency ? json_string_value(jcurrency) : "KRW",
                                    jrefunded ? json_integer_value(jrefunded) : 0, refund_status,
                                    err, sizeof(err))) {
         bad_request(resp, err);
+    } else if (unpaid != NULL && !ledger_set_unpaid_status(sim->ledger, key, unpaid)) {
+        sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
     } else {
         log_info("payment %s added (%s)", key, sim_gateway_name(gateway));
         sim_respond_json(resp, 201, ledger_payment_json(sim->ledger, key));
@@ -137,6 +144,7 @@ static void post_refund_status(struct sim *sim, const struct sim_request *req,
         case LEDGER_REFUND_NOTHING_LEFT:
             bad_request(resp, "the payment's refundable balance is smaller than the refund");
             break;
+        case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
         case LEDGER_REFUND_NO_MEMORY:
             sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
             break;
@@ -268,6 +276,7 @@ static void plant_refund(struct sim *sim, const struct sim_request *req, const c
     case LEDGER_REFUND_TOO_LARGE:
         bad_request(resp, "amount exceeds the payment's refundable balance");
         break;
+    case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
     case LEDGER_REFUND_NO_MEMORY:
         sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
         break;
@@ -382,6 +391,8 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
         } else {
             method_not_allowed(resp);
         }
+    } else if (strncmp(what, "portone/", 8) == 0) {
+        portone_admin_handle(sim, req, what + 8, resp);
     } else if (strcmp(what, "faults") == 0) {
         faults_endpoint(sim, req, resp);
     } else if (strcmp(what, "latency") == 0) {
@@ -417,4 +428,14 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
     } else {
         not_found(resp, "no such admin endpoint");
     }
+}
+
+json_t *admin_body_object(const struct sim_request *req, struct sim_response *resp)
+{
+    return body_object(req, resp);
+}
+
+void admin_error(struct sim_response *resp, int status, const char *message)
+{
+    sim_respond_json(resp, status, json_pack("{s:s}", "error", message));
 }

@@ -210,7 +210,7 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
-            snprintf(err, errlen, "gateway must be \"toss\" or \"stripe\"");
+            snprintf(err, errlen, "gateway must be \"toss\", \"stripe\" or \"portone\"");
             goto out;
         }
         f.gateway = (int)g;

@@ -2,14 +2,16 @@
  * gateway-sim: a local payment gateway for the demo and the tests.
  *
  * THIS PROGRAM IS NEVER DEPLOYED. It speaks just enough of the Toss Payments
- * cancel API and the Stripe refunds API, with their idempotency rules, for
- * cancel-retry to be exercised end to end on one machine, and lets a test
- * inject the failures real gateways produce (5xx, 429, hangs, answers lost
- * after the refund was applied). It listens on loopback only, has no TLS and
- * its secrets are well-known test values.
+ * cancel API, the Stripe refunds API and the PortOne V2 cancel API, with
+ * their idempotency rules, for cancel-retry to be exercised end to end on one
+ * machine, and lets a test inject the failures real gateways produce (5xx,
+ * 429, hangs, answers lost after the refund was applied). It listens on
+ * loopback only, has no TLS and its secrets are well-known test values.
  *
  * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
- *                    [--stripe-secret S] [--port-file F] [--log-level L]
+ *                    [--stripe-secret S] [--portone-secret S]
+ *                    [--portone-key-ttl SECONDS] [--portone-store-errors on|off]
+ *                    [--port-file F] [--log-level L]
  *
  * PORT 0 picks an ephemeral port, written to the port file once the server
  * listens. The API is described in docs/gateway-sim.md.
@@ -25,6 +27,7 @@
 #include "base/log.h"
 #include "server.h"
 #include "base/signals.h"
+#include "portone.h"
 #include "sim.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -33,8 +36,11 @@
 struct options {
     char host[64];
     uint16_t port;
-    const char *toss_secret;   /* borrowed from argv/environ */
-    const char *stripe_secret; /* borrowed from argv/environ */
+    const char *toss_secret;    /* borrowed from argv/environ */
+    const char *stripe_secret;  /* borrowed from argv/environ */
+    const char *portone_secret; /* borrowed from argv/environ */
+    int64_t portone_key_ttl_s;
+    bool portone_store_errors;
     const char *port_file;
     enum log_level log_level;
 };
@@ -43,13 +49,19 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S] [--stripe-secret S]\n"
+            "                   [--portone-secret S] [--portone-key-ttl SECONDS]\n"
+            "                   [--portone-store-errors on|off]\n"
             "                   [--port-file FILE] [--log-level debug|info|warn|error]\n"
             "\n"
-            "A local Toss/Stripe refund gateway for tests and the demo; never deployed.\n"
+            "A local Toss/Stripe/PortOne refund gateway for tests and the demo; never deployed.\n"
             "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
             "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
-            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET, then %s / %s.\n",
-            DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET);
+            "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET /\n"
+            "$CR_GATEWAY_SIM_PORTONE_SECRET, then %s / %s / %s.\n"
+            "PortOne keeps an Idempotency-Key %d s (--portone-key-ttl) and stores error\n"
+            "answers under it (--portone-store-errors on).\n",
+            DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET,
+            SIM_DEFAULT_PORTONE_SECRET, SIM_DEFAULT_PORTONE_KEY_TTL_S);
 }
 
 /* Parse a port number 0..65535. */
@@ -97,6 +109,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"listen", required_argument, NULL, 'l'},
         {"toss-secret", required_argument, NULL, 't'},
         {"stripe-secret", required_argument, NULL, 's'},
+        {"portone-secret", required_argument, NULL, 'o'},
+        {"portone-key-ttl", required_argument, NULL, 'k'},
+        {"portone-store-errors", required_argument, NULL, 'e'},
         {"port-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
@@ -114,6 +129,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
     o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
+    o->portone_secret = getenv("CR_GATEWAY_SIM_PORTONE_SECRET");
+    o->portone_key_ttl_s = SIM_DEFAULT_PORTONE_KEY_TTL_S;
+    o->portone_store_errors = true;
     o->log_level = LOG_INFO;
 
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -129,6 +147,30 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 's':
             o->stripe_secret = optarg;
+            break;
+        case 'o':
+            o->portone_secret = optarg;
+            break;
+        case 'k': {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 31LL * 24 * 3600) {
+                fprintf(stderr,
+                        "gateway-sim: --portone-key-ttl: expected 1 to 2678400 seconds, "
+                        "got \"%s\"\n",
+                        optarg);
+                return 1;
+            }
+            o->portone_key_ttl_s = v;
+            break;
+        }
+        case 'e':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "gateway-sim: --portone-store-errors: expected on or off\n");
+                return 1;
+            }
+            o->portone_store_errors = strcmp(optarg, "on") == 0;
             break;
         case 'p':
             o->port_file = optarg;
@@ -155,6 +197,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->toss_secret = NULL;
     if (o->stripe_secret != NULL && o->stripe_secret[0] == '\0')
         o->stripe_secret = NULL;
+    if (o->portone_secret != NULL && o->portone_secret[0] == '\0')
+        o->portone_secret = NULL;
     return 0;
 }
 
@@ -199,7 +243,8 @@ int main(int argc, char **argv)
     signals_install();
 
     sim = sim_new(opts.toss_secret, opts.stripe_secret);
-    if (sim == NULL) {
+    if (sim == NULL || !portone_configure(sim, opts.portone_secret, opts.portone_key_ttl_s,
+                                          opts.portone_store_errors)) {
         log_error("could not start: out of memory");
         goto out;
     }
@@ -214,8 +259,9 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Which secrets are in use is worth a line; their values never are. */
-    log_info("listening on %s:%u (toss secret %s, stripe secret %s)", opts.host, (unsigned)port,
-             opts.toss_secret ? "custom" : "default", opts.stripe_secret ? "custom" : "default");
+    log_info("listening on %s:%u (toss secret %s, stripe secret %s, portone secret %s)", opts.host,
+             (unsigned)port, opts.toss_secret ? "custom" : "default",
+             opts.stripe_secret ? "custom" : "default", opts.portone_secret ? "custom" : "default");
 
     while (!signals_stop_requested()) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100L * 1000 * 1000};

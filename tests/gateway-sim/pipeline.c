@@ -67,10 +67,11 @@ static bool acts_before(const struct fault *f)
     return f->type != FAULT_APPLY_THEN_HANG && f->type != FAULT_APPLY_THEN_DROP && !f->stored;
 }
 
-/* Fill resp with the answer of fault f. */
-static void fault_response(enum sim_gateway gateway, const struct fault *f,
+/* Fill resp with the answer of fault f to call. */
+static void fault_response(const struct pipeline_call *call, const struct fault *f,
                            struct sim_response *resp)
 {
+    enum sim_gateway gateway = call->gateway;
     const struct fault_answer *a = &fault_answers[f->type];
     int status = gateway == SIM_GATEWAY_TOSS && a->toss_status ? a->toss_status : a->status;
     const char *code =
@@ -93,7 +94,10 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     }
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
-    sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+    if (call->words != NULL)
+        call->words->fault(f, resp);
+    else
+        sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
     if (f->type == FAULT_RATE_LIMITED) {
         resp->retry_after = f->retry_after;
         if (f->retry_after_header != NULL)
@@ -102,9 +106,13 @@ static void fault_response(enum sim_gateway gateway, const struct fault *f,
     }
 }
 
-static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
+static void unauthorized(const struct pipeline_call *call, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
+    enum sim_gateway gateway = call->gateway;
+
+    if (call->words != NULL)
+        call->words->unauthorized(resp);
+    else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 401, NULL, "UNAUTHORIZED_KEY",
                           "unauthorized secret key or client key");
     else
@@ -113,9 +121,13 @@ static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
                           "Invalid API Key provided");
 }
 
-static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
+static void in_flight(const struct pipeline_call *call, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
+    enum sim_gateway gateway = call->gateway;
+
+    if (call->words != NULL)
+        call->words->in_flight(resp);
+    else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
                           TOSS_IN_FLIGHT_MESSAGE);
     else
@@ -193,7 +205,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         if (scoped == NULL) {
             /* As for a key that cannot be stored: "in flight", the client
              * retries, which is safe. */
-            in_flight(call->gateway, resp);
+            in_flight(call, resp);
             record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
             return;
         }
@@ -211,7 +223,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         fault_name = fault_type_name(f.type);
 
     if (have_fault && acts_before(&f)) {
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
         record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
         if (f.type == FAULT_HANG)
             sim_sleep_ms(sim, f.delay_ms);
@@ -220,7 +232,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (!call->authorized) {
         /* A delivery fault matched by a call with bad credentials is spent
          * without effect: the call never reached the point it acts on. */
-        unauthorized(call->gateway, resp);
+        unauthorized(call, resp);
         record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
         goto out;
     }
@@ -234,6 +246,8 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (key != NULL) {
         int status;
         char *body;
+        if (call->key_ttl_ms > 0)
+            ledger_idem_expire(sim->ledger, call->gateway, key, call->key_ttl_ms);
         switch (
             ledger_idem_begin(sim->ledger, call->gateway, key, call->fingerprint, &status, &body)) {
         case LEDGER_IDEM_REPLAY:
@@ -242,7 +256,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             resp->replayed = true;
             break;
         case LEDGER_IDEM_IN_FLIGHT:
-            in_flight(call->gateway, resp);
+            in_flight(call, resp);
             break;
         case LEDGER_IDEM_MISMATCH:
             mismatch(call->gateway, resp);
@@ -252,18 +266,20 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             if (match_stored(sim, call, have_fault, &f)) {
                 have_fault = stored = true;
                 fault_name = fault_type_name(f.type);
-                fault_response(call->gateway, &f, resp);
+                fault_response(call, &f, resp);
             } else {
                 call->process(sim, req, call->arg, resp);
             }
-            ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
+            /* Not stored: released below, so that a retry is processed afresh. */
+            if (stored || !call->store_only_success || (resp->status >= 200 && resp->status < 300))
+                ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
             break;
         }
     } else if (match_stored(sim, call, have_fault, &f)) {
         /* No key to store it under: an ordinary failed call. */
         have_fault = stored = true;
         fault_name = fault_type_name(f.type);
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
     } else {
         call->process(sim, req, call->arg, resp);
     }
@@ -275,7 +291,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, 504, fault_name, resp->replayed);
         sim_sleep_ms(sim, f.delay_ms);
         sim_response_clear(resp);
-        fault_response(call->gateway, &f, resp);
+        fault_response(call, &f, resp);
     } else if (have_fault && f.type == FAULT_APPLY_THEN_DROP) {
         record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
         resp->drop = true;

@@ -10,9 +10,9 @@
  *              place -> store the response for the key
  *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
  *
- * Toss and Stripe differ only in how they parse a request, check
- * credentials and word their answers; those parts come in as a
- * struct pipeline_call.
+ * The gateways differ only in how they parse a request, check credentials
+ * and word their answers, and in how long a key is kept and which answers
+ * are stored under it; those parts come in as a struct pipeline_call.
  */
 #ifndef GATEWAY_SIM_PIPELINE_H
 #define GATEWAY_SIM_PIPELINE_H
@@ -34,6 +34,16 @@ typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *r
 typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                      struct sim_response *resp);
 
+/* A gateway's own wording of the answers the pipeline gives itself (Toss's
+ * and Stripe's are built into pipeline.c). Each fills resp. */
+struct pipeline_words {
+    /* An injected fault other than raw (status f->status when not 0). */
+    void (*fault)(const struct fault *f, struct sim_response *resp);
+    void (*unauthorized)(struct sim_response *resp);
+    /* Another request with the same key is still being processed. */
+    void (*in_flight)(struct sim_response *resp);
+};
+
 struct pipeline_call {
     enum sim_gateway gateway;
     enum fault_op op;
@@ -48,6 +58,11 @@ struct pipeline_call {
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
     void *arg;
+    const struct pipeline_words *words; /* NULL: Toss's or Stripe's, by gateway */
+    int64_t key_ttl_ms;                 /* > 0: a key is forgotten this long after its
+                                           first use (PortOne); 0: kept until reset */
+    bool store_only_success;            /* only a 2xx answer of process is stored under
+                                           the key (a stored fault's always is) */
 };
 
 /* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May

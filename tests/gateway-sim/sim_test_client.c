@@ -34,15 +34,26 @@ void sleep_ms(long ms)
 
 void sim_start(void)
 {
+    sim_start_args(NULL);
+}
+
+void sim_start_args(const char *const *extra)
+{
     char port_file[128], listen[] = "127.0.0.1:0";
     const char *bin = getenv("GATEWAY_SIM");
     posix_spawn_file_actions_t fa;
+    char *argv[16] = {(char *)bin, "--listen", listen, "--port-file", port_file};
+    size_t argc = 5;
 
     cr_assert(bin != NULL, "GATEWAY_SIM is not set (run through meson test)");
     snprintf(sim_dir, sizeof(sim_dir), "/tmp/gwsim-test-XXXXXX");
     cr_assert(mkdtemp(sim_dir) != NULL);
     snprintf(port_file, sizeof(port_file), "%s/port", sim_dir);
-    char *argv[] = {(char *)bin, "--listen", listen, "--port-file", port_file, NULL};
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many arguments");
+        argv[argc++] = (char *)extra[i];
+    }
+    argv[argc] = NULL;
     posix_spawn_file_actions_init(&fa);
     if (getenv("GATEWAY_SIM_TEST_VERBOSE") == NULL)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -302,15 +313,21 @@ void expect_ledger(const char *key, size_t nrefunds, long refunded)
     json_decref(l);
 }
 
-/* Toss error code of a reply. */
-void expect_toss_error(struct reply *r, long status, const char *code)
+void expect_error_member(struct reply *r, long status, const char *name, const char *value)
 {
     cr_assert_eq(r->rc, CURLE_OK, "%s", curl_easy_strerror(r->rc));
     cr_expect_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
     json_t *j = reply_json(r);
-    cr_expect_str_eq(json_str(j, "code"), code);
+    cr_expect_str_eq(json_str(j, name), value);
+    cr_expect(json_is_string(json_object_get(j, "message")), "no message: %s", r->body);
     json_decref(j);
     reply_free(r);
+}
+
+/* Toss error code of a reply. */
+void expect_toss_error(struct reply *r, long status, const char *code)
+{
+    expect_error_member(r, status, "code", code);
 }
 
 /* Stripe error type/code of a reply (code NULL = must have none). */

@@ -42,7 +42,8 @@
 static const struct config_enum level_enum[] = {
     {"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warn", LOG_WARN}, {"error", LOG_ERROR}, {NULL, 0}};
 static const struct config_enum kind_enum[] = {
-    {"toss", GATEWAY_TOSS}, {"stripe", GATEWAY_STRIPE}, {NULL, 0}};
+    {"toss", GATEWAY_TOSS},         {"stripe", GATEWAY_STRIPE}, {"portone", GATEWAY_PORTONE},
+    {"kakaopay", GATEWAY_KAKAOPAY}, {"adyen", GATEWAY_ADYEN},   {NULL, 0}};
 static const struct config_enum jitter_enum[] = {
     {"none", JITTER_NONE}, {"full", JITTER_FULL}, {NULL, 0}};
 static const struct config_enum status_enum[] = {
@@ -153,13 +154,17 @@ static const struct config_key breaker_table[] = {
     END,
 };
 
-/* base_url and idempotency_key_ttl default by kind, after the walk. */
+/* base_url, timeout and idempotency_key_ttl default by kind, after the walk
+ * (config_kinds.c). */
 static const struct config_key gateway_table[] = {
     E("kind", struct config_gateway, kind, NULL, kind_enum, CK_REQUIRED),
     S("base_url", struct config_gateway, base_url, NULL, 0),
     S("secret_key", struct config_gateway, secret_key, NULL, CK_REQUIRED | CK_SECRET),
+    S("store_id", struct config_gateway, store_id, NULL, 0),
+    S("cid", struct config_gateway, cid, NULL, 0),
+    S("merchant_account", struct config_gateway, merchant_account, NULL, 0),
     D("connect_timeout", struct config_gateway, connect_timeout_ms, "3s", 1, 5 * MIN_MS),
-    D("timeout", struct config_gateway, timeout_ms, "10s", 1, 10 * MIN_MS),
+    D("timeout", struct config_gateway, timeout_ms, NULL, 1, 10 * MIN_MS),
     D("idempotency_key_ttl", struct config_gateway, idempotency_key_ttl_ms, NULL, SEC_MS,
       365 * DAY_MS),
     B("tls_verify", struct config_gateway, tls_verify, "true"),
@@ -358,16 +363,18 @@ static bool parse_gateways(struct config_ctx *c, const struct config_key *e,
         if (!config_table_defaults(c, gateway_table, gw))
             return false;
         gw->idempotency_key_ttl_ms = -1; /* "not set": the kind decides below */
+        gw->timeout_ms = -1;
         if (!config_table_walk(c, gateway_table, &gp->value, gp->line, child, gw))
             return false;
         /* consumers: comes before gateways: in root_table. */
         gw->max_connections = cfg->consumers.retry.max_in_flight;
+        const struct config_kind *kind = config_kind_of(gw->kind);
         if (gw->idempotency_key_ttl_ms < 0)
-            gw->idempotency_key_ttl_ms =
-                gw->kind == GATEWAY_STRIPE ? CONFIG_STRIPE_KEY_TTL_MS : CONFIG_TOSS_KEY_TTL_MS;
-        if (gw->base_url == NULL) {
-            gw->base_url = strdup(gw->kind == GATEWAY_STRIPE ? "https://api.stripe.com"
-                                                             : "https://api.tosspayments.com");
+            gw->idempotency_key_ttl_ms = kind->key_ttl_default_ms;
+        if (gw->timeout_ms < 0)
+            gw->timeout_ms = kind->default_timeout_ms;
+        if (gw->base_url == NULL && kind->default_base_url != NULL) {
+            gw->base_url = strdup(kind->default_base_url);
             if (gw->base_url == NULL)
                 return config_fail(c, gp->line, child, "out of memory");
         }
@@ -445,13 +452,8 @@ const struct config_gateway *config_gateway_find(const struct config *cfg, const
 
 const char *config_gateway_kind_name(enum gateway_kind kind)
 {
-    switch (kind) {
-    case GATEWAY_TOSS:
-        return "toss";
-    case GATEWAY_STRIPE:
-        return "stripe";
-    }
-    return "unknown";
+    const struct config_kind *k = config_kind_of(kind);
+    return k != NULL ? k->name : "unknown";
 }
 
 bool config_retry_code_is_non_retryable(const struct retry_policy *policy, const char *code)

@@ -20,7 +20,17 @@
 
 #include "base/log.h"
 
-enum gateway_kind { GATEWAY_TOSS = 0, GATEWAY_STRIPE = 1 };
+/* The gateway APIs cancel-retry speaks. Adding one: a row in config_kinds.c
+ * (its documented limits), a driver file in src/gateway/ (its wire format)
+ * and its rows in src/gateway/gateway_table.c (what its answers mean). */
+enum gateway_kind {
+    GATEWAY_TOSS = 0,
+    GATEWAY_STRIPE = 1,
+    GATEWAY_PORTONE = 2,
+    GATEWAY_KAKAOPAY = 3,
+    GATEWAY_ADYEN = 4,
+};
+#define GATEWAY_KIND_COUNT 5
 
 enum jitter_mode { JITTER_NONE = 0, JITTER_FULL = 1 };
 
@@ -28,6 +38,28 @@ enum jitter_mode { JITTER_NONE = 0, JITTER_FULL = 1 };
  * shorter, never longer. */
 #define CONFIG_TOSS_KEY_TTL_MS   (15LL * 24 * 3600 * 1000)
 #define CONFIG_STRIPE_KEY_TTL_MS (24LL * 3600 * 1000)
+
+/* What the config knows about a gateway kind: the defaults and limits its
+ * settings are checked against, from the gateway's documents (cited in
+ * docs/gateways.md). */
+struct config_kind {
+    enum gateway_kind kind;
+    const char *name;             /* the kind: value */
+    const char *default_base_url; /* NULL: base_url is required */
+    int64_t key_ttl_max_ms;       /* documented key lifetime; 0 = the gateway has no key */
+    int64_t key_ttl_default_ms;   /* when idempotency_key_ttl is not set */
+    /* Every retry must end before the key dies (a resend after it is a new
+     * refund). False where the gateway's balance guard and an inquiry before
+     * every send carry exactly-once without the key (PortOne), or where
+     * there is no key at all (KakaoPay). */
+    bool key_binds_retries;
+    int64_t default_timeout_ms; /* the gateway's own recommendation */
+    const char *account_key;    /* its account setting: store_id, cid, merchant_account */
+    bool account_required;
+};
+
+/* The row of kind; never NULL for a valid kind. */
+const struct config_kind *config_kind_of(enum gateway_kind kind);
 
 /* One "key: value" of a pass-through map (the kafka: section). */
 struct config_kv {
@@ -93,6 +125,11 @@ struct config_gateway {
     enum gateway_kind kind;
     char *base_url;   /* default by kind: https://api.tosspayments.com, https://api.stripe.com */
     char *secret_key; /* required; secret: never log it */
+    /* The kind's account (struct config_kind.account_key), NULL when not
+     * set; only the kind's own key is accepted. */
+    char *store_id;                 /* PortOne: the store the credential may act for */
+    char *cid;                      /* KakaoPay: the merchant (가맹점) code */
+    char *merchant_account;         /* Adyen: the merchant account */
     int64_t connect_timeout_ms;     /* default 3s */
     int64_t timeout_ms;             /* whole request, default 10s */
     int64_t idempotency_key_ttl_ms; /* default and maximum: the kind's documented lifetime */
@@ -216,6 +253,10 @@ const struct retry_policy *config_retry_policy_for(const struct config *cfg, con
 const struct config_gateway *config_gateway_find(const struct config *cfg, const char *name);
 
 const char *config_gateway_kind_name(enum gateway_kind kind);
+
+/* How long the key of gw binds its retries (attempt.h): its ttl, or 0 when
+ * it binds none (struct config_kind.key_binds_retries). */
+int64_t config_gateway_key_binding_ms(const struct config_gateway *gw);
 
 /* True if code is in policy->non_retryable_codes. */
 bool config_retry_code_is_non_retryable(const struct retry_policy *policy, const char *code);

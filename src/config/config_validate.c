@@ -74,16 +74,73 @@ static bool validate_policy(struct config_ctx *c, const struct retry_policy *rp,
                        duration_format(rp->initial_delay_ms, b, sizeof(b)));
 }
 
+/* The account keys (store_id, cid, merchant_account): only the kind's own,
+ * and it when the kind requires it. */
+static bool validate_account(struct config_ctx *c, const struct config_gateway *gw,
+                             const struct config_kind *kind)
+{
+    const char *names[] = {"store_id", "cid", "merchant_account"};
+    const char *values[] = {gw->store_id, gw->cid, gw->merchant_account};
+    const char *gw_keys[] = {"gateways", gw->name, NULL};
+    const struct cy_pair *p;
+    char path[300];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *keys[] = {"gateways", gw->name, names[i], NULL};
+        bool own = kind->account_key != NULL && strcmp(kind->account_key, names[i]) == 0;
+        snprintf(path, sizeof(path), "gateways.%s.%s", gw->name, names[i]);
+        if (values[i] != NULL && !own) {
+            p = find(c, keys);
+            return config_fail(c, p ? p->line : 0, path, "not a setting of kind %s", kind->name);
+        }
+        if (own && kind->account_required && (values[i] == NULL || values[i][0] == '\0')) {
+            p = find(c, gw_keys);
+            return config_fail(c, p ? p->line : 0, path, "required for kind %s", kind->name);
+        }
+    }
+    return true;
+}
+
+/* The key lifetime against what the kind documents: never longer; absent
+ * for a gateway without keys. */
+static bool validate_key_ttl(struct config_ctx *c, const struct config_gateway *gw,
+                             const struct config_kind *kind)
+{
+    const char *ttl_keys[] = {"gateways", gw->name, "idempotency_key_ttl", NULL};
+    const struct cy_pair *p = find(c, ttl_keys);
+    char path[300], a[32], b[32];
+
+    snprintf(path, sizeof(path), "gateways.%s.idempotency_key_ttl", gw->name);
+    if (kind->key_ttl_max_ms == 0 && p != NULL)
+        return config_fail(c, p->line, path,
+                           "%s has no idempotency key: its exactly-once is an inquiry before "
+                           "every retry, and no key lifetime applies",
+                           kind->name);
+    if (gw->idempotency_key_ttl_ms > kind->key_ttl_max_ms)
+        return config_fail(c, p ? p->line : 0, path,
+                           "%s is longer than the %s idempotency-key lifetime that %s documents",
+                           duration_format(gw->idempotency_key_ttl_ms, a, sizeof(a)),
+                           duration_format(kind->key_ttl_max_ms, b, sizeof(b)), kind->name);
+    return true;
+}
+
 static bool validate_gateway(struct config_ctx *c, const struct config_gateway *gw)
 {
-    const int64_t kind_max =
-        gw->kind == GATEWAY_STRIPE ? CONFIG_STRIPE_KEY_TTL_MS : CONFIG_TOSS_KEY_TTL_MS;
-    const char *ttl_keys[] = {"gateways", gw->name, "idempotency_key_ttl", NULL};
+    const struct config_kind *kind = config_kind_of(gw->kind);
     const char *url_keys[] = {"gateways", gw->name, "base_url", NULL};
+    const char *gw_keys[] = {"gateways", gw->name, NULL};
     const struct cy_pair *p;
     char path[300], a[32], b[32];
 
     if (!validate_policy(c, &gw->retry, gw))
+        return false;
+    if (gw->base_url == NULL) {
+        p = find(c, gw_keys);
+        snprintf(path, sizeof(path), "gateways.%s.base_url", gw->name);
+        return config_fail(c, p ? p->line : 0, path,
+                           "required for kind %s: its API host is per account", kind->name);
+    }
+    if (!validate_account(c, gw, kind) || !validate_key_ttl(c, gw, kind))
         return false;
     if (strncmp(gw->base_url, "http://", 7) != 0 && strncmp(gw->base_url, "https://", 8) != 0) {
         p = find(c, url_keys);
@@ -91,16 +148,7 @@ static bool validate_gateway(struct config_ctx *c, const struct config_gateway *
         return config_fail(c, p ? p->line : 0, path,
                            "invalid URL \"%s\": must start with http:// or https://", gw->base_url);
     }
-    if (gw->idempotency_key_ttl_ms > kind_max) {
-        p = find(c, ttl_keys);
-        snprintf(path, sizeof(path), "gateways.%s.idempotency_key_ttl", gw->name);
-        return config_fail(c, p ? p->line : 0, path,
-                           "%s is longer than the %s idempotency-key lifetime that %s documents",
-                           duration_format(gw->idempotency_key_ttl_ms, a, sizeof(a)),
-                           duration_format(kind_max, b, sizeof(b)),
-                           config_gateway_kind_name(gw->kind));
-    }
-    if (gw->retry.deadline_ms >= gw->idempotency_key_ttl_ms) {
+    if (kind->key_binds_retries && gw->retry.deadline_ms >= gw->idempotency_key_ttl_ms) {
         int line = retry_key_where(c, gw, "deadline", path, sizeof(path));
         return config_fail(
             c, line, path,

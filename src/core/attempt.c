@@ -26,22 +26,7 @@ int64_t attempt_last_start_ms(int64_t deadline_ms, int64_t key_expires_ms, int64
 
 const char *attempt_key(const char *request_id, int gen, char *buf, size_t buflen)
 {
-    size_t len = strlen(request_id);
-    if (gen <= 1) {
-        snprintf(buf, buflen, "%s", request_id);
-        return buf;
-    }
-    if (len + 12 <= KEY_MAX) {
-        snprintf(buf, buflen, "%s.%d", request_id, gen);
-        return buf;
-    }
-    /* Too long for a suffix: a prefix and a hash of the whole id keep keys
-     * of different requests apart. */
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)request_id[i]) * 1099511628211ULL;
-    snprintf(buf, buflen, "%.200s.%016" PRIx64 ".%d", request_id, h, gen);
-    return buf;
+    return gateway_key_format(request_id, gen, 1, KEY_MAX, buf, buflen);
 }
 
 static void final(struct attempt_decision *d, const char *status, const char *dlq_reason,

@@ -254,7 +254,7 @@ static void new_request(const struct intake_item *it, int64_t now, struct reques
         .max_attempts = policy->max_attempts,
         .first_attempt_ms = now,
         .deadline_ms = now + policy->deadline_ms,
-        .key_ttl_ms = check->gateway->idempotency_key_ttl_ms,
+        .key_ttl_ms = config_gateway_key_binding_ms(check->gateway),
     };
 }
 

@@ -101,6 +101,12 @@ static void job_request(const struct job *j, struct refund_request *req)
     req->reason = j->row.reason;
     req->same_amount_done = j->row.same_amount_done;
     req->same_amount_open = j->row.same_amount_open;
+    /* A balance guard's value: what the inquiry just before this call read
+     * (gateway.h); the driver of a guard-less gateway ignores it. */
+    if (j->result.before == FINDING_NOT_REFUNDED && j->result.inquiry.cancellable_amount >= 0) {
+        req->has_guard = true;
+        req->guard_amount = j->result.inquiry.cancellable_amount;
+    }
 }
 
 /* Ask the gateway what it did about the claimed request. */
@@ -109,6 +115,11 @@ void retry_job_inquire(struct job *j)
     char err[512];
     struct refund_request req;
 
+    /* An inquiry that replays the refund (Adyen has no other) goes under
+     * the key of the current generation. */
+    if (!j->result.called)
+        gateway_client_key(j->gw->client, j->row.request_id, j->row.key_generation, j->idem_key,
+                           sizeof(j->idem_key));
     job_request(j, &req);
     j->state = JOB_ASKING;
     if (!gateway_inquire_refund_start(j->gw->client, &req, on_inquiry, j, err, sizeof(err))) {
@@ -144,7 +155,7 @@ void retry_job_call(struct job *j, int gen)
     struct refund_request req;
 
     j->result.key_generation = gen;
-    attempt_key(j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
+    gateway_client_key(j->gw->client, j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
     job_request(j, &req);
     j->state = JOB_IN_CALL;
     if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {

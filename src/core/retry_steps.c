@@ -151,6 +151,14 @@ void retry_steps_facts(const struct config *cfg, const struct request_row *row,
     f->repeated = r->called && a->answered && a->code[0] != '\0' && row->last_error_code != NULL &&
                   strcmp(row->last_error_code, a->code) == 0;
     f->retry_after_ms = r->called ? a->retry_after_ms : -1;
+    /* Inquire-first (gateway_driver.h): only the inquiry stands between a
+     * call we gave up on and a second cancel, and a gateway may still be
+     * carrying that call out. Give it at least the time we gave it before
+     * the inquiry looks. */
+    const struct config_gateway *gw = config_gateway_find(cfg, row->gateway);
+    if (r->called && !a->answered && gw != NULL && gateway_kind_inquires_first(gw->kind) &&
+        f->retry_after_ms < gw->timeout_ms)
+        f->retry_after_ms = gw->timeout_ms;
     f->finding = r->inquired ? r->inquiry.finding : FINDING_NONE;
     /* A new key generation has no lifetime at the gateway yet. */
     if (r->key_generation > row->key_generation)
@@ -180,7 +188,7 @@ static int64_t key_ttl_of(const struct config *cfg, const char *gateway)
 {
     for (size_t i = 0; i < cfg->ngateways; i++)
         if (strcmp(cfg->gateways[i].name, gateway) == 0)
-            return cfg->gateways[i].idempotency_key_ttl_ms;
+            return config_gateway_key_binding_ms(&cfg->gateways[i]);
     return 0;
 }
 

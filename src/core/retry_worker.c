@@ -336,9 +336,12 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
     j->have_row = true;
     memset(&j->result, 0, sizeof(j->result));
     j->result.key_generation = j->row.key_generation;
-    /* A pending refund, a key that holds an error, a final check or an
-     * earlier inquiry without answer: what the gateway did comes first. */
-    if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL)
+    /* A pending refund, a key that holds an error, a final check, an
+     * earlier inquiry without answer, or a gateway whose safety mechanism
+     * is an inquiry before every send (gateway_driver.h): what the gateway
+     * did comes first. */
+    if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL ||
+        gateway_client_inquires_first(j->gw->client))
         retry_job_inquire(j);
     else
         retry_job_call(j, j->row.key_generation);

@@ -1,7 +1,7 @@
 /*
- * gateway: refund calls and the classification of their answers. See
- * gateway.h; the per-kind wire formats live in gateway_toss.c and
- * gateway_stripe.c.
+ * gateway: refund calls, inquiries and the classification of their answers.
+ * See gateway.h; each kind's wire format is its driver (gateway_driver.h,
+ * gateway_<kind>.c), the call specs' helpers are in gateway_spec.c.
  */
 #include "gateway/gateway.h"
 
@@ -12,10 +12,15 @@
 #include "base/bounds.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "gateway/gateway_driver.h"
 #include "gateway/gateway_internal.h"
+
+/* The most HTTP calls one inquiry makes (Stripe: 2). */
+#define GATEWAY_MAX_INQUIRY_CALLS 3
 
 struct gateway_client {
     const struct config_gateway *cfg; /* borrowed */
+    const struct gateway_driver *drv; /* the kind's, static */
     struct http_client *http;         /* borrowed */
     char *base_url;                   /* cfg->base_url without trailing slashes */
     char *auth_header;                /* "Authorization: ..." (secret: never logged) */
@@ -30,41 +35,16 @@ struct gateway_call {
     gateway_inquiry_cb inq_cb;         /* Toss payment inquiry */
     gateway_refund_inquiry_cb find_cb; /* refund inquiry */
     void *arg;
-    char *request_id;
-    char *payment_key;
-    char *currency;
-    int64_t amount;
-    bool partial;
+    /* The request, with copies of its strings (the caller's live only
+     * during the start call): the builders and judges of later steps and
+     * the inquiry's rules (Toss's same-amount counts) need all of it. */
+    struct refund_request req;
+    char *strings[5];
     struct gateway_answer answer;   /* the refund answer while an inquiry confirms it */
-    struct gateway_inquiry inquiry; /* the refund inquiry while its second call runs */
-    char *first_body;               /* Stripe: the PaymentIntent, while the list is read */
+    struct gateway_inquiry inquiry; /* the refund inquiry while its calls run */
+    size_t step;                    /* inquiry calls answered */
+    char *bodies[GATEWAY_MAX_INQUIRY_CALLS];
 };
-
-void gateway_call_spec_clear(struct gateway_call_spec *spec)
-{
-    free(spec->url);
-    for (size_t i = 0; i < spec->nheaders; i++) {
-        /* The Authorization line holds the secret: wipe before freeing. */
-        memset(spec->headers[i], 0, strlen(spec->headers[i]));
-        free(spec->headers[i]);
-    }
-    free(spec->body);
-    memset(spec, 0, sizeof(*spec));
-}
-
-bool gateway_call_spec_add_header(struct gateway_call_spec *spec, const char *name,
-                                  const char *value)
-{
-    if (spec->nheaders >= GATEWAY_MAX_HEADERS)
-        return false;
-    size_t n = strlen(name) + 2 + strlen(value) + 1;
-    char *line = malloc(n);
-    if (line == NULL)
-        return false;
-    snprintf(line, n, "%s: %s", name, value);
-    spec->headers[spec->nheaders++] = line;
-    return true;
-}
 
 const char *gateway_finding_name(enum refund_finding f)
 {
@@ -172,6 +152,14 @@ void gateway_classify(enum gateway_kind kind, long status, const char *body, int
     out->retry_after_ms = -1;
     out->http_status = status;
 
+    const struct gateway_driver *drv = gateway_driver_of(kind);
+    if (drv == NULL) {
+        out->verdict = GATEWAY_CONFIG_FAULT;
+        out->rule = "client_unknown_kind";
+        snprintf(out->code, sizeof(out->code), "UNKNOWN_GATEWAY_KIND");
+        snprintf(out->message, sizeof(out->message), "no driver for gateway kind %d", (int)kind);
+        return;
+    }
     if (status == 0) {
         out->answered = false;
         classify_transport(curl_code, curl_error, out);
@@ -180,15 +168,12 @@ void gateway_classify(enum gateway_kind kind, long status, const char *body, int
         out->answered = true;
         if (req == NULL) { /* an inquiry: the caller reads the body */
             out->verdict = GATEWAY_SUCCEEDED;
-            out->rule = kind == GATEWAY_STRIPE ? "stripe.inquiry" : "toss.inquiry";
+            out->rule = drv->inquiry_rule;
             return;
         }
         /* The body must show the refund: a 200 from a proxy, a refund still
          * pending or one that failed is not money returned. */
-        const char *shape =
-            kind == GATEWAY_STRIPE
-                ? gateway_stripe_refund_shape(body, req, out->message, sizeof(out->message))
-                : gateway_toss_refund_shape(body, req, out->message, sizeof(out->message));
+        const char *shape = drv->refund_shape(body, req, out->message, sizeof(out->message));
         apply_rule(gateway_table_lookup(kind, status, shape), out);
         if (out->verdict == GATEWAY_SUCCEEDED)
             out->message[0] = '\0';
@@ -199,12 +184,7 @@ void gateway_classify(enum gateway_kind kind, long status, const char *body, int
         return;
     } else {
         out->answered = true;
-        if (kind == GATEWAY_STRIPE)
-            gateway_stripe_parse_error(body, out->code, sizeof(out->code), out->message,
-                                       sizeof(out->message));
-        else
-            gateway_toss_parse_error(body, out->code, sizeof(out->code), out->message,
-                                     sizeof(out->message));
+        drv->parse_error(body, out->code, sizeof(out->code), out->message, sizeof(out->message));
         apply_rule(gateway_table_lookup(kind, status, out->code), out);
         if (out->message[0] == '\0')
             snprintf(out->message, sizeof(out->message), "http status %ld", status);
@@ -241,14 +221,20 @@ struct gateway_client *gateway_client_new(const struct config_gateway *cfg,
         goto oom;
     gc->cfg = cfg;
     gc->http = http;
+    gc->drv = gateway_driver_of(cfg->kind);
+    if (gc->drv == NULL) {
+        snprintf(err, errlen, "cannot create gateway client %s: kind %s has no driver",
+                 cfg->name != NULL ? cfg->name : "?", config_gateway_kind_name(cfg->kind));
+        free(gc);
+        return NULL;
+    }
     gc->base_url = strdup(cfg->base_url);
     if (gc->base_url == NULL)
         goto oom;
     size_t len = strlen(gc->base_url);
     while (len > 0 && gc->base_url[len - 1] == '/')
         gc->base_url[--len] = '\0';
-    gc->auth_header = cfg->kind == GATEWAY_STRIPE ? gateway_stripe_auth_header(cfg->secret_key)
-                                                  : gateway_toss_auth_header(cfg->secret_key);
+    gc->auth_header = gc->drv->auth_header(cfg);
     if (gc->auth_header == NULL)
         goto oom;
     gc->secrets = redact_new();
@@ -288,34 +274,83 @@ const char *gateway_client_name(const struct gateway_client *gc)
 {
     if (gc->cfg->name != NULL)
         return gc->cfg->name;
-    return gc->cfg->kind == GATEWAY_STRIPE ? "stripe" : "toss";
+    return config_gateway_kind_name(gc->cfg->kind);
+}
+
+bool gateway_client_inquires_first(const struct gateway_client *gc)
+{
+    return (gc->drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
+}
+
+bool gateway_kind_inquires_first(enum gateway_kind kind)
+{
+    const struct gateway_driver *drv = gateway_driver_of(kind);
+    return drv != NULL && (drv->safety & GATEWAY_SAFETY_INQUIRE_FIRST) != 0;
+}
+
+bool gateway_client_completes_by_webhook(const struct gateway_client *gc)
+{
+    return gc->drv->completion == GATEWAY_COMPLETION_WEBHOOK;
+}
+
+bool gateway_client_has_key(const struct gateway_client *gc)
+{
+    return (gc->drv->safety & GATEWAY_SAFETY_IDEMPOTENCY_KEY) != 0;
+}
+
+const char *gateway_client_key(const struct gateway_client *gc, const char *request_id, int gen,
+                               char *buf, size_t buflen)
+{
+    return gateway_key_format(request_id, gen, gc->drv->key_min_len, gc->drv->key_max_len, buf,
+                              buflen);
+}
+
+static struct gateway_build_ctx build_ctx(const struct gateway_client *gc)
+{
+    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc, gc->cfg, gc->drv};
+    return ctx;
 }
 
 static void call_free(struct gateway_call *call)
 {
     if (call == NULL)
         return;
-    free(call->request_id);
-    free(call->payment_key);
-    free(call->currency);
-    free(call->first_body);
+    for (size_t i = 0; i < sizeof(call->strings) / sizeof(call->strings[0]); i++)
+        free(call->strings[i]);
+    for (size_t i = 0; i < GATEWAY_MAX_INQUIRY_CALLS; i++)
+        free(call->bodies[i]);
     free(call);
 }
 
-static struct gateway_call *call_new(struct gateway_client *gc, const char *request_id,
-                                     const char *payment_key)
+/* A copy of *s owned by call in slot (NULL stays NULL); false when out of
+ * memory. */
+static bool call_own(struct gateway_call *call, size_t slot, const char **s)
+{
+    if (*s == NULL)
+        return true;
+    call->strings[slot] = strdup(*s);
+    *s = call->strings[slot];
+    return *s != NULL;
+}
+
+static struct gateway_call *call_new(struct gateway_client *gc, const struct refund_request *req)
 {
     struct gateway_call *call = calloc(1, sizeof(*call));
     if (call == NULL)
         return NULL;
     call->gc = gc;
-    call->request_id = strdup(request_id != NULL ? request_id : "");
-    call->payment_key = strdup(payment_key);
-    call->currency = strdup("");
-    if (call->request_id == NULL || call->payment_key == NULL || call->currency == NULL) {
+    call->req = *req;
+    if (call->req.request_id == NULL)
+        call->req.request_id = "";
+    if (!call_own(call, 0, &call->req.request_id) || !call_own(call, 1, &call->req.payment_key) ||
+        !call_own(call, 2, &call->req.currency) || !call_own(call, 3, &call->req.reason) ||
+        !call_own(call, 4, &call->req.idempotency_key)) {
         call_free(call);
         return NULL;
     }
+    call->inquiry.payment_amount = -1;
+    call->inquiry.refunded_amount = -1;
+    call->inquiry.cancellable_amount = -1;
     return call;
 }
 
@@ -356,7 +391,7 @@ static void log_answer(const struct gateway_call *call, const char *what,
 {
     json_t *f = json_object();
     json_object_set_new(f, "gateway", json_string(gateway_client_name(call->gc)));
-    json_object_set_new(f, "paymentKey", json_string(call->payment_key));
+    json_object_set_new(f, "paymentKey", json_string(call->req.payment_key));
     json_object_set_new(f, "verdict", json_string(gateway_verdict_name(a->verdict)));
     json_object_set_new(f, "httpStatus", json_integer(a->http_status));
     if (a->code[0] != '\0')
@@ -368,7 +403,7 @@ static void log_answer(const struct gateway_call *call, const char *what,
     json_object_set_new(f, "latencyMs", json_integer(a->latency_ms));
     json_object_set_new(f, "replayed", json_boolean(a->replayed));
     struct log_ctx ctx = LOG_CTX_INIT;
-    ctx.request_id = call->request_id[0] != '\0' ? call->request_id : NULL;
+    ctx.request_id = call->req.request_id[0] != '\0' ? call->req.request_id : NULL;
     ctx.fields = f;
     enum log_level level = a->verdict == GATEWAY_SUCCEEDED || a->verdict == GATEWAY_ALREADY_REFUNDED
                                ? LOG_INFO
@@ -396,16 +431,6 @@ static void payment_from_response(const struct gateway_client *gc, const struct 
     scrub(gc, p->answer.message, sizeof(p->answer.message));
 }
 
-static bool call_set_currency(struct gateway_call *call, const char *currency)
-{
-    char *c = strdup(currency != NULL ? currency : "");
-    if (c == NULL)
-        return false;
-    free(call->currency);
-    call->currency = c;
-    return true;
-}
-
 static void finish_refund(struct gateway_call *call)
 {
     log_answer(call, "refund", &call->answer);
@@ -418,21 +443,10 @@ static void on_confirm_http(const struct http_response *resp, void *arg)
     struct gateway_call *call = arg;
     struct gateway_payment p;
     payment_from_response(call->gc, resp, &p);
-    gateway_toss_resolve_already_refunded(&p, call->partial, call->amount, &call->answer);
+    gateway_toss_resolve_already_refunded(&p, call->req.partial, call->req.amount, &call->answer);
     call->answer.latency_ms += resp->latency_ms;
     call->answer.connects += resp->connects;
     finish_refund(call);
-}
-
-/* The refund a call is about, borrowing the call's copies. */
-static void call_request(const struct gateway_call *call, struct refund_request *req)
-{
-    memset(req, 0, sizeof(*req));
-    req->request_id = call->request_id;
-    req->payment_key = call->payment_key;
-    req->amount = call->amount;
-    req->currency = call->currency[0] != '\0' ? call->currency : NULL;
-    req->partial = call->partial;
 }
 
 /* The answer said when to come back, but beyond any plan (http.h,
@@ -450,11 +464,9 @@ static void on_refund_http(const struct http_response *resp, void *arg)
     struct gateway_call *call = arg;
     struct gateway_client *gc = call->gc;
     struct gateway_answer *a = &call->answer;
-    struct refund_request req;
 
-    call_request(call, &req);
     gateway_classify(gc->cfg->kind, resp->status, resp->body, (int)resp->curl_code,
-                     resp->curl_error, &gc->cfg->retry, &req, a);
+                     resp->curl_error, &gc->cfg->retry, &call->req, a);
     a->retry_after_ms = resp->retry_after_ms;
     a->latency_ms = resp->latency_ms;
     a->connects = resp->connects;
@@ -463,14 +475,14 @@ static void on_refund_http(const struct http_response *resp, void *arg)
     if (resp->retry_after_clamped)
         note_retry_after_capped(a);
 
-    if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->cfg->kind == GATEWAY_TOSS) {
+    if (a->verdict == GATEWAY_ALREADY_REFUNDED && gc->drv->confirm_already_refunded) {
         /* Toss says "already canceled" both when our earlier attempt did it
          * and when someone else cancelled a different amount: only the
          * payment itself tells which. */
         char err[256];
         struct gateway_call_spec spec;
-        struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
-        if (gateway_toss_build_inquiry(&ctx, call->payment_key, &spec, err, sizeof(err)) &&
+        struct gateway_build_ctx ctx = build_ctx(gc);
+        if (gc->drv->build_inquiry(&ctx, &call->req, 0, &spec, err, sizeof(err)) &&
             submit_spec(gc, &spec, on_confirm_http, call, err, sizeof(err)))
             return;
         a->verdict = GATEWAY_RETRYABLE;
@@ -485,8 +497,7 @@ bool gateway_refund_start(struct gateway_client *gc, const struct refund_request
                           gateway_done_cb cb, void *arg, char *err, size_t errlen)
 {
     struct gateway_call_spec spec;
-    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
-    bool built;
+    struct gateway_build_ctx ctx = build_ctx(gc);
 
     if (req->request_id == NULL || req->request_id[0] == '\0' || req->payment_key == NULL ||
         req->payment_key[0] == '\0') {
@@ -514,26 +525,15 @@ bool gateway_refund_start(struct gateway_client *gc, const struct refund_request
             return false;
         }
     }
-    struct gateway_call *call = call_new(gc, req->request_id, req->payment_key);
+    struct gateway_call *call = call_new(gc, req);
     if (call == NULL) {
         snprintf(err, errlen, "could not start refund: out of memory");
         return false;
     }
     call->done_cb = cb;
     call->arg = arg;
-    call->amount = req->amount;
-    call->partial = req->partial;
-    if (!call_set_currency(call, req->currency)) {
-        call_free(call);
-        snprintf(err, errlen, "could not start refund: out of memory");
-        return false;
-    }
-
-    if (gc->cfg->kind == GATEWAY_STRIPE)
-        built = gateway_stripe_build_refund(&ctx, req, &spec, err, errlen);
-    else
-        built = gateway_toss_build_refund(&ctx, req, &spec, err, errlen);
-    if (!built || !submit_spec(gc, &spec, on_refund_http, call, err, errlen)) {
+    if (!gc->drv->build_refund(&ctx, &call->req, &spec, err, errlen) ||
+        !submit_spec(gc, &spec, on_refund_http, call, err, errlen)) {
         call_free(call);
         return false;
     }
@@ -554,7 +554,8 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
                            gateway_inquiry_cb cb, void *arg, char *err, size_t errlen)
 {
     struct gateway_call_spec spec;
-    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
+    struct gateway_build_ctx ctx = build_ctx(gc);
+    struct refund_request req = {.request_id = "", .payment_key = payment_key};
 
     if (gc->cfg->kind != GATEWAY_TOSS) {
         snprintf(err, errlen, "cannot inquire payments on gateway %s: its kind has no inquiry",
@@ -565,7 +566,7 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
         snprintf(err, errlen, "cannot start inquiry: payment key is required");
         return false;
     }
-    struct gateway_call *call = call_new(gc, "", payment_key);
+    struct gateway_call *call = call_new(gc, &req);
     if (call == NULL) {
         snprintf(err, errlen, "could not start inquiry: out of memory");
         return false;
@@ -587,11 +588,11 @@ static void log_inquiry(const struct gateway_call *call, const struct gateway_in
     struct log_ctx ctx = LOG_CTX_INIT;
     json_t *f =
         json_pack("{s:s, s:s, s:s, s:I}", "gateway", gateway_client_name(call->gc), "paymentKey",
-                  call->payment_key, "finding", gateway_finding_name(q->finding), "latencyMs",
+                  call->req.payment_key, "finding", gateway_finding_name(q->finding), "latencyMs",
                   (json_int_t)q->answer.latency_ms);
     if (f != NULL && q->answer.code[0] != '\0')
         json_object_set_new(f, "code", json_string(q->answer.code));
-    ctx.request_id = call->request_id[0] != '\0' ? call->request_id : NULL;
+    ctx.request_id = call->req.request_id[0] != '\0' ? call->req.request_id : NULL;
     ctx.fields = f;
     log_emit(q->finding == FINDING_UNKNOWN ? LOG_WARN : LOG_INFO, &ctx,
              "gateway inquiry found %s: %s", gateway_finding_name(q->finding), q->detail);
@@ -612,6 +613,7 @@ static void finish_inquiry(struct gateway_call *call)
 static bool inquiry_answered(struct gateway_call *call, const struct http_response *resp)
 {
     struct gateway_inquiry *q = &call->inquiry;
+    const char *missing = call->gc->drv->missing_payment_code;
     int64_t latency = q->answer.latency_ms + resp->latency_ms;
     long connects = q->answer.connects + resp->connects;
 
@@ -622,8 +624,7 @@ static bool inquiry_answered(struct gateway_call *call, const struct http_respon
     q->answer.retry_after_ms = resp->retry_after_ms;
     if (q->answer.verdict == GATEWAY_SUCCEEDED && resp->body != NULL)
         return true;
-    if (q->answer.http_status == 404 && (strcmp(q->answer.code, "NOT_FOUND_PAYMENT") == 0 ||
-                                         strcmp(q->answer.code, "resource_missing") == 0)) {
+    if (q->answer.http_status == 404 && missing != NULL && strcmp(q->answer.code, missing) == 0) {
         /* The gateway itself says it has no such payment (its own code, not
          * a proxy's 404): no refund of it can exist. */
         q->finding = FINDING_NOT_REFUNDED;
@@ -637,151 +638,81 @@ static bool inquiry_answered(struct gateway_call *call, const struct http_respon
     return false;
 }
 
-static void on_toss_inquiry_http(const struct http_response *resp, void *arg)
+static bool inquiry_submit(struct gateway_call *call, char *err, size_t errlen);
+
+/* One call of the inquiry answered: the next one, or the driver's judgement
+ * of all their bodies. */
+static void on_inquiry_step_http(const struct http_response *resp, void *arg)
 {
     struct gateway_call *call = arg;
-    struct gateway_inquiry *q = &call->inquiry;
-    struct gateway_payment p;
-    struct refund_request req;
-
-    if (inquiry_answered(call, resp)) {
-        memset(&p, 0, sizeof(p));
-        call_request(call, &req);
-        if (!gateway_toss_parse_payment(resp->body, &p)) {
-            q->finding = FINDING_UNKNOWN;
-            snprintf(q->detail, sizeof(q->detail), "the inquiry answer is not a payment object");
-        } else {
-            q->finding = gateway_toss_judge(&p, &req, q->detail, sizeof(q->detail));
-            q->payment_amount = p.total_amount;
-            q->refunded_amount = p.canceled_amount;
-            snprintf(q->currency, sizeof(q->currency), "%s", p.currency);
-        }
-    }
-    finish_inquiry(call);
-}
-
-static void on_stripe_refunds_http(const struct http_response *resp, void *arg)
-{
-    struct gateway_call *call = arg;
-    struct refund_request req;
-
-    if (inquiry_answered(call, resp)) {
-        call_request(call, &req);
-        gateway_stripe_judge(call->first_body, resp->body, &req, &call->inquiry);
-    }
-    finish_inquiry(call);
-}
-
-static void on_stripe_intent_http(const struct http_response *resp, void *arg)
-{
-    struct gateway_call *call = arg;
-    struct gateway_client *gc = call->gc;
-    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
-    struct gateway_call_spec spec;
+    const struct gateway_driver *drv = call->gc->drv;
     char err[256];
 
     if (!inquiry_answered(call, resp)) {
         finish_inquiry(call);
         return;
     }
-    call->first_body = strdup(resp->body);
-    if (call->first_body != NULL &&
-        gateway_stripe_build_refund_list(&ctx, call->payment_key, &spec, err, sizeof(err)) &&
-        submit_spec(gc, &spec, on_stripe_refunds_http, call, err, sizeof(err)))
+    call->bodies[call->step] = strdup(resp->body);
+    if (call->bodies[call->step] == NULL) {
+        call->inquiry.finding = FINDING_UNKNOWN;
+        snprintf(call->inquiry.detail, sizeof(call->inquiry.detail),
+                 "could not keep the inquiry's answer: out of memory");
+        finish_inquiry(call);
         return;
-    call->inquiry.finding = FINDING_UNKNOWN;
-    snprintf(call->inquiry.detail, sizeof(call->inquiry.detail),
-             "could not list the payment's refunds: %.200s",
-             call->first_body != NULL ? err : "out of memory");
+    }
+    call->step++;
+    if (call->step < drv->inquiry_calls) {
+        if (inquiry_submit(call, err, sizeof(err)))
+            return;
+        call->inquiry.finding = FINDING_UNKNOWN;
+        snprintf(call->inquiry.detail, sizeof(call->inquiry.detail),
+                 "could not make the inquiry's call %zu: %.200s", call->step + 1, err);
+        finish_inquiry(call);
+        return;
+    }
+    drv->judge((const char *const *)call->bodies, call->step, &call->req, &call->inquiry);
     finish_inquiry(call);
+}
+
+static bool inquiry_submit(struct gateway_call *call, char *err, size_t errlen)
+{
+    struct gateway_call_spec spec;
+    struct gateway_build_ctx ctx = build_ctx(call->gc);
+    return call->gc->drv->build_inquiry(&ctx, &call->req, call->step, &spec, err, errlen) &&
+           submit_spec(call->gc, &spec, on_inquiry_step_http, call, err, errlen);
 }
 
 bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund_request *req,
                                   gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
 {
-    struct gateway_call_spec spec;
-    struct gateway_build_ctx ctx = {gc->base_url, gc->auth_header, gc->esc};
-    bool ok;
-
     if (req->request_id == NULL || req->request_id[0] == '\0' || req->payment_key == NULL ||
         req->payment_key[0] == '\0') {
         snprintf(err, errlen, "cannot start inquiry: request id and payment key are required");
         return false;
     }
-    struct gateway_call *call = call_new(gc, req->request_id, req->payment_key);
-    if (call == NULL || !call_set_currency(call, req->currency)) {
-        call_free(call);
+    if (gc->drv->inquiry_calls == 0 || gc->drv->inquiry_calls > GATEWAY_MAX_INQUIRY_CALLS) {
+        snprintf(err, errlen, "cannot inquire on gateway %s: its API has no inquiry",
+                 gateway_client_name(gc));
+        return false;
+    }
+    if (gc->drv->inquiry_replays_refund && req->idempotency_key == NULL) {
+        /* Under a guessed key the replay could be a second refund. */
+        snprintf(err, errlen,
+                 "cannot inquire on gateway %s without the request's current key: its inquiry "
+                 "sends the refund again under that key",
+                 gateway_client_name(gc));
+        return false;
+    }
+    struct gateway_call *call = call_new(gc, req);
+    if (call == NULL) {
         snprintf(err, errlen, "could not start inquiry: out of memory");
         return false;
     }
     call->find_cb = cb;
     call->arg = arg;
-    call->amount = req->amount;
-    call->partial = req->partial;
-    call->inquiry.payment_amount = -1;
-    call->inquiry.refunded_amount = -1;
-    if (gc->cfg->kind == GATEWAY_STRIPE)
-        ok = gateway_stripe_build_payment_intent(&ctx, req->payment_key, &spec, err, errlen) &&
-             submit_spec(gc, &spec, on_stripe_intent_http, call, err, errlen);
-    else
-        ok = gateway_toss_build_inquiry(&ctx, req->payment_key, &spec, err, errlen) &&
-             submit_spec(gc, &spec, on_toss_inquiry_http, call, err, errlen);
-    if (!ok) {
+    if (!inquiry_submit(call, err, errlen)) {
         call_free(call);
         return false;
     }
-    return true;
-}
-
-void gateway_error_fields(const char *body, const char *object, const char *fallback, char *code,
-                          size_t codelen, char *message, size_t msglen)
-{
-    code[0] = '\0';
-    message[0] = '\0';
-    if (body == NULL || body[0] == '\0')
-        return;
-    json_t *root = json_loads(body, 0, NULL);
-    if (root == NULL)
-        return;
-    json_t *e = object != NULL ? json_object_get(root, object) : root;
-    const char *c = json_string_value(json_object_get(e, "code"));
-    const char *m = json_string_value(json_object_get(e, "message"));
-    if ((c == NULL || c[0] == '\0') && fallback != NULL)
-        c = json_string_value(json_object_get(e, fallback));
-    if (c != NULL)
-        snprintf(code, codelen, "%s", c);
-    if (m != NULL)
-        snprintf(message, msglen, "%s", m);
-    json_decref(root);
-}
-
-bool gateway_call_spec_finish_get(struct gateway_call_spec *spec,
-                                  const struct gateway_build_ctx *ctx, const char *what, char *err,
-                                  size_t errlen)
-{
-    if (spec->url != NULL) {
-        spec->headers[0] = strdup(ctx->auth_header);
-        if (spec->headers[0] != NULL) {
-            spec->nheaders = 1;
-            return true;
-        }
-    }
-    snprintf(err, errlen, "could not build %s: out of memory", what);
-    gateway_call_spec_clear(spec);
-    return false;
-}
-
-bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
-                                      const struct gateway_build_ctx *ctx, const char *content_type,
-                                      const struct refund_request *req)
-{
-    if (!gateway_call_spec_add_header(spec, "Content-Type", content_type) ||
-        !gateway_call_spec_add_header(
-            spec, "Idempotency-Key", req->idempotency_key ? req->idempotency_key : req->request_id))
-        return false;
-    spec->headers[spec->nheaders] = strdup(ctx->auth_header);
-    if (spec->headers[spec->nheaders] == NULL)
-        return false;
-    spec->nheaders++;
     return true;
 }

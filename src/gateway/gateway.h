@@ -49,6 +49,12 @@ struct refund_request {
      * make a cancel; an inquiry counts our cancel only beyond theirs. */
     int same_amount_done;
     int same_amount_open;
+    /* Balance-guard gateways (PortOne currentCancellableAmount): the
+     * payment's cancellable balance before this cancel, as the inquiry just
+     * before the send read it; the gateway refuses the cancel when its
+     * balance differs. has_guard false: none is sent. */
+    bool has_guard;
+    int64_t guard_amount;
 };
 
 struct gateway_answer {
@@ -84,6 +90,9 @@ struct gateway_inquiry {
     enum refund_finding finding;
     int64_t payment_amount;  /* what the payment was for, -1 unknown */
     int64_t refunded_amount; /* refunded on the payment in total, -1 unknown */
+    /* What may still be cancelled on the payment, -1 unknown: a balance
+     * guard's value (struct refund_request.guard_amount). */
+    int64_t cancellable_amount;
     char currency[8];
     char detail[256]; /* one line on how the finding was reached */
 };
@@ -139,10 +148,13 @@ bool gateway_inquire_start(struct gateway_client *gc, const char *payment_key,
                            gateway_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Find out what the gateway did about req: Toss GET /v1/payments/{key};
- * Stripe GET /v1/payment_intents/{id} and GET /v1/refunds?payment_intent=
- * (our refunds carry metadata[requestId]). Never sends a refund. Same
- * callback rules as refunds. */
+/* Find out what the gateway did about req, by its driver's inquiry: Toss
+ * GET /v1/payments/{key}; Stripe GET /v1/payment_intents/{id} and
+ * GET /v1/refunds?payment_intent= (our refunds carry metadata[requestId]);
+ * ... Never sends a new refund: a gateway without a read API (Adyen) is
+ * asked by the refund replayed under req->idempotency_key, which must then
+ * be the current generation's key (false without one). Same callback rules
+ * as refunds. */
 bool gateway_inquire_refund_start(struct gateway_client *gc, const struct refund_request *req,
                                   gateway_refund_inquiry_cb cb, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -159,6 +171,36 @@ const char *gateway_finding_name(enum refund_finding f);
 
 /* The name from the config (gateways: key). */
 const char *gateway_client_name(const struct gateway_client *gc);
+
+/* The gateway's safety mechanism (gateway_driver.h): must every attempt
+ * start with an inquiry, and a cancel go out only when it proves that none
+ * of ours applied? */
+bool gateway_client_inquires_first(const struct gateway_client *gc);
+bool gateway_kind_inquires_first(enum gateway_kind kind);
+
+/* Does the gateway send a refund's result later by notification (Adyen),
+ * so that an inquiry is first our own store of notifications? */
+bool gateway_client_completes_by_webhook(const struct gateway_client *gc);
+
+/* Does the gateway take an Idempotency-Key at all? */
+bool gateway_client_has_key(const struct gateway_client *gc);
+
+/* The Idempotency-Key of generation gen (1-based) of request_id, within
+ * the gateway's key rules, into buf: the requestId itself, then
+ * "requestId.2", ...; prefixed where the gateway wants longer keys
+ * (PortOne: 16), hashed where it wants shorter ones (Adyen: 64). */
+const char *gateway_client_key(const struct gateway_client *gc, const char *request_id, int gen,
+                               char *buf, size_t buflen);
+
+/* The same, for key lengths min_len..max_len (the rules of a driver). */
+const char *gateway_key_format(const char *request_id, int gen, size_t min_len, size_t max_len,
+                               char *buf, size_t buflen);
+
+/* The mark of request_id in the gateway's own record of a cancel (PortOne
+ * reason, KakaoPay payload): "cr:<requestId>", or "cr:#<hash>" when the
+ * id is longer than 64 characters, so it fits any field. An inquiry that
+ * finds it knows the cancel is ours. */
+const char *gateway_marker(const char *request_id, char *buf, size_t buflen);
 
 /* Does this answer count against the gateway's circuit breaker? True for
  * the table's gateway-wide signals (timeouts, connection errors, 5xx, 429)

@@ -30,11 +30,15 @@ struct gateway_call_spec {
     size_t body_len;
 };
 
+struct gateway_driver;
+
 /* What a builder needs from the client; all borrowed. */
 struct gateway_build_ctx {
-    const char *base_url;    /* without a trailing slash */
-    const char *auth_header; /* "Authorization: ..." (secret inside) */
-    CURL *esc;               /* handle for curl_easy_escape */
+    const char *base_url;                /* without a trailing slash */
+    const char *auth_header;             /* "Authorization: ..." (secret inside) */
+    CURL *esc;                           /* handle for curl_easy_escape */
+    const struct config_gateway *cfg;    /* accounts (store_id, cid, merchant_account) */
+    const struct gateway_driver *driver; /* key rules */
 };
 
 void gateway_call_spec_clear(struct gateway_call_spec *spec);
@@ -74,8 +78,9 @@ bool gateway_toss_build_inquiry(const struct gateway_build_ctx *ctx, const char 
                                 struct gateway_call_spec *spec, char *err, size_t errlen);
 
 /* The headers of a refund call: Content-Type content_type, the request's
- * Idempotency-Key (its requestId when it has none) and ctx's Authorization.
- * False when out of memory (the caller clears spec). */
+ * Idempotency-Key (its requestId when it has none; quoted when the driver
+ * says so; none for a driver without keys) and ctx's Authorization. False
+ * when out of memory (the caller clears spec). */
 bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
                                       const struct gateway_build_ctx *ctx, const char *content_type,
                                       const struct refund_request *req)

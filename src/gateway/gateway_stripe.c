@@ -13,6 +13,7 @@
  */
 #include "base/bounds.h"
 #include "base/i64.h"
+#include "gateway/gateway_driver.h"
 #include "gateway/gateway_internal.h"
 
 #include <stdint.h>
@@ -252,3 +253,49 @@ out:
     json_decref(pi);
     json_decref(list);
 }
+
+/* --- the driver --- */
+
+static char *stripe_auth(const struct config_gateway *cfg)
+{
+    return gateway_stripe_auth_header(cfg->secret_key);
+}
+
+/* Two calls: the PaymentIntent (amount, currency), then its refunds. */
+static bool stripe_build_inquiry(const struct gateway_build_ctx *ctx,
+                                 const struct refund_request *req, size_t step,
+                                 struct gateway_call_spec *spec, char *err, size_t errlen)
+{
+    if (step == 0)
+        return gateway_stripe_build_payment_intent(ctx, req->payment_key, spec, err, errlen);
+    return gateway_stripe_build_refund_list(ctx, req->payment_key, spec, err, errlen);
+}
+
+static void stripe_judge(const char *const *bodies, size_t n, const struct refund_request *req,
+                         struct gateway_inquiry *out)
+{
+    if (n < 2) {
+        out->finding = FINDING_UNKNOWN;
+        snprintf(out->detail, sizeof(out->detail), "the inquiry did not read the refund list");
+        return;
+    }
+    gateway_stripe_judge(bodies[0], bodies[1], req, out);
+}
+
+const struct gateway_driver gateway_stripe_driver = {
+    .kind = GATEWAY_STRIPE,
+    .safety = GATEWAY_SAFETY_IDEMPOTENCY_KEY,
+    .completion = GATEWAY_COMPLETION_ANSWER,
+    .key_min_len = 1,
+    .key_max_len = 255, /* "up to 255 characters" */
+    .inquiry_rule = "stripe.inquiry",
+    .missing_payment_code = "resource_missing",
+    .confirm_already_refunded = false,
+    .auth_header = stripe_auth,
+    .build_refund = gateway_stripe_build_refund,
+    .refund_shape = gateway_stripe_refund_shape,
+    .parse_error = gateway_stripe_parse_error,
+    .inquiry_calls = 2,
+    .build_inquiry = stripe_build_inquiry,
+    .judge = stripe_judge,
+};

@@ -8,6 +8,7 @@
  */
 #include "base/base64.h"
 #include "base/bounds.h"
+#include "gateway/gateway_driver.h"
 #include "gateway/gateway_internal.h"
 
 #include <stdint.h>
@@ -340,3 +341,55 @@ enum refund_finding gateway_toss_judge(const struct gateway_payment *p,
              (long long)p->balance_amount, (long long)p->total_amount);
     return FINDING_NOT_REFUNDED;
 }
+
+/* --- the driver --- */
+
+static char *toss_auth(const struct config_gateway *cfg)
+{
+    return gateway_toss_auth_header(cfg->secret_key);
+}
+
+static bool toss_build_inquiry(const struct gateway_build_ctx *ctx,
+                               const struct refund_request *req, size_t step,
+                               struct gateway_call_spec *spec, char *err, size_t errlen)
+{
+    (void)step; /* one call: GET the payment */
+    return gateway_toss_build_inquiry(ctx, req->payment_key, spec, err, errlen);
+}
+
+static void toss_judge(const char *const *bodies, size_t n, const struct refund_request *req,
+                       struct gateway_inquiry *out)
+{
+    struct gateway_payment p;
+    memset(&p, 0, sizeof(p));
+    if (n < 1 || !gateway_toss_parse_payment(bodies[0], &p)) {
+        out->finding = FINDING_UNKNOWN;
+        snprintf(out->detail, sizeof(out->detail), "the inquiry answer is not a payment object");
+        return;
+    }
+    out->finding = gateway_toss_judge(&p, req, out->detail, sizeof(out->detail));
+    out->payment_amount = p.total_amount;
+    out->refunded_amount = p.canceled_amount;
+    out->cancellable_amount = p.balance_amount;
+    snprintf(out->currency, sizeof(out->currency), "%s", p.currency);
+}
+
+const struct gateway_driver gateway_toss_driver = {
+    .kind = GATEWAY_TOSS,
+    .safety = GATEWAY_SAFETY_IDEMPOTENCY_KEY,
+    .completion = GATEWAY_COMPLETION_ANSWER,
+    /* Toss takes up to 300 characters; 255 keeps the keys every earlier
+     * release sent (a request's key never changes within a generation). */
+    .key_min_len = 1,
+    .key_max_len = 255,
+    .inquiry_rule = "toss.inquiry",
+    .missing_payment_code = "NOT_FOUND_PAYMENT",
+    .confirm_already_refunded = true,
+    .auth_header = toss_auth,
+    .build_refund = gateway_toss_build_refund,
+    .refund_shape = gateway_toss_refund_shape,
+    .parse_error = gateway_toss_parse_error,
+    .inquiry_calls = 1,
+    .build_inquiry = toss_build_inquiry,
+    .judge = toss_judge,
+};

@@ -52,7 +52,8 @@ static const char sql_insert[] =
     "       ELSE to_timestamp(u.kafka_ts_ms::bigint / 1000.0) END,"
     "  u.max_attempts::integer, to_timestamp(u.first_attempt_ms::bigint / 1000.0),"
     "  to_timestamp(u.deadline_ms::bigint / 1000.0),"
-    "  " KEY_FIRST_USED ", " KEY_FIRST_USED " + u.key_ttl_ms::bigint * interval '1 ms'"
+    /* A gateway whose key binds no retry (config.h) has no key expiry. */
+    "  " KEY_FIRST_USED ", " KEY_FIRST_USED " + NULLIF(u.key_ttl_ms::bigint, 0) * interval '1 ms'"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
     "             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
     "             $13::bytea[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],"
@@ -130,7 +131,7 @@ static const char sql_finish[] =
     /* A new generation's key is first used by the next attempt: its
      * lifetime starts now. */
     "         key_expires_at = CASE WHEN $10::integer > key_generation"
-    "                               THEN now() + $14::bigint * interval '1 ms'"
+    "                               THEN now() + NULLIF($14::bigint, 0) * interval '1 ms'"
     "                               ELSE key_expires_at END,"
     "         key_generation = $10::integer, key_holds_error = $11::boolean,"
     "         inquire_first = $12::boolean, final_check = $13, found_by_inquiry = $15::boolean,"

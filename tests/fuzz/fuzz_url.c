@@ -207,7 +207,7 @@ static void check_refusal(const char *what, const struct gateway_call_spec *spec
 
 static void toss(const struct input *in)
 {
-    struct gateway_build_ctx ctx = {in->base, toss_auth, esc};
+    struct gateway_build_ctx ctx = {in->base, toss_auth, esc, NULL, NULL};
     struct gateway_call_spec spec;
     char err[256] = "";
     bool odd_key = !key_ordinary(in->req.payment_key);
@@ -271,7 +271,7 @@ static void check_form(const char *body, const struct refund_request *req)
 
 static void stripe(const struct input *in)
 {
-    struct gateway_build_ctx ctx = {in->base, stripe_auth, esc};
+    struct gateway_build_ctx ctx = {in->base, stripe_auth, esc, NULL, NULL};
     struct gateway_call_spec spec;
     char err[256] = "";
     bool odd_key = !key_ordinary(in->req.payment_key);

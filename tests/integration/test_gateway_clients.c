@@ -33,8 +33,8 @@ static struct gateway_answer refund(struct http_client *http, struct gateway_cli
     /* gwsim_payment() makes Toss payments in KRW and Stripe ones in USD; the
      * answer must show the request's currency to count. */
     const char *currency = strcmp(gateway_client_name(gc), "toss") == 0 ? "KRW" : "USD";
-    struct refund_request req = {request_id,       payment_key, amount, currency, partial,
-                                 "customer asked", NULL,        0,      0};
+    struct refund_request req = {
+        request_id, payment_key, amount, currency, partial, "customer asked", NULL, 0, 0, false, 0};
     struct gateway_answer a = gwsim_refund(http, gc, &req);
     cr_expect_eq(http_client_in_flight(http), 0);
     return a;
@@ -533,6 +533,54 @@ Test(gateway_clients, toss_inquiry_reports_the_payment)
     teardown(&f);
 }
 
+struct finding_result {
+    bool done;
+    struct gateway_inquiry inquiry;
+};
+
+static void on_finding(const struct gateway_inquiry *q, void *arg)
+{
+    struct finding_result *r = arg;
+    r->done = true;
+    r->inquiry = *q;
+}
+
+/* The refund inquiry of req, synchronously. */
+static struct gateway_inquiry inquire(struct fixture *f, struct gateway_client *gc,
+                                      const struct refund_request *req)
+{
+    char err[256];
+    struct finding_result r = {0};
+    cr_assert(gateway_inquire_refund_start(gc, req, on_finding, &r, err, sizeof(err)), "%s", err);
+    while (!r.done)
+        cr_assert_geq(http_client_run(f->http, 100, err, sizeof(err)), 0, "%s", err);
+    return r.inquiry;
+}
+
+/* Toss names no request on a cancel: a cancel of our amount counts as ours
+ * only beyond those other requests of the payment with the same amount made
+ * (refund_request.same_amount_done). The inquiry must see those counts: a
+ * refund inquiry that lost them took another request's cancel for ours. */
+Test(gateway_clients, toss_inquiry_counts_other_requests_of_the_same_amount)
+{
+    struct fixture f;
+    setup(&f);
+    gwsim_payment(&f.sim, "toss", "pk_same", 10000, 0);
+    expect_verdict(refund(f.http, f.toss, "req-first", "pk_same", 3000, true), GATEWAY_SUCCEEDED);
+
+    struct refund_request second = {"req-second", "pk_same", 3000, "KRW", true, "again",
+                                    NULL,         1,         0,    false, 0};
+    struct gateway_inquiry q = inquire(&f, f.toss, &second);
+    cr_expect_eq(q.finding, FINDING_NOT_REFUNDED, "the one cancel of 3000 is req-first's: %s",
+                 q.detail);
+    cr_expect_eq(q.cancellable_amount, 7000);
+
+    second.same_amount_done = 0;
+    q = inquire(&f, f.toss, &second);
+    cr_expect_eq(q.finding, FINDING_REFUNDED, "no other request made it: ours (%s)", q.detail);
+    teardown(&f);
+}
+
 #define CONCURRENT 50
 
 Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
@@ -551,8 +599,8 @@ Test(gateway_clients, fifty_refunds_in_flight_at_once, .timeout = 60)
 
     int64_t t0 = mono_ms();
     for (int i = 0; i < CONCURRENT; i++) {
-        struct refund_request req = {ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk",
-                                     NULL,   0,       0};
+        struct refund_request req = {
+            ids[i], keys[i], 1000, i % 2 ? "USD" : "KRW", false, "bulk", NULL, 0, 0, false, 0};
         gwsim_refund_start(i % 2 ? f.stripe : f.toss, &req, &results[i]);
     }
     cr_expect_eq(http_client_in_flight(f.http), CONCURRENT);

@@ -348,6 +348,40 @@ Test(config, stripe_defaults_by_kind)
 
 /* ---- ${VAR} expansion ---------------------------------------------------- */
 
+/* The three kinds of issue 9: their documented defaults, and PortOne's
+ * deadline beyond its 3 h key (its balance guard and inquiry carry it). */
+Test(config, kind_defaults_of_the_other_gateways)
+{
+    char err[512];
+    struct config *cfg = load("database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\n"
+                              "retry:\n  deadline: 12h\ngateways:\n"
+                              "  po:\n    kind: portone\n    secret_key: s\n"
+                              "  kp:\n    kind: kakaopay\n    secret_key: s\n    cid: C\n"
+                              "  ad:\n    kind: adyen\n    secret_key: s\n"
+                              "    base_url: https://checkout-test.adyen.com/v71\n"
+                              "    merchant_account: M\n",
+                              err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    const struct config_gateway *po = config_gateway_find(cfg, "po");
+    const struct config_gateway *kp = config_gateway_find(cfg, "kp");
+    const struct config_gateway *ad = config_gateway_find(cfg, "ad");
+    cr_expect_str_eq(po->base_url, "https://api.portone.io");
+    cr_expect_eq(po->timeout_ms, 65 * 1000);
+    cr_expect_eq(po->idempotency_key_ttl_ms, 150LL * 60 * 1000);
+    cr_expect_eq(config_gateway_key_binding_ms(po), 0);
+    cr_expect_null(po->store_id);
+    cr_expect_str_eq(kp->base_url, "https://open-api.kakaopay.com");
+    cr_expect_str_eq(kp->cid, "C");
+    cr_expect_eq(kp->idempotency_key_ttl_ms, 0);
+    cr_expect_eq(config_gateway_key_binding_ms(kp), 0);
+    cr_expect_eq(ad->idempotency_key_ttl_ms, 7LL * 24 * 3600 * 1000);
+    cr_expect_eq(config_gateway_key_binding_ms(ad), ad->idempotency_key_ttl_ms);
+    cr_expect_eq(ad->timeout_ms, 30 * 1000);
+    cr_expect_str_eq(ad->merchant_account, "M");
+    cr_expect_str_eq(config_gateway_kind_name(GATEWAY_KAKAOPAY), "kakaopay");
+    config_free(cfg);
+}
+
 Test(config, env_expansion_forms)
 {
     char err[512];
@@ -515,7 +549,36 @@ ParameterizedTestParameters(config, errors)
         {"bad gateway kind",
          "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  toss:\n"
          "    kind: tos\n    secret_key: sk\n",
-         "t.yaml:7: gateways.toss.kind: invalid value \"tos\": must be one of toss, stripe"},
+         "t.yaml:7: gateways.toss.kind: invalid value \"tos\": must be one of toss, stripe, "
+         "portone, kakaopay, adyen"},
+        {"kakaopay without cid",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  kp:\n"
+         "    kind: kakaopay\n    secret_key: sk\n",
+         "t.yaml:6: gateways.kp.cid: required for kind kakaopay"},
+        {"kakaopay has no key lifetime",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  kp:\n"
+         "    kind: kakaopay\n    secret_key: sk\n    cid: TC0ONETIME\n"
+         "    idempotency_key_ttl: 1h\n",
+         "t.yaml:10: gateways.kp.idempotency_key_ttl: kakaopay has no idempotency key: its "
+         "exactly-once is an inquiry before every retry, and no key lifetime applies"},
+        {"adyen without base_url",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  ad:\n"
+         "    kind: adyen\n    secret_key: sk\n    merchant_account: M\n",
+         "t.yaml:6: gateways.ad.base_url: required for kind adyen: its API host is per account"},
+        {"adyen without merchant_account",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  ad:\n"
+         "    kind: adyen\n    secret_key: sk\n    base_url: http://a\n",
+         "t.yaml:6: gateways.ad.merchant_account: required for kind adyen"},
+        {"adyen key lifetime above the documented",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  ad:\n"
+         "    kind: adyen\n    secret_key: sk\n    base_url: http://a\n"
+         "    merchant_account: M\n    idempotency_key_ttl: 32d\n",
+         "t.yaml:11: gateways.ad.idempotency_key_ttl: 32d is longer than the 31d "
+         "idempotency-key lifetime that adyen documents"},
+        {"account key of another kind",
+         "database:\n  dsn: x\nkafka:\n  bootstrap.servers: k\ngateways:\n  toss:\n"
+         "    kind: toss\n    secret_key: sk\n    store_id: s\n",
+         "t.yaml:9: gateways.toss.store_id: not a setting of kind toss"},
         {"reconcile window below interval", BASE "reconcile:\n  interval: 2h\n  window: 1h\n",
          "t.yaml:11: reconcile.window: window 1h is shorter than the interval 2h: requests that "
          "finish between two passes would never be checked"},

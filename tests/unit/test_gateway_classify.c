@@ -25,7 +25,8 @@ struct ccase {
 };
 
 /* The refund every 2xx below answers: 10000 KRW. */
-static const struct refund_request REQ = {"req-1", "p", 10000, "KRW", false, "because", NULL, 0, 0};
+static const struct refund_request REQ = {"req-1", "p", 10000, "KRW", false, "because",
+                                          NULL,    0,   0,     false, 0};
 
 #define TOSS   GATEWAY_TOSS
 #define STRIPE GATEWAY_STRIPE
@@ -324,9 +325,9 @@ Test(wire, toss_cancel_request)
     char *auth = gateway_toss_auth_header("test_sk_toss_local");
     cr_assert_not_null(auth);
     cr_expect_str_eq(auth, "Authorization: Basic dGVzdF9za190b3NzX2xvY2FsOg==");
-    struct gateway_build_ctx ctx = {"http://127.0.0.1:1", auth, esc};
+    struct gateway_build_ctx ctx = {"http://127.0.0.1:1", auth, esc, NULL, NULL};
     struct refund_request req = {"req-1", "pay/ key?", 3000, "KRW", true, "customer \"asked\"",
-                                 NULL,    0,           0};
+                                 NULL,    0,           0,    false, 0};
     struct gateway_call_spec spec;
     char err[128];
 
@@ -367,8 +368,9 @@ Test(wire, stripe_refund_request)
     CURL *esc = curl_easy_init();
     char *auth = gateway_stripe_auth_header("sk_test_stripe_local");
     cr_expect_str_eq(auth, "Authorization: Bearer sk_test_stripe_local");
-    struct gateway_build_ctx ctx = {"https://api.example", auth, esc};
-    struct refund_request req = {"req-2", "pi_123&x=1", 1500, "USD", true, "a b", NULL, 0, 0};
+    struct gateway_build_ctx ctx = {"https://api.example", auth, esc, NULL, NULL};
+    struct refund_request req = {"req-2", "pi_123&x=1", 1500, "USD", true, "a b", NULL, 0,
+                                 0,       false,        0};
     struct gateway_call_spec spec;
     char err[128];
 
@@ -498,7 +500,8 @@ Test(wire, refund_start_refuses_what_would_break_the_request)
     cr_assert_not_null(gc, "%s", err);
     cr_expect_str_eq(gateway_client_name(gc), "toss");
 
-    struct refund_request req = {"req\r\nX-Evil: 1", "pk", 100, "KRW", false, "r", NULL, 0, 0};
+    struct refund_request req = {
+        "req\r\nX-Evil: 1", "pk", 100, "KRW", false, "r", NULL, 0, 0, false, 0};
     cr_expect_not(gateway_refund_start(gc, &req, NULL, NULL, err, sizeof(err)));
     cr_expect_null(strstr(err, "test_sk"), "%s", err);
     req.request_id = "";
@@ -570,7 +573,7 @@ Test(table, nothing_unproven_is_a_success)
 static enum refund_finding toss_judge(const char *body, int64_t amount, int done, int open)
 {
     struct gateway_payment p;
-    struct refund_request req = {"r", "pk", amount, "KRW", true, "x", NULL, done, open};
+    struct refund_request req = {"r", "pk", amount, "KRW", true, "x", NULL, done, open, false, 0};
     char detail[256];
     memset(&p, 0, sizeof(p));
     cr_assert(gateway_toss_parse_payment(body, &p));
@@ -600,7 +603,7 @@ Test(inquiry, toss_counts_a_cancel_as_ours_only_beyond_the_other_requests)
 Test(inquiry, toss_refuses_a_payment_in_another_currency)
 {
     struct gateway_payment p;
-    struct refund_request req = {"r", "pk", 3000, "USD", true, "x", NULL, 0, 0};
+    struct refund_request req = {"r", "pk", 3000, "USD", true, "x", NULL, 0, 0, false, 0};
     char detail[256];
     memset(&p, 0, sizeof(p));
     cr_assert(gateway_toss_parse_payment(TPAY(10000, ""), &p));
@@ -617,7 +620,8 @@ static enum refund_finding stripe_judge(const char *pi, const char *list, int64_
                                         bool partial)
 {
     struct gateway_inquiry q;
-    struct refund_request req = {"req-9", "pi_1", amount, "USD", partial, "x", NULL, 0, 0};
+    struct refund_request req = {"req-9", "pi_1", amount, "USD", partial, "x",
+                                 NULL,    0,      0,      false, 0};
     memset(&q, 0, sizeof(q));
     gateway_stripe_judge(pi, list, &req, &q);
     cr_expect_neq(q.detail[0], '\0');
@@ -672,7 +676,7 @@ Test(inquiry, hostile_numbers_never_reach_a_cast)
         &p));
     cr_expect_eq(p.canceled_amount, INT64_MAX);
     struct gateway_inquiry q;
-    struct refund_request req = {"r", "pi", 2000, "USD", false, "x", NULL, 0, 0};
+    struct refund_request req = {"r", "pi", 2000, "USD", false, "x", NULL, 0, 0, false, 0};
     memset(&q, 0, sizeof(q));
     gateway_stripe_judge("{\"amount\":5000,\"currency\":\"usd\"}",
                          "{\"has_more\":false,\"data\":[{\"amount\":9223372036854775807,"
@@ -693,7 +697,7 @@ Test(inquiry, toss_virtual_account_refunds_settle_later)
                          "\"cancels\":[{\"cancelAmount\":3000,\"cancelStatus\":\"DONE\"}]}";
     cr_expect_eq(toss_judge(pending, 3000, 0, 0), FINDING_PENDING);
     cr_expect_eq(toss_judge(failed, 3000, 0, 0), FINDING_REFUND_FAILED);
-    struct refund_request req = {"r", "pk", 3000, "KRW", true, "x", NULL, 0, 0};
+    struct refund_request req = {"r", "pk", 3000, "KRW", true, "x", NULL, 0, 0, false, 0};
     struct gateway_answer a;
     gateway_classify(GATEWAY_TOSS, 200, pending, CURLE_OK, NULL, NULL, &req, &a);
     cr_expect_eq(a.verdict, GATEWAY_PENDING);

@@ -14,7 +14,7 @@
 
 #define BASE "http://127.0.0.1:1"
 
-static struct gateway_build_ctx ctx = {BASE, "Authorization: Basic eDo=", NULL};
+static struct gateway_build_ctx ctx = {BASE, "Authorization: Basic eDo=", NULL, NULL, NULL};
 
 static void refund_of(const char *payment_key, struct refund_request *req)
 {

@@ -103,11 +103,7 @@ static bool portone_build_refund(const struct gateway_build_ctx *ctx,
     if (store != NULL && store[0] != '\0' &&
         json_object_set_new(body, "storeId", json_string(store)))
         goto oom;
-    spec->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (spec->body == NULL)
-        goto oom;
-    spec->body_len = strlen(spec->body);
-    if (!gateway_call_spec_refund_headers(spec, ctx, "application/json", req))
+    if (!gateway_call_spec_json_refund(spec, ctx, body, req))
         goto oom;
     ok = true;
     goto out;

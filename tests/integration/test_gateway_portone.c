@@ -41,6 +41,17 @@ static char *query(const char *sql, const char *request_id)
     return v != NULL ? v : strdup("(null)");
 }
 
+/* Expect the SQL expression expr over request rid's cancel_request row to be
+ * want. */
+static void expect_request(const char *expr, const char *rid, const char *want)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM cancel_request WHERE request_id = $1", expr);
+    char *v = query(sql, rid);
+    cr_expect_str_eq(v, want, "%s of %s (logs: %s)", expr, rid, pipeline_log_dir(P));
+    free(v);
+}
+
 /* A PortOne payment of amount KRW; extra: more members of the admin call
  * (",\"asyncCancel\":true") or "". */
 static void payment(const char *id, long amount, long refunded, const char *extra)
@@ -98,13 +109,31 @@ static void expect_one_refund(const char *id, const char *rid, long refunded, si
     cr_expect_eq(pipeline_refunded_amount(P, id), refunded, "amount cancelled on %s", id);
 }
 
+/* Faults of the payment id: each a JSON object without its paymentKey,
+ * NULL-terminated. */
+static void faults(const char *id, const char *const *list)
+{
+    char json[512];
+    for (size_t i = 0; list[i] != NULL; i++) {
+        snprintf(json, sizeof(json), "{\"paymentKey\":\"%s\",%s", id, list[i] + 1);
+        pipeline_sim_fault(P, json);
+    }
+}
+
+/* Request rid cancels amount of the payment id: it ends SUCCEEDED with
+ * exactly one cancellation of ours, whatever the gateway did before. */
+static void expect_one_refund_for(const char *rid, const char *id, long amount, bool partial)
+{
+    publish(rid, id, amount, partial);
+    expect_final(rid, "SUCCEEDED");
+    expect_one_refund(id, rid, amount, 0);
+}
+
 Test(gateway_portone, success_sends_the_guard_and_the_marker, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("portone_success", POLICY(4));
     payment("pay_ok", 15000, 0, "");
-    publish("r-po-ok", "pay_ok", 15000, false);
-    expect_final("r-po-ok", "SUCCEEDED");
-    expect_one_refund("pay_ok", "r-po-ok", 15000, 0);
+    expect_one_refund_for("r-po-ok", "pay_ok", 15000, false);
     /* Inquiry first, then the cancel with the quoted, padded key. */
     char *calls = pipeline_sim_get(P, "/_sim/calls?paymentKey=pay_ok");
     cr_expect_not_null(strstr(calls, "\"method\":\"GET\""), "no inquiry before the cancel: %s",
@@ -118,9 +147,7 @@ Test(gateway_portone, partial_refund_cancels_only_its_amount, .fini = stop, .tim
 {
     P = pipeline_start("portone_partial", POLICY(4));
     payment("pay_part", 10000, 0, "");
-    publish("r-po-part", "pay_part", 3000, true);
-    expect_final("r-po-part", "SUCCEEDED");
-    expect_one_refund("pay_part", "r-po-part", 3000, 0);
+    expect_one_refund_for("r-po-part", "pay_part", 3000, true);
 }
 
 Test(gateway_portone, already_cancelled_payment_sends_nothing, .fini = stop, .timeout = 180)
@@ -138,10 +165,7 @@ Test(gateway_portone, a_payment_not_paid_fails_without_a_refund, .fini = stop, .
     payment("pay_ready", 5000, 0, ",\"paymentStatus\":\"READY\"");
     publish("r-po-ready", "pay_ready", 5000, false);
     expect_final("r-po-ready", "FAILED");
-    char *code =
-        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-po-ready");
-    cr_expect_str_eq(code, "PAYMENT_NOT_PAID");
-    free(code);
+    expect_request("last_error_code", "r-po-ready", "PAYMENT_NOT_PAID");
     cr_expect_eq(pipeline_refunds(P, "pay_ready"), 0);
 }
 
@@ -149,34 +173,28 @@ Test(gateway_portone, transient_errors_then_one_refund, .fini = stop, .timeout =
 {
     P = pipeline_start("portone_transient", POLICY(6));
     payment("pay_tr", 8000, 0, "");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"pay_tr\",\"type\":\"error_5xx\",\"times\":1}");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"pay_tr\",\"type\":\"rate_limited\",\"times\":1}");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"pay_tr\",\"type\":\"provider_error\",\"times\":1}");
-    publish("r-po-tr", "pay_tr", 8000, false);
-    expect_final("r-po-tr", "SUCCEEDED");
-    expect_one_refund("pay_tr", "r-po-tr", 8000, 0);
+    faults("pay_tr",
+           (const char *const[]){"{\"type\":\"error_5xx\"}", "{\"type\":\"rate_limited\"}",
+                                 "{\"type\":\"provider_error\"}", NULL});
+    expect_one_refund_for("r-po-tr", "pay_tr", 8000, false);
 }
 
 Test(gateway_portone, a_lost_answer_is_found_by_the_inquiry, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("portone_drop", POLICY(4));
     payment("pay_drop", 7000, 0, "");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"pay_drop\",\"type\":\"apply_then_drop\"}");
-    publish("r-po-drop", "pay_drop", 7000, false);
-    expect_final("r-po-drop", "SUCCEEDED");
-    expect_one_refund("pay_drop", "r-po-drop", 7000, 0);
+    faults("pay_drop", (const char *const[]){"{\"type\":\"apply_then_drop\"}", NULL});
+    expect_one_refund_for("r-po-drop", "pay_drop", 7000, false);
 }
 
 Test(gateway_portone, a_hang_past_the_timeout_then_one_refund, .fini = stop, .timeout = 180)
 {
     P = pipeline_start("portone_hang", POLICY(4));
     payment("pay_hang", 6000, 0, "");
-    pipeline_sim_fault(P, "{\"paymentKey\":\"pay_hang\",\"type\":\"hang\",\"delayMs\":3000}");
-    pipeline_sim_fault(
-        P, "{\"paymentKey\":\"pay_hang\",\"type\":\"apply_then_hang\",\"delayMs\":3000}");
-    publish("r-po-hang", "pay_hang", 6000, false);
-    expect_final("r-po-hang", "SUCCEEDED");
-    expect_one_refund("pay_hang", "r-po-hang", 6000, 0);
+    faults("pay_hang",
+           (const char *const[]){"{\"type\":\"hang\",\"delayMs\":3000}",
+                                 "{\"type\":\"apply_then_hang\",\"delayMs\":3000}", NULL});
+    expect_one_refund_for("r-po-hang", "pay_hang", 6000, false);
 }
 
 /* The gateway forgets the key (1 s here, 3 hours at PortOne) while the
@@ -188,15 +206,10 @@ Test(gateway_portone, key_expiry_mid_request_still_one_refund, .fini = stop, .ti
     cr_assert_eq(pipeline_sim_call(P, "PUT", "/_sim/portone/config", "{\"keyTtlSeconds\":1}", NULL),
                  200);
     payment("pay_ttl", 9000, 0, "");
-    pipeline_sim_fault(
-        P, "{\"paymentKey\":\"pay_ttl\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
-    publish("r-po-ttl", "pay_ttl", 9000, false);
-    expect_final("r-po-ttl", "SUCCEEDED");
-    expect_one_refund("pay_ttl", "r-po-ttl", 9000, 0);
-    char *found =
-        query("SELECT found_by_inquiry FROM cancel_request WHERE request_id = $1", "r-po-ttl");
-    cr_expect_str_eq(found, "t");
-    free(found);
+    faults("pay_ttl",
+           (const char *const[]){"{\"type\":\"apply_then_hang\",\"delayMs\":2500}", NULL});
+    expect_one_refund_for("r-po-ttl", "pay_ttl", 9000, false);
+    expect_request("found_by_inquiry", "r-po-ttl", "t");
 }
 
 /* kill -9 of the retry-consumer while the gateway holds the call (the
@@ -205,8 +218,8 @@ Test(gateway_portone, kill_mid_call_still_one_refund, .fini = stop, .timeout = 1
 {
     P = pipeline_start("portone_kill", POLICY(4) "consumers: { retry: { lease: 4s } }\n");
     payment("pay_kill", 9000, 0, "");
-    pipeline_sim_fault(
-        P, "{\"paymentKey\":\"pay_kill\",\"type\":\"apply_then_hang\",\"delayMs\":2500}");
+    faults("pay_kill",
+           (const char *const[]){"{\"type\":\"apply_then_hang\",\"delayMs\":2500}", NULL});
     publish("r-po-kill", "pay_kill", 9000, false);
     const char *params[] = {"r-po-kill"};
     cr_assert(pipeline_wait_query(P, "SELECT status FROM cancel_request WHERE request_id = $1", 1,
@@ -245,31 +258,30 @@ static void settle_when_requested(const char *id, const char *status)
     free(ledger_id);
 }
 
+/* An asynchronous payment id of 12000 in a pipeline called name; rid
+ * cancels all of it, and the gateway settles the REQUESTED cancellation as
+ * status says. */
+static void requested_then(const char *name, const char *id, const char *rid, const char *status)
+{
+    P = pipeline_start(name, POLICY(4));
+    payment(id, 12000, 0, ",\"asyncCancel\":true");
+    publish(rid, id, 12000, false);
+    settle_when_requested(id, status);
+}
+
 Test(gateway_portone, requested_then_settled_succeeded, .fini = stop, .timeout = 180)
 {
-    P = pipeline_start("portone_requested_ok", POLICY(4));
-    payment("pay_req", 12000, 0, ",\"asyncCancel\":true");
-    publish("r-po-req", "pay_req", 12000, false);
-    settle_when_requested("pay_req", "SUCCEEDED");
+    requested_then("portone_requested_ok", "pay_req", "r-po-req", "SUCCEEDED");
     expect_final("r-po-req", "SUCCEEDED");
     expect_one_refund("pay_req", "r-po-req", 12000, 0);
-    char *spent = query("SELECT attempts - budget_base FROM cancel_request WHERE request_id = $1",
-                        "r-po-req");
-    cr_expect_str_eq(spent, "1", "waiting for REQUESTED spends no attempt");
-    free(spent);
+    expect_request("attempts - budget_base", "r-po-req", "1");
 }
 
 Test(gateway_portone, requested_then_settled_failed_is_not_a_success, .fini = stop, .timeout = 180)
 {
-    P = pipeline_start("portone_requested_failed", POLICY(4));
-    payment("pay_reqf", 12000, 0, ",\"asyncCancel\":true");
-    publish("r-po-reqf", "pay_reqf", 12000, false);
-    settle_when_requested("pay_reqf", "FAILED");
+    requested_then("portone_requested_failed", "pay_reqf", "r-po-reqf", "FAILED");
     expect_final("r-po-reqf", "FAILED");
-    char *code =
-        query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-po-reqf");
-    cr_expect_str_eq(code, "REFUND_FAILED");
-    free(code);
+    expect_request("last_error_code", "r-po-reqf", "REFUND_FAILED");
     size_t all;
     cr_expect_eq(ours("pay_reqf", "r-po-reqf", "failed", &all), 1);
     cr_expect_eq(all, 1, "no second cancel after the FAILED one");

@@ -35,6 +35,8 @@ static const char help[] =
     "      a RECONCILE_MISMATCH whose request we still record as refunded: run \"cancelctl\n"
     "      reconcile --fix\" first), or when its key's lifetime at the gateway has passed\n"
     "      or would pass: a retry after that could refund twice.\n"
+    "  REFUND_FAILED_AFTER_SUCCESS, REFUND_REVERSED, WEBHOOK_UNMATCHED  refused: what a\n"
+    "      gateway's webhook reported after the fact is for a person to act on.\n"
     "  anything else (PARSE_ERROR, SCHEMA_VIOLATION, UNKNOWN_GATEWAY, ...)  re-publish the\n"
     "      original bytes unchanged, with their key, to dlq.original.topic (only the\n"
     "      config's cancel-failed or retry topic). Fix the cause first (the config, the\n"

@@ -174,6 +174,15 @@ static const char *headline(const struct slack_alert *a)
 {
     if (is_reconcile_mismatch(a))
         return "Reconciliation mismatch";
+    if (a->kind == SLACK_ALERT_DEAD_LETTER) {
+        /* What a gateway's webhook reported after the fact. */
+        if (strcmp(a->reason, DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS) == 0)
+            return "Refund failed after it succeeded";
+        if (strcmp(a->reason, DLQ_REASON_REFUND_REVERSED) == 0)
+            return "Refund reversed";
+        if (strcmp(a->reason, DLQ_REASON_WEBHOOK_UNMATCHED) == 0)
+            return "Refund notification for no request";
+    }
     if (a->kind == SLACK_ALERT_DEAD_LETTER)
         return "Message dead-lettered";
     if (strcmp(a->reason, "EXHAUSTED") == 0)
@@ -234,6 +243,11 @@ static void add_commands(struct sbuf *sb, const struct slack_alert *a, const cha
             sb_add(sb, "Correct our record: `cancelctl reconcile --request-id ");
             sb_add_value(sb, a->request_id, true);
             sb_add(sb, " --fix`");
+            return;
+        }
+        if (a->kind == SLACK_ALERT_DEAD_LETTER && dlq_reason_needs_human(a->reason)) {
+            /* A replay is refused: nothing the pipeline could do again. */
+            sb_add(sb, "A person decides: docs/operations.md \"Webhook receiver\"");
             return;
         }
         sb_add(sb, "Replay: `cancelctl dlq replay --request-id ");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/base64.h"
+#include "base/hex.h"
 #include "base/redact_internal.h"
 #include "config/config.h"
 
@@ -127,6 +128,25 @@ bool redact_add_gateway_key(struct redact *r, const char *key)
     return ok;
 }
 
+bool redact_add_basic_auth(struct redact *r, const char *userpass)
+{
+    size_t len = userpass != NULL ? strlen(userpass) : 0;
+    if (len < REDACT_MIN_SECRET || len > REDACT_MAX_SECRET / 2)
+        return true;
+    const char *password = strchr(userpass, ':');
+    if (!redact_add_secret(r, userpass) ||
+        (password != NULL && !redact_add_secret(r, password + 1)))
+        return false;
+    char *b64 = malloc(BASE64_ENCODED_SIZE(len));
+    if (b64 == NULL)
+        return false;
+    base64_encode((const unsigned char *)userpass, len, b64);
+    bool ok = add_base64_forms(r, b64);
+    memset(b64, 0, strlen(b64));
+    free(b64);
+    return ok;
+}
+
 static bool has_digit(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -201,6 +221,12 @@ bool redact_add_config(struct redact *r, const struct config *cfg)
     bool ok = redact_add_dsn(r, cfg->database.dsn) && redact_add_secret(r, getenv("PGPASSWORD"));
     for (size_t i = 0; ok && i < cfg->ngateways; i++)
         ok = redact_add_gateway_key(r, cfg->gateways[i].secret_key);
+    for (size_t i = 0; ok && i < cfg->ngateways; i++) {
+        const struct config_gateway *gw = &cfg->gateways[i];
+        for (size_t k = 0; ok && k < gw->n_webhook_hmac_keys; k++)
+            ok = redact_add_secret(r, gw->webhook_hmac_keys[k]);
+        ok = ok && redact_add_basic_auth(r, gw->webhook_basic_auth);
+    }
     const struct config_slack *s = &cfg->alerts.slack;
     ok = ok && redact_add_webhook_url(r, s->webhook_url);
     for (size_t i = 0; ok && i < s->nroutes; i++)
@@ -235,27 +261,16 @@ void redact_sb_add(struct redact_sb *sb, const char *s, size_t n)
     sb->p[sb->len] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t redact_escape_at(const char *t, unsigned char *c)
 {
-    if (t[0] == '%' && hexval(t[1]) >= 0 && hexval(t[2]) >= 0) {
-        *c = (unsigned char)(hexval(t[1]) * 16 + hexval(t[2]));
+    if (t[0] == '%' && hex_value(t[1]) >= 0 && hex_value(t[2]) >= 0) {
+        *c = (unsigned char)(hex_value(t[1]) * 16 + hex_value(t[2]));
         return 3;
     }
     if (t[0] != '\\' || t[1] == '\0')
         return 0;
-    if (t[1] == 'u' && t[2] == '0' && t[3] == '0' && hexval(t[4]) >= 0 && hexval(t[5]) >= 0) {
-        *c = (unsigned char)(hexval(t[4]) * 16 + hexval(t[5]));
+    if (t[1] == 'u' && t[2] == '0' && t[3] == '0' && hex_value(t[4]) >= 0 && hex_value(t[5]) >= 0) {
+        *c = (unsigned char)(hex_value(t[4]) * 16 + hex_value(t[5]));
         return 6;
     }
     *c = (unsigned char)t[1];

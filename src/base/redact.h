@@ -86,6 +86,12 @@ bool redact_add_secret(struct redact *r, const char *secret) __attribute__((warn
  * base64url. */
 bool redact_add_gateway_key(struct redact *r, const char *key) __attribute__((warn_unused_result));
 
+/* HTTP Basic credentials "user:password": the whole, the password and the
+ * Authorization form (base64 of the whole, padded or not, base64 or
+ * base64url). */
+bool redact_add_basic_auth(struct redact *r, const char *userpass)
+    __attribute__((warn_unused_result));
+
 /* A webhook URL: the URL, its path (with the query) and its path token (the
  * last segment, and any other of 8 or more characters with a digit). */
 bool redact_add_webhook_url(struct redact *r, const char *url) __attribute__((warn_unused_result));
@@ -95,7 +101,8 @@ bool redact_add_webhook_url(struct redact *r, const char *url) __attribute__((wa
  * inside a dbname that is itself a connection string. */
 bool redact_add_dsn(struct redact *r, const char *dsn) __attribute__((warn_unused_result));
 
-/* Every secret of cfg: gateway keys, Slack webhook URLs (default and
+/* Every secret of cfg: gateway keys, gateway webhook HMAC keys and Basic
+ * credentials, Slack webhook URLs (default and
  * routes), the database DSN, kafka: values whose key says password or
  * secret (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret,
  * ...) or ssl.key.pem, and $PGPASSWORD. */

@@ -176,6 +176,9 @@ static const struct config_key gateway_table[] = {
     SEC("breaker", struct config_gateway, breaker, breaker_table, 0),
     /* Overrides only: the top-level retry: is copied in first. */
     SEC("retry", struct config_gateway, retry, retry_table, CK_NODEFAULTS),
+    {"webhook_hmac_keys", CK_STRLIST, offsetof(struct config_gateway, webhook_hmac_keys), NULL, 0,
+     0, CK_SECRET, NULL, NULL, NULL},
+    S("webhook_basic_auth", struct config_gateway, webhook_basic_auth, NULL, CK_SECRET),
     END,
 };
 
@@ -222,6 +225,12 @@ static const struct config_key metrics_table[] = {
     END,
 };
 
+static const struct config_key webhooks_table[] = {
+    S("listen", struct config_webhooks, listen, NULL, 0),
+    S("path", struct config_webhooks, path, "/webhooks/adyen", 0),
+    END,
+};
+
 static const struct config_key root_table[] = {
     {"log", CK_SECTION, 0, NULL, 0, 0, 0, log_table, NULL, NULL},
     SEC("database", struct config, database, database_table, 0),
@@ -234,6 +243,7 @@ static const struct config_key root_table[] = {
     CUSTOM("gateways", parse_gateways), /* after retry: gateways inherit it */
     SEC("alerts", struct config, alerts, alerts_table, 0),
     SEC("metrics", struct config, metrics, metrics_table, 0),
+    SEC("webhooks", struct config, webhooks, webhooks_table, 0),
     END,
 };
 

@@ -144,6 +144,13 @@ struct config_gateway {
     struct config_breaker breaker;
     struct retry_policy
         retry; /* effective policy: top-level retry: with this gateway's overrides */
+    /* Webhooks of this gateway (the webhook-receiver): the HMAC keys its
+     * notifications are signed with, 64 hex characters each, the current one
+     * and during a rotation the previous one; none: the gateway sends none.
+     * Secret. */
+    char **webhook_hmac_keys;
+    size_t n_webhook_hmac_keys;
+    char *webhook_basic_auth; /* "user:password" the sender must present, or NULL; secret */
 };
 
 struct config_slack_route {
@@ -172,6 +179,12 @@ struct config_alerts {
 
 struct config_metrics {
     char *listen; /* "host:port" or NULL (disabled) */
+};
+
+/* The webhook-receiver (docs/operations.md "Webhook receiver"). */
+struct config_webhooks {
+    char *listen; /* "host:port" the receiver serves; NULL: it cannot run */
+    char *path;   /* where deliveries are POSTed, default /webhooks/adyen */
 };
 
 struct config_intake {
@@ -232,6 +245,7 @@ struct config {
     size_t ngateways;
     struct config_alerts alerts;
     struct config_metrics metrics;
+    struct config_webhooks webhooks;
 };
 
 /* Load and validate path. On failure returns NULL and writes

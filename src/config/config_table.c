@@ -20,6 +20,9 @@
 _Static_assert(offsetof(struct retry_policy, n_non_retryable_codes) ==
                    offsetof(struct retry_policy, non_retryable_codes) + sizeof(char **),
                "list layout");
+_Static_assert(offsetof(struct config_gateway, n_webhook_hmac_keys) ==
+                   offsetof(struct config_gateway, webhook_hmac_keys) + sizeof(char **),
+               "list layout");
 _Static_assert(offsetof(struct config_slack, n_statuses) ==
                    offsetof(struct config_slack, statuses) + sizeof(char **),
                "list layout");

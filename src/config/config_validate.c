@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/duration.h"
+#include "webhook/adyen_hmac.h"
 
 /* ---- cross-field validation -------------------------------------------- */
 
@@ -194,6 +196,83 @@ static bool listen_ok(const char *s)
     return *end == '\0' && errno == 0 && port >= 0 && port <= 65535;
 }
 
+/* Fail at item i of gateways.<gw>.<key> (a list), or at the key itself
+ * when i < 0. Never quotes the value: these keys are secrets. */
+static bool webhook_fail(struct config_ctx *c, const struct config_gateway *gw, const char *key,
+                         long i, const char *reason)
+{
+    const char *keys[] = {"gateways", gw->name, key, NULL};
+    const struct cy_pair *p = find(c, keys);
+    char path[300];
+    int line = p != NULL ? p->line : 0;
+
+    if (i >= 0) {
+        snprintf(path, sizeof(path), "gateways.%s.%s[%ld]", gw->name, key, i);
+        if (p != NULL && p->value.kind == CY_SEQ && (size_t)i < p->value.n)
+            line = p->value.items[i].line;
+    } else {
+        snprintf(path, sizeof(path), "gateways.%s.%s", gw->name, key);
+    }
+    return config_fail(c, line, path, "%s", reason);
+}
+
+/* webhooks: and each gateway's webhook keys (the webhook-receiver). A key
+ * identifies its gateway: the receiver takes a delivery for the gateway
+ * whose key verifies it, so no key may serve two gateways. */
+static bool validate_webhooks(struct config_ctx *c)
+{
+    const struct config *cfg = c->cfg;
+    const struct config_webhooks *w = &cfg->webhooks;
+    size_t signed_gateways = 0;
+
+    for (size_t g = 0; g < cfg->ngateways; g++) {
+        const struct config_gateway *gw = &cfg->gateways[g];
+        if (gw->n_webhook_hmac_keys > 2)
+            return webhook_fail(c, gw, "webhook_hmac_keys", -1,
+                                "at most 2 keys: the current one and, during a rotation, the "
+                                "previous one");
+        signed_gateways += gw->n_webhook_hmac_keys > 0;
+        for (size_t i = 0; i < gw->n_webhook_hmac_keys; i++) {
+            const char *key = gw->webhook_hmac_keys[i];
+            if (!adyen_hmac_key_valid(key))
+                return webhook_fail(c, gw, "webhook_hmac_keys", (long)i,
+                                    "must be 64 hexadecimal characters (the HMAC key as the "
+                                    "gateway shows it)");
+            for (size_t o = 0; o < cfg->ngateways; o++)
+                for (size_t k = 0; k < cfg->gateways[o].n_webhook_hmac_keys; k++)
+                    if ((o != g || k != i) &&
+                        strcasecmp(cfg->gateways[o].webhook_hmac_keys[k], key) == 0)
+                        return webhook_fail(c, gw, "webhook_hmac_keys", (long)i,
+                                            "the same key is configured twice: a key must "
+                                            "identify one gateway");
+        }
+        const char *auth = gw->webhook_basic_auth;
+        if (auth != NULL && (auth[0] == ':' || strchr(auth, ':') == NULL))
+            return webhook_fail(c, gw, "webhook_basic_auth", -1,
+                                "must be user:password with a non-empty user");
+    }
+    if (w->listen != NULL && !listen_ok(w->listen)) {
+        const char *keys[] = {"webhooks", "listen", NULL};
+        const struct cy_pair *p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "webhooks.listen",
+                           "invalid listen address \"%s\": expected host:port", w->listen);
+    }
+    if (w->path[0] != '/' || strpbrk(w->path, "?# \t") != NULL) {
+        const char *keys[] = {"webhooks", "path", NULL};
+        const struct cy_pair *p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "webhooks.path",
+                           "invalid path \"%s\": must start with / and hold no ?, # or space",
+                           w->path);
+    }
+    if (w->listen != NULL && signed_gateways == 0) {
+        const char *keys[] = {"webhooks", "listen", NULL};
+        const struct cy_pair *p = find(c, keys);
+        return config_fail(c, p ? p->line : 0, "webhooks.listen",
+                           "no gateway has webhook_hmac_keys: the receiver could verify nothing");
+    }
+    return true;
+}
+
 bool config_validate(struct config_ctx *c)
 {
     struct config *cfg = c->cfg;
@@ -250,5 +329,5 @@ bool config_validate(struct config_ctx *c)
                            "invalid listen address \"%s\": expected host:port",
                            cfg->metrics.listen);
     }
-    return true;
+    return validate_webhooks(c);
 }

@@ -14,10 +14,17 @@
 #include "event/cancel_event.h"
 
 static const char *const dlq_reasons[] = {
-    DLQ_REASON_PARSE_ERROR,     DLQ_REASON_SCHEMA_VIOLATION,
-    DLQ_REASON_UNKNOWN_GATEWAY, DLQ_REASON_IDEMPOTENCY_CONFLICT,
-    DLQ_REASON_FAILED,          DLQ_REASON_EXHAUSTED,
-    DLQ_REASON_CONFIG_FAULT,    DLQ_REASON_RECONCILE_MISMATCH,
+    DLQ_REASON_PARSE_ERROR,
+    DLQ_REASON_SCHEMA_VIOLATION,
+    DLQ_REASON_UNKNOWN_GATEWAY,
+    DLQ_REASON_IDEMPOTENCY_CONFLICT,
+    DLQ_REASON_FAILED,
+    DLQ_REASON_EXHAUSTED,
+    DLQ_REASON_CONFIG_FAULT,
+    DLQ_REASON_RECONCILE_MISMATCH,
+    DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS,
+    DLQ_REASON_REFUND_REVERSED,
+    DLQ_REASON_WEBHOOK_UNMATCHED,
 };
 
 bool dlq_reason_valid(const char *reason)
@@ -27,6 +34,13 @@ bool dlq_reason_valid(const char *reason)
             return true;
     }
     return false;
+}
+
+bool dlq_reason_needs_human(const char *reason)
+{
+    return reason != NULL && (strcmp(reason, DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS) == 0 ||
+                              strcmp(reason, DLQ_REASON_REFUND_REVERSED) == 0 ||
+                              strcmp(reason, DLQ_REASON_WEBHOOK_UNMATCHED) == 0);
 }
 
 size_t dlq_sanitize_text(const char *src, size_t srclen, char *dst, size_t dstsize)

@@ -32,6 +32,16 @@
  * disagree (reconcile.h); the value is the request's original CancelFailed,
  * as for FAILED and EXHAUSTED. */
 #define DLQ_REASON_RECONCILE_MISMATCH "RECONCILE_MISMATCH"
+/* The gateway's webhook (webhook-receiver) said, about a request we record
+ * as SUCCEEDED, that the refund failed at the card scheme (Adyen
+ * REFUND_FAILED) or that the refunded money came back (REFUNDED_REVERSED):
+ * the shopper has not been refunded. The value is the request's original
+ * CancelFailed. */
+#define DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS "REFUND_FAILED_AFTER_SUCCESS"
+#define DLQ_REASON_REFUND_REVERSED             "REFUND_REVERSED"
+/* A verified refund notification that matches no request: the value is the
+ * notification item (JSON), no request id. */
+#define DLQ_REASON_WEBHOOK_UNMATCHED "WEBHOOK_UNMATCHED"
 
 #define DLQ_HEADER_REASON             "dlq.reason"
 #define DLQ_HEADER_ERROR              "dlq.error"
@@ -69,6 +79,10 @@ struct dlq_meta {
 
 /* True if reason is one of DLQ_REASON_*. */
 bool dlq_reason_valid(const char *reason);
+
+/* True for the reasons a replay cannot act on, only a human
+ * (REFUND_FAILED_AFTER_SUCCESS, REFUND_REVERSED, WEBHOOK_UNMATCHED). */
+bool dlq_reason_needs_human(const char *reason);
 
 /* Build the dlq.* headers of m as a new JSON array of [name, value] string
  * pairs, in the order of docs/contracts.md "Dead letters". Returns NULL with

@@ -8,6 +8,7 @@
 
 #define T   GATEWAY_TOSS
 #define S   GATEWAY_STRIPE
+#define K   GATEWAY_KAKAOPAY
 #define P   GATEWAY_PORTONE
 #define YES GATEWAY_STORED_YES
 #define NO  GATEWAY_STORED_NO
@@ -103,6 +104,29 @@ static const struct gateway_rule rows[] = {
     {"stripe.connection_error",                      S, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
     {"stripe.other",                                 S, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
 
+    /* --- KakaoPay: no key, so nothing is ever stored under one; every
+     * attempt starts with the order inquiry (inquire-first), whatever the
+     * row. Codes are text ("-780"); a payment method's own code follows a
+     * slash ("-780/USER_LOCKED"). --- */
+    {"kakaopay.200.cancel",                          K, 200, 299, "cancel",                           GATEWAY_SUCCEEDED,        NO,  false, false},
+    {"kakaopay.200.unverified",                      K, 200, 299, NULL,                               GATEWAY_UNVERIFIED,       NO,  false, false},
+    {"kakaopay.401.unauthorized",                    K, 401, 401, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    /* Before the code rows: a 429 is the front end's, whatever code it carries. */
+    {"kakaopay.429.too_many_requests",               K, 429, 429, NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.4xx.invalid_key",                     K, 400, 499, "-401",                             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"kakaopay.4xx.internal_error",                  K, 400, 499, "-1",                               GATEWAY_RETRYABLE,        NO,  false, false},
+    {"kakaopay.4xx.maintenance",                     K, 400, 499, "-7",                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.4xx.quota_exceeded",                  K, 400, 499, "-10",                              GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.4xx.internal_timeout",                K, 400, 499, "-603",                             GATEWAY_RETRYABLE,        NO,  false, false},
+    {"kakaopay.4xx.user_locked",                     K, 400, 499, "-780/USER_LOCKED",                 GATEWAY_RETRYABLE,        NO,  false, false},
+    {"kakaopay.4xx.other",                           K, 400, 499, NULL,                               GATEWAY_PERMANENT,        NO,  false, false},
+    {"kakaopay.5xx.gateway_error",                   K, 500, 599, NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.3xx.redirect",                        K, 300, 399, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"kakaopay.timeout",                             K, 0,   0,   GATEWAY_CODE_TIMEOUT,               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.invalid_url",                         K, 0,   0,   GATEWAY_CODE_INVALID_URL,           GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"kakaopay.tls_error",                           K, 0,   0,   GATEWAY_CODE_TLS_ERROR,             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"kakaopay.connection_error",                    K, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"kakaopay.other",                               K, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
     /* --- PortOne V2 (every attempt starts with an inquiry, so "-> inquire"
      * of docs/gateways.md is the next attempt's first step) --- */
     {"portone.200.cancellation.SUCCEEDED",           P, 200, 299, "cancellation.SUCCEEDED",           GATEWAY_SUCCEEDED,        YES, false, false},

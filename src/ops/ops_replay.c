@@ -112,6 +112,15 @@ static bool decide(struct db *db, const struct config *cfg, const struct ops_dlq
                    struct ops_replay_result *out, char *err, size_t errlen)
 {
     *have_row = false;
+    if (dlq_reason_needs_human(l->reason)) {
+        /* Re-publishing would only repeat what the pipeline already did. */
+        out->action = OPS_REPLAY_REFUSED;
+        snprintf(out->why, sizeof(out->why),
+                 "cannot replay %s/%d/%" PRId64 ": a %s dead letter is for a human to act on "
+                 "(docs/operations.md \"Webhook receiver\")",
+                 l->topic, l->partition, l->offset, l->reason);
+        return true;
+    }
     if (!ops_replay_reason_rearms(l->reason)) {
         out->action = ops_replay_target_check(cfg, l, out->target_topic, sizeof(out->target_topic),
                                               out->why, sizeof(out->why))

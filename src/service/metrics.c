@@ -18,6 +18,7 @@
 
 #include <microhttpd.h>
 
+#include "base/listen_addr.h"
 #include "base/log.h"
 #include "base/redact.h"
 
@@ -336,25 +337,12 @@ bool metrics_serve(struct metrics *m, const char *listen, char *err, size_t errl
 {
     char host[128];
     struct sockaddr_in addr;
-    const char *colon = strrchr(listen, ':');
 
-    if (colon == NULL || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(err, errlen, "metrics.listen \"%s\" is not host:port", listen);
-        return false;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535 ||
-        inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &addr.sin_addr) !=
-            1) {
+    if (!listen_addr_parse(listen, &addr, host, sizeof(host))) {
         snprintf(err, errlen, "metrics.listen \"%s\" is not an IPv4 host:port", listen);
         return false;
     }
+    uint16_t port = ntohs(addr.sin_port);
     /* MHD_USE_AUTO: epoll on Linux, so neither the limit nor an fd number
      * above FD_SETSIZE (select's 1024) stops accepting. See metrics.h. */
     m->daemon = MHD_start_daemon(

@@ -102,7 +102,8 @@ const char *service_worker_id(const char *service, char *buf, size_t len)
     return buf;
 }
 
-struct metrics *service_metrics(const struct config *cfg, const char *service)
+static struct metrics *metrics_with_checks(const struct config *cfg, const char *service,
+                                           bool kafka)
 {
     char err[256];
     struct metrics *m = metrics_new(service);
@@ -112,9 +113,20 @@ struct metrics *service_metrics(const struct config *cfg, const char *service)
     metrics_describe(m, "cancel_retry_ready", "gauge",
                      "1 while the readiness check passes (database connected, a Kafka broker up)");
     metrics_check_set(m, "database", false, "not connected yet");
-    metrics_check_set(m, "kafka", false, "no broker connection yet");
+    if (kafka)
+        metrics_check_set(m, "kafka", false, "no broker connection yet");
     if (m != NULL && cfg->metrics.listen != NULL &&
         !metrics_serve(m, cfg->metrics.listen, err, sizeof(err)))
         log_warn("no metrics endpoint: %s", err);
     return m;
+}
+
+struct metrics *service_metrics(const struct config *cfg, const char *service)
+{
+    return metrics_with_checks(cfg, service, true);
+}
+
+struct metrics *service_metrics_db_only(const struct config *cfg, const char *service)
+{
+    return metrics_with_checks(cfg, service, false);
 }

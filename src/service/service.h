@@ -30,6 +30,10 @@ struct config *service_start(const struct service_info *info, int argc, char **a
  * NULL only when out of memory; free with metrics_free(). */
 struct metrics *service_metrics(const struct config *cfg, const char *service);
 
+/* The same for a process with a database and no Kafka (the
+ * webhook-receiver): its readiness has the "database" check only. */
+struct metrics *service_metrics_db_only(const struct config *cfg, const char *service);
+
 /* A stable identity for leases and logs: "<service>@<hostname>:<pid>".
  * Writes into buf and returns it. */
 const char *service_worker_id(const char *service, char *buf, size_t len);

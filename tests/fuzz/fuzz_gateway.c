@@ -12,14 +12,16 @@
  *
  * Missing header fields keep their defaults (200 10000 KRW 0 0 0 req-1; a
  * CURRENCY of "-" is none). BODY is the answer to a refund, a Toss payment
- * inquiry, a Stripe PaymentIntent or a PortOne Payment; SECOND_BODY (optional)
- * Stripe's refund list. Each input runs:
- * - gateway_classify() for Toss, Stripe and PortOne, as a refund answer (with the
- *   request) and as an inquiry answer (without); with STATUS 0 the body is
+ * inquiry, a Stripe PaymentIntent, a KakaoPay order or a PortOne Payment;
+ * SECOND_BODY (optional) Stripe's refund list. Each input runs:
+ * - gateway_classify() for Toss, Stripe, KakaoPay and PortOne, as a refund
+ *   answer (with the request) and as an inquiry answer (without); with
+ *   STATUS 0 the body is
  *   libcurl's error text and AMOUNT % 100 its error code;
  * - gateway_toss_parse_payment() of BODY, then gateway_toss_judge() and
  *   gateway_toss_resolve_already_refunded() of what it read;
  * - gateway_stripe_judge() of BODY and SECOND_BODY;
+ * - the KakaoPay driver's judge of BODY as its order inquiry;
  * - the PortOne driver's judge of BODY: a balance guard's value only with a
  *   proven NOT_REFUNDED, never negative, never above the payment.
  * Properties: every answer has a rule, a known verdict, NUL-terminated code
@@ -143,7 +145,8 @@ static void classify_all(const struct input *in)
 {
     static char *codes[] = {"NOT_CANCELABLE_PAYMENT", "PROVIDER_ERROR", "rate_limit", ""};
     const struct retry_policy policy = {.non_retryable_codes = codes, .n_non_retryable_codes = 4};
-    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_PORTONE};
+    const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_KAKAOPAY,
+                                       GATEWAY_PORTONE};
     int curl_code = in->status == 0 ? (int)(in->req.amount % 100) : CURLE_OK;
     const char *curl_error = in->status == 0 ? in->body : NULL;
     struct gateway_answer a;
@@ -151,9 +154,7 @@ static void classify_all(const struct input *in)
     if (curl_code < 0)
         curl_code = -curl_code;
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        const char *name = kinds[k] == GATEWAY_STRIPE    ? "stripe"
-                           : kinds[k] == GATEWAY_PORTONE ? "portone"
-                                                         : "toss";
+        const char *name = config_gateway_kind_name(kinds[k]);
         gateway_classify(kinds[k], in->status, in->body, curl_code, curl_error, &policy, &in->req,
                          &a);
         check_answer(&a, in->status, name);
@@ -222,6 +223,23 @@ static void stripe_inquiry(const struct input *in)
                "REFUNDED without a refund list");
 }
 
+static void kakaopay_inquiry(const struct input *in)
+{
+    struct gateway_inquiry q;
+    const char *bodies[] = {in->body};
+
+    memset(&q, 0, sizeof(q));
+    gateway_kakaopay_driver.judge(bodies, 1, &in->req, &q);
+    FUZZ_CHECK(finding_known(q.finding) && q.finding != FINDING_NONE && q.detail[0] != '\0',
+               "kakaopay finding %d", (int)q.finding);
+    FUZZ_CHECK(fuzz_terminated(q.currency, sizeof(q.currency)) &&
+                   fuzz_terminated(q.detail, sizeof(q.detail)),
+               "kakaopay inquiry strings not terminated");
+    /* A balance the next cancel would carry is one the answer gave. */
+    FUZZ_CHECK(q.finding != FINDING_NOT_REFUNDED || q.cancellable_amount >= 0,
+               "NOT_REFUNDED with cancellable %lld", (long long)q.cancellable_amount);
+}
+
 static void portone_inquiry(const struct input *in)
 {
     struct gateway_inquiry q;
@@ -229,7 +247,7 @@ static void portone_inquiry(const struct input *in)
 
     memset(&q, 0, sizeof(q));
     q.payment_amount = q.refunded_amount = q.cancellable_amount = -1;
-    gateway_driver_of(GATEWAY_PORTONE)->judge(bodies, 1, &in->req, &q);
+    gateway_portone_driver.judge(bodies, 1, &in->req, &q);
     FUZZ_CHECK(finding_known(q.finding) && q.finding != FINDING_NONE && q.detail[0] != '\0',
                "portone: finding %d", (int)q.finding);
     FUZZ_CHECK(fuzz_terminated(q.currency, sizeof(q.currency)) &&
@@ -252,6 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     classify_all(&in);
     toss_inquiry(&in);
     stripe_inquiry(&in);
+    kakaopay_inquiry(&in);
     portone_inquiry(&in);
     free(in.body);
     free(in.second);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "faults.h"
+#include "kakaopay.h"
 #include "ledger.h"
 #include "portone.h"
 #include "base/log.h"
@@ -71,7 +72,7 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     const char *unpaid = NULL;
     enum ledger_status refund_status = LEDGER_STATUS_SUCCEEDED;
     if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
-        bad_request(resp, "gateway must be \"toss\", \"stripe\" or \"portone\"");
+        bad_request(resp, "gateway must be \"toss\", \"stripe\", \"kakaopay\" or \"portone\"");
     } else if (key == NULL) {
         bad_request(resp, "paymentKey must be a non-empty string");
     } else if (!json_is_integer(jamount)) {
@@ -144,8 +145,8 @@ static void post_refund_status(struct sim *sim, const struct sim_request *req,
         case LEDGER_REFUND_NOTHING_LEFT:
             bad_request(resp, "the payment's refundable balance is smaller than the refund");
             break;
-        case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
         case LEDGER_REFUND_NO_MEMORY:
+        case LEDGER_REFUND_BALANCE_DIFFERS: /* a status change checks no guard */
             sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
             break;
         }
@@ -244,9 +245,9 @@ static void plant_refund(struct sim *sim, const struct sim_request *req, const c
         bad_request(resp, "idempotencyKey and reason must be strings");
         goto out;
     }
-    if (p->gateway == SIM_GATEWAY_TOSS &&
+    if ((p->gateway == SIM_GATEWAY_TOSS || p->gateway == SIM_GATEWAY_KAKAOPAY) &&
         (spec.status != LEDGER_STATUS_SUCCEEDED || (jmeta != NULL && !json_is_null(jmeta)))) {
-        bad_request(resp, "a Toss cancel is always succeeded (DONE) and has no metadata");
+        bad_request(resp, "a Toss or KakaoPay cancel is always succeeded and has no metadata");
         goto out;
     }
     if (jmeta != NULL && !json_is_null(jmeta) &&
@@ -276,8 +277,8 @@ static void plant_refund(struct sim *sim, const struct sim_request *req, const c
     case LEDGER_REFUND_TOO_LARGE:
         bad_request(resp, "amount exceeds the payment's refundable balance");
         break;
-    case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
     case LEDGER_REFUND_NO_MEMORY:
+    case LEDGER_REFUND_BALANCE_DIFFERS: /* a planted refund checks no guard */
         sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
         break;
     }
@@ -334,8 +335,15 @@ static void faults_endpoint(struct sim *sim, const struct sim_request *req,
     }
 }
 
-static void latency_endpoint(struct sim *sim, const struct sim_request *req,
-                             struct sim_response *resp)
+/* Apply a settings object; false with the reason in err on bad input. */
+typedef bool (*settings_update_fn)(struct sim *sim, const json_t *obj, char *err, size_t errlen);
+/* The settings now in force (new reference). */
+typedef json_t *(*settings_json_fn)(struct sim *sim);
+
+/* PUT (or POST) of a settings object: apply the body with update, and
+ * answer the settings now in force, or 400 with update's reason. */
+static void put_settings(struct sim *sim, const struct sim_request *req, struct sim_response *resp,
+                         settings_update_fn update, settings_json_fn current)
 {
     char err[256];
 
@@ -346,16 +354,37 @@ static void latency_endpoint(struct sim *sim, const struct sim_request *req,
     json_t *obj = body_object(req, resp);
     if (obj == NULL)
         return;
-    if (faults_set_latency_json(sim->faults, obj, err, sizeof(err))) {
-        /* Answer with the range now in force. */
-        json_t *all = faults_json(sim->faults);
-        json_t *latency = json_incref(json_object_get(all, "latency"));
-        json_decref(all);
-        sim_respond_json(resp, 200, latency);
-    } else {
+    if (update(sim, obj, err, sizeof(err)))
+        sim_respond_json(resp, 200, current(sim));
+    else
         bad_request(resp, err);
-    }
     json_decref(obj);
+}
+
+static bool latency_update(struct sim *sim, const json_t *obj, char *err, size_t errlen)
+{
+    return faults_set_latency_json(sim->faults, obj, err, errlen);
+}
+
+static json_t *latency_current(struct sim *sim)
+{
+    json_t *all = faults_json(sim->faults);
+    json_t *latency = json_incref(json_object_get(all, "latency"));
+    json_decref(all);
+    return latency;
+}
+
+static bool kakaopay_update(struct sim *sim, const json_t *obj, char *err, size_t errlen)
+{
+    if (!kakaopay_settings_update_json(sim->kakaopay, obj, err, errlen))
+        return false;
+    log_info("kakaopay settings changed");
+    return true;
+}
+
+static json_t *kakaopay_current(struct sim *sim)
+{
+    return kakaopay_settings_json(sim->kakaopay);
 }
 
 void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
@@ -396,7 +425,14 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
     } else if (strcmp(what, "faults") == 0) {
         faults_endpoint(sim, req, resp);
     } else if (strcmp(what, "latency") == 0) {
-        latency_endpoint(sim, req, resp);
+        put_settings(sim, req, resp, latency_update, latency_current);
+    } else if (strcmp(what, "kakaopay") == 0) {
+        /* GET: the KakaoPay settings; PUT: change the guard and the error
+         * format while the simulator runs. */
+        if (get)
+            sim_respond_json(resp, 200, kakaopay_current(sim));
+        else
+            put_settings(sim, req, resp, kakaopay_update, kakaopay_current);
     } else if (strcmp(what, "ledger") == 0) {
         if (get)
             sim_respond_json(resp, 200, ledger_json(sim->ledger));
@@ -420,6 +456,8 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
         if (post) {
             ledger_reset(sim->ledger);
             faults_clear(sim->faults, true);
+            kakaopay_settings_reset(sim->kakaopay);
+            portone_settings_reset(sim);
             log_info("simulator reset");
             sim_respond_json(resp, 200, json_pack("{s:b}", "reset", 1));
         } else {

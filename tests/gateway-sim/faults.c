@@ -54,6 +54,7 @@ void fault_clear(struct fault *f)
     free(f->code);
     free(f->message);
     free(f->body);
+    free(f->extras);
     free(f->retry_after_header);
     memset(f, 0, sizeof(*f));
 }
@@ -197,6 +198,18 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
         snprintf(err, errlen, "body is only for raw");
         goto out;
     }
+    const json_t *jextras = json_object_get(obj, "extras");
+    if (jextras != NULL && !json_is_null(jextras)) {
+        if (!json_is_object(jextras) || f.type == FAULT_RAW) {
+            snprintf(err, errlen, "extras must be an object, and not for raw");
+            goto out;
+        }
+        f.extras = json_dumps(jextras, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (f.extras == NULL) {
+            snprintf(err, errlen, "could not add fault: out of memory");
+            goto out;
+        }
+    }
     /* Any text a gateway might send (a huge number, a far date), for testing
      * a client's reading of it; but one header line. */
     if (f.retry_after_header != NULL &&
@@ -210,7 +223,8 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
-            snprintf(err, errlen, "gateway must be \"toss\", \"stripe\" or \"portone\"");
+            snprintf(err, errlen,
+                     "gateway must be \"toss\", \"stripe\", \"kakaopay\" or \"portone\"");
             goto out;
         }
         f.gateway = (int)g;
@@ -289,6 +303,7 @@ bool faults_match(struct faults *faults, enum sim_gateway gateway, enum fault_op
         out->code = f->code ? strdup(f->code) : NULL;
         out->message = f->message ? strdup(f->message) : NULL;
         out->body = f->body ? strdup(f->body) : NULL;
+        out->extras = f->extras ? strdup(f->extras) : NULL;
         out->retry_after_header = f->retry_after_header ? strdup(f->retry_after_header) : NULL;
         found = true;
         break;
@@ -326,6 +341,8 @@ json_t *faults_json(struct faults *faults)
             json_object_set_new(o, "code", json_string(f->code));
         if (f->body != NULL)
             json_object_set_new(o, "body", json_string(f->body));
+        if (f->extras != NULL)
+            json_object_set_new(o, "extras", json_loads(f->extras, 0, NULL));
         if (f->stored)
             json_object_set_new(o, "stored", json_true());
         json_array_append_new(list, o);

@@ -58,6 +58,7 @@ struct fault {
     char *code;    /* NULL = the type's default */
     char *message; /* NULL = the type's default */
     char *body;    /* raw: the answer's body; NULL = empty */
+    char *extras;  /* KakaoPay: the error's "extras" object as JSON text; NULL = none */
 };
 
 struct faults *faults_new(void);

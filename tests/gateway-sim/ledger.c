@@ -151,6 +151,7 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
     dst->refund_status = src->refund_status;
     dst->amount = src->amount;
     dst->refunded = src->refunded;
+    dst->created_ms = src->created_ms;
     dst->payment_key = strdup(src->payment_key);
     dst->order_id = strdup(src->order_id);
     dst->currency = strdup(src->currency);
@@ -249,8 +250,11 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "refunded must be between 0 and amount");
         return false;
     }
-    if (gateway == SIM_GATEWAY_TOSS && refund_status != LEDGER_STATUS_SUCCEEDED) {
-        snprintf(err, errlen, "refundStatus is for Stripe payments: Toss cancels are always DONE");
+    if ((gateway == SIM_GATEWAY_TOSS || gateway == SIM_GATEWAY_KAKAOPAY) &&
+        refund_status != LEDGER_STATUS_SUCCEEDED) {
+        snprintf(err, errlen,
+                 "refundStatus is for Stripe payments: Toss and KakaoPay cancels are done when "
+                 "answered");
         return false;
     }
     if (gateway == SIM_GATEWAY_PORTONE && refund_status != LEDGER_STATUS_SUCCEEDED &&
@@ -266,6 +270,7 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
     p.refund_status = refund_status;
     p.amount = amount;
     p.refunded = refunded;
+    p.created_ms = wall_ms();
     p.payment_key = strdup(payment_key);
     p.order_id = strdup(order_id);
     p.currency = strdup(currency ? currency : "KRW");
@@ -409,6 +414,12 @@ static char *new_refund_id(struct ledger *l, enum sim_gateway gateway)
     if (gateway == SIM_GATEWAY_STRIPE) {
         /* Stripe ids: "re_" + 24 characters. */
         snprintf(buf, sizeof(buf), "re_sim%018" PRIu64, l->seq);
+    } else if (gateway == SIM_GATEWAY_KAKAOPAY) {
+        /* KakaoPay aids: 20 characters ("20자리"), as "A73033087f575eb02c28". */
+        unsigned char raw[6];
+        arc4random_buf(raw, sizeof(raw));
+        snprintf(buf, sizeof(buf), "A%08" PRIx64 "%02x%02x%02x%02x%02x%01x", l->seq & 0xffffffffu,
+                 raw[0], raw[1], raw[2], raw[3], raw[4], raw[5] & 0xfu);
     } else {
         /* Toss transaction keys are 32 hex digits; random so that two
          * simulator runs never hand out the same one. */
@@ -437,12 +448,12 @@ enum ledger_refund_result ledger_refund(struct ledger *ledger, enum sim_gateway 
         goto out;
     }
     int64_t balance = p->amount - p->refunded;
-    if (spec->has_expected_balance && spec->expected_balance != balance) {
-        res = LEDGER_REFUND_BALANCE_MISMATCH;
-        goto out;
-    }
     if (balance <= 0) {
         res = LEDGER_REFUND_NOTHING_LEFT;
+        goto out;
+    }
+    if (spec->has_expected_balance && spec->expected_balance != balance) {
+        res = LEDGER_REFUND_BALANCE_DIFFERS;
         goto out;
     }
     if (amount < 0)
@@ -610,7 +621,7 @@ static json_t *payment_to_json(const struct ledger_payment *p)
                             sim_gateway_name(p->gateway), "paymentKey", p->payment_key, "orderId",
                             p->order_id, "amount", (json_int_t)p->amount, "currency", p->currency,
                             "refunded", (json_int_t)p->refunded, "refunds", refunds);
-    if (obj != NULL && p->gateway != SIM_GATEWAY_TOSS)
+    if (obj != NULL && (p->gateway == SIM_GATEWAY_STRIPE || p->gateway == SIM_GATEWAY_PORTONE))
         json_object_set_new(obj, "refundStatus", json_string(ledger_status_name(p->refund_status)));
     if (obj != NULL && p->unpaid_status != NULL)
         json_object_set_new(obj, "paymentStatus", json_string(p->unpaid_status));

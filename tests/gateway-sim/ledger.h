@@ -59,6 +59,7 @@ struct ledger_payment {
                             (READY, FAILED, ...); NULL = paid */
     int64_t amount;
     int64_t refunded;              /* preset by the admin call, plus the refunds that count */
+    int64_t created_ms;            /* when the admin call added it (KakaoPay approved_at) */
     struct ledger_refund *refunds; /* in creation order */
     size_t nrefunds;
     size_t cap;
@@ -73,8 +74,9 @@ struct ledger_refund_spec {
     size_t nmetadata;
     bool has_status; /* false: the payment's refund_status */
     enum ledger_status status;
-    /* PortOne's balance guard: refund only if the balance before it is
-     * expected_balance (else LEDGER_REFUND_BALANCE_MISMATCH). */
+    /* A gateway's balance guard (KakaoPay cancel_available_amount, PortOne
+     * currentCancellableAmount): refund only if the balance before this
+     * refund is expected_balance. */
     bool has_expected_balance;
     int64_t expected_balance;
 };
@@ -85,8 +87,8 @@ enum ledger_refund_result {
     LEDGER_REFUND_NOTHING_LEFT, /* balance is 0 */
     LEDGER_REFUND_TOO_LARGE,    /* amount > balance */
     LEDGER_REFUND_NO_MEMORY,    /* nothing refunded */
-    /* The balance is not spec->expected_balance: nothing refunded. */
-    LEDGER_REFUND_BALANCE_MISMATCH,
+    /* the balance is not spec->expected_balance (nothing refunded) */
+    LEDGER_REFUND_BALANCE_DIFFERS,
 };
 
 /* "succeeded", "pending", ...; ledger_status_parse() is the reverse (false
@@ -156,7 +158,7 @@ void ledger_payments_free(struct ledger_payment *payments, size_t n);
 
 /* Refund spec->amount of the payment, atomically with the balance check (a
  * refund is checked against the balance whatever its status) and the
- * balance guard, which comes first. On
+ * balance guard (after "nothing left", before "too large"). On
  * LEDGER_REFUND_OK the new refund is the last entry of *after. *after (may
  * be NULL when out of memory or not found) is a copy of the payment after
  * the call, owned by the caller. */

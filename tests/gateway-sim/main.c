@@ -2,16 +2,20 @@
  * gateway-sim: a local payment gateway for the demo and the tests.
  *
  * THIS PROGRAM IS NEVER DEPLOYED. It speaks just enough of the Toss Payments
- * cancel API, the Stripe refunds API and the PortOne V2 cancel API, with
- * their idempotency rules, for cancel-retry to be exercised end to end on one
- * machine, and lets a test inject the failures real gateways produce (5xx,
- * 429, hangs, answers lost after the refund was applied). It listens on
- * loopback only, has no TLS and its secrets are well-known test values.
+ * cancel API, the Stripe refunds API, the KakaoPay cancel API and the PortOne
+ * V2 cancel API, with their idempotency rules, for cancel-retry to be
+ * exercised end to end on one machine, and lets a test inject the failures
+ * real gateways produce (5xx, 429, hangs, answers lost after the refund was
+ * applied). It listens on loopback only, has no TLS and its secrets are
+ * well-known test values.
  *
  * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
- *                    [--stripe-secret S] [--portone-secret S]
- *                    [--portone-key-ttl SECONDS] [--portone-store-errors on|off]
- *                    [--port-file F] [--log-level L]
+ *                    [--stripe-secret S] [--kakaopay-secret S] [--kakaopay-cid C]
+ *                    [--kakaopay-guard enforced|ignored]
+ *                    [--kakaopay-error-format new|legacy]
+ *                    [--portone-secret S] [--portone-key-ttl SECONDS]
+ *                    [--portone-store-errors on|off] [--port-file F]
+ *                    [--log-level L]
  *
  * PORT 0 picks an ephemeral port, written to the port file once the server
  * listens. The API is described in docs/gateway-sim.md.
@@ -27,6 +31,7 @@
 #include "base/log.h"
 #include "server.h"
 #include "base/signals.h"
+#include "kakaopay.h"
 #include "portone.h"
 #include "sim.h"
 
@@ -36,32 +41,47 @@
 struct options {
     char host[64];
     uint16_t port;
-    const char *toss_secret;    /* borrowed from argv/environ */
-    const char *stripe_secret;  /* borrowed from argv/environ */
-    const char *portone_secret; /* borrowed from argv/environ */
-    int64_t portone_key_ttl_s;
-    bool portone_store_errors;
+    const char *toss_secret;   /* borrowed from argv/environ */
+    const char *stripe_secret; /* borrowed from argv/environ */
     const char *port_file;
     enum log_level log_level;
+    /* KakaoPay (kakaopay.h): borrowed from argv, the secret also from
+     * environ; NULL = the default. */
+    const char *kakaopay_secret;
+    const char *kakaopay_cid;
+    const char *kakaopay_guard;
+    const char *kakaopay_error_format;
+    /* PortOne (portone.h): the secret borrowed from argv or environ (NULL =
+     * the default), the key lifetime and whether errors are stored. */
+    const char *portone_secret;
+    int64_t portone_key_ttl_s;
+    bool portone_store_errors;
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S] [--stripe-secret S]\n"
+            "                   [--kakaopay-secret S] [--kakaopay-cid CID]\n"
+            "                   [--kakaopay-guard enforced|ignored]\n"
+            "                   [--kakaopay-error-format new|legacy]\n"
             "                   [--portone-secret S] [--portone-key-ttl SECONDS]\n"
             "                   [--portone-store-errors on|off]\n"
             "                   [--port-file FILE] [--log-level debug|info|warn|error]\n"
             "\n"
-            "A local Toss/Stripe/PortOne refund gateway for tests and the demo; never deployed.\n"
+            "A local Toss/Stripe/KakaoPay/PortOne refund gateway for tests and the demo; never\n"
+            "deployed.\n"
             "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
             "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
             "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET /\n"
-            "$CR_GATEWAY_SIM_PORTONE_SECRET, then %s / %s / %s.\n"
+            "$CR_GATEWAY_SIM_KAKAOPAY_SECRET / $CR_GATEWAY_SIM_PORTONE_SECRET, then\n"
+            "%s / %s / %s / %s.\n"
+            "KakaoPay: cid %s, guard ignored, error format new unless given.\n"
             "PortOne keeps an Idempotency-Key %d s (--portone-key-ttl) and stores error\n"
             "answers under it (--portone-store-errors on).\n",
             DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET,
-            SIM_DEFAULT_PORTONE_SECRET, SIM_DEFAULT_PORTONE_KEY_TTL_S);
+            SIM_DEFAULT_KAKAOPAY_SECRET, SIM_DEFAULT_PORTONE_SECRET, SIM_DEFAULT_KAKAOPAY_CID,
+            SIM_DEFAULT_PORTONE_KEY_TTL_S);
 }
 
 /* Parse a port number 0..65535. */
@@ -109,9 +129,13 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"listen", required_argument, NULL, 'l'},
         {"toss-secret", required_argument, NULL, 't'},
         {"stripe-secret", required_argument, NULL, 's'},
-        {"portone-secret", required_argument, NULL, 'o'},
-        {"portone-key-ttl", required_argument, NULL, 'k'},
-        {"portone-store-errors", required_argument, NULL, 'e'},
+        {"kakaopay-secret", required_argument, NULL, 'k'},
+        {"kakaopay-cid", required_argument, NULL, 'c'},
+        {"kakaopay-guard", required_argument, NULL, 'g'},
+        {"kakaopay-error-format", required_argument, NULL, 'e'},
+        {"portone-secret", required_argument, NULL, 'O'},
+        {"portone-key-ttl", required_argument, NULL, 'T'},
+        {"portone-store-errors", required_argument, NULL, 'E'},
         {"port-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
@@ -129,6 +153,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
     o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
+    o->kakaopay_secret = getenv("CR_GATEWAY_SIM_KAKAOPAY_SECRET");
     o->portone_secret = getenv("CR_GATEWAY_SIM_PORTONE_SECRET");
     o->portone_key_ttl_s = SIM_DEFAULT_PORTONE_KEY_TTL_S;
     o->portone_store_errors = true;
@@ -148,10 +173,22 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 's':
             o->stripe_secret = optarg;
             break;
-        case 'o':
+        case 'k':
+            o->kakaopay_secret = optarg;
+            break;
+        case 'c':
+            o->kakaopay_cid = optarg;
+            break;
+        case 'g':
+            o->kakaopay_guard = optarg;
+            break;
+        case 'e':
+            o->kakaopay_error_format = optarg;
+            break;
+        case 'O':
             o->portone_secret = optarg;
             break;
-        case 'k': {
+        case 'T': {
             char *end;
             errno = 0;
             long long v = strtoll(optarg, &end, 10);
@@ -165,7 +202,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->portone_key_ttl_s = v;
             break;
         }
-        case 'e':
+        case 'E':
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
                 fprintf(stderr, "gateway-sim: --portone-store-errors: expected on or off\n");
                 return 1;
@@ -197,6 +234,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->toss_secret = NULL;
     if (o->stripe_secret != NULL && o->stripe_secret[0] == '\0')
         o->stripe_secret = NULL;
+    if (o->kakaopay_secret != NULL && o->kakaopay_secret[0] == '\0')
+        o->kakaopay_secret = NULL;
     if (o->portone_secret != NULL && o->portone_secret[0] == '\0')
         o->portone_secret = NULL;
     return 0;
@@ -248,6 +287,12 @@ int main(int argc, char **argv)
         log_error("could not start: out of memory");
         goto out;
     }
+    if (!kakaopay_configure(sim->kakaopay, opts.kakaopay_secret, opts.kakaopay_cid,
+                            opts.kakaopay_guard, opts.kakaopay_error_format, err, sizeof(err))) {
+        fprintf(stderr, "gateway-sim: %s\n", err);
+        status = 2; /* a usage error */
+        goto out;
+    }
     server = server_start(sim, opts.host, opts.port, err, sizeof(err));
     if (server == NULL) {
         log_error("%s", err);
@@ -259,9 +304,17 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Which secrets are in use is worth a line; their values never are. */
-    log_info("listening on %s:%u (toss secret %s, stripe secret %s, portone secret %s)", opts.host,
-             (unsigned)port, opts.toss_secret ? "custom" : "default",
-             opts.stripe_secret ? "custom" : "default", opts.portone_secret ? "custom" : "default");
+    log_info("listening on %s:%u (toss secret %s, stripe secret %s, kakaopay secret %s, portone "
+             "secret %s)",
+             opts.host, (unsigned)port, opts.toss_secret ? "custom" : "default",
+             opts.stripe_secret ? "custom" : "default", opts.kakaopay_secret ? "custom" : "default",
+             opts.portone_secret ? "custom" : "default");
+    json_t *kakaopay = kakaopay_settings_json(sim->kakaopay);
+    log_info("kakaopay cid %s, guard %s, error format %s",
+             json_string_value(json_object_get(kakaopay, "cid")),
+             json_string_value(json_object_get(kakaopay, "guard")),
+             json_string_value(json_object_get(kakaopay, "errorFormat")));
+    json_decref(kakaopay);
 
     while (!signals_stop_requested()) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100L * 1000 * 1000};

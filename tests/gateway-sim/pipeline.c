@@ -67,11 +67,10 @@ static bool acts_before(const struct fault *f)
     return f->type != FAULT_APPLY_THEN_HANG && f->type != FAULT_APPLY_THEN_DROP && !f->stored;
 }
 
-/* Fill resp with the answer of fault f to call. */
-static void fault_response(const struct pipeline_call *call, const struct fault *f,
+/* Fill resp with the answer of fault f. */
+static void fault_response(enum sim_gateway gateway, const struct fault *f,
                            struct sim_response *resp)
 {
-    enum sim_gateway gateway = call->gateway;
     const struct fault_answer *a = &fault_answers[f->type];
     int status = gateway == SIM_GATEWAY_TOSS && a->toss_status ? a->toss_status : a->status;
     const char *code =
@@ -94,10 +93,17 @@ static void fault_response(const struct pipeline_call *call, const struct fault 
     }
     if (f->type == FAULT_BAD_CREDENTIALS)
         status = 401;
-    if (call->words != NULL)
-        call->words->fault(f, resp);
+    sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+}
+
+/* Fill resp with the answer of fault f, in the call's gateway's words. */
+static void answer_fault(struct sim *sim, const struct pipeline_call *call, const struct fault *f,
+                         struct sim_response *resp)
+{
+    if (call->answer_error != NULL && f->type != FAULT_RAW)
+        call->answer_error(sim, f, call->arg, resp);
     else
-        sim_respond_error(resp, gateway, status, a->stripe_type, code, message);
+        fault_response(call->gateway, f, resp);
     if (f->type == FAULT_RATE_LIMITED) {
         resp->retry_after = f->retry_after;
         if (f->retry_after_header != NULL)
@@ -106,13 +112,9 @@ static void fault_response(const struct pipeline_call *call, const struct fault 
     }
 }
 
-static void unauthorized(const struct pipeline_call *call, struct sim_response *resp)
+static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
 {
-    enum sim_gateway gateway = call->gateway;
-
-    if (call->words != NULL)
-        call->words->unauthorized(resp);
-    else if (gateway == SIM_GATEWAY_TOSS)
+    if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 401, NULL, "UNAUTHORIZED_KEY",
                           "unauthorized secret key or client key");
     else
@@ -121,13 +123,15 @@ static void unauthorized(const struct pipeline_call *call, struct sim_response *
                           "Invalid API Key provided");
 }
 
-static void in_flight(const struct pipeline_call *call, struct sim_response *resp)
+static void in_flight(struct sim *sim, const struct pipeline_call *call, struct sim_response *resp)
 {
     enum sim_gateway gateway = call->gateway;
 
-    if (call->words != NULL)
-        call->words->in_flight(resp);
-    else if (gateway == SIM_GATEWAY_TOSS)
+    if (call->answer_error != NULL) {
+        /* The gateway's own words, as an in_progress fault has them. */
+        struct fault f = {.type = FAULT_IN_PROGRESS};
+        call->answer_error(sim, &f, call->arg, resp);
+    } else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
                           TOSS_IN_FLIGHT_MESSAGE);
     else
@@ -205,7 +209,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         if (scoped == NULL) {
             /* As for a key that cannot be stored: "in flight", the client
              * retries, which is safe. */
-            in_flight(call, resp);
+            in_flight(sim, call, resp);
             record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
             return;
         }
@@ -223,7 +227,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         fault_name = fault_type_name(f.type);
 
     if (have_fault && acts_before(&f)) {
-        fault_response(call, &f, resp);
+        answer_fault(sim, call, &f, resp);
         record(sim, req, call, req->idempotency_key, resp->status, fault_name, false);
         if (f.type == FAULT_HANG)
             sim_sleep_ms(sim, f.delay_ms);
@@ -232,7 +236,10 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (!call->authorized) {
         /* A delivery fault matched by a call with bad credentials is spent
          * without effect: the call never reached the point it acts on. */
-        unauthorized(call, resp);
+        if (call->answer_error != NULL)
+            call->answer_error(sim, NULL, call->arg, resp);
+        else
+            unauthorized(call->gateway, resp);
         record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
         goto out;
     }
@@ -256,7 +263,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             resp->replayed = true;
             break;
         case LEDGER_IDEM_IN_FLIGHT:
-            in_flight(call, resp);
+            in_flight(sim, call, resp);
             break;
         case LEDGER_IDEM_MISMATCH:
             mismatch(call->gateway, resp);
@@ -266,7 +273,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             if (match_stored(sim, call, have_fault, &f)) {
                 have_fault = stored = true;
                 fault_name = fault_type_name(f.type);
-                fault_response(call, &f, resp);
+                answer_fault(sim, call, &f, resp);
             } else {
                 call->process(sim, req, call->arg, resp);
             }
@@ -279,7 +286,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         /* No key to store it under: an ordinary failed call. */
         have_fault = stored = true;
         fault_name = fault_type_name(f.type);
-        fault_response(call, &f, resp);
+        answer_fault(sim, call, &f, resp);
     } else {
         call->process(sim, req, call->arg, resp);
     }
@@ -291,7 +298,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         record(sim, req, call, req->idempotency_key, 504, fault_name, resp->replayed);
         sim_sleep_ms(sim, f.delay_ms);
         sim_response_clear(resp);
-        fault_response(call, &f, resp);
+        answer_fault(sim, call, &f, resp);
     } else if (have_fault && f.type == FAULT_APPLY_THEN_DROP) {
         record(sim, req, call, req->idempotency_key, 0, fault_name, resp->replayed);
         resp->drop = true;

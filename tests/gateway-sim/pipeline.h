@@ -34,15 +34,13 @@ typedef void (*pipeline_process_fn)(struct sim *sim, const struct sim_request *r
 typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *req, void *arg,
                                      struct sim_response *resp);
 
-/* A gateway's own wording of the answers the pipeline gives itself (Toss's
- * and Stripe's are built into pipeline.c). Each fills resp. */
-struct pipeline_words {
-    /* An injected fault other than raw (status f->status when not 0). */
-    void (*fault)(const struct fault *f, struct sim_response *resp);
-    void (*unauthorized)(struct sim_response *resp);
-    /* Another request with the same key is still being processed. */
-    void (*in_flight)(struct sim_response *resp);
-};
+/* A gateway's own wording of the errors the pipeline answers for it: the
+ * answer of fault f (never a raw one: those are verbatim), or with f NULL the
+ * 401 for wrong credentials; a request whose key is still being processed
+ * gets the answer of an in_progress fault. NULL in pipeline_call: the Toss or
+ * Stripe wording built in. Retry-After is added by the pipeline. */
+typedef void (*pipeline_error_fn)(struct sim *sim, const struct fault *f, void *arg,
+                                  struct sim_response *resp);
 
 struct pipeline_call {
     enum sim_gateway gateway;
@@ -57,12 +55,13 @@ struct pipeline_call {
     bool authorized;               /* the credentials were right */
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
+    pipeline_error_fn answer_error; /* NULL: the Toss/Stripe wording (KakaoPay, PortOne
+                                       have their own) */
     void *arg;
-    const struct pipeline_words *words; /* NULL: Toss's or Stripe's, by gateway */
-    int64_t key_ttl_ms;                 /* > 0: a key is forgotten this long after its
-                                           first use (PortOne); 0: kept until reset */
-    bool store_only_success;            /* only a 2xx answer of process is stored under
-                                           the key (a stored fault's always is) */
+    int64_t key_ttl_ms;      /* > 0: a key is forgotten this long after its first use
+                                (PortOne); 0: kept until reset */
+    bool store_only_success; /* only a 2xx answer of process is stored under the key
+                                (a stored fault's always is) */
 };
 
 /* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May

@@ -53,8 +53,18 @@ static const struct portone_fault_word fault_words[] = {
 /* The simulated PG's code when a provider_error fault names none. */
 #define PORTONE_DEFAULT_PG_CODE "SIM_PG_ERROR"
 
-static void fault_answer(const struct fault *f, struct sim_response *resp)
+/* The pipeline's own answers in PortOne's words (pipeline_error_fn): fault
+ * f, the 401 with f NULL; a key in flight comes as an in_progress fault
+ * ([P-idem]: 409 IDEMPOTENCY_OUTSTANDING_REQUEST). */
+static void answer_pipeline_error(struct sim *sim, const struct fault *f, void *arg,
+                                  struct sim_response *resp)
 {
+    (void)sim;
+    (void)arg;
+    if (f == NULL) {
+        answer_error(resp, 401, "UNAUTHORIZED", "인증 정보가 올바르지 않습니다");
+        return;
+    }
     const struct portone_fault_word *w = &fault_words[f->type];
     int status = f->status ? f->status : w->status;
     const char *message = f->message ? f->message : w->message;
@@ -72,24 +82,6 @@ static void fault_answer(const struct fault *f, struct sim_response *resp)
                                "pgCode", f->code ? f->code : PORTONE_DEFAULT_PG_CODE, "pgMessage",
                                message));
 }
-
-static void unauthorized(struct sim_response *resp)
-{
-    answer_error(resp, 401, "UNAUTHORIZED", "인증 정보가 올바르지 않습니다");
-}
-
-static void in_flight(struct sim_response *resp)
-{
-    /* [P-idem]: "409 Conflict", "IDEMPOTENCY_OUTSTANDING_REQUEST". */
-    answer_error(resp, 409, "IDEMPOTENCY_OUTSTANDING_REQUEST",
-                 "a request with this idempotency key is still being processed");
-}
-
-static const struct pipeline_words portone_words = {
-    .fault = fault_answer,
-    .unauthorized = unauthorized,
-    .in_flight = in_flight,
-};
 
 /* ---- objects ---- */
 
@@ -301,7 +293,7 @@ static void refusal(enum ledger_refund_result res, const struct ledger_payment *
     case LEDGER_REFUND_NOT_FOUND:
         answer_error(resp, 404, "PAYMENT_NOT_FOUND", "결제 건이 존재하지 않습니다");
         return;
-    case LEDGER_REFUND_BALANCE_MISMATCH:
+    case LEDGER_REFUND_BALANCE_DIFFERS:
         answer_error(resp, 409, "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN",
                      "취소 가능 잔액 검증에 실패했습니다");
         return;
@@ -430,7 +422,7 @@ void portone_handle(struct sim *sim, const struct sim_request *req, struct sim_r
         .gateway = SIM_GATEWAY_PORTONE,
         .payment_key = payment_id,
         .authorized = authorized(sim, req->authorization),
-        .words = &portone_words,
+        .answer_error = answer_pipeline_error,
     };
     if (route == SIM_ROUTE_INQUIRY) {
         /* "GET: 무시": an inquiry has no idempotency (fingerprint NULL). */

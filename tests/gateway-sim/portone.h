@@ -50,9 +50,14 @@ bool portone_payment_options(const json_t *obj, enum ledger_status *refund_statu
     __attribute__((warn_unused_result));
 
 /* Set PortOne's secret (NULL: keep the default), key lifetime in seconds
- * (> 0) and whether error answers are stored under a key. False when out of
+ * (> 0) and whether error answers are stored under a key, as the command
+ * line says (what portone_settings_reset() goes back to). False when out of
  * memory. */
 bool portone_configure(struct sim *sim, const char *secret, int64_t key_ttl_s, bool store_errors)
     __attribute__((warn_unused_result));
+
+/* Put the key lifetime and error storing back to what portone_configure()
+ * set (POST /_sim/reset). */
+void portone_settings_reset(struct sim *sim);
 
 #endif

@@ -58,9 +58,16 @@ bool portone_configure(struct sim *sim, const char *secret, int64_t key_ttl_s, b
         free(sim->portone_secret);
         sim->portone_secret = copy;
     }
-    atomic_store(&sim->portone_key_ttl_ms, (long long)key_ttl_s * 1000);
-    atomic_store(&sim->portone_store_errors, store_errors);
+    sim->portone_initial_key_ttl_ms = key_ttl_s * 1000;
+    sim->portone_initial_store_errors = store_errors;
+    portone_settings_reset(sim);
     return true;
+}
+
+void portone_settings_reset(struct sim *sim)
+{
+    atomic_store(&sim->portone_key_ttl_ms, (long long)sim->portone_initial_key_ttl_ms);
+    atomic_store(&sim->portone_store_errors, sim->portone_initial_store_errors);
 }
 
 /* POST /_sim/portone/cancellations/{id}/settle: a REQUESTED cancellation

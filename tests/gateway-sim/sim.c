@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "faults.h"
+#include "kakaopay.h"
 #include "ledger.h"
 #include "portone.h"
 #include "stripe.h"
@@ -28,11 +29,14 @@ struct sim *sim_new(const char *toss_secret, const char *stripe_secret)
     sim->faults = faults_new();
     sim->toss_secret = strdup(toss_secret ? toss_secret : SIM_DEFAULT_TOSS_SECRET);
     sim->stripe_secret = strdup(stripe_secret ? stripe_secret : SIM_DEFAULT_STRIPE_SECRET);
+    sim->kakaopay = kakaopay_settings_new();
     sim->portone_secret = strdup(SIM_DEFAULT_PORTONE_SECRET);
     atomic_init(&sim->portone_key_ttl_ms, SIM_DEFAULT_PORTONE_KEY_TTL_S * 1000LL);
     atomic_init(&sim->portone_store_errors, true);
+    sim->portone_initial_key_ttl_ms = SIM_DEFAULT_PORTONE_KEY_TTL_S * 1000LL;
+    sim->portone_initial_store_errors = true;
     if (sim->ledger == NULL || sim->faults == NULL || sim->toss_secret == NULL ||
-        sim->stripe_secret == NULL || sim->portone_secret == NULL) {
+        sim->stripe_secret == NULL || sim->kakaopay == NULL || sim->portone_secret == NULL) {
         sim_free(sim);
         return NULL;
     }
@@ -47,6 +51,7 @@ void sim_free(struct sim *sim)
     faults_free(sim->faults);
     free(sim->toss_secret);
     free(sim->stripe_secret);
+    kakaopay_settings_free(sim->kakaopay);
     free(sim->portone_secret);
     free(sim);
 }
@@ -65,6 +70,8 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
         stripe_handle(sim, req, resp);
     else if (has_prefix(req->path, "/v1/payments/"))
         toss_handle(sim, req, resp);
+    else if (has_prefix(req->path, KAKAOPAY_PREFIX))
+        kakaopay_handle(sim, req, resp);
     else if (has_prefix(req->path, PORTONE_PREFIX))
         portone_handle(sim, req, resp);
     else
@@ -177,6 +184,8 @@ void sim_format_time(int64_t ms, char *buf, size_t buflen)
 
 const char *sim_gateway_name(enum sim_gateway gateway)
 {
+    if (gateway == SIM_GATEWAY_KAKAOPAY)
+        return "kakaopay";
     if (gateway == SIM_GATEWAY_PORTONE)
         return "portone";
     return gateway == SIM_GATEWAY_STRIPE ? "stripe" : "toss";
@@ -192,6 +201,10 @@ bool sim_gateway_parse(const char *s, enum sim_gateway *out)
     }
     if (strcmp(s, "stripe") == 0) {
         *out = SIM_GATEWAY_STRIPE;
+        return true;
+    }
+    if (strcmp(s, "kakaopay") == 0) {
+        *out = SIM_GATEWAY_KAKAOPAY;
         return true;
     }
     if (strcmp(s, "portone") == 0) {

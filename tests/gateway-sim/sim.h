@@ -18,7 +18,12 @@
 #include <jansson.h>
 
 /* Which gateway API a payment, a call or an idempotency key belongs to. */
-enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1, SIM_GATEWAY_PORTONE = 2 };
+enum sim_gateway {
+    SIM_GATEWAY_TOSS = 0,
+    SIM_GATEWAY_STRIPE = 1,
+    SIM_GATEWAY_KAKAOPAY = 2,
+    SIM_GATEWAY_PORTONE = 3,
+};
 
 /* Default secrets when none are given on the command line. */
 #define SIM_DEFAULT_TOSS_SECRET    "test_sk_toss_local"
@@ -33,6 +38,7 @@ enum sim_gateway { SIM_GATEWAY_TOSS = 0, SIM_GATEWAY_STRIPE = 1, SIM_GATEWAY_POR
 
 struct ledger;
 struct faults;
+struct kakaopay_settings;
 
 struct sim {
     struct ledger *ledger; /* owned */
@@ -41,11 +47,16 @@ struct sim {
     char *stripe_secret;   /* owned; secret: never logged */
     char *portone_secret;  /* owned; secret: never logged */
     atomic_bool stopping;  /* set on shutdown: cuts injected sleeps short */
+    /* owned: the KakaoPay secret, cid, guard and error format (kakaopay.h) */
+    struct kakaopay_settings *kakaopay;
     /* PortOne's idempotency, changed by main (--portone-*) or the admin API
      * while calls run, hence atomic: how long a key is kept after its first
      * use, and whether error answers are stored under it. */
     atomic_llong portone_key_ttl_ms;
     atomic_bool portone_store_errors;
+    /* What the command line set them to: POST /_sim/reset goes back to it. */
+    int64_t portone_initial_key_ttl_ms;
+    bool portone_initial_store_errors;
 };
 
 /* One query-string argument, decoded. value is "" for "?name". */
@@ -91,7 +102,7 @@ struct sim_response {
 struct sim *sim_new(const char *toss_secret, const char *stripe_secret);
 void sim_free(struct sim *sim);
 
-/* Route one request to the Toss, Stripe, PortOne or admin handlers and fill resp
+/* Route one request to the Toss, Stripe, KakaoPay, PortOne or admin handlers and fill resp
  * (which must start as SIM_RESPONSE_INIT; the caller frees resp->body). May
  * sleep when a latency or hang fault says so. */
 void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
@@ -134,7 +145,8 @@ bool sim_sleep_ms(struct sim *sim, int64_t ms);
 /* Format ms since the epoch as RFC 3339 UTC ("2026-11-20T09:15:02.123Z"). */
 void sim_format_time(int64_t ms, char *buf, size_t buflen);
 
-/* "toss", "stripe" or "portone"; sim_gateway_parse() is the reverse (false if unknown). */
+/* "toss", "stripe", "kakaopay" or "portone"; sim_gateway_parse() is the reverse (false
+ * if unknown). */
 const char *sim_gateway_name(enum sim_gateway gateway);
 bool sim_gateway_parse(const char *s, enum sim_gateway *out);
 

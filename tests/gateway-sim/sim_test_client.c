@@ -42,7 +42,7 @@ void sim_start_args(const char *const *extra)
     char port_file[128], listen[] = "127.0.0.1:0";
     const char *bin = getenv("GATEWAY_SIM");
     posix_spawn_file_actions_t fa;
-    char *argv[16] = {(char *)bin, "--listen", listen, "--port-file", port_file};
+    char *argv[32] = {(char *)bin, "--listen", listen, "--port-file", port_file};
     size_t argc = 5;
 
     cr_assert(bin != NULL, "GATEWAY_SIM is not set (run through meson test)");
@@ -53,7 +53,6 @@ void sim_start_args(const char *const *extra)
         cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many arguments");
         argv[argc++] = (char *)extra[i];
     }
-    argv[argc] = NULL;
     posix_spawn_file_actions_init(&fa);
     if (getenv("GATEWAY_SIM_TEST_VERBOSE") == NULL)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);

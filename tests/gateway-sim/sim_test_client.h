@@ -30,8 +30,7 @@ struct reply {
 
 void sleep_ms(long ms);
 void sim_start(void);
-/* sim_start() with more command-line arguments (NULL-terminated, may be
- * NULL). */
+/* sim_start() with extra command-line arguments (NULL-terminated). */
 void sim_start_args(const char *const *extra);
 void sim_stop(void);
 

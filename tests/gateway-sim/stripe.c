@@ -427,8 +427,8 @@ static void process_refund(struct sim *sim, const struct sim_request *req, void 
                  (long long)amount, after ? (long long)(after->amount - after->refunded) : 0LL);
         answer_error(resp, 400, "amount_too_large", msg);
         break;
-    case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
     case LEDGER_REFUND_NO_MEMORY:
+    case LEDGER_REFUND_BALANCE_DIFFERS: /* Stripe has no balance guard: never asked */
         sim_respond_error(resp, SIM_GATEWAY_STRIPE, 500, "api_error", NULL, "out of memory");
         break;
     }

@@ -394,8 +394,11 @@ Test(gateway_sim_portone, config_defaults_and_bad_values)
     admin("PUT", "/_sim/portone/config", "{\"storeErrors\":\"no\"}", 400);
     admin("POST", "/_sim/portone/config", "{}", 405);
     expect_config(10800, true);
-    admin("PUT", "/_sim/portone/config", "{\"keyTtlSeconds\":60}", 200);
-    expect_config(60, true);
+    admin("PUT", "/_sim/portone/config", "{\"keyTtlSeconds\":60,\"storeErrors\":false}", 200);
+    expect_config(60, false);
+    /* A reset goes back to the command line's settings. */
+    admin("POST", "/_sim/reset", "{}", 200);
+    expect_config(10800, true);
 }
 
 /* A cancel of payment id (balance 10000) with PORTONE_KEY_A and a wrong guard, which

@@ -124,8 +124,8 @@ static void process_cancel(struct sim *sim, const struct sim_request *req, void 
         answer_error(resp, 403, "NOT_CANCELABLE_AMOUNT",
                      "the cancel amount is larger than the cancelable balance");
         break;
-    case LEDGER_REFUND_BALANCE_MISMATCH: /* only with a guard, not sent here */
     case LEDGER_REFUND_NO_MEMORY:
+    case LEDGER_REFUND_BALANCE_DIFFERS: /* Toss has no balance guard: never asked */
         answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
         break;
     }

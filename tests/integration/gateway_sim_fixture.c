@@ -98,7 +98,7 @@ void gwsim_payment(const struct gwsim *s, const char *gateway, const char *key, 
     snprintf(json, sizeof(json),
              "{\"gateway\":\"%.16s\",\"paymentKey\":\"%.128s\",\"amount\":%ld,\"currency\":\"%s\","
              "\"refunded\":%ld}",
-             gateway, key, amount, strcmp(gateway, "toss") == 0 ? "KRW" : "USD", refunded);
+             gateway, key, amount, strcmp(gateway, "stripe") == 0 ? "USD" : "KRW", refunded);
     gwsim_admin_ok(s, "POST", "/_sim/payments", json);
 }
 
@@ -162,8 +162,10 @@ struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind
 {
     struct config_gateway c;
     memset(&c, 0, sizeof(c));
-    c.name = kind == GATEWAY_STRIPE ? "stripe" : "toss";
+    c.name = (char *)config_gateway_kind_name(kind);
     c.kind = kind;
+    if (kind == GATEWAY_KAKAOPAY)
+        c.cid = (char *)GWSIM_KAKAOPAY_CID;
     c.base_url = (char *)s->base_url;
     c.secret_key = (char *)secret;
     c.connect_timeout_ms = 2000;

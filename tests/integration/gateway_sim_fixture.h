@@ -22,6 +22,9 @@
 
 #define GWSIM_TOSS_SECRET   "test_sk_toss_local"
 #define GWSIM_STRIPE_SECRET "sk_test_stripe_local"
+/* KakaoPay: the simulator's default secret and merchant code (cid). */
+#define GWSIM_KAKAOPAY_SECRET "kakaopay_secret_local"
+#define GWSIM_KAKAOPAY_CID    "TC0ONETIME"
 
 struct gwsim {
     pid_t pid;
@@ -40,7 +43,7 @@ char *gwsim_admin(const struct gwsim *s, const char *method, const char *path, c
 /* The same, failing the test unless the status is 2xx. */
 void gwsim_admin_ok(const struct gwsim *s, const char *method, const char *path, const char *json);
 
-/* A payment to refund: Toss payments in KRW, Stripe ones in USD. */
+/* A payment to refund: Toss and KakaoPay payments in KRW, Stripe ones in USD. */
 void gwsim_payment(const struct gwsim *s, const char *gateway, const char *key, long amount,
                    long refunded);
 
@@ -55,8 +58,9 @@ void gwsim_ledger(const struct gwsim *s, const char *key, long *refunded, size_t
  * (it documents none), so the call log is where a Toss replay shows. */
 void gwsim_expect_replays(const struct gwsim *s, const char *key, const char *want);
 
-/* A gateway config pointing at the simulator (2 s connect, 5 s timeout). The
- * strings are borrowed from s and secret. */
+/* A gateway config pointing at the simulator (2 s connect, 5 s timeout;
+ * KakaoPay with the simulator's cid). The strings are borrowed from s and
+ * secret. */
 struct config_gateway gwsim_gateway_cfg(const struct gwsim *s, enum gateway_kind kind,
                                         const char *secret);
 

@@ -37,33 +37,69 @@ static const char fixture_overrides[] = "consumers:\n"
                                         "gateways:\n"
                                         "  toss: { timeout: 2s }\n"
                                         "  stripe: { timeout: 2s }\n"
+                                        "  kakaopay: { timeout: 2s }\n"
                                         "  portone: { timeout: 2s }\n";
 
-static const char *const proc_names[PIPELINE_PROC_KINDS] = {"intake-consumer", "outbox-relay",
-                                                            "retry-consumer", "alert-consumer"};
+static const char *const proc_names[PIPELINE_PROC_KINDS] = {
+    "intake-consumer", "outbox-relay", "retry-consumer", "alert-consumer", "webhook-receiver"};
 static const char *const proc_env[PIPELINE_PROC_KINDS] = {"CR_INTAKE_CONSUMER", "CR_OUTBOX_RELAY",
-                                                          "CR_RETRY_CONSUMER", "CR_ALERT_CONSUMER"};
+                                                          "CR_RETRY_CONSUMER", "CR_ALERT_CONSUMER",
+                                                          "CR_WEBHOOK_RECEIVER"};
 
 /* ---- the processes ---- */
 
 static struct child *slot(struct pipeline *p, enum pipeline_proc which, int index)
 {
-    cr_assert(which >= PIPELINE_INTAKE && which <= PIPELINE_ALERT, "bad process kind %d",
+    cr_assert(which >= PIPELINE_INTAKE && which < PIPELINE_PROC_KINDS, "bad process kind %d",
               (int)which);
     cr_assert(index >= 0 && index < PIPELINE_MAX_PROCS, "bad process slot %d", index);
     return &p->procs[which][index];
 }
 
-void pipeline_start_process(struct pipeline *p, enum pipeline_proc which, int index)
+/* Start which in slot index with config_path; its log path into log_path. */
+static void start_with(struct pipeline *p, enum pipeline_proc which, int index,
+                       const char *config_path, char *log_path, size_t len)
 {
     struct child *c = slot(p, which, index);
     cr_assert_eq(c->pid, 0, "%s slot %d is already running", proc_names[which], index);
     const char *exe = itest_require_env(proc_env[which]);
-    char log_path[640];
-    snprintf(log_path, sizeof(log_path), "%s/%s-%d.log", p->log_dir, proc_names[which], index);
-    const char *argv[] = {exe, "--config", p->t.config_path, NULL};
+    snprintf(log_path, len, "%s/%s-%d.log", p->log_dir, proc_names[which], index);
+    const char *argv[] = {exe, "--config", config_path, NULL};
     c->pid = child_spawn(argv, log_path);
     c->stopped = false;
+}
+
+void pipeline_start_process(struct pipeline *p, enum pipeline_proc which, int index)
+{
+    char log_path[640];
+    start_with(p, which, index, p->t.config_path, log_path, sizeof(log_path));
+}
+
+const char *pipeline_start_webhook_receiver(struct pipeline *p, int index, const char *config_path,
+                                            char *url, size_t len)
+{
+    char log_path[640];
+    start_with(p, PIPELINE_WEBHOOK, index, config_path != NULL ? config_path : p->t.config_path,
+               log_path, sizeof(log_path));
+    /* The receiver logs where it listens once it does (port 0: its own). */
+    url[0] = '\0';
+    for (int waited = 0; url[0] == '\0' && waited < 15000; waited += 50) {
+        char *text = log_file_read(log_path);
+        const char *at = strstr(text, "webhook receiver at http://");
+        unsigned port = 0;
+        char path[256];
+        if (at != NULL &&
+            sscanf(at, "webhook receiver at http://127.0.0.1:%u%255[^\"]", &port, path) == 2)
+            snprintf(url, len, "http://127.0.0.1:%u%s", port, path);
+        free(text);
+        if (url[0] == '\0') {
+            cr_assert(child_running(slot(p, PIPELINE_WEBHOOK, index)),
+                      "the webhook-receiver exited at start: see %s", log_path);
+            itest_sleep_ms(50);
+        }
+    }
+    cr_assert(url[0] != '\0', "the webhook-receiver did not listen within 15 s: see %s", log_path);
+    return url;
 }
 
 bool pipeline_running(struct pipeline *p, enum pipeline_proc which, int index)
@@ -168,8 +204,8 @@ void pipeline_stop(struct pipeline *p)
         return;
     /* Consumers first (they stop writing outbox rows), then the relay
      * (it flushes what they wrote), then the simulator. */
-    const enum pipeline_proc order[] = {PIPELINE_ALERT, PIPELINE_RETRY, PIPELINE_INTAKE,
-                                        PIPELINE_RELAY};
+    const enum pipeline_proc order[] = {PIPELINE_WEBHOOK, PIPELINE_ALERT, PIPELINE_RETRY,
+                                        PIPELINE_INTAKE, PIPELINE_RELAY};
     for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
         /* SIGTERM to all of a kind first, so that they stop in parallel. */
         for (int i = 0; i < PIPELINE_MAX_PROCS; i++)

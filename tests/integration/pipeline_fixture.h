@@ -58,14 +58,16 @@
 
 /* The pipeline's processes. pipeline_start starts slot 0 of the first three;
  * an alert-consumer only runs when a test starts one (its config needs
- * alerts: set, see slack_sink_fixture.h). */
+ * alerts: set, see slack_sink_fixture.h), a webhook-receiver only through
+ * pipeline_start_webhook_receiver. */
 enum pipeline_proc {
     PIPELINE_INTAKE = 0,
     PIPELINE_RELAY = 1,
     PIPELINE_RETRY = 2,
-    PIPELINE_ALERT = 3
+    PIPELINE_ALERT = 3,
+    PIPELINE_WEBHOOK = 4
 };
-#define PIPELINE_PROC_KINDS 4
+#define PIPELINE_PROC_KINDS 5
 
 /* How long most tests wait for a request to reach a final status, and for
  * messages on a topic: long enough for a loaded machine. A test that waits
@@ -108,6 +110,16 @@ const char *pipeline_config_variant(struct pipeline *p, const char *file, const 
  * test if that slot already runs. Its log is <log dir>/<kind>-<index>.log
  * (e.g. retry-consumer-0.log), appended to across restarts. */
 void pipeline_start_process(struct pipeline *p, enum pipeline_proc which, int index);
+
+/* Start a webhook-receiver in slot index with config_path (NULL: the
+ * pipeline's config, which must then set webhooks.listen, e.g.
+ * "127.0.0.1:0", and a gateway's webhook_hmac_keys: pipeline_start's
+ * config_yaml_extra) and wait until it listens. Its log is <log
+ * dir>/webhook-receiver-<index>.log. Writes the URL deliveries are POSTed
+ * to ("http://127.0.0.1:PORT/webhooks/adyen") into url and returns it;
+ * pipeline_kill and pipeline_stop treat it like the other processes. */
+const char *pipeline_start_webhook_receiver(struct pipeline *p, int index, const char *config_path,
+                                            char *url, size_t len);
 
 /* Send signo to the process in that slot (fails the test if the slot is not
  * running). For a signal that ends a process (anything but SIGSTOP, SIGCONT,

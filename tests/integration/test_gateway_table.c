@@ -8,7 +8,7 @@
  * rows listed are all the rows, so a new row without a test fails here.
  *
  * Each case spawns its own simulator on an ephemeral port
- * (gateway_sim_fixture.h): no database, no Kafka. Toss and PortOne payments
+ * (gateway_sim_fixture.h): no database, no Kafka. Toss, KakaoPay and PortOne payments
  * are in KRW, Stripe ones in USD, and every refund asks for its payment's
  * currency.
  */
@@ -27,6 +27,7 @@
 
 #define T GATEWAY_TOSS
 #define S GATEWAY_STRIPE
+#define K GATEWAY_KAKAOPAY
 #define P GATEWAY_PORTONE
 
 #define PORTONE_SECRET "portone_secret_local" /* gateway-sim's default */
@@ -199,6 +200,32 @@ static const struct row_case cases[] = {
     RAW(S, "stripe.5xx.no_body", 502, HTML_502),
     RAW(S, "stripe.other", 799, "{}"),
 
+    /* --- KakaoPay: answers the simulator gives on its own --- */
+    {"kakaopay.200.cancel", K, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    {"kakaopay.401.unauthorized", K, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    /* More than the balance: the simulator's -797 (KakaoPay's code for it
+     * was not found). */
+    {"kakaopay.4xx.other", K, HOW_PLAIN, 0, 20000, NULL, NULL, 0, NULL, NULL},
+    FAULT(K, "kakaopay.429.too_many_requests", "{\"type\":\"rate_limited\"}"),
+    FAULT(K, "kakaopay.4xx.internal_error", "{\"type\":\"provider_error\"}"),
+    /* KakaoPay's own sample: -780 with USER_LOCKED extras. */
+    FAULT(K, "kakaopay.4xx.user_locked", "{\"type\":\"in_progress\"}"),
+    FAULT(K, "kakaopay.5xx.gateway_error", "{\"type\":\"error_5xx\"}"),
+    {"kakaopay.timeout", K, HOW_SHORT_TIMEOUT, 0, 3000, NULL,
+     "{\"type\":\"hang\",\"delayMs\":3000}", 0, NULL, NULL},
+    FAULT(K, "kakaopay.connection_error", "{\"type\":\"apply_then_drop\"}"),
+    {"kakaopay.invalid_url", K, HOW_BAD_URL, 0, 3000, NULL, NULL, 0, NULL, NULL},
+
+    /* --- KakaoPay: Kakao's common codes, from a fault --- */
+    CODE(K, "kakaopay.4xx.invalid_key", 400, "-401"),
+    CODE(K, "kakaopay.4xx.maintenance", 400, "-7"),
+    CODE(K, "kakaopay.4xx.quota_exceeded", 400, "-10"),
+    CODE(K, "kakaopay.4xx.internal_timeout", 400, "-603"),
+    /* Undocumented answers: the table's safe readings. */
+    RAW(K, "kakaopay.200.unverified", 200, "{\"tid\":\"pk_row\",\"status\":\"SUCCESS_PAYMENT\"}"),
+    RAW(K, "kakaopay.3xx.redirect", 302, NULL),
+    RAW(K, "kakaopay.other", 799, "{}"),
+
     /* --- PortOne: answers the simulator gives on its own --- */
     {"portone.200.cancellation.SUCCEEDED", P, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
     /* An asynchronous payment ("asyncCancel" = refundStatus pending). */
@@ -262,6 +289,7 @@ static const struct {
      * as a connection error; a certificate failure needs a TLS server. */
     {"toss.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"stripe.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
+    {"kakaopay.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"portone.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
 };
 
@@ -281,7 +309,7 @@ static const struct gateway_rule *find_row(const char *id)
 static void arrange(const struct gwsim *sim, const struct row_case *c, const char *pk)
 {
     char json[512];
-    const char *gateway = c->kind == S ? "stripe" : c->kind == P ? "portone" : "toss";
+    const char *gateway = config_gateway_kind_name(c->kind);
 
     if (c->refunded >= 0) {
         snprintf(json, sizeof(json),
@@ -334,17 +362,18 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
 
     char err[256], key[302], reason[502];
     const char *pk = c->kind == S ? "pi_row" : "pk_row";
+    static const char *const secrets[] = {[T] = GWSIM_TOSS_SECRET,
+                                          [S] = GWSIM_STRIPE_SECRET,
+                                          [K] = GWSIM_KAKAOPAY_SECRET,
+                                          [P] = PORTONE_SECRET};
     struct gwsim sim;
     gwsim_start(&sim);
     arrange(&sim, c, pk);
 
     struct http_client *http = http_client_new(err, sizeof(err));
     cr_assert_not_null(http, "%s", err);
-    const char *secret = c->kind == S   ? GWSIM_STRIPE_SECRET
-                         : c->kind == P ? PORTONE_SECRET
-                                        : GWSIM_TOSS_SECRET;
-    struct config_gateway cfg =
-        gwsim_gateway_cfg(&sim, c->kind, c->how == HOW_BAD_SECRET ? "sk_wrong_secret" : secret);
+    struct config_gateway cfg = gwsim_gateway_cfg(
+        &sim, c->kind, c->how == HOW_BAD_SECRET ? "sk_wrong_secret" : secrets[c->kind]);
     if (c->how == HOW_BAD_URL)
         cfg.base_url = (char *)"htp://127.0.0.1:1";
     if (c->how == HOW_SHORT_TIMEOUT)

@@ -126,6 +126,36 @@ Test(alert_message, poison_dead_letter_without_request_id)
                 "]}");
 }
 
+/* What a gateway's webhook reported after the fact: a headline that says
+ * it, and no replay command (a replay is refused: a person decides). */
+Test(alert_message, webhook_dead_letters_ask_a_person)
+{
+    static const char *const reasons[][2] = {
+        {"REFUND_FAILED_AFTER_SUCCESS", "Refund failed after it succeeded"},
+        {"REFUND_REVERSED", "Refund reversed"},
+        {"WEBHOOK_UNMATCHED", "Refund notification for no request"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        struct slack_alert a = {
+            .kind = SLACK_ALERT_DEAD_LETTER,
+            .reason = reasons[i][0],
+            .request_id = i < 2 ? "r-1" : NULL,
+            .amount = -1,
+            .attempts = -1,
+            .error_message = "REFUND_FAILED after the request SUCCEEDED",
+            .by = "webhook-receiver",
+        };
+        json_t *m = slack_alert_message(&a);
+        cr_assert_not_null(m);
+        const char *text = json_string_value(json_object_get(m, "text"));
+        cr_expect_not_null(strstr(text, reasons[i][1]), "%s", text);
+        cr_expect_null(strstr(text, "dlq replay"), "%s", text);
+        if (i < 2)
+            cr_expect_not_null(strstr(text, "A person decides"), "%s", text);
+        json_decref(m);
+    }
+}
+
 /* A reconciliation mismatch asks to correct our record, not to replay: a
  * replay is refused while we still record the refund as done. */
 Test(alert_message, reconcile_mismatch_says_how_to_correct_our_record)

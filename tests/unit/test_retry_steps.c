@@ -75,3 +75,47 @@ Test(retry_steps, the_same_error_twice_is_a_repeat_and_a_new_key_has_no_lifetime
     cr_expect_not(f.repeated);
     cr_expect_eq(f.key_expires_ms, 20 * HOUR_MS);
 }
+
+/* Inquire-first (KakaoPay): after a call we gave up on, the next attempt's
+ * inquiry waits at least the gateway's timeout, the time the gateway may
+ * still be carrying the call out; with a key (Toss) the same key is safe
+ * at once. */
+Test(retry_steps, an_unanswered_call_to_an_inquire_first_gateway_waits_its_timeout)
+{
+    struct config_gateway gws[2];
+    memset(gws, 0, sizeof(gws));
+    gws[0].name = "toss";
+    gws[0].kind = GATEWAY_TOSS;
+    gws[0].timeout_ms = 10000;
+    gws[0].retry = cfg.retry;
+    gws[1].name = "kp";
+    gws[1].kind = GATEWAY_KAKAOPAY;
+    gws[1].timeout_ms = 10000;
+    gws[1].retry = cfg.retry;
+    cfg.gateways = gws;
+    cfg.ngateways = 2;
+
+    struct attempt_result r;
+    memset(&r, 0, sizeof(r));
+    r.called = true;
+    r.answer.answered = false;
+    r.answer.verdict = GATEWAY_RETRYABLE;
+    r.answer.retry_after_ms = -1;
+    r.key_generation = row.key_generation;
+
+    struct attempt_facts f;
+    row.gateway = "kp";
+    retry_steps_facts(&cfg, &row, &r, 0, &f);
+    cr_expect_eq(f.retry_after_ms, 10000);
+
+    r.answer.answered = true; /* an answer: nothing is still running */
+    retry_steps_facts(&cfg, &row, &r, 0, &f);
+    cr_expect_eq(f.retry_after_ms, -1);
+
+    r.answer.answered = false;
+    row.gateway = "toss";
+    retry_steps_facts(&cfg, &row, &r, 0, &f);
+    cr_expect_eq(f.retry_after_ms, -1);
+    cfg.gateways = NULL;
+    cfg.ngateways = 0;
+}

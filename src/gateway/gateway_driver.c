@@ -14,6 +14,7 @@ static const struct gateway_driver *const drivers[GATEWAY_KIND_COUNT] = {
     [GATEWAY_TOSS] = &gateway_toss_driver,
     [GATEWAY_STRIPE] = &gateway_stripe_driver,
     [GATEWAY_KAKAOPAY] = &gateway_kakaopay_driver,
+    [GATEWAY_PORTONE] = &gateway_portone_driver,
 };
 
 const struct gateway_driver *gateway_driver_of(enum gateway_kind kind)

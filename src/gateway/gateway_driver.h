@@ -92,5 +92,6 @@ const struct gateway_driver *gateway_driver_of(enum gateway_kind kind);
 extern const struct gateway_driver gateway_toss_driver;
 extern const struct gateway_driver gateway_stripe_driver;
 extern const struct gateway_driver gateway_kakaopay_driver;
+extern const struct gateway_driver gateway_portone_driver;
 
 #endif

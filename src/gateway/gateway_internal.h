@@ -86,6 +86,14 @@ bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
                                       const struct refund_request *req)
     __attribute__((warn_unused_result));
 
+/* Finish a JSON refund call whose spec->url was built: body (borrowed) as
+ * spec's body, then the refund headers (gateway_call_spec_refund_headers).
+ * False when out of memory (the caller clears spec). */
+bool gateway_call_spec_json_refund(struct gateway_call_spec *spec,
+                                   const struct gateway_build_ctx *ctx, const json_t *body,
+                                   const struct refund_request *req)
+    __attribute__((warn_unused_result));
+
 /* Finish a GET whose spec->url was built (NULL when that ran out of memory):
  * ctx's Authorization header as its one header. On false (out of memory),
  * err = "could not build <what>: out of memory" and spec is cleared. */

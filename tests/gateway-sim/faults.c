@@ -223,7 +223,8 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
-            snprintf(err, errlen, "gateway must be \"toss\", \"stripe\" or \"kakaopay\"");
+            snprintf(err, errlen,
+                     "gateway must be \"toss\", \"stripe\", \"kakaopay\" or \"portone\"");
             goto out;
         }
         f.gateway = (int)g;

@@ -95,6 +95,7 @@ enum ledger_idem_state ledger_idem_begin(struct ledger *ledger, enum sim_gateway
     n.key = strdup(key);
     n.fingerprint = strdup(fingerprint);
     n.in_flight = true;
+    n.first_ms = mono_ms();
     if (n.key == NULL || n.fingerprint == NULL) {
         idem_clear(&n);
         goto out;
@@ -127,21 +128,36 @@ void ledger_idem_store(struct ledger *ledger, enum sim_gateway gateway, const ch
     pthread_mutex_unlock(&ledger->lock);
 }
 
+/* Take entry e out of the store. Lock held. */
+static void forget_idem(struct ledger *l, struct idem_entry *e)
+{
+    idem_clear(e);
+    size_t i = (size_t)(e - l->idem);
+    memmove(e, e + 1, (l->nidem - i - 1) * sizeof(*e));
+    l->nidem--;
+    reindex_idem(l);
+}
+
 void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const char *key)
 {
     pthread_mutex_lock(&ledger->lock);
     struct idem_entry *e = find_idem(ledger, gateway, key);
     if (e != NULL) {
-        if (e->stored) {
+        if (e->stored)
             e->in_flight = false;
-        } else {
-            idem_clear(e);
-            size_t i = (size_t)(e - ledger->idem);
-            memmove(e, e + 1, (ledger->nidem - i - 1) * sizeof(*e));
-            ledger->nidem--;
-            reindex_idem(ledger);
-        }
+        else
+            forget_idem(ledger, e);
     }
+    pthread_mutex_unlock(&ledger->lock);
+}
+
+void ledger_idem_expire(struct ledger *ledger, enum sim_gateway gateway, const char *key,
+                        int64_t ttl_ms)
+{
+    pthread_mutex_lock(&ledger->lock);
+    struct idem_entry *e = find_idem(ledger, gateway, key);
+    if (e != NULL && e->stored && !e->in_flight && mono_ms() - e->first_ms >= ttl_ms)
+        forget_idem(ledger, e);
     pthread_mutex_unlock(&ledger->lock);
 }
 

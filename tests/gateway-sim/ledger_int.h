@@ -21,6 +21,7 @@ struct idem_entry {
     char *fingerprint;
     bool in_flight;
     bool stored;
+    int64_t first_ms; /* mono_ms() of the key's first use: ledger_idem_expire() */
     int status;
     char *body;
 };

@@ -123,9 +123,15 @@ static void unauthorized(enum sim_gateway gateway, struct sim_response *resp)
                           "Invalid API Key provided");
 }
 
-static void in_flight(enum sim_gateway gateway, struct sim_response *resp)
+static void in_flight(struct sim *sim, const struct pipeline_call *call, struct sim_response *resp)
 {
-    if (gateway == SIM_GATEWAY_TOSS)
+    enum sim_gateway gateway = call->gateway;
+
+    if (call->answer_error != NULL) {
+        /* The gateway's own words, as an in_progress fault has them. */
+        struct fault f = {.type = FAULT_IN_PROGRESS};
+        call->answer_error(sim, &f, call->arg, resp);
+    } else if (gateway == SIM_GATEWAY_TOSS)
         sim_respond_error(resp, gateway, 409, NULL, "IDEMPOTENT_REQUEST_PROCESSING",
                           TOSS_IN_FLIGHT_MESSAGE);
     else
@@ -203,7 +209,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
         if (scoped == NULL) {
             /* As for a key that cannot be stored: "in flight", the client
              * retries, which is safe. */
-            in_flight(call->gateway, resp);
+            in_flight(sim, call, resp);
             record(sim, req, call, req->idempotency_key, resp->status, NULL, false);
             return;
         }
@@ -247,6 +253,8 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
     if (key != NULL) {
         int status;
         char *body;
+        if (call->key_ttl_ms > 0)
+            ledger_idem_expire(sim->ledger, call->gateway, key, call->key_ttl_ms);
         switch (
             ledger_idem_begin(sim->ledger, call->gateway, key, call->fingerprint, &status, &body)) {
         case LEDGER_IDEM_REPLAY:
@@ -255,7 +263,7 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             resp->replayed = true;
             break;
         case LEDGER_IDEM_IN_FLIGHT:
-            in_flight(call->gateway, resp);
+            in_flight(sim, call, resp);
             break;
         case LEDGER_IDEM_MISMATCH:
             mismatch(call->gateway, resp);
@@ -269,7 +277,9 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             } else {
                 call->process(sim, req, call->arg, resp);
             }
-            ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
+            /* Not stored: released below, so that a retry is processed afresh. */
+            if (stored || !call->store_only_success || (resp->status >= 200 && resp->status < 300))
+                ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
             break;
         }
     } else if (match_stored(sim, call, have_fault, &f)) {

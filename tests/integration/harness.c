@@ -80,6 +80,13 @@ const char itest_default_config[] =
     "    connect_timeout: 1s\n"
     "    timeout: 5s\n"
     "    tls_verify: false\n"
+    "  portone:\n"
+    "    kind: portone\n"
+    "    base_url: \"@GATEWAY_URL@\"\n"
+    "    secret_key: portone_secret_local\n"
+    "    connect_timeout: 1s\n"
+    "    timeout: 5s\n"
+    "    tls_verify: false\n"
     "alerts:\n"
     "  slack:\n"
     "    enabled: false\n";

@@ -37,7 +37,8 @@ static const char fixture_overrides[] = "consumers:\n"
                                         "gateways:\n"
                                         "  toss: { timeout: 2s }\n"
                                         "  stripe: { timeout: 2s }\n"
-                                        "  kakaopay: { timeout: 2s }\n";
+                                        "  kakaopay: { timeout: 2s }\n"
+                                        "  portone: { timeout: 2s }\n";
 
 static const char *const proc_names[PIPELINE_PROC_KINDS] = {
     "intake-consumer", "outbox-relay", "retry-consumer", "alert-consumer", "webhook-receiver"};

@@ -11,9 +11,8 @@
 #include <string.h>
 
 static const struct gateway_driver *const drivers[GATEWAY_KIND_COUNT] = {
-    [GATEWAY_TOSS] = &gateway_toss_driver,
-    [GATEWAY_STRIPE] = &gateway_stripe_driver,
-    [GATEWAY_KAKAOPAY] = &gateway_kakaopay_driver,
+    [GATEWAY_TOSS] = &gateway_toss_driver,         [GATEWAY_STRIPE] = &gateway_stripe_driver,
+    [GATEWAY_KAKAOPAY] = &gateway_kakaopay_driver, [GATEWAY_PORTONE] = &gateway_portone_driver,
     [GATEWAY_ADYEN] = &gateway_adyen_driver,
 };
 

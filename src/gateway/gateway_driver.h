@@ -92,6 +92,7 @@ const struct gateway_driver *gateway_driver_of(enum gateway_kind kind);
 extern const struct gateway_driver gateway_toss_driver;
 extern const struct gateway_driver gateway_stripe_driver;
 extern const struct gateway_driver gateway_kakaopay_driver;
+extern const struct gateway_driver gateway_portone_driver;
 extern const struct gateway_driver gateway_adyen_driver;
 
 #endif

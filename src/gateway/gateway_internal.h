@@ -86,8 +86,8 @@ bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
                                       const struct refund_request *req)
     __attribute__((warn_unused_result));
 
-/* Finish a refund call with the JSON body (borrowed): its compact text as
- * spec's body and gateway_call_spec_refund_headers() for application/json.
+/* Finish a JSON refund call whose spec->url was built: body (borrowed) as
+ * spec's body, then the refund headers (gateway_call_spec_refund_headers).
  * False when out of memory (the caller clears spec). */
 bool gateway_call_spec_json_refund(struct gateway_call_spec *spec,
                                    const struct gateway_build_ctx *ctx, const json_t *body,

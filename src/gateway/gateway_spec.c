@@ -75,6 +75,17 @@ bool gateway_call_spec_finish_get(struct gateway_call_spec *spec,
     return false;
 }
 
+bool gateway_call_spec_json_refund(struct gateway_call_spec *spec,
+                                   const struct gateway_build_ctx *ctx, const json_t *body,
+                                   const struct refund_request *req)
+{
+    spec->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (spec->body == NULL)
+        return false;
+    spec->body_len = strlen(spec->body);
+    return gateway_call_spec_refund_headers(spec, ctx, "application/json", req);
+}
+
 bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
                                       const struct gateway_build_ctx *ctx, const char *content_type,
                                       const struct refund_request *req)
@@ -101,15 +112,4 @@ bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
         return false;
     spec->nheaders++;
     return true;
-}
-
-bool gateway_call_spec_json_refund(struct gateway_call_spec *spec,
-                                   const struct gateway_build_ctx *ctx, const json_t *body,
-                                   const struct refund_request *req)
-{
-    spec->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (spec->body == NULL)
-        return false;
-    spec->body_len = strlen(spec->body);
-    return gateway_call_spec_refund_headers(spec, ctx, "application/json", req);
 }

@@ -9,6 +9,7 @@
 #define T   GATEWAY_TOSS
 #define S   GATEWAY_STRIPE
 #define K   GATEWAY_KAKAOPAY
+#define P   GATEWAY_PORTONE
 #define A   GATEWAY_ADYEN
 #define YES GATEWAY_STORED_YES
 #define NO  GATEWAY_STORED_NO
@@ -127,6 +128,43 @@ static const struct gateway_rule rows[] = {
     {"kakaopay.tls_error",                           K, 0,   0,   GATEWAY_CODE_TLS_ERROR,             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
     {"kakaopay.connection_error",                    K, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
     {"kakaopay.other",                               K, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
+    /* --- PortOne V2 (every attempt starts with an inquiry, so "-> inquire"
+     * of docs/gateways.md is the next attempt's first step) --- */
+    {"portone.200.cancellation.SUCCEEDED",           P, 200, 299, "cancellation.SUCCEEDED",           GATEWAY_SUCCEEDED,        YES, false, false},
+    {"portone.200.cancellation.REQUESTED",           P, 200, 299, "cancellation.REQUESTED",           GATEWAY_PENDING,          YES, false, false},
+    {"portone.200.cancellation.FAILED",              P, 200, 299, "cancellation.FAILED",              GATEWAY_PERMANENT,        YES, true,  false},
+    {"portone.200.unverified",                       P, 200, 299, NULL,                               GATEWAY_UNVERIFIED,       YES, false, false},
+    {"portone.400.INVALID_REQUEST",                  P, 400, 400, "INVALID_REQUEST",                  GATEWAY_PERMANENT,        UNK, true,  false},
+    {"portone.400.NEGATIVE_PROMOTION_ADJUSTED_CANCEL_AMOUNT", P, 400, 400, "NEGATIVE_PROMOTION_ADJUSTED_CANCEL_AMOUNT", GATEWAY_PERMANENT, UNK, true, false},
+    {"portone.400.PROMOTION_DISCOUNT_RETAIN_OPTION_SHOULD_NOT_BE_CHANGED", P, 400, 400, "PROMOTION_DISCOUNT_RETAIN_OPTION_SHOULD_NOT_BE_CHANGED", GATEWAY_PERMANENT, UNK, true, false},
+    {"portone.401.UNAUTHORIZED",                     P, 401, 401, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"portone.403.FORBIDDEN",                        P, 403, 403, NULL,                               GATEWAY_CONFIG_FAULT,     UNK, true,  false},
+    {"portone.404.PAYMENT_NOT_FOUND",                P, 404, 404, "PAYMENT_NOT_FOUND",                GATEWAY_PERMANENT,        UNK, true,  false},
+    {"portone.409.PAYMENT_NOT_PAID",                 P, 409, 409, "PAYMENT_NOT_PAID",                 GATEWAY_PERMANENT,        UNK, true,  false},
+    {"portone.409.PAYMENT_ALREADY_CANCELLED",        P, 409, 409, "PAYMENT_ALREADY_CANCELLED",        GATEWAY_ALREADY_REFUNDED, UNK, false, false},
+    /* The balance changed under us (another cancel of the payment): the
+     * next attempt's inquiry reads the new balance, or finds ours. */
+    {"portone.409.CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN", P, 409, 409, "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN", GATEWAY_RETRYABLE, UNK, true, false},
+    /* More than the balance: possibly because our own earlier cancel took it. */
+    {"portone.409.CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT", P, 409, 409, "CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT", GATEWAY_PERMANENT, UNK, false, false},
+    {"portone.409.SUM_OF_PARTS_EXCEEDS_CANCEL_AMOUNT", P, 409, 409, "SUM_OF_PARTS_EXCEEDS_CANCEL_AMOUNT", GATEWAY_PERMANENT,     UNK, true,  false},
+    {"portone.409.CANCEL_TAX_FREE_AMOUNT_EXCEEDS_CANCELLABLE_TAX_FREE_AMOUNT", P, 409, 409, "CANCEL_TAX_FREE_AMOUNT_EXCEEDS_CANCELLABLE_TAX_FREE_AMOUNT", GATEWAY_PERMANENT, UNK, false, false},
+    {"portone.409.CANCEL_TAX_AMOUNT_EXCEEDS_CANCELLABLE_TAX_AMOUNT", P, 409, 409, "CANCEL_TAX_AMOUNT_EXCEEDS_CANCELLABLE_TAX_AMOUNT", GATEWAY_PERMANENT, UNK, false, false},
+    {"portone.409.MAX_CANCEL_COUNT_REACHED",         P, 409, 409, "MAX_CANCEL_COUNT_REACHED",         GATEWAY_PERMANENT,        UNK, false, false},
+    {"portone.409.IDEMPOTENCY_OUTSTANDING_REQUEST",  P, 409, 409, "IDEMPOTENCY_OUTSTANDING_REQUEST",  GATEWAY_IN_PROGRESS,      NO,  false, false},
+    {"portone.409.other",                            P, 409, 409, NULL,                               GATEWAY_PERMANENT,        UNK, false, false},
+    {"portone.429.too_many_requests",                P, 429, 429, NULL,                               GATEWAY_RETRYABLE,        NO,  true,  true},
+    /* One PG's trouble: not a reason to stop calling PortOne for every PG. */
+    {"portone.502.PG_PROVIDER",                      P, 502, 502, "PG_PROVIDER",                      GATEWAY_RETRYABLE,        UNK, false, false},
+    {"portone.4xx.other",                            P, 400, 499, NULL,                               GATEWAY_PERMANENT,        UNK, false, false},
+    {"portone.5xx.gateway_error",                    P, 500, 599, "*",                                GATEWAY_RETRYABLE,        UNK, false, true},
+    {"portone.5xx.no_body",                          P, 500, 599, NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"portone.3xx.redirect",                         P, 300, 399, NULL,                               GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"portone.timeout",                              P, 0,   0,   GATEWAY_CODE_TIMEOUT,               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"portone.invalid_url",                          P, 0,   0,   GATEWAY_CODE_INVALID_URL,           GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"portone.tls_error",                            P, 0,   0,   GATEWAY_CODE_TLS_ERROR,             GATEWAY_CONFIG_FAULT,     NO,  true,  false},
+    {"portone.connection_error",                     P, 0,   0,   NULL,                               GATEWAY_RETRYABLE,        NO,  false, true},
+    {"portone.other",                                P, 0,   999, NULL,                               GATEWAY_RETRYABLE,        NO,  false, false},
 
     /* --- Adyen (Checkout v71): the 201 says "received"; the result comes by
      * REFUND notification. Codes "security", "configuration" and

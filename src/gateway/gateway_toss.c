@@ -89,9 +89,8 @@ bool gateway_toss_build_refund(const struct gateway_build_ctx *ctx,
         goto oom;
     /* The amount goes even for a full cancel: without it Toss cancels
      * whatever remains, which may be more than this request asked for. */
-    if (json_object_set_new(body, "cancelAmount", json_integer(req->amount)))
-        goto oom;
-    if (!gateway_call_spec_json_refund(spec, ctx, body, req))
+    if (json_object_set_new(body, "cancelAmount", json_integer(req->amount)) ||
+        !gateway_call_spec_json_refund(spec, ctx, body, req))
         goto oom;
     ok = true;
     goto out;

@@ -1,7 +1,7 @@
 /*
  * fuzz_gateway: what a gateway answers, read by src/gateway/gateway.c,
- * gateway_toss.c, gateway_stripe.c, gateway_adyen.c and gateway_table.c,
- * without HTTP.
+ * gateway_toss.c, gateway_stripe.c, gateway_portone.c, gateway_adyen.c and
+ * gateway_table.c, without HTTP.
  *
  * Input: a header line, then one or two bodies:
  *
@@ -12,15 +12,18 @@
  *
  * Missing header fields keep their defaults (200 10000 KRW 0 0 0 req-1; a
  * CURRENCY of "-" is none). BODY is the answer to a refund, a Toss payment
- * inquiry or a Stripe PaymentIntent; SECOND_BODY (optional) Stripe's refund
- * list. Each input runs:
- * - gateway_classify() for Toss, Stripe, KakaoPay and Adyen, as a refund answer (with the
- *   request) and as an inquiry answer (without); with STATUS 0 the body is
+ * inquiry, a Stripe PaymentIntent, a KakaoPay order or a PortOne Payment;
+ * SECOND_BODY (optional) Stripe's refund list. Each input runs:
+ * - gateway_classify() for Toss, Stripe, KakaoPay, PortOne and Adyen, as a
+ *   refund answer (with the request) and as an inquiry answer (without); with
+ *   STATUS 0 the body is
  *   libcurl's error text and AMOUNT % 100 its error code;
  * - gateway_toss_parse_payment() of BODY, then gateway_toss_judge() and
  *   gateway_toss_resolve_already_refunded() of what it read;
  * - gateway_stripe_judge() of BODY and SECOND_BODY;
- * - the KakaoPay driver's judge of BODY as its order inquiry.
+ * - the KakaoPay driver's judge of BODY as its order inquiry;
+ * - the PortOne driver's judge of BODY: a balance guard's value only with a
+ *   proven NOT_REFUNDED, never negative, never above the payment;
  * - the Adyen driver's judge of BODY (a replayed refund's answer).
  * Properties: every answer has a rule, a known verdict, NUL-terminated code
  * and message, its status and "answered" as given; only a 2xx is SUCCEEDED;
@@ -144,7 +147,7 @@ static void classify_all(const struct input *in)
     static char *codes[] = {"NOT_CANCELABLE_PAYMENT", "PROVIDER_ERROR", "rate_limit", ""};
     const struct retry_policy policy = {.non_retryable_codes = codes, .n_non_retryable_codes = 4};
     const enum gateway_kind kinds[] = {GATEWAY_TOSS, GATEWAY_STRIPE, GATEWAY_KAKAOPAY,
-                                       GATEWAY_ADYEN};
+                                       GATEWAY_PORTONE, GATEWAY_ADYEN};
     int curl_code = in->status == 0 ? (int)(in->req.amount % 100) : CURLE_OK;
     const char *curl_error = in->status == 0 ? in->body : NULL;
     struct gateway_answer a;
@@ -238,6 +241,28 @@ static void kakaopay_inquiry(const struct input *in)
                "NOT_REFUNDED with cancellable %lld", (long long)q.cancellable_amount);
 }
 
+static void portone_inquiry(const struct input *in)
+{
+    struct gateway_inquiry q;
+    const char *bodies[] = {in->body};
+
+    memset(&q, 0, sizeof(q));
+    q.payment_amount = q.refunded_amount = q.cancellable_amount = -1;
+    gateway_portone_driver.judge(bodies, 1, &in->req, &q);
+    FUZZ_CHECK(finding_known(q.finding) && q.finding != FINDING_NONE && q.detail[0] != '\0',
+               "portone: finding %d", (int)q.finding);
+    FUZZ_CHECK(fuzz_terminated(q.currency, sizeof(q.currency)) &&
+                   fuzz_terminated(q.detail, sizeof(q.detail)),
+               "portone: inquiry strings not terminated");
+    /* A guard value is what a cancel will carry: only from a proven "none
+     * of ours", and a balance the payment can have. */
+    FUZZ_CHECK(q.cancellable_amount == -1 ||
+                   (q.finding == FINDING_NOT_REFUNDED && q.cancellable_amount >= 0 &&
+                    q.cancellable_amount <= q.payment_amount),
+               "portone: guard %lld with %s of %lld", (long long)q.cancellable_amount,
+               gateway_finding_name(q.finding), (long long)q.payment_amount);
+}
+
 /* Adyen's inquiry is the refund replayed: its judge must agree with the
  * classification of the same body as the refund's answer. */
 static void adyen_inquiry(const struct input *in)
@@ -271,6 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     toss_inquiry(&in);
     stripe_inquiry(&in);
     kakaopay_inquiry(&in);
+    portone_inquiry(&in);
     adyen_inquiry(&in);
     free(in.body);
     free(in.second);

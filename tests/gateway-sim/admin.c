@@ -11,6 +11,7 @@
 #include "faults.h"
 #include "kakaopay.h"
 #include "ledger.h"
+#include "portone.h"
 #include "base/log.h"
 
 #define ADMIN_PREFIX "/_sim/"
@@ -69,9 +70,11 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     const json_t *jorder = json_object_get(obj, "orderId");
     const json_t *jstatus = json_object_get(obj, "refundStatus");
     const char *key = json_string_value(json_object_get(obj, "paymentKey"));
+    const char *unpaid = NULL;
     enum ledger_status refund_status = LEDGER_STATUS_SUCCEEDED;
     if (!sim_gateway_parse(json_string_value(json_object_get(obj, "gateway")), &gateway)) {
-        bad_request(resp, "gateway must be \"toss\", \"stripe\", \"kakaopay\" or \"adyen\"");
+        bad_request(resp,
+                    "gateway must be \"toss\", \"stripe\", \"kakaopay\", \"portone\" or \"adyen\"");
     } else if (key == NULL) {
         bad_request(resp, "paymentKey must be a non-empty string");
     } else if (!json_is_integer(jamount)) {
@@ -86,12 +89,17 @@ static void post_payment(struct sim *sim, const struct sim_request *req, struct 
     } else if (jstatus != NULL &&
                !ledger_status_parse(json_string_value(jstatus), &refund_status)) {
         bad_request(resp, STATUS_CHOICES);
+    } else if (gateway == SIM_GATEWAY_PORTONE &&
+               !portone_payment_options(obj, &refund_status, &unpaid, err, sizeof(err))) {
+        bad_request(resp, err);
     } else if (!ledger_put_payment(sim->ledger, gateway, key, json_string_value(jorder),
                                    json_integer_value(jamount),
                                    jcurrency ? json_string_value(jcurrency) : "KRW",
                                    jrefunded ? json_integer_value(jrefunded) : 0, refund_status,
                                    err, sizeof(err))) {
         bad_request(resp, err);
+    } else if (unpaid != NULL && !ledger_set_unpaid_status(sim->ledger, key, unpaid)) {
+        sim_respond_json(resp, 500, json_pack("{s:s}", "error", "out of memory"));
     } else {
         log_info("payment %s added (%s)", key, sim_gateway_name(gateway));
         sim_respond_json(resp, 201, ledger_payment_json(sim->ledger, key));
@@ -239,7 +247,7 @@ static void plant_refund(struct sim *sim, const struct sim_request *req, const c
         bad_request(resp, "idempotencyKey and reason must be strings");
         goto out;
     }
-    if (p->gateway != SIM_GATEWAY_STRIPE &&
+    if ((p->gateway == SIM_GATEWAY_TOSS || p->gateway == SIM_GATEWAY_KAKAOPAY) &&
         (spec.status != LEDGER_STATUS_SUCCEEDED || (jmeta != NULL && !json_is_null(jmeta)))) {
         bad_request(resp, "a Toss or KakaoPay cancel is always succeeded and has no metadata");
         goto out;
@@ -414,6 +422,8 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
         } else {
             method_not_allowed(resp);
         }
+    } else if (strncmp(what, "portone/", 8) == 0) {
+        portone_admin_handle(sim, req, what + 8, resp);
     } else if (strncmp(what, "adyen/", 6) == 0) {
         adyen_admin_handle(sim, req, what + 6, resp);
     } else if (strcmp(what, "faults") == 0) {
@@ -452,6 +462,7 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
             ledger_reset(sim->ledger);
             faults_clear(sim->faults, true);
             kakaopay_settings_reset(sim->kakaopay);
+            portone_settings_reset(sim);
             log_info("simulator reset");
             sim_respond_json(resp, 200, json_pack("{s:b}", "reset", 1));
         } else {
@@ -460,4 +471,14 @@ void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_res
     } else {
         not_found(resp, "no such admin endpoint");
     }
+}
+
+json_t *admin_body_object(const struct sim_request *req, struct sim_response *resp)
+{
+    return body_object(req, resp);
+}
+
+void admin_error(struct sim_response *resp, int status, const char *message)
+{
+    sim_respond_json(resp, status, json_pack("{s:s}", "error", message));
 }

@@ -11,4 +11,10 @@
 /* Answer a request whose path starts with /_sim/. */
 void admin_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp);
 
+/* For the gateways' own admin calls (portone_admin.c): the request body as
+ * a JSON object (new reference), or NULL with a 400 answered; an admin error
+ * {"error": message} with status. */
+json_t *admin_body_object(const struct sim_request *req, struct sim_response *resp);
+void admin_error(struct sim_response *resp, int status, const char *message);
+
 #endif

@@ -258,8 +258,9 @@ bool faults_add_json(struct faults *faults, const json_t *obj, int *id, char *er
     if (gateway != NULL) {
         enum sim_gateway g;
         if (!sim_gateway_parse(gateway, &g)) {
-            snprintf(err, errlen,
-                     "gateway must be \"toss\", \"stripe\", \"kakaopay\" or \"adyen\"");
+            snprintf(
+                err, errlen,
+                "gateway must be \"toss\", \"stripe\", \"kakaopay\", \"portone\" or \"adyen\"");
             goto out;
         }
         f.gateway = (int)g;

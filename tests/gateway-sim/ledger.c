@@ -139,6 +139,7 @@ static void payment_clear(struct ledger_payment *p)
     free(p->payment_key);
     free(p->order_id);
     free(p->currency);
+    free(p->unpaid_status);
     memset(p, 0, sizeof(*p));
 }
 
@@ -154,7 +155,9 @@ static bool payment_copy(struct ledger_payment *dst, const struct ledger_payment
     dst->payment_key = strdup(src->payment_key);
     dst->order_id = strdup(src->order_id);
     dst->currency = strdup(src->currency);
-    if (dst->payment_key == NULL || dst->order_id == NULL || dst->currency == NULL)
+    dst->unpaid_status = ledger_dup_or_null(src->unpaid_status);
+    if (dst->payment_key == NULL || dst->order_id == NULL || dst->currency == NULL ||
+        (src->unpaid_status != NULL && dst->unpaid_status == NULL))
         goto fail;
     if (src->nrefunds > 0) {
         dst->refunds = calloc(src->nrefunds, sizeof(*dst->refunds));
@@ -247,11 +250,16 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "refunded must be between 0 and amount");
         return false;
     }
-    if (gateway != SIM_GATEWAY_STRIPE && gateway != SIM_GATEWAY_ADYEN &&
+    if ((gateway == SIM_GATEWAY_TOSS || gateway == SIM_GATEWAY_KAKAOPAY) &&
         refund_status != LEDGER_STATUS_SUCCEEDED) {
         snprintf(err, errlen,
                  "refundStatus is for Stripe payments: Toss and KakaoPay cancels are done when "
                  "answered");
+        return false;
+    }
+    if (gateway == SIM_GATEWAY_PORTONE && refund_status != LEDGER_STATUS_SUCCEEDED &&
+        refund_status != LEDGER_STATUS_PENDING) {
+        snprintf(err, errlen, "a PortOne cancel is SUCCEEDED or, asynchronous, REQUESTED");
         return false;
     }
     if (gateway == SIM_GATEWAY_ADYEN && refund_status != LEDGER_STATUS_SUCCEEDED &&
@@ -297,6 +305,26 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
         snprintf(err, errlen, "could not store payment: out of memory");
         payment_clear(&p);
     }
+    return ok;
+}
+
+bool ledger_set_unpaid_status(struct ledger *ledger, const char *payment_key, const char *status)
+{
+    char *copy = ledger_dup_or_null(status);
+    bool ok = false;
+
+    if (status != NULL && copy == NULL)
+        return false;
+    pthread_mutex_lock(&ledger->lock);
+    struct ledger_payment *p = find_payment(ledger, payment_key);
+    if (p != NULL) {
+        free(p->unpaid_status);
+        p->unpaid_status = copy;
+        copy = NULL;
+        ok = true;
+    }
+    pthread_mutex_unlock(&ledger->lock);
+    free(copy);
     return ok;
 }
 
@@ -541,6 +569,7 @@ enum ledger_refund_result ledger_refund_set_status(struct ledger *ledger, const 
     else if (!counts && counted)
         p->refunded -= r->amount;
     r->status = status;
+    r->status_ms = wall_ms();
     free(r->failure_reason);
     r->failure_reason = reason_copy;
     reason_copy = NULL;
@@ -608,8 +637,11 @@ static json_t *payment_to_json(const struct ledger_payment *p)
                             sim_gateway_name(p->gateway), "paymentKey", p->payment_key, "orderId",
                             p->order_id, "amount", (json_int_t)p->amount, "currency", p->currency,
                             "refunded", (json_int_t)p->refunded, "refunds", refunds);
-    if (obj != NULL && (p->gateway == SIM_GATEWAY_STRIPE || p->gateway == SIM_GATEWAY_ADYEN))
+    if (obj != NULL && (p->gateway == SIM_GATEWAY_STRIPE || p->gateway == SIM_GATEWAY_PORTONE ||
+                        p->gateway == SIM_GATEWAY_ADYEN))
         json_object_set_new(obj, "refundStatus", json_string(ledger_status_name(p->refund_status)));
+    if (obj != NULL && p->unpaid_status != NULL)
+        json_object_set_new(obj, "paymentStatus", json_string(p->unpaid_status));
     return obj;
 }
 

@@ -45,6 +45,7 @@ struct ledger_refund {
     uint64_t seq; /* creation order across the ledger */
     int64_t amount;
     int64_t at_ms;
+    int64_t status_ms; /* when ledger_refund_set_status() last moved it; 0 = never */
 };
 
 /* A payment as the handlers see it: always a copy taken under the lock. */
@@ -54,6 +55,8 @@ struct ledger_payment {
     char *payment_key;
     char *order_id;
     char *currency;
+    char *unpaid_status; /* PortOne: the payment's status when it is not paid
+                            (READY, FAILED, ...); NULL = paid */
     int64_t amount;
     int64_t refunded;              /* preset by the admin call, plus the refunds that count */
     int64_t created_ms;            /* when the admin call added it (KakaoPay approved_at) */
@@ -71,8 +74,9 @@ struct ledger_refund_spec {
     size_t nmetadata;
     bool has_status; /* false: the payment's refund_status */
     enum ledger_status status;
-    /* A gateway's balance guard (KakaoPay cancel_available_amount): refund
-     * only if the balance before this refund is expected_balance. */
+    /* A gateway's balance guard (KakaoPay cancel_available_amount, PortOne
+     * currentCancellableAmount): refund only if the balance before this
+     * refund is expected_balance. */
     bool has_expected_balance;
     int64_t expected_balance;
 };
@@ -136,6 +140,11 @@ bool ledger_put_payment(struct ledger *ledger, enum sim_gateway gateway, const c
                         int64_t refunded, enum ledger_status refund_status, char *err,
                         size_t errlen) __attribute__((warn_unused_result));
 
+/* Set (or with NULL clear) the unpaid status of payment payment_key. False
+ * if there is no such payment, or when out of memory. */
+bool ledger_set_unpaid_status(struct ledger *ledger, const char *payment_key, const char *status)
+    __attribute__((warn_unused_result));
+
 /* A copy of the payment of gateway with payment_key, or NULL if there is none
  * (or out of memory). The caller frees it with ledger_payment_free(). */
 struct ledger_payment *ledger_payment_get(struct ledger *ledger, enum sim_gateway gateway,
@@ -153,7 +162,8 @@ bool ledger_payments_list(struct ledger *ledger, enum sim_gateway gateway,
 void ledger_payments_free(struct ledger_payment *payments, size_t n);
 
 /* Refund spec->amount of the payment, atomically with the balance check (a
- * refund is checked against the balance whatever its status). On
+ * refund is checked against the balance whatever its status) and the
+ * balance guard (after "nothing left", before "too large"). On
  * LEDGER_REFUND_OK the new refund is the last entry of *after. *after (may
  * be NULL when out of memory or not found) is a copy of the payment after
  * the call, owned by the caller. */
@@ -200,10 +210,9 @@ void ledger_idem_store(struct ledger *ledger, enum sim_gateway gateway, const ch
  * forgotten, so that a retry is processed afresh. */
 void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const char *key);
 
-/* Forget key of gateway when its first request came ttl_ms or more ago and
- * no request with it is in flight: the gateway's idempotency window is over
- * (Adyen keeps keys "for a minimum period of 31 days"), and the key names a
- * new request again. No-op for an unknown key. */
+/* Forget key of gateway when its answer is stored and the key was first used
+ * at least ttl_ms ago (PortOne keeps a key for a limited time), so that the
+ * next ledger_idem_begin() with it is NEW. A key in flight is kept. */
 void ledger_idem_expire(struct ledger *ledger, enum sim_gateway gateway, const char *key,
                         int64_t ttl_ms);
 

@@ -95,7 +95,7 @@ enum ledger_idem_state ledger_idem_begin(struct ledger *ledger, enum sim_gateway
     n.key = strdup(key);
     n.fingerprint = strdup(fingerprint);
     n.in_flight = true;
-    n.first_ms = wall_ms();
+    n.first_ms = mono_ms();
     if (n.key == NULL || n.fingerprint == NULL) {
         idem_clear(&n);
         goto out;
@@ -129,7 +129,7 @@ void ledger_idem_store(struct ledger *ledger, enum sim_gateway gateway, const ch
 }
 
 /* Take entry e out of the store. Lock held. */
-static void remove_idem(struct ledger *l, struct idem_entry *e)
+static void forget_idem(struct ledger *l, struct idem_entry *e)
 {
     idem_clear(e);
     size_t i = (size_t)(e - l->idem);
@@ -146,7 +146,7 @@ void ledger_idem_release(struct ledger *ledger, enum sim_gateway gateway, const 
         if (e->stored)
             e->in_flight = false;
         else
-            remove_idem(ledger, e);
+            forget_idem(ledger, e);
     }
     pthread_mutex_unlock(&ledger->lock);
 }
@@ -156,8 +156,8 @@ void ledger_idem_expire(struct ledger *ledger, enum sim_gateway gateway, const c
 {
     pthread_mutex_lock(&ledger->lock);
     struct idem_entry *e = find_idem(ledger, gateway, key);
-    if (e != NULL && !e->in_flight && wall_ms() - e->first_ms >= ttl_ms)
-        remove_idem(ledger, e);
+    if (e != NULL && e->stored && !e->in_flight && mono_ms() - e->first_ms >= ttl_ms)
+        forget_idem(ledger, e);
     pthread_mutex_unlock(&ledger->lock);
 }
 

@@ -21,9 +21,9 @@ struct idem_entry {
     char *fingerprint;
     bool in_flight;
     bool stored;
+    int64_t first_ms; /* mono_ms() of the key's first use: ledger_idem_expire() */
     int status;
     char *body;
-    int64_t first_ms; /* wall time of the first request with the key */
 };
 
 struct call_entry {

@@ -2,16 +2,19 @@
  * gateway-sim: a local payment gateway for the demo and the tests.
  *
  * THIS PROGRAM IS NEVER DEPLOYED. It speaks just enough of the Toss Payments
- * cancel API and the Stripe refunds API, with their idempotency rules, for
- * cancel-retry to be exercised end to end on one machine, and lets a test
- * inject the failures real gateways produce (5xx, 429, hangs, answers lost
- * after the refund was applied). It listens on loopback only, has no TLS and
- * its secrets are well-known test values.
+ * cancel API, the Stripe refunds API, the KakaoPay cancel API and the PortOne
+ * V2 cancel API, with their idempotency rules, for cancel-retry to be
+ * exercised end to end on one machine, and lets a test inject the failures
+ * real gateways produce (5xx, 429, hangs, answers lost after the refund was
+ * applied). It listens on loopback only, has no TLS and its secrets are
+ * well-known test values.
  *
  * Usage: gateway-sim [--listen 127.0.0.1:PORT] [--toss-secret S]
  *                    [--stripe-secret S] [--kakaopay-secret S] [--kakaopay-cid C]
  *                    [--kakaopay-guard enforced|ignored]
- *                    [--kakaopay-error-format new|legacy] [--port-file F]
+ *                    [--kakaopay-error-format new|legacy]
+ *                    [--portone-secret S] [--portone-key-ttl SECONDS]
+ *                    [--portone-store-errors on|off] [--port-file F]
  *                    [--log-level L] [--adyen-... options: adyen.h]
  *
  * PORT 0 picks an ephemeral port, written to the port file once the server
@@ -30,6 +33,7 @@
 #include "server.h"
 #include "base/signals.h"
 #include "kakaopay.h"
+#include "portone.h"
 #include "sim.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -48,6 +52,11 @@ struct options {
     const char *kakaopay_cid;
     const char *kakaopay_guard;
     const char *kakaopay_error_format;
+    /* PortOne (portone.h): the secret borrowed from argv or environ (NULL =
+     * the default), the key lifetime and whether errors are stored. */
+    const char *portone_secret;
+    int64_t portone_key_ttl_s;
+    bool portone_store_errors;
     struct adyen_options adyen;
 };
 
@@ -58,19 +67,25 @@ static void usage(FILE *out)
             "                   [--kakaopay-secret S] [--kakaopay-cid CID]\n"
             "                   [--kakaopay-guard enforced|ignored]\n"
             "                   [--kakaopay-error-format new|legacy]\n"
+            "                   [--portone-secret S] [--portone-key-ttl SECONDS]\n"
+            "                   [--portone-store-errors on|off]\n"
             "                   [--port-file FILE] [--log-level debug|info|warn|error]\n"
             "\n"
-            "A local Toss/Stripe/KakaoPay/Adyen refund gateway for tests and the demo; never\n"
-            "deployed.\n"
+            "A local Toss/Stripe/KakaoPay/PortOne/Adyen refund gateway for tests and the demo;\n"
+            "never deployed.\n"
             "PORT 0 = ephemeral (written to --port-file). Default listen address:\n"
             "127.0.0.1:$CR_GATEWAY_SIM_PORT or 127.0.0.1:%d. Secrets default to\n"
             "$CR_GATEWAY_SIM_TOSS_SECRET / $CR_GATEWAY_SIM_STRIPE_SECRET /\n"
-            "$CR_GATEWAY_SIM_KAKAOPAY_SECRET, then %s / %s / %s.\n"
+            "$CR_GATEWAY_SIM_KAKAOPAY_SECRET / $CR_GATEWAY_SIM_PORTONE_SECRET, then\n"
+            "%s / %s / %s / %s.\n"
             "KakaoPay: cid %s, guard ignored, error format new unless given.\n"
+            "PortOne keeps an Idempotency-Key %d s (--portone-key-ttl) and stores error\n"
+            "answers under it (--portone-store-errors on).\n"
             "\n" ADYEN_USAGE
             "Adyen's API key defaults to $CR_GATEWAY_SIM_ADYEN_API_KEY, then %s.\n",
             DEFAULT_PORT, SIM_DEFAULT_TOSS_SECRET, SIM_DEFAULT_STRIPE_SECRET,
-            SIM_DEFAULT_KAKAOPAY_SECRET, SIM_DEFAULT_KAKAOPAY_CID, SIM_DEFAULT_ADYEN_API_KEY);
+            SIM_DEFAULT_KAKAOPAY_SECRET, SIM_DEFAULT_PORTONE_SECRET, SIM_DEFAULT_KAKAOPAY_CID,
+            SIM_DEFAULT_PORTONE_KEY_TTL_S, SIM_DEFAULT_ADYEN_API_KEY);
 }
 
 /* Parse a port number 0..65535. */
@@ -122,6 +137,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"kakaopay-cid", required_argument, NULL, 'c'},
         {"kakaopay-guard", required_argument, NULL, 'g'},
         {"kakaopay-error-format", required_argument, NULL, 'e'},
+        {"portone-secret", required_argument, NULL, 'O'},
+        {"portone-key-ttl", required_argument, NULL, 'T'},
+        {"portone-store-errors", required_argument, NULL, 'E'},
         {"port-file", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
         ADYEN_LONGOPTS,
@@ -141,6 +159,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->toss_secret = getenv("CR_GATEWAY_SIM_TOSS_SECRET");
     o->stripe_secret = getenv("CR_GATEWAY_SIM_STRIPE_SECRET");
     o->kakaopay_secret = getenv("CR_GATEWAY_SIM_KAKAOPAY_SECRET");
+    o->portone_secret = getenv("CR_GATEWAY_SIM_PORTONE_SECRET");
+    o->portone_key_ttl_s = SIM_DEFAULT_PORTONE_KEY_TTL_S;
+    o->portone_store_errors = true;
     o->log_level = LOG_INFO;
     adyen_options_init(&o->adyen);
     o->adyen.api_key = getenv("CR_GATEWAY_SIM_ADYEN_API_KEY");
@@ -178,6 +199,30 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'e':
             o->kakaopay_error_format = optarg;
             break;
+        case 'O':
+            o->portone_secret = optarg;
+            break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 31LL * 24 * 3600) {
+                fprintf(stderr,
+                        "gateway-sim: --portone-key-ttl: expected 1 to 2678400 seconds, "
+                        "got \"%s\"\n",
+                        optarg);
+                return 1;
+            }
+            o->portone_key_ttl_s = v;
+            break;
+        }
+        case 'E':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "gateway-sim: --portone-store-errors: expected on or off\n");
+                return 1;
+            }
+            o->portone_store_errors = strcmp(optarg, "on") == 0;
+            break;
         case 'p':
             o->port_file = optarg;
             break;
@@ -205,6 +250,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->stripe_secret = NULL;
     if (o->kakaopay_secret != NULL && o->kakaopay_secret[0] == '\0')
         o->kakaopay_secret = NULL;
+    if (o->portone_secret != NULL && o->portone_secret[0] == '\0')
+        o->portone_secret = NULL;
     if (o->adyen.api_key != NULL && o->adyen.api_key[0] == '\0')
         o->adyen.api_key = NULL;
     return 0;
@@ -251,7 +298,8 @@ int main(int argc, char **argv)
     signals_install();
 
     sim = sim_new(opts.toss_secret, opts.stripe_secret);
-    if (sim == NULL) {
+    if (sim == NULL || !portone_configure(sim, opts.portone_secret, opts.portone_key_ttl_s,
+                                          opts.portone_store_errors)) {
         log_error("could not start: out of memory");
         goto out;
     }
@@ -277,10 +325,11 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Which secrets are in use is worth a line; their values never are. */
-    log_info("listening on %s:%u (toss secret %s, stripe secret %s, kakaopay secret %s)", opts.host,
-             (unsigned)port, opts.toss_secret ? "custom" : "default",
-             opts.stripe_secret ? "custom" : "default",
-             opts.kakaopay_secret ? "custom" : "default");
+    log_info("listening on %s:%u (toss secret %s, stripe secret %s, kakaopay secret %s, portone "
+             "secret %s)",
+             opts.host, (unsigned)port, opts.toss_secret ? "custom" : "default",
+             opts.stripe_secret ? "custom" : "default", opts.kakaopay_secret ? "custom" : "default",
+             opts.portone_secret ? "custom" : "default");
     json_t *kakaopay = kakaopay_settings_json(sim->kakaopay);
     log_info("kakaopay cid %s, guard %s, error format %s",
              json_string_value(json_object_get(kakaopay, "cid")),

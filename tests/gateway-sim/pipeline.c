@@ -128,8 +128,7 @@ static void in_flight(struct sim *sim, const struct pipeline_call *call, struct 
     enum sim_gateway gateway = call->gateway;
 
     if (call->answer_error != NULL) {
-        /* The gateway's words for a key in progress are those of its
-         * in_progress fault (Adyen's 422). */
+        /* The gateway's own words, as an in_progress fault has them. */
         struct fault f = {.type = FAULT_IN_PROGRESS};
         call->answer_error(sim, &f, call->arg, resp);
     } else if (gateway == SIM_GATEWAY_TOSS)
@@ -278,7 +277,9 @@ void pipeline_run(struct sim *sim, const struct sim_request *req, const struct p
             } else {
                 call->process(sim, req, call->arg, resp);
             }
-            ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
+            /* Not stored: released below, so that a retry is processed afresh. */
+            if (stored || !call->store_only_success || (resp->status >= 200 && resp->status < 300))
+                ledger_idem_store(sim->ledger, call->gateway, key, resp->status, resp->body);
             break;
         }
     } else if (match_stored(sim, call, have_fault, &f)) {

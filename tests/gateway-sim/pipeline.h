@@ -10,9 +10,9 @@
  *              place -> store the response for the key
  *           -> delivery fault (apply_then_hang, apply_then_drop) -> call log
  *
- * Toss and Stripe differ only in how they parse a request, check
- * credentials and word their answers; those parts come in as a
- * struct pipeline_call.
+ * The gateways differ only in how they parse a request, check credentials
+ * and word their answers, and in how long a key is kept and which answers
+ * are stored under it; those parts come in as a struct pipeline_call.
  */
 #ifndef GATEWAY_SIM_PIPELINE_H
 #define GATEWAY_SIM_PIPELINE_H
@@ -36,9 +36,9 @@ typedef bool (*pipeline_validate_fn)(struct sim *sim, const struct sim_request *
 
 /* A gateway's own wording of the errors the pipeline answers for it: the
  * answer of fault f (never a raw one: those are verbatim), or with f NULL the
- * 401 for wrong credentials. A key still in flight is answered as an
- * in_progress fault. NULL in pipeline_call: the Toss or Stripe wording built
- * in. Retry-After is added by the pipeline. */
+ * 401 for wrong credentials; a request whose key is still being processed
+ * gets the answer of an in_progress fault. NULL in pipeline_call: the Toss or
+ * Stripe wording built in. Retry-After is added by the pipeline. */
 typedef void (*pipeline_error_fn)(struct sim *sim, const struct fault *f, void *arg,
                                   struct sim_response *resp);
 
@@ -55,9 +55,13 @@ struct pipeline_call {
     bool authorized;               /* the credentials were right */
     pipeline_validate_fn validate; /* NULL: none (errors of process are stored) */
     pipeline_process_fn process;
-    pipeline_error_fn answer_error; /* NULL: the Toss/Stripe wording (KakaoPay, Adyen: their own) */
+    pipeline_error_fn answer_error; /* NULL: the Toss/Stripe wording (KakaoPay, PortOne
+                                       have their own) */
     void *arg;
-    int64_t key_ttl_ms; /* > 0: a key whose first request is this old names a new request */
+    int64_t key_ttl_ms;      /* > 0: a key is forgotten this long after its first use
+                                (PortOne); 0: kept until reset */
+    bool store_only_success; /* only a 2xx answer of process is stored under the key
+                                (a stored fault's always is) */
 };
 
 /* Run call for req and fill resp (which starts as SIM_RESPONSE_INIT). May

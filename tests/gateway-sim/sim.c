@@ -13,6 +13,7 @@
 #include "faults.h"
 #include "kakaopay.h"
 #include "ledger.h"
+#include "portone.h"
 #include "stripe.h"
 #include "toss.h"
 
@@ -30,8 +31,13 @@ struct sim *sim_new(const char *toss_secret, const char *stripe_secret)
     sim->toss_secret = strdup(toss_secret ? toss_secret : SIM_DEFAULT_TOSS_SECRET);
     sim->stripe_secret = strdup(stripe_secret ? stripe_secret : SIM_DEFAULT_STRIPE_SECRET);
     sim->kakaopay = kakaopay_settings_new();
+    sim->portone_secret = strdup(SIM_DEFAULT_PORTONE_SECRET);
+    atomic_init(&sim->portone_key_ttl_ms, SIM_DEFAULT_PORTONE_KEY_TTL_S * 1000LL);
+    atomic_init(&sim->portone_store_errors, true);
+    sim->portone_initial_key_ttl_ms = SIM_DEFAULT_PORTONE_KEY_TTL_S * 1000LL;
+    sim->portone_initial_store_errors = true;
     if (sim->ledger == NULL || sim->faults == NULL || sim->toss_secret == NULL ||
-        sim->stripe_secret == NULL || sim->kakaopay == NULL) {
+        sim->stripe_secret == NULL || sim->kakaopay == NULL || sim->portone_secret == NULL) {
         sim_free(sim);
         return NULL;
     }
@@ -48,6 +54,7 @@ void sim_free(struct sim *sim)
     free(sim->toss_secret);
     free(sim->stripe_secret);
     kakaopay_settings_free(sim->kakaopay);
+    free(sim->portone_secret);
     free(sim);
 }
 
@@ -67,12 +74,46 @@ void sim_handle(struct sim *sim, const struct sim_request *req, struct sim_respo
         toss_handle(sim, req, resp);
     else if (has_prefix(req->path, KAKAOPAY_PREFIX))
         kakaopay_handle(sim, req, resp);
+    else if (has_prefix(req->path, PORTONE_PREFIX))
+        portone_handle(sim, req, resp);
     else if (has_prefix(req->path, ADYEN_PREFIX))
         adyen_handle(sim, req, resp);
     else
         sim_respond_json(resp, 404,
                          json_pack("{s:s, s:s}", "code", "NOT_FOUND", "message",
                                    "no such endpoint on the gateway simulator"));
+}
+
+enum sim_payment_route sim_payment_route(const struct sim_request *req, const char *prefix,
+                                         enum sim_gateway gateway, char **id,
+                                         struct sim_response *resp)
+{
+    const char *start = req->path + strlen(prefix);
+    const char *slash = strchr(start, '/');
+    size_t idlen = slash ? (size_t)(slash - start) : strlen(start);
+    const char *rest = start + idlen;
+    bool inquiry = rest[0] == '\0';
+
+    *id = NULL;
+    if (idlen == 0 || (!inquiry && strcmp(rest, "/cancel") != 0)) {
+        sim_respond_error(resp, gateway, 404, NULL, "NOT_FOUND", "no such endpoint");
+        return SIM_ROUTE_ANSWERED;
+    }
+    if (strcmp(req->method, inquiry ? "GET" : "POST") != 0) {
+        sim_respond_error(resp, gateway, 405, NULL, "METHOD_NOT_ALLOWED",
+                          inquiry ? "use GET for a payment inquiry"
+                                  : "use POST to cancel a payment");
+        return SIM_ROUTE_ANSWERED;
+    }
+    *id = strndup(start, idlen);
+    if (*id == NULL) {
+        sim_respond_error(resp, gateway, 500, NULL,
+                          gateway == SIM_GATEWAY_TOSS ? "FAILED_INTERNAL_SYSTEM_PROCESSING"
+                                                      : "INTERNAL_SERVER_ERROR",
+                          "out of memory");
+        return SIM_ROUTE_ANSWERED;
+    }
+    return inquiry ? SIM_ROUTE_INQUIRY : SIM_ROUTE_CANCEL;
 }
 
 const char *sim_request_query(const struct sim_request *req, const char *name)
@@ -100,6 +141,9 @@ void sim_respond_error(struct sim_response *resp, enum sim_gateway gateway, int 
 
     if (gateway == SIM_GATEWAY_TOSS) {
         obj = json_pack("{s:s, s:s}", "code", code ? code : "UNKNOWN", "message",
+                        message ? message : "");
+    } else if (gateway == SIM_GATEWAY_PORTONE) {
+        obj = json_pack("{s:s, s:s}", "type", code ? code : "UNKNOWN", "message",
                         message ? message : "");
     } else if (gateway == SIM_GATEWAY_ADYEN) {
         obj = json_pack("{s:i, s:s, s:s, s:s}", "status", status, "errorCode", code ? code : "000",
@@ -150,6 +194,8 @@ const char *sim_gateway_name(enum sim_gateway gateway)
 {
     if (gateway == SIM_GATEWAY_KAKAOPAY)
         return "kakaopay";
+    if (gateway == SIM_GATEWAY_PORTONE)
+        return "portone";
     if (gateway == SIM_GATEWAY_ADYEN)
         return "adyen";
     return gateway == SIM_GATEWAY_STRIPE ? "stripe" : "toss";
@@ -169,6 +215,10 @@ bool sim_gateway_parse(const char *s, enum sim_gateway *out)
     }
     if (strcmp(s, "kakaopay") == 0) {
         *out = SIM_GATEWAY_KAKAOPAY;
+        return true;
+    }
+    if (strcmp(s, "portone") == 0) {
+        *out = SIM_GATEWAY_PORTONE;
         return true;
     }
     if (strcmp(s, "adyen") == 0) {

@@ -312,15 +312,21 @@ void expect_ledger(const char *key, size_t nrefunds, long refunded)
     json_decref(l);
 }
 
-/* Toss error code of a reply. */
-void expect_toss_error(struct reply *r, long status, const char *code)
+void expect_error_member(struct reply *r, long status, const char *name, const char *value)
 {
     cr_assert_eq(r->rc, CURLE_OK, "%s", curl_easy_strerror(r->rc));
     cr_expect_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
     json_t *j = reply_json(r);
-    cr_expect_str_eq(json_str(j, "code"), code);
+    cr_expect_str_eq(json_str(j, name), value);
+    cr_expect(json_is_string(json_object_get(j, "message")), "no message: %s", r->body);
     json_decref(j);
     reply_free(r);
+}
+
+/* Toss error code of a reply. */
+void expect_toss_error(struct reply *r, long status, const char *code)
+{
+    expect_error_member(r, status, "code", code);
 }
 
 /* Stripe error type/code of a reply (code NULL = must have none). */

@@ -14,8 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TOSS_AUTH   "Authorization: Basic dGVzdF9za190b3NzX2xvY2FsOg==" /* test_sk_toss_local: */
-#define STRIPE_AUTH "Authorization: Bearer sk_test_stripe_local"
+#define TOSS_AUTH    "Authorization: Basic dGVzdF9za190b3NzX2xvY2FsOg==" /* test_sk_toss_local: */
+#define STRIPE_AUTH  "Authorization: Bearer sk_test_stripe_local"
+#define PORTONE_AUTH "Authorization: PortOne portone_secret_local"
 
 /* One HTTP answer: body owned (free with reply_free()), headers raw. */
 struct reply {
@@ -74,6 +75,9 @@ void expect_ledger(const char *key, size_t nrefunds, long refunded);
 /* Expect r to be a Toss error status/code, or a Stripe error status/type/code
  * (code NULL = must have none). Both free r. */
 void expect_toss_error(struct reply *r, long status, const char *code);
+/* Expect r to be an error of status whose top-level member name is value
+ * (Toss "code", PortOne "type") beside a string "message"; frees r. */
+void expect_error_member(struct reply *r, long status, const char *name, const char *value);
 void expect_stripe_error(struct reply *r, long status, const char *type, const char *code);
 
 /* Number of calls the simulator logged for key. */

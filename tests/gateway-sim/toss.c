@@ -166,41 +166,24 @@ static bool validate_cancel(struct sim *sim, const struct sim_request *req, void
 
 void toss_handle(struct sim *sim, const struct sim_request *req, struct sim_response *resp)
 {
-    const char *start = req->path + strlen(TOSS_PREFIX);
-    const char *slash = strchr(start, '/');
-    size_t keylen = slash ? (size_t)(slash - start) : strlen(start);
-    const char *rest = start + keylen;
     char *payment_key = NULL;
     json_t *body = NULL;
     char *scope = NULL;
 
-    if (keylen == 0 || (strcmp(rest, "") != 0 && strcmp(rest, "/cancel") != 0)) {
-        answer_error(resp, 404, "NOT_FOUND", "no such endpoint");
+    enum sim_payment_route route =
+        sim_payment_route(req, TOSS_PREFIX, SIM_GATEWAY_TOSS, &payment_key, resp);
+    if (route == SIM_ROUTE_ANSWERED)
         return;
-    }
-    payment_key = strndup(start, keylen);
-    if (payment_key == NULL) {
-        answer_error(resp, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "out of memory");
-        return;
-    }
     struct pipeline_call call = {
         .gateway = SIM_GATEWAY_TOSS,
         .payment_key = payment_key,
         .authorized = authorized(sim->toss_secret, req->authorization),
     };
-    if (rest[0] == '\0') {
-        if (strcmp(req->method, "GET") != 0) {
-            answer_error(resp, 405, "METHOD_NOT_ALLOWED", "use GET for a payment inquiry");
-            goto out;
-        }
+    if (route == SIM_ROUTE_INQUIRY) {
         call.op = FAULT_OP_INQUIRY;
         call.process = process_inquiry;
         call.arg = payment_key;
         pipeline_run(sim, req, &call, resp);
-        goto out;
-    }
-    if (strcmp(req->method, "POST") != 0) {
-        answer_error(resp, 405, "METHOD_NOT_ALLOWED", "use POST to cancel a payment");
         goto out;
     }
     body = json_loadb(req->body, req->body_len, 0, NULL);

@@ -38,6 +38,7 @@ static const char fixture_overrides[] = "consumers:\n"
                                         "  toss: { timeout: 2s }\n"
                                         "  stripe: { timeout: 2s }\n"
                                         "  kakaopay: { timeout: 2s }\n"
+                                        "  portone: { timeout: 2s }\n"
                                         "  adyen: { timeout: 2s }\n";
 
 static const char *const proc_names[PIPELINE_PROC_KINDS] = {

@@ -8,9 +8,9 @@
  * rows listed are all the rows, so a new row without a test fails here.
  *
  * Each case spawns its own simulator on an ephemeral port
- * (gateway_sim_fixture.h): no database, no Kafka. Toss and KakaoPay payments
- * are in KRW, Stripe ones in USD, Adyen ones in EUR, and every refund asks
- * for its payment's currency.
+ * (gateway_sim_fixture.h): no database, no Kafka. Toss, KakaoPay and PortOne
+ * payments are in KRW, Stripe ones in USD, Adyen ones in EUR, and every
+ * refund asks for its payment's currency.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -28,19 +28,25 @@
 #define T GATEWAY_TOSS
 #define S GATEWAY_STRIPE
 #define K GATEWAY_KAKAOPAY
+#define P GATEWAY_PORTONE
 #define A GATEWAY_ADYEN
+
+#define PORTONE_SECRET "portone_secret_local" /* gateway-sim's default */
+/* What the worker sends PortOne: a key of at least 16 characters. */
+#define PORTONE_KEY "cancel-retry-request-req-row"
 
 #define PAYMENT_AMOUNT 10000
 
 /* How a case asks, beyond one plain refund. */
 enum how {
     HOW_PLAIN = 0,
-    HOW_REUSED_KEY,   /* a refund of 1000 first, then ours of 2000 under the same key */
-    HOW_LONG_KEY,     /* an Idempotency-Key of 301 characters */
-    HOW_LONG_REASON,  /* a reason of 501 characters (Stripe: metadata value too long) */
-    HOW_BAD_SECRET,   /* the client has a wrong secret key */
-    HOW_BAD_URL,      /* the client's base URL has a scheme libcurl cannot use */
-    HOW_SHORT_TIMEOUT /* a 300 ms client timeout (with a hang fault) */
+    HOW_REUSED_KEY,    /* a refund of 1000 first, then ours of 2000 under the same key */
+    HOW_LONG_KEY,      /* an Idempotency-Key of 301 characters */
+    HOW_LONG_REASON,   /* a reason of 501 characters (Stripe: metadata value too long) */
+    HOW_BAD_SECRET,    /* the client has a wrong secret key */
+    HOW_BAD_URL,       /* the client's base URL has a scheme libcurl cannot use */
+    HOW_SHORT_TIMEOUT, /* a 300 ms client timeout (with a hang fault) */
+    HOW_STALE_GUARD    /* PortOne: a balance guard the payment no longer has */
 };
 
 struct row_case {
@@ -221,6 +227,56 @@ static const struct row_case cases[] = {
     RAW(K, "kakaopay.3xx.redirect", 302, NULL),
     RAW(K, "kakaopay.other", 799, "{}"),
 
+    /* --- PortOne: answers the simulator gives on its own --- */
+    {"portone.200.cancellation.SUCCEEDED", P, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    /* An asynchronous payment ("asyncCancel" = refundStatus pending). */
+    {"portone.200.cancellation.REQUESTED", P, HOW_PLAIN, 0, 3000, "pending", NULL, 0, NULL, NULL},
+    /* The key alone names a repeat: another amount under it gets the first
+     * answer, which is not our cancellation. */
+    {"portone.200.unverified", P, HOW_REUSED_KEY, 0, 2000, NULL, NULL, 0, NULL, NULL},
+    /* A key past PortOne's 256 characters: 400, nothing stored. */
+    {"portone.400.INVALID_REQUEST", P, HOW_LONG_KEY, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    {"portone.401.UNAUTHORIZED", P, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
+    {"portone.404.PAYMENT_NOT_FOUND", P, HOW_PLAIN, -1, 3000, NULL, NULL, 0, NULL, NULL},
+    {"portone.409.PAYMENT_ALREADY_CANCELLED", P, HOW_PLAIN, PAYMENT_AMOUNT, 0, NULL, NULL, 0, NULL,
+     NULL},
+    {"portone.409.CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN", P, HOW_STALE_GUARD, 0, 3000, NULL, NULL,
+     0, NULL, NULL},
+    {"portone.409.CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT", P, HOW_PLAIN, 0, 20000, NULL, NULL, 0,
+     NULL, NULL},
+    FAULT(P, "portone.409.IDEMPOTENCY_OUTSTANDING_REQUEST", "{\"type\":\"in_progress\"}"),
+    FAULT(P, "portone.429.too_many_requests", "{\"type\":\"rate_limited\"}"),
+    FAULT(P, "portone.502.PG_PROVIDER", "{\"type\":\"provider_error\"}"),
+    FAULT(P, "portone.5xx.gateway_error", "{\"type\":\"error_5xx\"}"),
+    {"portone.timeout", P, HOW_SHORT_TIMEOUT, 0, 3000, NULL, "{\"type\":\"hang\",\"delayMs\":3000}",
+     0, NULL, NULL},
+    FAULT(P, "portone.connection_error", "{\"type\":\"apply_then_drop\"}"),
+    {"portone.invalid_url", P, HOW_BAD_URL, 0, 3000, NULL, NULL, 0, NULL, NULL},
+
+    /* --- PortOne: documented types from a fault --- */
+    CODE(P, "portone.400.NEGATIVE_PROMOTION_ADJUSTED_CANCEL_AMOUNT", 400,
+         "NEGATIVE_PROMOTION_ADJUSTED_CANCEL_AMOUNT"),
+    CODE(P, "portone.400.PROMOTION_DISCOUNT_RETAIN_OPTION_SHOULD_NOT_BE_CHANGED", 400,
+         "PROMOTION_DISCOUNT_RETAIN_OPTION_SHOULD_NOT_BE_CHANGED"),
+    CODE(P, "portone.403.FORBIDDEN", 403, "FORBIDDEN"),
+    CODE(P, "portone.409.PAYMENT_NOT_PAID", 409, "PAYMENT_NOT_PAID"),
+    CODE(P, "portone.409.SUM_OF_PARTS_EXCEEDS_CANCEL_AMOUNT", 409,
+         "SUM_OF_PARTS_EXCEEDS_CANCEL_AMOUNT"),
+    CODE(P, "portone.409.CANCEL_TAX_FREE_AMOUNT_EXCEEDS_CANCELLABLE_TAX_FREE_AMOUNT", 409,
+         "CANCEL_TAX_FREE_AMOUNT_EXCEEDS_CANCELLABLE_TAX_FREE_AMOUNT"),
+    CODE(P, "portone.409.CANCEL_TAX_AMOUNT_EXCEEDS_CANCELLABLE_TAX_AMOUNT", 409,
+         "CANCEL_TAX_AMOUNT_EXCEEDS_CANCELLABLE_TAX_AMOUNT"),
+    CODE(P, "portone.409.MAX_CANCEL_COUNT_REACHED", 409, "MAX_CANCEL_COUNT_REACHED"),
+    /* Undocumented answers: the table's safe readings. */
+    CODE(P, "portone.409.other", 409, "SOME_NEW_409_TYPE"),
+    CODE(P, "portone.4xx.other", 418, "SOME_NEW_TYPE"),
+    RAW(P, "portone.200.cancellation.FAILED", 200,
+        "{\"cancellation\":{\"status\":\"FAILED\",\"id\":\"c1\",\"totalAmount\":3000,"
+        "\"reason\":\"customer asked [cr:req-row]\",\"requestedAt\":\"2026-12-02T00:00:00Z\"}}"),
+    RAW(P, "portone.3xx.redirect", 302, NULL),
+    RAW(P, "portone.5xx.no_body", 502, HTML_502),
+    RAW(P, "portone.other", 799, "{}"),
+
     /* --- Adyen: answers the simulator gives on its own --- */
     {"adyen.201.received", A, HOW_PLAIN, 0, 3000, NULL, NULL, 0, NULL, NULL},
     {"adyen.401.security", A, HOW_BAD_SECRET, 0, 3000, NULL, NULL, 0, NULL, NULL},
@@ -263,6 +319,7 @@ static const struct {
     {"toss.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"stripe.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"kakaopay.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
+    {"portone.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
     {"adyen.tls_error", "needs a TLS server with a bad certificate: gateway-sim has no TLS"},
 };
 
@@ -343,6 +400,7 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
     static const char *const secrets[] = {[T] = GWSIM_TOSS_SECRET,
                                           [S] = GWSIM_STRIPE_SECRET,
                                           [K] = GWSIM_KAKAOPAY_SECRET,
+                                          [P] = PORTONE_SECRET,
                                           [A] = GWSIM_ADYEN_KEY};
     struct gwsim sim;
     gwsim_start(&sim);
@@ -367,6 +425,11 @@ ParameterizedTest(size_t *i, gateway_table, row_is_produced, .timeout = 30)
         .partial = c->request != 0,
         .reason = c->reason ? c->reason : "customer asked",
     };
+    if (c->kind == P) {
+        req.idempotency_key = PORTONE_KEY;
+        req.has_guard = c->how == HOW_STALE_GUARD;
+        req.guard_amount = PAYMENT_AMOUNT - 1;
+    }
     if (c->how == HOW_LONG_KEY) {
         memset(key, 'k', 301);
         key[301] = '\0';

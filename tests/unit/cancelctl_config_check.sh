@@ -40,9 +40,12 @@ example=config/cancel-retry.example.yaml
 secrets=(CANCEL_RETRY_DB_DSN='host=192.0.2.1 dbname=x password=hunter2-secret'
     KAFKA_BOOTSTRAP_SERVERS=192.0.2.1:9092 KAFKA_SASL_USERNAME=u KAFKA_SASL_PASSWORD=p
     TOSS_SECRET_KEY=test_sk_toss STRIPE_SECRET_KEY=sk_test_stripe
+    PORTONE_API_SECRET=portone_test KAKAOPAY_SECRET_KEY=kakaopay_test KAKAOPAY_CID=TC0ONETIME
+    ADYEN_CHECKOUT_URL=https://checkout-test.adyen.com/v71 ADYEN_API_KEY=adyen_test
+    ADYEN_MERCHANT_ACCOUNT=M ADYEN_WEBHOOK_HMAC_KEY=44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056
     SLACK_WEBHOOK_URL=https://hooks.example.invalid/a SLACK_WEBHOOK_URL_STRIPE=https://hooks.example.invalid/b)
 
-expect "the production example loads, nothing connected" 0 "^$example: ok \(2 gateways, metrics 127.0.0.1:9100\)$" \
+expect "the production example loads, nothing connected" 0 "^$example: ok \(5 gateways, metrics 127.0.0.1:9100\)$" \
     env "${secrets[@]}" timeout 10 "$cancelctl" --config "$example" config check
 expect "--json gives the metrics listen address after \${VAR} expansion" 0 '"metricsListen": "127.0.0.1:9200"' \
     env "${secrets[@]}" METRICS_PORT=9200 "$cancelctl" --json --config "$example" config check

@@ -31,10 +31,20 @@ static void set_example_env(void)
     setenv("KAFKA_SASL_PASSWORD", "kafka-pw", 1);
     setenv("TOSS_SECRET_KEY", "live_sk_toss", 1);
     setenv("STRIPE_SECRET_KEY", "sk_live_stripe", 1);
+    setenv("PORTONE_API_SECRET", "portone_live", 1);
+    setenv("KAKAOPAY_SECRET_KEY", "kakaopay_live", 1);
+    setenv("KAKAOPAY_CID", "CID0000001", 1);
+    setenv("ADYEN_CHECKOUT_URL", "https://checkout-test.adyen.com/v71", 1);
+    setenv("ADYEN_API_KEY", "adyen_live", 1);
+    setenv("ADYEN_MERCHANT_ACCOUNT", "Merchant", 1);
+    setenv("ADYEN_WEBHOOK_HMAC_KEY",
+           "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056", 1);
     setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/main", 1);
     setenv("SLACK_WEBHOOK_URL_STRIPE", "https://hooks.slack.com/services/T0/B0/stripe", 1);
     unsetenv("TOSS_CA_FILE");
     unsetenv("STRIPE_CA_FILE");
+    unsetenv("PORTONE_STORE_ID");
+    unsetenv("WEBHOOK_LISTEN");
 }
 
 Test(config, local_file_loads_with_local_stack_defaults)
@@ -198,7 +208,7 @@ Test(config, example_file_every_key)
     cr_expect_eq(cfg->retry.deadline_ms, 12 * HOUR);
     expect_codes(&cfg->retry, top_codes, 3);
 
-    cr_assert_eq(cfg->ngateways, 2);
+    cr_assert_eq(cfg->ngateways, 5);
     const struct config_gateway *g = &cfg->gateways[0];
     cr_expect_str_eq(g->name, "toss");
     cr_expect_eq(g->kind, GATEWAY_TOSS);
@@ -241,6 +251,27 @@ Test(config, example_file_every_key)
     cr_expect_eq(g->retry.max_delay_ms, 30 * MIN);
     cr_expect_eq(g->retry.deadline_ms, 20 * HOUR);
     expect_codes(&g->retry, stripe_codes, 2);
+
+    g = &cfg->gateways[2];
+    cr_expect_str_eq(g->name, "portone");
+    cr_expect_eq(g->kind, GATEWAY_PORTONE);
+    cr_expect_str_eq(g->base_url, "https://api.portone.io");
+    cr_expect_null(g->store_id, "an empty ${PORTONE_STORE_ID:-} leaves it unset");
+    cr_expect_eq(g->timeout_ms, 65 * SEC);
+    cr_expect_eq(g->idempotency_key_ttl_ms, 150 * MIN);
+    cr_expect_eq(g->retry.deadline_ms, 12 * HOUR, "past the key: its balance guard carries it");
+    g = &cfg->gateways[3];
+    cr_expect_str_eq(g->name, "kakaopay");
+    cr_expect_eq(g->kind, GATEWAY_KAKAOPAY);
+    cr_expect_str_eq(g->cid, "CID0000001");
+    cr_expect_eq(g->idempotency_key_ttl_ms, 0);
+    g = &cfg->gateways[4];
+    cr_expect_str_eq(g->name, "adyen");
+    cr_expect_eq(g->kind, GATEWAY_ADYEN);
+    cr_expect_str_eq(g->base_url, "https://checkout-test.adyen.com/v71");
+    cr_expect_str_eq(g->merchant_account, "Merchant");
+    cr_expect_eq(g->idempotency_key_ttl_ms, 7 * DAY);
+    cr_expect_eq(g->retry.deadline_ms, 3 * DAY);
 
     const struct config_slack *s = &cfg->alerts.slack;
     cr_expect(s->enabled);

@@ -61,6 +61,19 @@ SCENARIOS = [
     dict(name="stripe-partial", what="Stripe, refund 2000 of 5000 USD", gateway="stripe",
          amount=5000, currency="USD", cancel=2000, partial=True,
          status="SUCCEEDED", attempts=1, refunds=1, refunded=2000),
+    # PortOne: every attempt inquires first and sends the balance it read as
+    # currentCancellableAmount; the lost answer's cancel is found by the next
+    # inquiry (our mark in its reason), not sent again.
+    dict(name="portone-lost", what="PortOne, cancel made, answer lost",
+         gateway="portone", amount=11000, currency="KRW",
+         faults=[{"type": "apply_then_drop", "times": 1}],
+         status="SUCCEEDED", attempts=2, refunds=1, refunded=11000),
+    # KakaoPay has no idempotency key: the same, by the order inquiry (our
+    # mark in the cancel's payload) before every attempt.
+    dict(name="kakaopay-lost", what="KakaoPay (no key), cancel made, answer lost",
+         gateway="kakaopay", amount=13000, currency="KRW",
+         faults=[{"type": "apply_then_drop", "times": 1}],
+         status="SUCCEEDED", attempts=2, refunds=1, refunded=13000),
 ]
 MALFORMED = dict(name="malformed", what="not JSON at all", dlq=["PARSE_ERROR"],
                  value=b"{this is not json")
@@ -71,9 +84,13 @@ def request_id(run, name):
     return f"demo-{run}-{name}"
 
 
+# Payment ids in each gateway's own style.
+PAYMENT_PREFIX = {"toss": "tpay", "stripe": "pi", "portone": "payment", "kakaopay": "T",
+                  "adyen": "PSP"}
+
+
 def payment_key(run, sc):
-    prefix = "pi" if sc["gateway"] == "stripe" else "tpay"
-    return f"{prefix}-{run}-{sc['name']}"
+    return f"{PAYMENT_PREFIX[sc['gateway']]}-{run}-{sc['name']}"
 
 
 # ------------------------------------------------------------------ output

@@ -180,6 +180,8 @@ static const char *headline(const struct slack_alert *a)
             return "Refund failed after it succeeded";
         if (strcmp(a->reason, DLQ_REASON_REFUND_REVERSED) == 0)
             return "Refund reversed";
+        if (strcmp(a->reason, DLQ_REASON_REFUND_AFTER_FINAL) == 0)
+            return "Refund made after the request ended";
         if (strcmp(a->reason, DLQ_REASON_WEBHOOK_UNMATCHED) == 0)
             return "Refund notification for no request";
     }

@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "core/attempt.h"
+#include "core/retry_steps.h"
 #include "store/request_events.h"
 #include "store/request_store.h"
 #include "store/webhook_store.h"
@@ -28,7 +29,7 @@ static enum refund_finding finding_of_notifications(enum webhook_refund_result r
     return FINDING_NONE;
 }
 
-void retry_notify_inquire(struct db *db, struct job *j)
+void retry_notify_inquire(struct db *db, const struct config *cfg, struct job *j)
 {
     enum webhook_refund_result r = WEBHOOK_NONE;
     char detail[256], err[512];
@@ -45,6 +46,14 @@ void retry_notify_inquire(struct db *db, struct job *j)
             retry_job_found(j, finding_of_notifications(r), detail);
             return;
         }
+    }
+    if (gateway_client_inquiry_replays_refund(j->gw->client) &&
+        !retry_steps_may_send(cfg, &j->row)) {
+        retry_job_found(j, FINDING_UNKNOWN,
+                        "no notification, and past the deadline the refund is not replayed: its "
+                        "key may expire at the gateway, and a replay would then be a second "
+                        "refund");
+        return;
     }
     retry_job_inquire(j);
 }

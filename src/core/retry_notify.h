@@ -16,8 +16,12 @@
  * gateway its stored notifications first (a refund, or its refusal, failure
  * or reversal, decides), then the gateway's own inquiry (retry_job_inquire).
  * A database that cannot be read is no answer: FINDING_UNKNOWN, nothing is
- * sent on it. */
-void retry_notify_inquire(struct db *db, struct job *j);
+ * sent on it. An inquiry that replays the refund (Adyen) is made only while
+ * a refund may still be sent (retry_steps_may_send): past the deadline the
+ * key may die at the gateway, and a replay then would be a second refund;
+ * the finding is UNKNOWN, and the request ends REFUND_STATE_UNKNOWN for a
+ * person unless a notification decides first. */
+void retry_notify_inquire(struct db *db, const struct config *cfg, struct job *j);
 
 /* j's request was just recorded PENDING at a notification gateway: a
  * notification that came while its attempt ran found it IN_FLIGHT and could

@@ -173,15 +173,20 @@ void retry_steps_decide(const struct config *cfg, const struct request_row *row,
     attempt_decide(&f, d);
 }
 
-bool retry_steps_may_call(const struct config *cfg, const struct request_row *row)
+bool retry_steps_may_send(const struct config *cfg, const struct request_row *row)
 {
     /* The claim's rule again, after the inquiry that ran first: the call
      * must be able to finish (half a lease, which is longer than any gateway
      * timeout) before the deadline and before the key dies. */
     int64_t now = wall_ms();
     int64_t half = cfg->consumers.retry.lease_ms / 2;
-    return row->final_check == NULL && now + half < row->deadline_at_ms &&
+    return now + half < row->deadline_at_ms &&
            (row->key_expires_at_ms == 0 || now + half < row->key_expires_at_ms);
+}
+
+bool retry_steps_may_call(const struct config *cfg, const struct request_row *row)
+{
+    return row->final_check == NULL && retry_steps_may_send(cfg, row);
 }
 
 static int64_t key_ttl_of(const struct config *cfg, const char *gateway)

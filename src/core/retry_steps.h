@@ -90,6 +90,11 @@ void retry_steps_decide(const struct config *cfg, const struct request_row *row,
 /* May a claimed attempt of row still send a refund now (deadline, key)? */
 bool retry_steps_may_call(const struct config *cfg, const struct request_row *row);
 
+/* The same rule without the final check's: may anything that reaches the
+ * gateway as a refund (a call, or an inquiry that replays it under the same
+ * key) still go out now? */
+bool retry_steps_may_send(const struct config *cfg, const struct request_row *row);
+
 /* Record what the attempt claimed in row learnt and apply the retry decision
  * (attempt.h). *status_out (may be NULL) receives the new request status
  * (static string). */

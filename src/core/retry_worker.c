@@ -343,7 +343,7 @@ static void step_claimed(struct retry_worker *w, struct job *j, enum claim_resul
      * did comes first. */
     if (j->row.inquire_first || j->row.key_holds_error || j->row.final_check != NULL ||
         gateway_client_inquires_first(j->gw->client))
-        retry_notify_inquire(w->db, j);
+        retry_notify_inquire(w->db, w->cfg, j);
     else
         retry_job_call(j, j->row.key_generation);
 }
@@ -402,7 +402,7 @@ static void step_called(struct retry_worker *w, struct job *j)
     }
     retry_steps_decide(w->cfg, &j->row, &j->result, 0, &d);
     if (d.inquire_now)
-        retry_notify_inquire(w->db, j);
+        retry_notify_inquire(w->db, w->cfg, j);
     else
         j->state = JOB_ANSWERED;
 }

@@ -24,6 +24,7 @@ static const char *const dlq_reasons[] = {
     DLQ_REASON_RECONCILE_MISMATCH,
     DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS,
     DLQ_REASON_REFUND_REVERSED,
+    DLQ_REASON_REFUND_AFTER_FINAL,
     DLQ_REASON_WEBHOOK_UNMATCHED,
 };
 
@@ -40,6 +41,7 @@ bool dlq_reason_needs_human(const char *reason)
 {
     return reason != NULL && (strcmp(reason, DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS) == 0 ||
                               strcmp(reason, DLQ_REASON_REFUND_REVERSED) == 0 ||
+                              strcmp(reason, DLQ_REASON_REFUND_AFTER_FINAL) == 0 ||
                               strcmp(reason, DLQ_REASON_WEBHOOK_UNMATCHED) == 0);
 }
 

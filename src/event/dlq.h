@@ -39,6 +39,10 @@
  * CancelFailed. */
 #define DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS "REFUND_FAILED_AFTER_SUCCESS"
 #define DLQ_REASON_REFUND_REVERSED             "REFUND_REVERSED"
+/* The gateway's webhook reports a refund of a request that ended without
+ * one proven (EXHAUSTED, FAILED): the shopper has the money back although
+ * our record says not. The value is the request's original CancelFailed. */
+#define DLQ_REASON_REFUND_AFTER_FINAL "REFUND_AFTER_FINAL"
 /* A verified refund notification that matches no request: the value is the
  * notification item (JSON), no request id. */
 #define DLQ_REASON_WEBHOOK_UNMATCHED "WEBHOOK_UNMATCHED"
@@ -81,7 +85,8 @@ struct dlq_meta {
 bool dlq_reason_valid(const char *reason);
 
 /* True for the reasons a replay cannot act on, only a human
- * (REFUND_FAILED_AFTER_SUCCESS, REFUND_REVERSED, WEBHOOK_UNMATCHED). */
+ * (REFUND_FAILED_AFTER_SUCCESS, REFUND_REVERSED, REFUND_AFTER_FINAL,
+ * WEBHOOK_UNMATCHED). */
 bool dlq_reason_needs_human(const char *reason);
 
 /* Build the dlq.* headers of m as a new JSON array of [name, value] string

@@ -293,6 +293,11 @@ bool gateway_client_completes_by_webhook(const struct gateway_client *gc)
     return gc->drv->completion == GATEWAY_COMPLETION_WEBHOOK;
 }
 
+bool gateway_client_inquiry_replays_refund(const struct gateway_client *gc)
+{
+    return gc->drv->inquiry_replays_refund;
+}
+
 bool gateway_client_has_key(const struct gateway_client *gc)
 {
     return (gc->drv->safety & GATEWAY_SAFETY_IDEMPOTENCY_KEY) != 0;

@@ -182,6 +182,10 @@ bool gateway_kind_inquires_first(enum gateway_kind kind);
  * so that an inquiry is first our own store of notifications? */
 bool gateway_client_completes_by_webhook(const struct gateway_client *gc);
 
+/* Is the gateway's inquiry the refund replayed under the same key (Adyen,
+ * which has no read API)? */
+bool gateway_client_inquiry_replays_refund(const struct gateway_client *gc);
+
 /* Does the gateway take an Idempotency-Key at all? */
 bool gateway_client_has_key(const struct gateway_client *gc);
 

@@ -179,7 +179,7 @@ bool ops_dlq_filter_check(const struct ops_dlq_filter *f, char *err, size_t errl
                      "--reason: %s is not a dead-letter reason (PARSE_ERROR, SCHEMA_VIOLATION, "
                      "UNKNOWN_GATEWAY, IDEMPOTENCY_CONFLICT, FAILED, EXHAUSTED, CONFIG_FAULT, "
                      "RECONCILE_MISMATCH, REFUND_FAILED_AFTER_SUCCESS, REFUND_REVERSED, "
-                     "WEBHOOK_UNMATCHED)",
+                     "REFUND_AFTER_FINAL, WEBHOOK_UNMATCHED)",
                      item);
             return false;
         }

@@ -73,7 +73,7 @@ int webhook_keys_verify(const struct webhook_keys *gws, size_t ngws, const struc
     return -1;
 }
 
-enum webhook_effect webhook_effect_of(const char *event_code, const char *status,
+enum webhook_effect webhook_effect_of(const char *event_code, bool success, const char *status,
                                       int64_t next_attempt_ms, int64_t now_ms)
 {
     if (!adyen_event_is_refund(event_code) || status == NULL)
@@ -86,6 +86,12 @@ enum webhook_effect webhook_effect_of(const char *event_code, const char *status
         if (strcmp(event_code, "REFUNDED_REVERSED") == 0)
             return WEBHOOK_EFFECT_REVERSED;
     }
+    /* A refund made after the request ended without one (EXHAUSTED with
+     * REFUND_STATE_UNKNOWN once its checks ran out, FAILED): our record is
+     * wrong, and a person must set it right (cancelctl resolve). */
+    if ((strcmp(status, "EXHAUSTED") == 0 || strcmp(status, "FAILED") == 0) &&
+        strcmp(event_code, "REFUND") == 0 && success)
+        return WEBHOOK_EFFECT_AFTER_FINAL;
     /* IN_FLIGHT: the attempt running now reads the notifications when it
      * records its answer or at its next attempt; a final status other than
      * SUCCEEDED has nothing a refund event could change by itself. */
@@ -155,7 +161,7 @@ static bool apply(struct db *db, const struct config *cfg, const struct adyen_it
     if (!found)
         return true;
     enum webhook_effect effect =
-        webhook_effect_of(it->event_code, row.status, row.next_attempt_at_ms, now);
+        webhook_effect_of(it->event_code, it->success, row.status, row.next_attempt_at_ms, now);
     if (effect == WEBHOOK_EFFECT_WAKE) {
         bool moved = false;
         ok = request_events_due_now(db, cfg, &row, now, &moved, err, errlen);
@@ -164,17 +170,25 @@ static bool apply(struct db *db, const struct config *cfg, const struct adyen_it
             log_info("webhook: %s %s success=%s for request %s: attempt %d due now", it->event_code,
                      it->psp_reference, it->success ? "true" : "false", request_id,
                      row.attempts + 1);
-    } else if (effect == WEBHOOK_EFFECT_FAILED_AFTER || effect == WEBHOOK_EFFECT_REVERSED) {
+    } else if (effect == WEBHOOK_EFFECT_FAILED_AFTER || effect == WEBHOOK_EFFECT_REVERSED ||
+               effect == WEBHOOK_EFFECT_AFTER_FINAL) {
         char detail[400];
         const char *reason = effect == WEBHOOK_EFFECT_FAILED_AFTER
                                  ? DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS
-                                 : DLQ_REASON_REFUND_REVERSED;
-        snprintf(detail, sizeof(detail),
-                 "%s after the request SUCCEEDED: the shopper has not been refunded "
-                 "(pspReference %s%s%s)",
-                 it->event_code, it->psp_reference,
-                 it->reason != NULL && it->reason[0] != '\0' ? ", reason: " : "",
-                 it->reason != NULL ? it->reason : "");
+                             : effect == WEBHOOK_EFFECT_REVERSED ? DLQ_REASON_REFUND_REVERSED
+                                                                 : DLQ_REASON_REFUND_AFTER_FINAL;
+        if (effect == WEBHOOK_EFFECT_AFTER_FINAL)
+            snprintf(detail, sizeof(detail),
+                     "REFUND success after the request ended %s: the shopper has the money back "
+                     "(pspReference %s); set the record right with cancelctl resolve",
+                     row.status, it->psp_reference);
+        else
+            snprintf(detail, sizeof(detail),
+                     "%s after the request SUCCEEDED: the shopper has not been refunded "
+                     "(pspReference %s%s%s)",
+                     it->event_code, it->psp_reference,
+                     it->reason != NULL && it->reason[0] != '\0' ? ", reason: " : "",
+                     it->reason != NULL ? it->reason : "");
         ok = request_events_request_dead_letter(db, cfg, &row, reason, detail, consumer,
                                                 row.attempts, err, errlen);
         stats->dead_letters += ok;

@@ -56,14 +56,16 @@ enum webhook_effect {
     WEBHOOK_EFFECT_WAKE,         /* due now: the retry-consumer reads the notification */
     WEBHOOK_EFFECT_FAILED_AFTER, /* dead letter REFUND_FAILED_AFTER_SUCCESS */
     WEBHOOK_EFFECT_REVERSED,     /* dead letter REFUND_REVERSED */
+    WEBHOOK_EFFECT_AFTER_FINAL,  /* dead letter REFUND_AFTER_FINAL */
 };
 
-/* The effect of a refund event (REFUND, REFUND_FAILED, REFUNDED_REVERSED)
- * on a request in status whose next attempt is due at next_attempt_ms,
- * now. A request waiting (SCHEDULED or PENDING, due later) is woken by any
- * of them; one we record as SUCCEEDED gets a dead letter for a
- * REFUND_FAILED or a REFUNDED_REVERSED. */
-enum webhook_effect webhook_effect_of(const char *event_code, const char *status,
+/* The effect of a refund event (REFUND, REFUND_FAILED, REFUNDED_REVERSED;
+ * success its success) on a request in status whose next attempt is due at
+ * next_attempt_ms, now. A request waiting (SCHEDULED or PENDING, due later)
+ * is woken by any of them; one we record as SUCCEEDED gets a dead letter
+ * for a REFUND_FAILED or a REFUNDED_REVERSED, one that ended EXHAUSTED or
+ * FAILED for a successful REFUND. */
+enum webhook_effect webhook_effect_of(const char *event_code, bool success, const char *status,
                                       int64_t next_attempt_ms, int64_t now_ms);
 
 /* What one stored delivery did, for metrics and the log. */

@@ -133,6 +133,7 @@ Test(alert_message, webhook_dead_letters_ask_a_person)
     static const char *const reasons[][2] = {
         {"REFUND_FAILED_AFTER_SUCCESS", "Refund failed after it succeeded"},
         {"REFUND_REVERSED", "Refund reversed"},
+        {"REFUND_AFTER_FINAL", "Refund made after the request ended"},
         {"WEBHOOK_UNMATCHED", "Refund notification for no request"},
     };
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {

@@ -100,10 +100,12 @@ Test(dlq, refuses_unknown_reason_and_missing_consumer)
     cr_expect(dlq_reason_valid(DLQ_REASON_RECONCILE_MISMATCH));
     cr_expect(dlq_reason_valid(DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS));
     cr_expect(dlq_reason_valid(DLQ_REASON_REFUND_REVERSED));
+    cr_expect(dlq_reason_valid(DLQ_REASON_REFUND_AFTER_FINAL));
     cr_expect(dlq_reason_valid(DLQ_REASON_WEBHOOK_UNMATCHED));
     /* Only a person can act on what a webhook reported after the fact. */
     cr_expect(dlq_reason_needs_human(DLQ_REASON_REFUND_FAILED_AFTER_SUCCESS));
     cr_expect(dlq_reason_needs_human(DLQ_REASON_REFUND_REVERSED));
+    cr_expect(dlq_reason_needs_human(DLQ_REASON_REFUND_AFTER_FINAL));
     cr_expect(dlq_reason_needs_human(DLQ_REASON_WEBHOOK_UNMATCHED));
     cr_expect_not(dlq_reason_needs_human(DLQ_REASON_FAILED));
     cr_expect_not(dlq_reason_needs_human(NULL));

@@ -114,6 +114,7 @@ Test(webhook_delivery, one_forged_item_rejects_the_delivery)
 /* Arrays, not pointers: Criterion runs each parameter in a new process. */
 struct effect_case {
     char event[24];
+    bool success;
     char status[24];
     int64_t next_ms;
     enum webhook_effect want;
@@ -121,21 +122,26 @@ struct effect_case {
 
 #define NOW 1000000
 static struct effect_case effect_cases[] = {
-    {"REFUND", "PENDING", NOW + 60000, WEBHOOK_EFFECT_WAKE},
-    {"REFUND", "SCHEDULED", NOW + 1, WEBHOOK_EFFECT_WAKE},
-    {"REFUND_FAILED", "PENDING", NOW + 60000, WEBHOOK_EFFECT_WAKE},
-    {"REFUNDED_REVERSED", "SCHEDULED", NOW + 60000, WEBHOOK_EFFECT_WAKE},
+    {"REFUND", true, "PENDING", NOW + 60000, WEBHOOK_EFFECT_WAKE},
+    {"REFUND", true, "SCHEDULED", NOW + 1, WEBHOOK_EFFECT_WAKE},
+    {"REFUND_FAILED", true, "PENDING", NOW + 60000, WEBHOOK_EFFECT_WAKE},
+    {"REFUNDED_REVERSED", true, "SCHEDULED", NOW + 60000, WEBHOOK_EFFECT_WAKE},
     /* Already due: its trigger is on its way, another would be a duplicate. */
-    {"REFUND", "PENDING", NOW, WEBHOOK_EFFECT_NONE},
-    {"REFUND", "SCHEDULED", NOW - 5000, WEBHOOK_EFFECT_NONE},
-    {"REFUND", "IN_FLIGHT", NOW + 60000, WEBHOOK_EFFECT_NONE},
-    {"REFUND", "SUCCEEDED", 0, WEBHOOK_EFFECT_NONE},
-    {"REFUND_FAILED", "SUCCEEDED", 0, WEBHOOK_EFFECT_FAILED_AFTER},
-    {"REFUNDED_REVERSED", "SUCCEEDED", 0, WEBHOOK_EFFECT_REVERSED},
-    {"REFUND_FAILED", "FAILED", 0, WEBHOOK_EFFECT_NONE},
-    {"REFUND_FAILED", "MANUALLY_RESOLVED", 0, WEBHOOK_EFFECT_NONE},
-    {"AUTHORISATION", "PENDING", NOW + 60000, WEBHOOK_EFFECT_NONE},
-    {"CAPTURE", "SUCCEEDED", 0, WEBHOOK_EFFECT_NONE},
+    {"REFUND", true, "PENDING", NOW, WEBHOOK_EFFECT_NONE},
+    {"REFUND", true, "SCHEDULED", NOW - 5000, WEBHOOK_EFFECT_NONE},
+    {"REFUND", true, "IN_FLIGHT", NOW + 60000, WEBHOOK_EFFECT_NONE},
+    {"REFUND", true, "SUCCEEDED", 0, WEBHOOK_EFFECT_NONE},
+    {"REFUND_FAILED", true, "SUCCEEDED", 0, WEBHOOK_EFFECT_FAILED_AFTER},
+    {"REFUNDED_REVERSED", true, "SUCCEEDED", 0, WEBHOOK_EFFECT_REVERSED},
+    {"REFUND_FAILED", true, "FAILED", 0, WEBHOOK_EFFECT_NONE},
+    {"REFUND_FAILED", true, "MANUALLY_RESOLVED", 0, WEBHOOK_EFFECT_NONE},
+    {"AUTHORISATION", true, "PENDING", NOW + 60000, WEBHOOK_EFFECT_NONE},
+    {"CAPTURE", true, "SUCCEEDED", 0, WEBHOOK_EFFECT_NONE},
+    /* A refund after the request ended without one: a person sets it right. */
+    {"REFUND", true, "EXHAUSTED", 0, WEBHOOK_EFFECT_AFTER_FINAL},
+    {"REFUND", true, "FAILED", 0, WEBHOOK_EFFECT_AFTER_FINAL},
+    {"REFUND", false, "EXHAUSTED", 0, WEBHOOK_EFFECT_NONE},
+    {"REFUND", true, "MANUALLY_RESOLVED", 0, WEBHOOK_EFFECT_NONE},
 };
 
 ParameterizedTestParameters(webhook_delivery, effect_on_the_request)
@@ -146,7 +152,7 @@ ParameterizedTestParameters(webhook_delivery, effect_on_the_request)
 
 ParameterizedTest(struct effect_case *c, webhook_delivery, effect_on_the_request)
 {
-    cr_expect_eq(webhook_effect_of(c->event, c->status, c->next_ms, NOW), c->want,
+    cr_expect_eq(webhook_effect_of(c->event, c->success, c->status, c->next_ms, NOW), c->want,
                  "%s on %s due at %lld", c->event, c->status, (long long)c->next_ms);
 }
 

@@ -11,7 +11,8 @@
  * The result of a received refund comes by REFUND notification: the tests
  * run a webhook-receiver that the simulator's sender posts to (signed with
  * the gateway's key), and end in the status the notification decides; where
- * none comes, the request waits PENDING, its checks replaying the refund.
+ * none comes, the request waits PENDING, its checks replaying the refund,
+ * until its deadline, past which it is left to a person.
  */
 #include <criterion/criterion.h>
 
@@ -373,23 +374,56 @@ Test(gateway_adyen, forged_notification_decides_nothing, .fini = stop, .timeout 
     expect_refunds("PSP_WH_FORGED001", "r-forged/r-forged/5000");
 }
 
-/* No notification ever comes: the request waits PENDING past its
- * deadline (money may be in flight), its checks replaying the refund under
- * the same key, never a second one; a resend of the notification ends it. */
-Test(gateway_adyen, missing_notification_waits_with_one_refund, .fini = stop, .timeout = 180)
+/* No notification comes: the request waits PENDING, its checks replaying
+ * the refund under the same key (Adyen has no inquiry), which finds the
+ * refund received and never makes a second; the notification, resent,
+ * ends it. */
+Test(gateway_adyen, missing_notification_is_chased_by_same_key_replays, .fini = stop,
+     .timeout = 180)
 {
-    start_webhooks("adyen_wh_missing", WEBHOOK_POLICY(3, ", deadline: 3s"));
+    start_webhooks("adyen_wh_missing", WEBHOOK_POLICY(3, ""));
     pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_MISSING01\",\"type\":\"drop\"}");
     publish("r-miss", "PSP_WH_MISSING01", 4000, 0, 4000);
 
-    /* Five replays, a second apart: past the 3 s deadline. */
-    expect_pending_after_replays("r-miss", 5);
+    expect_pending_after_replays("r-miss", 3);
     cr_expect_eq(count_of(sql_notifications, "r-miss"), 0);
     expect_refunds("PSP_WH_MISSING01", "r-miss/r-miss/4000");
 
     redeliver("PSP_WH_MISSING01", 0);
     cr_assert_str_eq(pipeline_require_final(P, "r-miss", PIPELINE_FINAL_TIMEOUT_MS), "SUCCEEDED");
     expect_refunds("PSP_WH_MISSING01", "r-miss/r-miss/4000");
+}
+
+/* No notification by the deadline: past it the refund is not replayed (its
+ * key may expire at Adyen, and a replay would then be a second refund), and
+ * the request ends REFUND_STATE_UNKNOWN for a person; the notification
+ * that comes after that is a dead letter, not a new outcome. */
+Test(gateway_adyen, missing_notification_past_the_deadline_is_left_to_a_person, .fini = stop,
+     .timeout = 180)
+{
+    start_webhooks("adyen_wh_deadline", WEBHOOK_POLICY(3, ", deadline: 3s"));
+    pipeline_sim_fault(P, "{\"paymentKey\":\"PSP_WH_DEADLINE1\",\"type\":\"drop\"}");
+    publish("r-dl", "PSP_WH_DEADLINE1", 4000, 0, 4000);
+
+    cr_assert_str_eq(pipeline_require_final(P, "r-dl", PIPELINE_FINAL_TIMEOUT_MS), "EXHAUSTED");
+    char *code = query("SELECT last_error_code FROM cancel_request WHERE request_id = $1", "r-dl");
+    cr_expect_str_eq(code, "REFUND_STATE_UNKNOWN");
+    free(code);
+    expect_refunds("PSP_WH_DEADLINE1", "r-dl/r-dl/4000");
+    expect_first_key_only("r-dl");
+
+    redeliver("PSP_WH_DEADLINE1", 0);
+    const char *params[] = {"r-dl"};
+    cr_assert(pipeline_wait_query(P,
+                                  "SELECT count(*) FROM outbox WHERE event_type = 'dead-letter' "
+                                  "AND request_id = $1 AND headers @> jsonb_build_array("
+                                  "jsonb_build_array('dlq.reason', 'REFUND_AFTER_FINAL'))",
+                                  1, params, "1", PIPELINE_FINAL_TIMEOUT_MS),
+              "no dead letter for a REFUND after the request ended");
+    char *st = query("SELECT status FROM cancel_request WHERE request_id = $1", "r-dl");
+    cr_expect_str_eq(st, "EXHAUSTED");
+    free(st);
+    expect_refunds("PSP_WH_DEADLINE1", "r-dl/r-dl/4000");
 }
 
 /* REFUND_FAILED after the success: the request stays SUCCEEDED (it was,

@@ -74,6 +74,13 @@ SCENARIOS = [
          gateway="kakaopay", amount=13000, currency="KRW",
          faults=[{"type": "apply_then_drop", "times": 1}],
          status="SUCCEEDED", attempts=2, refunds=1, refunded=13000),
+    # Adyen answers only "received": the request waits PENDING (no attempt
+    # spent) until gateway-sim's signed REFUND webhook reaches the
+    # webhook-receiver, which stores it and makes the request due; the next
+    # attempt reads it and ends SUCCEEDED without calling Adyen again.
+    dict(name="adyen-webhook", what="Adyen, result by signed REFUND webhook",
+         gateway="adyen", amount=4500, currency="EUR",
+         status="SUCCEEDED", attempts=2, attempts_max=3, refunds=1, refunded=4500),
 ]
 MALFORMED = dict(name="malformed", what="not JSON at all", dlq=["PARSE_ERROR"],
                  value=b"{this is not json")

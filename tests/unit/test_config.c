@@ -63,7 +63,7 @@ Test(config, local_file_loads_with_local_stack_defaults)
     cr_assert_eq(cfg->kafka.nprops >= 1, true);
     cr_expect_str_eq(cfg->kafka.props[0].key, "bootstrap.servers");
     cr_expect_str_eq(cfg->kafka.props[0].value, "127.0.0.1:59092");
-    cr_assert_eq(cfg->ngateways, 2);
+    cr_assert_eq(cfg->ngateways, 5);
     const struct config_gateway *toss = config_gateway_find(cfg, "toss");
     const struct config_gateway *stripe = config_gateway_find(cfg, "stripe");
     cr_assert_not_null(toss);

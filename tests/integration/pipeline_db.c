@@ -50,6 +50,13 @@ const char *pipeline_require_final(struct pipeline *p, const char *request_id, i
     return st;
 }
 
+char *pipeline_query(struct pipeline *p, const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    char *v = itest_query_value(&p->t, sql, param != NULL ? 1 : 0, params);
+    return v != NULL ? v : strdup("(null)");
+}
+
 bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,
                          const char *const *params, const char *want, int timeout_ms)
 {

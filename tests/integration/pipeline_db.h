@@ -19,6 +19,11 @@ const char *pipeline_wait_final(struct pipeline *p, const char *request_id, int 
  * final within timeout_ms. */
 const char *pipeline_require_final(struct pipeline *p, const char *request_id, int timeout_ms);
 
+/* The first column of the first row of sql with param as $1 (none when
+ * NULL), malloc'd; "(null)" for SQL NULL or no row, so that tests compare it
+ * with cr_expect_str_eq. */
+char *pipeline_query(struct pipeline *p, const char *sql, const char *param);
+
 /* Poll until the SQL query (text params) returns a first column equal to
  * want (NULL = SQL NULL), up to timeout_ms; returns whether it did. */
 bool pipeline_wait_query(struct pipeline *p, const char *sql, int nparams,

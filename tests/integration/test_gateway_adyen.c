@@ -56,9 +56,7 @@ static void stop(void)
 
 static char *query(const char *sql, const char *request_id)
 {
-    const char *params[] = {request_id};
-    char *v = itest_query_value(pipeline_itest(P), sql, 1, params);
-    return v != NULL ? v : strdup("(null)");
+    return pipeline_query(P, sql, request_id);
 }
 
 /* An Adyen payment (EUR) and a request to refund amount of it. */

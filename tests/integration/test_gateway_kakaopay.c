@@ -34,9 +34,7 @@ static void stop(void)
 
 static char *query(const char *sql, const char *request_id)
 {
-    const char *params[] = {request_id};
-    char *v = itest_query_value(pipeline_itest(P), sql, 1, params);
-    return v != NULL ? v : strdup("(null)");
+    return pipeline_query(P, sql, request_id);
 }
 
 /* A KakaoPay payment (KRW) and a request to cancel amount of it. */

@@ -36,9 +36,7 @@ static void stop(void)
 
 static char *query(const char *sql, const char *request_id)
 {
-    const char *params[] = {request_id};
-    char *v = itest_query_value(pipeline_itest(P), sql, 1, params);
-    return v != NULL ? v : strdup("(null)");
+    return pipeline_query(P, sql, request_id);
 }
 
 /* Expect the SQL expression expr over request rid's cancel_request row to be

@@ -43,9 +43,7 @@ static const char *wait_final(const char *request_id)
 
 static char *query(const char *sql, const char *request_id)
 {
-    const char *params[] = {request_id};
-    char *v = itest_query_value(pipeline_itest(P), sql, 1, params);
-    return v != NULL ? v : strdup("(null)");
+    return pipeline_query(P, sql, request_id);
 }
 
 /* "verdict/decision" of every ANSWERED fact, in order. */

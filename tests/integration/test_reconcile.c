@@ -61,9 +61,7 @@ static long long q_int(const char *sql, const char *param)
 
 static char *q_str(const char *sql, const char *param)
 {
-    const char *params[] = {param};
-    char *v = itest_query_value(pipeline_itest(P), sql, param ? 1 : 0, params);
-    return v != NULL ? v : strdup("(null)");
+    return pipeline_query(P, sql, param);
 }
 
 static void expect_q(const char *sql, const char *param, const char *want)

@@ -1,7 +1,7 @@
 /*
- * Monitoring against the real stack, with the four long-running processes
- * (intake-consumer, outbox-relay, retry-consumer from the pipeline fixture,
- * alert-consumer beside them):
+ * Monitoring against the real stack, with the five long-running processes
+ * (intake-consumer, outbox-relay, retry-consumer and webhook-receiver from
+ * the pipeline fixture, alert-consumer beside them):
  * - /readyz is 200 once each has its database and a broker, 503 naming the
  *   database while PostgreSQL is stopped (deploy/local/stack stop pg), 200
  *   again once it is back; /healthz stays 200 throughout (liveness only);
@@ -35,10 +35,12 @@
 #include "base/clock.h"
 #include "store/reconcile_store.h"
 
-#define NPROC 4
+#define NPROC   5
+#define ALERTS  3 /* started by this test: its log has no slot number */
+#define WEBHOOK 4
 
 static const char *const names[NPROC] = {"intake-consumer", "outbox-relay", "retry-consumer",
-                                         "alert-consumer"};
+                                         "alert-consumer", "webhook-receiver"};
 static struct pipeline *P;
 static struct itest_proc alerts;
 static bool alerts_running, pg_stopped;
@@ -61,7 +63,7 @@ static void stop(void)
 
 static void log_path(int i, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s%s.log", pipeline_log_dir(P), names[i], i < 3 ? "-0" : "");
+    snprintf(buf, len, "%s/%s%s.log", pipeline_log_dir(P), names[i], i == ALERTS ? "" : "-0");
 }
 
 /* The metrics port each process logged, waiting for it up to 60 s. */
@@ -162,9 +164,10 @@ static void check_expositions(const unsigned ports[NPROC])
     snprintf(script, sizeof(script), "%s/tests/deploy/monitoring/check_refs.py", src);
     snprintf(rules, sizeof(rules), "%s/deploy/prometheus/cancel-retry.rules.yml", src);
     snprintf(dashboard, sizeof(dashboard), "%s/deploy/grafana/cancel-retry.json", src);
-    const char *argv[] = {
-        "/usr/bin/python3", script,         "--root", src,      "--rules", rules,    "--dashboard",
-        dashboard,          "--exposition", files[0], files[1], files[2],  files[3], NULL};
+    const char *argv[] = {"/usr/bin/python3", script,   "--root",      src,
+                          "--rules",          rules,    "--dashboard", dashboard,
+                          "--exposition",     files[0], files[1],      files[2],
+                          files[3],           files[4], NULL};
     struct itest_result r;
     itest_run(&r, 60000, argv, NULL);
     cr_expect_eq(r.exit_code, 0,
@@ -181,9 +184,15 @@ Test(monitoring, readiness_follows_the_database_and_every_exposition_passes, .fi
                                      "  slack:\n"
                                      "    enabled: true\n"
                                      /* Never called: no alert is due in this test. */
-                                     "    webhook_url: \"http://127.0.0.1:9/unused\"\n");
-    char path[700], cmd[2048];
-    log_path(3, path, sizeof(path));
+                                     "    webhook_url: \"http://127.0.0.1:9/unused\"\n"
+                                     "webhooks: { listen: \"127.0.0.1:0\" }\n"
+                                     "gateways:\n"
+                                     "  adyen:\n"
+                                     "    webhook_hmac_keys: [\"44782DEF547AAA06C910C43932B1EB0C"
+                                     "71FC68D9D0C057550C48EC2ACF6BA056\"]\n");
+    char path[700], cmd[2048], url[256];
+    pipeline_start_webhook_receiver(P, 0, NULL, url, sizeof(url));
+    log_path(ALERTS, path, sizeof(path));
     snprintf(cmd, sizeof(cmd), "exec \"$CR_ALERT_CONSUMER\" --config '%s' >>'%s' 2>&1",
              pipeline_config_path(P), path);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};

@@ -3,16 +3,12 @@
  */
 #include "core/attempt.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/retry_policy.h"
 #include "event/cancel_event.h"
 #include "event/dlq.h"
-
-/* Gateways limit keys to 255 characters (Stripe documents it). */
-#define KEY_MAX 255
 
 int64_t attempt_last_start_ms(int64_t deadline_ms, int64_t key_expires_ms, int64_t lease_ms)
 {
@@ -22,11 +18,6 @@ int64_t attempt_last_start_ms(int64_t deadline_ms, int64_t key_expires_ms, int64
     if (key_expires_ms > 0 && key_expires_ms - lease_ms < last)
         last = key_expires_ms - lease_ms;
     return last;
-}
-
-const char *attempt_key(const char *request_id, int gen, char *buf, size_t buflen)
-{
-    return gateway_key_format(request_id, gen, 1, KEY_MAX, buf, buflen);
 }
 
 static void final(struct attempt_decision *d, const char *status, const char *dlq_reason,

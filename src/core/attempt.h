@@ -90,8 +90,4 @@ enum attempt_start attempt_after_inquiry(enum refund_finding finding, bool key_h
  * enough that the key outlives the whole attempt (lease). */
 int64_t attempt_last_start_ms(int64_t deadline_ms, int64_t key_expires_ms, int64_t lease_ms);
 
-/* The idempotency key of generation gen (1-based) of request_id into buf:
- * the requestId itself, then "requestId.2", "requestId.3", ... */
-const char *attempt_key(const char *request_id, int gen, char *buf, size_t buflen);
-
 #endif

@@ -161,6 +161,8 @@ void retry_job_call(struct job *j, int gen)
 
     j->result.key_generation = gen;
     gateway_client_key(j->gw->client, j->row.request_id, gen, j->idem_key, sizeof(j->idem_key));
+    snprintf(j->result.key, sizeof(j->result.key), "%s",
+             gateway_client_has_key(j->gw->client) ? j->idem_key : "");
     job_request(j, &req);
     j->state = JOB_IN_CALL;
     if (!gateway_payment_key_usable(req.payment_key, err, sizeof(err))) {

@@ -217,7 +217,7 @@ static int contract_http_status(long status)
 /* The attempt log's view of an attempt: what was asked and answered, in
  * storable text (bufs holds the copies). */
 struct answer_bufs {
-    char key[300], code[sizeof(((struct gateway_answer *)0)->code)],
+    char code[sizeof(((struct gateway_answer *)0)->code)],
         msg[sizeof(((struct gateway_answer *)0)->message)],
         inq[sizeof(((struct gateway_inquiry *)0)->detail)];
 };
@@ -245,9 +245,9 @@ static void answer_of(const struct request_row *row, const struct attempt_result
         .latency_ms =
             (r->called ? ans->latency_ms : 0) + (r->inquired ? r->inquiry.answer.latency_ms : 0),
         .replayed = r->called && ans->replayed,
-        .idempotency_key =
-            r->called ? attempt_key(row->request_id, r->key_generation, b->key, sizeof(b->key))
-                      : NULL,
+        /* The key as sent (gateway_client_key(): the gateway's own rules), or
+         * none for a gateway without keys: the audit shows what went out. */
+        .idempotency_key = r->called && r->key[0] != '\0' ? r->key : NULL,
         .inquiry = r->inquired                 ? gateway_finding_name(r->inquiry.finding)
                    : r->before != FINDING_NONE ? gateway_finding_name(r->before)
                                                : NULL,

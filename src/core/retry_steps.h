@@ -67,6 +67,7 @@ struct attempt_result {
     bool called; /* a refund call was made (answer is its answer) */
     struct gateway_answer answer;
     int key_generation; /* the generation the call used */
+    char key[300];      /* the Idempotency-Key the call sent, by the gateway's rules; "" none */
     bool inquired;      /* inquiry decides: the one after the answer, or the
                          * one that ran instead of a call */
     struct gateway_inquiry inquiry;

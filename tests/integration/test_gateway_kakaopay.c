@@ -109,6 +109,12 @@ Test(gateway_kakaopay, success_inquires_then_cancels_once, .fini = stop, .timeou
     char *c = calls("T_ok");
     cr_expect_str_eq(c, "order,cancel", "inquire first, then one cancel");
     free(c);
+    /* The audit shows what went out: no key, KakaoPay takes none. */
+    char *keys = query("SELECT coalesce(string_agg(idempotency_key, ','), 'none')"
+                       " FROM retry_attempt_log WHERE request_id = $1",
+                       "r-ok");
+    cr_expect_str_eq(keys, "none");
+    free(keys);
 }
 
 Test(gateway_kakaopay, partial_cancels_of_two_requests_are_each_their_own, .fini = stop,

@@ -139,6 +139,12 @@ Test(gateway_portone, success_sends_the_guard_and_the_marker, .fini = stop, .tim
     cr_expect_not_null(strstr(calls, "\"idempotencyKey\":\"\\\"cancel-retry-request-r-po-ok\\\"\""),
                        "key: %s", calls);
     free(calls);
+    /* The attempt log records the key as sent, by PortOne's rules. */
+    char *keys = query("SELECT string_agg(idempotency_key, ',') FROM retry_attempt_log"
+                       " WHERE request_id = $1 AND idempotency_key IS NOT NULL",
+                       "r-po-ok");
+    cr_expect_str_eq(keys, "cancel-retry-request-r-po-ok");
+    free(keys);
 }
 
 Test(gateway_portone, partial_refund_cancels_only_its_amount, .fini = stop, .timeout = 180)

@@ -36,11 +36,7 @@
 
 static char *adyen_auth(const struct config_gateway *cfg)
 {
-    size_t n = strlen("X-API-Key: ") + strlen(cfg->secret_key) + 1;
-    char *line = malloc(n);
-    if (line != NULL)
-        snprintf(line, n, "X-API-Key: %s", cfg->secret_key);
-    return line;
+    return gateway_secret_header("X-API-Key: ", cfg->secret_key);
 }
 
 static bool adyen_build_refund(const struct gateway_build_ctx *ctx,

@@ -60,6 +60,10 @@ bool gateway_url_check(const char *url, const char *base_url, const char *prefix
 bool gateway_call_spec_add_header(struct gateway_call_spec *spec, const char *name,
                                   const char *value);
 
+/* The header line prefix followed by secret ("Authorization: Bearer sk_..."),
+ * malloc'd, or NULL when out of memory. Holds the secret. */
+char *gateway_secret_header(const char *prefix, const char *secret);
+
 /* The Authorization header line for a secret key, malloc'd, or NULL. */
 char *gateway_toss_auth_header(const char *secret);
 char *gateway_stripe_auth_header(const char *secret);

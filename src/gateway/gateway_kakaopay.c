@@ -35,12 +35,7 @@
 
 static char *kakaopay_auth(const struct config_gateway *cfg)
 {
-    static const char prefix[] = "Authorization: SECRET_KEY ";
-    size_t n = sizeof(prefix) + strlen(cfg->secret_key);
-    char *line = malloc(n);
-    if (line != NULL)
-        snprintf(line, n, "%s%s", prefix, cfg->secret_key);
-    return line;
+    return gateway_secret_header("Authorization: SECRET_KEY ", cfg->secret_key);
 }
 
 /* A POST of obj to {base}{path} with the JSON headers (no key: KakaoPay

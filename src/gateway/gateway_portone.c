@@ -28,11 +28,7 @@
 
 static char *portone_auth(const struct config_gateway *cfg)
 {
-    size_t n = strlen("Authorization: PortOne ") + strlen(cfg->secret_key) + 1;
-    char *line = malloc(n);
-    if (line != NULL)
-        snprintf(line, n, "Authorization: PortOne %s", cfg->secret_key);
-    return line;
+    return gateway_secret_header("Authorization: PortOne ", cfg->secret_key);
 }
 
 /* {base}/payments/{escaped id}{suffix}[?storeId=...] into spec, or false

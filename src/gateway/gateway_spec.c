@@ -113,3 +113,12 @@ bool gateway_call_spec_refund_headers(struct gateway_call_spec *spec,
     spec->nheaders++;
     return true;
 }
+
+char *gateway_secret_header(const char *prefix, const char *secret)
+{
+    size_t n = strlen(prefix) + strlen(secret) + 1;
+    char *line = malloc(n);
+    if (line != NULL)
+        snprintf(line, n, "%s%s", prefix, secret);
+    return line;
+}

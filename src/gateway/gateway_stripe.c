@@ -26,11 +26,7 @@
 
 char *gateway_stripe_auth_header(const char *secret)
 {
-    size_t n = strlen("Authorization: Bearer ") + strlen(secret) + 1;
-    char *line = malloc(n);
-    if (line != NULL)
-        snprintf(line, n, "Authorization: Bearer %s", secret);
-    return line;
+    return gateway_secret_header("Authorization: Bearer ", secret);
 }
 
 /* Append "&name=escaped(value)" (no "&" when buf is empty) to the growing
